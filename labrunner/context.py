@@ -1,0 +1,301 @@
+"""What a lab sees while it runs: its config, device, seed, folders, progress,
+and the recorder for its exercises."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .progress import Bar, Reporter
+from .results import Check, Exercise, LabResult, jsonable, number, write_atomic
+
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits, without scientific notation
+    for ordinary magnitudes."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        value = getattr(value, "item", lambda: value)()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e7):
+        return f"{value:.{max(digits - 1, 0)}e}"
+    return f"{value:#.{digits}g}".rstrip(".") if value != 0 else "0"
+
+
+def _sci(value: Any, digits: int = 2) -> str:
+    """Scientific notation, for errors such as 3.1e-16."""
+    return f"{float(value):.{digits}e}"
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.953 -> 95.3 %."""
+    return f"{100 * float(value):.{digits}f} %"
+
+
+_ENV = None
+
+
+def render_markdown(template: str, **values: Any) -> str:
+    """Fill a Jinja2 Markdown template with measured values.
+
+    Undefined names are an error, so a typo cannot silently drop a number.
+    Filters: ``fmt`` (significant digits), ``sci``, ``pct``.
+    """
+    global _ENV
+    if _ENV is None:
+        import jinja2
+
+        _ENV = jinja2.Environment(
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # Markdown, escaped when it becomes HTML
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        _ENV.filters.update(fmt=_fmt, sci=_sci, pct=_pct)
+    return _ENV.from_string(template).render(**values).strip()
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+class ExerciseRecorder:
+    """Records one exercise; obtained from ``ctx.exercise(title, question)``."""
+
+    def __init__(self, ctx: LabContext, exercise: Exercise):
+        self._ctx = ctx
+        self.exercise = exercise
+
+    def __enter__(self) -> ExerciseRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    # text
+    def question(self, text: str) -> None:
+        """Set the exercise's question (Markdown with $math$)."""
+        self.exercise.question = text.strip()
+
+    def answer(self, template: str, **values: Any) -> str:
+        """Set the answer: a Jinja2 Markdown template filled with measured ``values``."""
+        self.exercise.answer = render_markdown(template, **values)
+        return self.exercise.answer
+
+    def markdown(self, template: str, **values: Any) -> None:
+        """Add a Markdown block (also a template) after the records so far."""
+        self.exercise.records.append({"kind": "markdown", "text": render_markdown(template, **values)})
+
+    # figures and tables
+    def figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> Path:
+        """Save a matplotlib figure as ``figures/<name>.png`` and close it."""
+        path = self._ctx._new_file(f"figures/{name}.png", name)
+        import io
+
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        write_atomic(path, buf.getvalue())
+        rel = path.relative_to(self._ctx.out_dir).as_posix()
+        self.exercise.records.append({"kind": "figure", "path": rel, "caption": caption})
+        return path
+
+    def table(
+        self,
+        rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
+        columns: Sequence[str] | None = None,
+        caption: str = "",
+    ) -> None:
+        """Add a table: a list of rows (lists with ``columns``, or dicts)."""
+        rows = list(rows)
+        if rows and isinstance(rows[0], dict):
+            columns = list(columns or rows[0].keys())
+            rows = [[row.get(c) for c in columns] for row in rows]  # type: ignore[union-attr]
+        if columns is None:
+            raise ValueError("table(): give columns, or rows as dicts")
+        for row in rows:
+            if len(row) != len(columns):
+                raise ValueError(f"table(): row {row!r} has {len(row)} cells, expected {len(columns)}")
+        self.exercise.records.append(
+            {"kind": "table", "columns": list(columns), "rows": jsonable(rows), "caption": caption}
+        )
+
+    # numbers
+    def metric(self, name: str, value: Any) -> Any:
+        """Record a number; it also goes into the lab's flat ``metrics`` map."""
+        value = number(value)
+        self._ctx._add_metric(name, value)
+        self.exercise.metrics[name] = value
+        return value
+
+    def check(
+        self,
+        name: str,
+        passed: bool,
+        *,
+        expected: Any = None,
+        actual: Any = None,
+        tolerance: Any = None,
+        points: float = 1.0,
+        message: str = "",
+    ) -> bool:
+        """Record a pass/fail check worth ``points``; returns ``passed``."""
+        passed = bool(passed)
+        self.exercise.checks.append(
+            Check(
+                name=name,
+                passed=passed,
+                expected=jsonable(expected),
+                actual=jsonable(actual),
+                tolerance=jsonable(tolerance),
+                points=float(points),
+                message=message,
+            )
+        )
+        return passed
+
+    def check_close(self, name: str, actual: Any, expected: Any, tol: float, points: float = 1.0) -> bool:
+        """Pass when ``|actual - expected| <= tol``."""
+        a, e = float(number(actual)), float(number(expected))
+        return self.check(name, abs(a - e) <= tol, expected=e, actual=a, tolerance=f"±{tol:g}", points=points)
+
+    def check_at_most(self, name: str, actual: Any, limit: Any, points: float = 1.0) -> bool:
+        """Pass when ``actual <= limit``."""
+        a = number(actual)
+        return self.check(name, a <= limit, expected=f"≤ {limit:g}", actual=a, points=points)
+
+    def check_at_least(self, name: str, actual: Any, limit: Any, points: float = 1.0) -> bool:
+        """Pass when ``actual >= limit``."""
+        a = number(actual)
+        return self.check(name, a >= limit, expected=f"≥ {limit:g}", actual=a, points=points)
+
+    def check_equal(self, name: str, actual: Any, expected: Any, points: float = 1.0) -> bool:
+        """Pass when ``actual == expected`` (numbers, strings, lists)."""
+        a, e = jsonable(actual), jsonable(expected)
+        return self.check(name, a == e, expected=e, actual=a, points=points)
+
+
+# --------------------------------------------------------------------------- context
+
+
+class LabContext:
+    """Given to ``Lab.run``. Attributes:
+
+    - ``config``: the resolved, validated config (a frozen instance of ``Lab.Config``).
+    - ``device``: a ``torch.device`` (the run's ``--device``).
+    - ``seed``: the run's seed; ``rng`` is a ``numpy.random.Generator`` seeded with it.
+      random, numpy and torch are also seeded before ``run`` starts.
+    - ``profile``: ``smoke``, ``quick``, ``full`` or a lab-defined profile name.
+    - ``out_dir``: this lab's folder in the run (use ``ex.figure`` rather than writing here).
+    - ``cache_dir``: a persistent folder shared by runs of this lab (weights, datasets).
+    - ``state_dir``: a persistent folder for this exact config and seed (checkpoints to
+      resume an interrupted run).
+    """
+
+    def __init__(
+        self,
+        result: LabResult,
+        config: Any,
+        *,
+        device: Any,
+        seed: int,
+        profile: str,
+        out_dir: Path,
+        cache_dir: Path,
+        state_dir: Path,
+        reporter: Reporter,
+        deterministic: bool = False,
+    ):
+        self.result = result
+        self.config = config
+        self.device = device
+        self.seed = seed
+        self.profile = profile
+        self.out_dir = Path(out_dir)
+        self.cache_dir = Path(cache_dir)
+        self.state_dir = Path(state_dir)
+        self.deterministic = deterministic
+        self._reporter = reporter
+        self._files: set[str] = set()
+        self._rng = None
+
+    @property
+    def name(self) -> str:
+        return self.result.lab
+
+    @property
+    def rng(self):
+        """A ``numpy.random.Generator`` seeded with the run's seed."""
+        if self._rng is None:
+            import numpy as np
+
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    def torch_generator(self, device: Any = None, offset: int = 0):
+        """A ``torch.Generator`` on ``device`` (default: CPU) seeded with ``seed + offset``."""
+        import torch
+
+        gen = torch.Generator(device=device or "cpu")
+        gen.manual_seed(self.seed + offset)
+        return gen
+
+    def exercise(self, title: str, question: str = "") -> ExerciseRecorder:
+        """Open the next exercise; exercises appear in the report in this order."""
+        ex = Exercise(title=title, question=question.strip())
+        self.result.exercises.append(ex)
+        return ExerciseRecorder(self, ex)
+
+    def note(self, template: str, **values: Any) -> None:
+        """A Markdown note shown at the top of the lab's section (for example which
+        model or data the lab fell back to)."""
+        self.result.notes.append(render_markdown(template, **values))
+
+    def metric(self, name: str, value: Any) -> Any:
+        """Record a lab-level number in the flat ``metrics`` map."""
+        value = number(value)
+        self._add_metric(name, value)
+        return value
+
+    def log(self, message: str, level: str = "info") -> None:
+        """A line of output (``info``, ``debug``, ``warning``); labs never print."""
+        self._reporter.log(f"[{self.name}] {message}", level)
+
+    def progress(self, iterable: Iterable | None = None, *, total: int | None = None, desc: str = "") -> Bar:
+        """A progress bar, nested under the lab's bar: ``for x in ctx.progress(xs, desc=...)``
+        or ``with ctx.progress(total=n, desc=...) as bar: bar.update(loss=...)``."""
+        return self._reporter.bar(desc or self.name, total=total, iterable=iterable)
+
+    def file(self, name: str) -> Path:
+        """A path for an extra output file in the lab's folder (name checked)."""
+        return self._new_file(name, name)
+
+    # internal
+    def _add_metric(self, name: str, value: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("a metric needs a name")
+        if name in self.result.metrics:
+            raise ValueError(f"metric {name!r} recorded twice")
+        self.result.metrics[name] = value
+
+    def _new_file(self, rel: str, name: str) -> Path:
+        if not FILE_NAME.match(name):
+            raise ValueError(f"invalid file name {name!r}: use letters, digits, '_', '-' and '.'")
+        if rel in self._files:
+            raise ValueError(f"file {rel!r} written twice")
+        self._files.add(rel)
+        path = self.out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path

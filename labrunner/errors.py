@@ -1,0 +1,23 @@
+"""Errors the command line turns into one clear line and exit status 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UsageError(Exception):
+    """Bad input from the user: a config key, a file, a lab name, a device.
+
+    The message is one line that names the problem and where it is.
+    """
+
+
+class PluginError(Exception):
+    """A plugin that cannot be used; it is reported by name and skipped."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,69 @@
+"""Hook specifications: everything a plugin can implement.
+
+Every hook is documented in docs/plugins.md; a test fails when one is not.
+Implement a hook with ``@labrunner.hookimpl`` and the same argument names
+(a subset is fine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .lab import Lab
+    from .results import LabResult
+
+hookspec = pluggy.HookspecMarker("labrunner")
+
+# ---------------------------------------------------------------------------------------
+# Registering things
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_labs(register: Callable[[Lab], None]) -> None:
+    """Register labs by calling ``register(lab)`` once for each (a Lab instance or subclass).
+
+    Called once, when plugins are loaded. Keep this cheap: do not import torch here.
+    """
+
+
+@hookspec
+def register_report_formats(register: Callable[[str, Callable[..., Path], str], None]) -> None:
+    """Register extra report formats with ``register(name, render, description)``.
+
+    ``render(run, out_dir)`` receives the loaded run (a ``labrunner.report.RunData``,
+    built from the saved files) and the folder to write into, and returns the path
+    of the file it wrote. Selected with ``labrunner report --format NAME``.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Observing a run
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def run_started(run_dir: Path, labs: list[str], settings: dict[str, Any]) -> None:
+    """Called once before the first lab runs, with the run folder, the lab names in
+    order, and the run settings (profile, device, seed, ...)."""
+
+
+@hookspec
+def lab_started(lab: Lab, config: Any, out_dir: Path) -> None:
+    """Called before a lab runs (or is taken from the cache), with its resolved config
+    and its output folder."""
+
+
+@hookspec
+def lab_finished(lab: Lab, result: LabResult) -> None:
+    """Called after a lab ends, whatever its status, with its saved result."""
+
+
+@hookspec
+def run_finished(run_dir: Path, results: list[LabResult]) -> None:
+    """Called once after the last lab, before the report is rendered."""

@@ -1,0 +1,227 @@
+"""Finding plugins: built-in labs, the ``labrunner`` entry-point group, and a
+``--plugins-dir`` folder, in that order.
+
+A plugin that cannot be used (fails to import, implements an unknown hook,
+registers an invalid or duplicate lab, raises while registering) is reported
+in one line naming it and skipped; the others still load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import __version__, hookspecs
+from .errors import PluginError, UsageError, did_you_mean
+from .lab import Lab, validate_lab
+
+ENTRY_POINT_GROUP = "labrunner"
+#: Comma-separated plugin names; when set, only these plugins load.
+ENV_ALLOW = "LABRUNNER_PLUGINS"
+#: The built-in labs, registered exactly like third-party plugins.
+BUILTIN_PLUGINS = (
+    "labrunner.labs.cnn_receptive",
+    "labrunner.labs.adversarial",
+    "labrunner.labs.rnn_lm",
+    "labrunner.labs.attention",
+)
+
+
+@dataclass
+class PluginInfo:
+    """What ``labrunner plugins`` shows about one plugin."""
+
+    name: str
+    version: str
+    source: str
+    module: str
+    hooks: list[str] = field(default_factory=list)
+    labs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Problem:
+    """A plugin that was skipped, and why."""
+
+    plugin: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.plugin!r} skipped: {self.message}"
+
+
+class Plugins:
+    """The loaded plugins and the labs they registered."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("labrunner")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self.labs: dict[str, Lab] = {}
+        self.lab_plugin: dict[str, str] = {}
+        self.problems: list[Problem] = []
+        allow = os.environ.get(ENV_ALLOW, "").strip()
+        self.allow = {n.strip() for n in allow.split(",") if n.strip()} if allow else None
+
+    # -- loading
+    def load(self, plugins_dirs: list[Path] | None = None) -> Plugins:
+        for module_name in BUILTIN_PLUGINS:
+            name = module_name.rsplit(".", 1)[-1]
+            self._add(name, "builtin", __version__, lambda m=module_name: importlib.import_module(m))
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            version = dist.version if dist is not None else ""
+            source = f"entry point ({dist.metadata['Name']})" if dist is not None else "entry point"
+            self._add(ep.name, source, version, ep.load)
+        for folder in plugins_dirs or []:
+            self.load_dir(Path(folder))
+        return self
+
+    def load_dir(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise UsageError(f"--plugins-dir {folder}: no such folder")
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(("_", ".")):
+                continue
+            if path.suffix == ".py" and path.is_file():
+                name = path.stem
+            elif path.is_dir() and (path / "__init__.py").is_file():
+                name = path.name
+            else:
+                continue
+            self._add(name, f"plugins-dir ({folder})", "", lambda p=path, n=name: _import_path(n, p))
+
+    def _add(self, name: str, source: str, version: str, load: Any) -> None:
+        if self.allow is not None and name not in self.allow:
+            return
+        if name in self.infos:
+            self.problems.append(
+                Problem(name, f"a plugin named {name!r} is already loaded ({self.infos[name].source})")
+            )
+            return
+        try:
+            module = load()
+        except Exception as exc:  # any failure of third-party code at import
+            self.problems.append(Problem(name, f"failed to import: {type(exc).__name__}: {exc}"))
+            return
+        try:
+            self._register(name, module, source, version)
+        except PluginError as exc:
+            self.problems.append(Problem(name, str(exc)))
+
+    def _register(self, name: str, module: Any, source: str, version: str) -> None:
+        specs = {n for n in dir(hookspecs) if self.pm.parse_hookspec_opts(hookspecs, n)}
+        hooks = []
+        for attr in dir(module):
+            if self.pm.parse_hookimpl_opts(module, attr) is not None:
+                if attr not in specs:
+                    raise PluginError(f"implements unknown hook {attr!r}{did_you_mean(attr, specs)}")
+                hooks.append(attr)
+        try:
+            self.pm.register(module, name=name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            raise PluginError(f"invalid hook: {exc}") from None
+        labs: list[Lab] = []
+
+        def register(lab: Any) -> None:
+            labs.append(validate_lab(lab))
+
+        try:
+            if "register_labs" in hooks:
+                _call_with(module.register_labs, register=register)
+            names = [lab.name for lab in labs]
+            for lab in labs:
+                if lab.name in self.labs:
+                    raise PluginError(
+                        f"lab {lab.name!r} is already registered by plugin {self.lab_plugin[lab.name]!r}"
+                    )
+                if names.count(lab.name) > 1:
+                    raise PluginError(f"registers lab {lab.name!r} twice")
+        except PluginError:
+            self.pm.unregister(name=name)
+            raise
+        except Exception as exc:
+            self.pm.unregister(name=name)
+            raise PluginError(f"register_labs raised {type(exc).__name__}: {exc}") from None
+        for lab in labs:
+            self.labs[lab.name] = lab
+            self.lab_plugin[lab.name] = name
+        version = version or str(getattr(module, "__version__", ""))
+        self.infos[name] = PluginInfo(
+            name=name,
+            version=version,
+            source=source,
+            module=getattr(module, "__name__", name),
+            hooks=sorted(hooks),
+            labs=[lab.name for lab in labs],
+        )
+
+    # -- queries
+    def select(self, names: list[str]) -> list[Lab]:
+        """The labs named on the command line ('all' for every lab), in order."""
+        if not names or names == ["all"]:
+            if not self.labs:
+                raise UsageError("no labs are installed")
+            return list(self.labs.values())
+        selected: list[Lab] = []
+        for name in names:
+            if name == "all":
+                selected += [lab for lab in self.labs.values() if lab not in selected]
+                continue
+            if name not in self.labs:
+                known = ", ".join(self.labs) or "none"
+                raise UsageError(
+                    f"unknown lab {name!r}{did_you_mean(name, self.labs)}; installed labs: {known}"
+                )
+            if self.labs[name] not in selected:
+                selected.append(self.labs[name])
+        return selected
+
+    def report_formats(self) -> dict[str, tuple[Any, str]]:
+        formats: dict[str, tuple[Any, str]] = {}
+
+        def register(name: str, render: Any, description: str = "") -> None:
+            formats[name] = (render, description)
+
+        self.pm.hook.register_report_formats(register=register)
+        return formats
+
+
+def _call_with(func: Any, **kwargs: Any) -> Any:
+    """Call a hook function with the keyword arguments it names (pluggy's rule)."""
+    params = inspect.signature(func).parameters
+    return func(**{k: v for k, v in kwargs.items() if k in params})
+
+
+def _import_path(name: str, path: Path) -> ModuleType:
+    """Import a plugin file or package from a folder, under a private module name."""
+    module_name = f"labrunner_plugins_dir.{name}"
+    target = path / "__init__.py" if path.is_dir() else path
+    spec = importlib.util.spec_from_file_location(
+        module_name, target, submodule_search_locations=[str(path)] if path.is_dir() else None
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def load_plugins(plugins_dirs: list[Path] | None = None) -> Plugins:
+    """Load every plugin; problems are collected in ``.problems``, not raised."""
+    return Plugins().load(plugins_dirs)
