@@ -205,6 +205,10 @@ def _call_with(func: Any, **kwargs: Any) -> Any:
 
 def _import_path(name: str, path: Path) -> ModuleType:
     """Import a plugin file or package from a folder, under a private module name."""
+    if "labrunner_plugins_dir" not in sys.modules:  # the parent, so relative imports work
+        parent = ModuleType("labrunner_plugins_dir")
+        parent.__path__ = []
+        sys.modules["labrunner_plugins_dir"] = parent
     module_name = f"labrunner_plugins_dir.{name}"
     target = path / "__init__.py" if path.is_dir() else path
     spec = importlib.util.spec_from_file_location(

@@ -1,0 +1,284 @@
+"""The ``labrunner`` command line.
+
+Only argparse and the small core modules are imported at start-up; torch,
+torchvision and matplotlib are imported when a lab runs, so ``--help``,
+``list`` and ``plugins`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import UsageError
+
+
+def _warn_problems(plugins: Any, quiet: bool = False) -> None:
+    if quiet:
+        return
+    for problem in plugins.problems:
+        print(f"labrunner: warning: {problem}", file=sys.stderr)
+
+
+def _plugins(args: argparse.Namespace) -> Any:
+    from .plugins import load_plugins
+
+    plugins = load_plugins([Path(p) for p in args.plugins_dir or []])
+    _warn_problems(plugins, args.verbosity < 0)
+    return plugins
+
+
+def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_device: bool) -> Any:
+    from .config import load_run_config, parse_set
+    from .runner import resolve_settings
+
+    file_cfg = load_run_config(Path(args.config) if args.config else None)
+    sets, report = parse_set(args.set or [])
+    if getattr(args, "author", None):
+        report["author"] = args.author
+    return resolve_settings(
+        plugins,
+        labs,
+        file_cfg,
+        sets=sets,
+        report=report,
+        profile=args.profile,
+        device=getattr(args, "device", None),
+        seed=getattr(args, "seed", None),
+        deterministic=True if getattr(args, "deterministic", False) else None,
+        out=getattr(args, "out", None),
+        force=getattr(args, "force", False),
+        check_device=check_device,
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .progress import make_reporter
+    from .runner import execute, exit_status, format_summary
+
+    plugins = _plugins(args)
+    settings = _settings(args, plugins, args.labs, check_device=True)
+    reporter = make_reporter(args.verbosity)
+    try:
+        run_dir, results, interrupted = execute(settings, plugins, reporter)
+    finally:
+        reporter.stop()
+    out = sys.stdout
+    print(f"\nrun folder: {run_dir}", file=out)
+    print(format_summary(results), file=out)
+    status = exit_status(results, interrupted)
+    try:
+        from .report import render_report
+
+        for path in render_report(run_dir, author=args.author, plugins=plugins):
+            print(f"report: {path}", file=out)
+    except Exception as exc:  # the results are saved: `labrunner report` can render them again
+        print(f"labrunner: error: rendering the report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        status = status or 1
+    if interrupted:
+        print("interrupted: finished labs are kept; run the same command again to resume", file=sys.stderr)
+    return status
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .lab import profile_names
+
+    plugins = _plugins(args)
+    rows = []
+    for name, lab in plugins.labs.items():
+        rows.append(
+            {
+                "name": name,
+                "title": lab.title,
+                "version": lab.version,
+                "plugin": plugins.lab_plugin[name],
+                "description": lab.description,
+                "profiles": profile_names(lab),
+                "config": {f.name: _default(f) for f in dataclasses.fields(lab.Config)},
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no labs installed")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['title']}  (v{r['version']}, plugin {r['plugin']})")
+        if r["description"] and args.verbosity >= 0:
+            print(f"{'':<{width}}  {r['description']}")
+    return 0
+
+
+def _default(field: Any) -> Any:
+    import dataclasses
+
+    from .results import jsonable
+
+    if field.default is not dataclasses.MISSING:
+        return jsonable(field.default)
+    return jsonable(field.default_factory())
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    plugins = _plugins(args)
+    infos = list(plugins.infos.values())
+    if args.json:
+        data = {
+            "plugins": [dataclasses.asdict(i) for i in infos],
+            "skipped": [{"plugin": p.plugin, "message": p.message} for p in plugins.problems],
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    for info in infos:
+        version = f" {info.version}" if info.version else ""
+        print(f"{info.name}{version}  [{info.source}]")
+        print(f"    module: {info.module}")
+        print(f"    hooks:  {', '.join(info.hooks) or '-'}")
+        print(f"    labs:   {', '.join(info.labs) or '-'}")
+    for problem in plugins.problems:
+        print(f"{problem.plugin}  [skipped] {problem.message}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import config_as_dict
+
+    plugins = _plugins(args)
+    settings = _settings(args, plugins, args.labs or ["all"], check_device=False)
+    data = {
+        "profile": settings.profile,
+        "seed": settings.seed,
+        "device": settings.device_requested,
+        "deterministic": settings.deterministic,
+        "report": settings.report,
+        "labs": {name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
+    }
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--plugins-dir",
+        action="append",
+        metavar="DIR",
+        help="also load plugins (*.py files and packages) from DIR; repeatable",
+    )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=-1,
+        default=0,
+        help="print only errors and the summary",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=1,
+        help="print more (nested progress, debug lines)",
+    )
+    return common
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help="smoke, quick (default) or full")
+    parser.add_argument(
+        "--config", metavar="PATH", help="config file (default: ./labrunner.yaml when present)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="LAB.KEY=VALUE",
+        help="override one setting, value in YAML (e.g. attention.trials=50); repeatable",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="labrunner",
+        description="Run deep-learning labs and render a report you can hand in.",
+        epilog="Start with: labrunner run all   (then open reports/latest/report.html)",
+    )
+    parser.add_argument("--version", action="version", version=f"labrunner {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run labs and render the report",
+        description="Run labs ('all' for every installed lab) and render the report.",
+    )
+    run.add_argument("labs", nargs="+", metavar="LAB", help="lab names, or 'all'")
+    _config_options(run)
+    run.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    run.add_argument("--seed", type=int, help="seed for random, numpy and torch (default 0)")
+    run.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only")
+    run.add_argument("--out", metavar="DIR", help="where run folders go (default: reports)")
+    run.add_argument("--force", action="store_true", help="rerun labs even when a cached result matches")
+    run.add_argument("--author", help="student name on the report")
+    run.set_defaults(handler=cmd_run)
+
+    lst = sub.add_parser("list", parents=[common], help="list installed labs")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(handler=cmd_list)
+
+    plg = sub.add_parser("plugins", parents=[common], help="list loaded plugins and skipped ones")
+    plg.add_argument("--json", action="store_true", help="machine-readable output")
+    plg.set_defaults(handler=cmd_plugins)
+
+    cfg = sub.add_parser("config", parents=[common], help="print the resolved config as YAML")
+    cfg.add_argument("labs", nargs="*", metavar="LAB", help="lab names (default: all)")
+    _config_options(cfg)
+    cfg.set_defaults(handler=cmd_config)
+
+    try:
+        from .report_cli import add_subcommands
+    except ImportError:  # pragma: no cover - the report module is part of the package
+        pass
+    else:
+        add_subcommands(sub, [common])
+
+    from .scaffold import add_subcommand as add_new
+
+    add_new(sub, [common])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as exc:
+        print(f"labrunner: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("labrunner: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `labrunner list | head`
+        return 0

@@ -1,0 +1,149 @@
+"""Config layers (defaults < profile < file < --set), validation and bad input."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+import yaml
+from conftest import TEST_PLUGINS
+
+from labrunner.config import coerce, load_run_config, parse_set, resolve_lab_config
+from labrunner.errors import UsageError
+from labrunner.plugins import load_plugins
+
+
+@pytest.fixture
+def counter(monkeypatch):
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs")
+    return load_plugins([TEST_PLUGINS]).labs["counter"]
+
+
+def test_layers_in_order(counter):
+    assert resolve_lab_config(counter, "quick", []).steps == 5
+    assert resolve_lab_config(counter, "smoke", []).steps == 3
+    assert resolve_lab_config(counter, "tiny", []).steps == 1
+    cfg = resolve_lab_config(
+        counter,
+        "smoke",
+        [("labrunner.yaml", {"steps": 7, "scale": 2}), ("--set", {"steps": 9})],
+    )
+    assert (cfg.steps, cfg.scale, cfg.mode) == (9, 2.0, "sum")
+    assert isinstance(cfg.scale, float)
+
+
+def test_unknown_key_suggests_closest(counter):
+    with pytest.raises(UsageError, match=r"--set: unknown key 'counter.stpes' \(did you mean 'steps'\?\)"):
+        resolve_lab_config(counter, "quick", [("--set", {"stpes": 3})])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("steps", "ten", "expected int, got str 'ten'"),
+        ("steps", True, "expected int, got bool True"),
+        ("scale", "x", "expected float, got str"),
+        ("mode", "median", "expected one of 'sum' | 'mean', got str 'median'"),
+        ("sizes", [1, "a"], r"counter.sizes\[1\]: expected int"),
+        ("sizes", 3, r"expected list\[int\]"),
+        ("noisy", "yes please", "expected bool"),
+    ],
+)
+def test_wrong_types_name_the_key(counter, key, value, message):
+    with pytest.raises(UsageError, match=message) as info:
+        resolve_lab_config(counter, "quick", [("my.yaml", {key: value})])
+    assert str(info.value).startswith(f"my.yaml: counter.{key}")
+
+
+def test_unknown_profile(counter):
+    with pytest.raises(
+        UsageError, match="unknown profile 'quik' for lab 'counter' \\(did you mean 'quick'\\?\\)"
+    ):
+        resolve_lab_config(counter, "quik", [])
+
+
+def test_coerce_optional_and_tuple():
+    assert coerce(None, int | None, "x") is None
+    assert coerce([1, 2], tuple[int, ...], "x") == (1, 2)
+    assert coerce("a", Literal["a", "b"], "x") == "a"
+    with pytest.raises(UsageError):
+        coerce([1], tuple[int, int], "x")
+
+
+def test_parse_set_values_are_yaml():
+    labs, report = parse_set(
+        ["counter.steps=4", "counter.sizes=[3, 4]", "counter.label=hello world", "report.author=Ada Lovelace"]
+    )
+    assert labs == {"counter": {"steps": 4, "sizes": [3, 4], "label": "hello world"}}
+    assert report == {"author": "Ada Lovelace"}
+
+
+@pytest.mark.parametrize("item", ["steps=4", "counter.steps", "counter=4", ".steps=1", "counter.a.b=1"])
+def test_parse_set_bad_syntax(item):
+    with pytest.raises(UsageError, match="expected LAB.KEY=VALUE"):
+        parse_set([item])
+
+
+def test_config_file_sections(tmp_path):
+    path = tmp_path / "labrunner.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"profile": "smoke", "seed": 3, "report": {"author": "Ada"}, "labs": {"counter": {"steps": 2}}}
+        )
+    )
+    cfg = load_run_config(path)
+    assert (cfg.profile, cfg.seed, cfg.report, cfg.labs) == (
+        "smoke",
+        3,
+        {"author": "Ada"},
+        {"counter": {"steps": 2}},
+    )
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "labrunner.yaml"
+    path.write_text("labs:\n  counter:\n    steps: [1, 2\n")
+    with pytest.raises(UsageError, match=r"malformed YAML in .*labrunner.yaml:4:1"):
+        load_run_config(path)
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(UsageError, match="config file not found"):
+        load_run_config(tmp_path / "missing.yaml")
+    path = tmp_path / "c.yaml"
+    path.write_text("seeed: 1\n")
+    with pytest.raises(UsageError, match=r"unknown key 'seeed' \(did you mean 'seed'\?\)"):
+        load_run_config(path)
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(UsageError, match="top level must be a mapping"):
+        load_run_config(path)
+    path.write_text("seed: abc\n")
+    with pytest.raises(UsageError, match="seed: expected int"):
+        load_run_config(path)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(UsageError, match="malformed YAML"):
+        load_run_config(path)
+
+
+def test_config_command_prints_resolved_yaml(cli, workdir):
+    (workdir / "labrunner.yaml").write_text("labs:\n  counter:\n    scale: 0.5\n")
+    status, out, err = cli("config", "counter", "--profile", "smoke", "--set", "counter.mode=mean")
+    assert status == 0, err
+    data = yaml.safe_load(out)
+    assert data["profile"] == "smoke"
+    assert data["labs"] == {
+        "counter": {
+            "steps": 3,
+            "scale": 0.5,
+            "mode": "mean",
+            "sizes": [1, 2],
+            "noisy": False,
+            "label": "counter",
+            "sleep_s": 0.0,
+            "interrupt": False,
+        }
+    }
