@@ -27,8 +27,10 @@ def _fmt(value: Any, digits: int = 3) -> str:
         return f"{value:,}"
     if not math.isfinite(value):
         return str(value)
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e7):
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e12):
         return f"{value:.{max(digits - 1, 0)}e}"
+    if abs(value) >= 10**digits:
+        return f"{value:,.0f}"
     return f"{value:#.{digits}g}".rstrip(".") if value != 0 else "0"
 
 

@@ -1,0 +1,152 @@
+"""Records, their JSON form, the context's recorder and progress output."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labrunner.context import LabContext, render_markdown
+from labrunner.progress import PlainReporter, Reporter, RichReporter
+from labrunner.results import LabResult, jsonable, write_atomic
+
+
+def make_ctx(tmp_path: Path, reporter=None) -> LabContext:
+    result = LabResult(lab="demo", title="Demo", version="1")
+    return LabContext(
+        result,
+        None,
+        device=torch.device("cpu"),
+        seed=5,
+        profile="smoke",
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        state_dir=tmp_path / "state",
+        reporter=reporter or Reporter(),
+    )
+
+
+def test_jsonable_converts_scalars_and_non_finite():
+    data = {
+        "a": np.float32(1.5),
+        "b": torch.tensor(2),
+        "c": (1, 2),
+        "d": math.nan,
+        "e": -math.inf,
+        "f": np.arange(3),
+        "g": Path("x/y"),
+    }
+    assert jsonable(data) == {
+        "a": 1.5,
+        "b": 2,
+        "c": [1, 2],
+        "d": "nan",
+        "e": "-inf",
+        "f": [0, 1, 2],
+        "g": "x/y",
+    }
+
+
+def test_result_roundtrip(tmp_path):
+    ctx = make_ctx(tmp_path)
+    with ctx.exercise("1. A", question="Why?") as ex:
+        ex.metric("err", np.float64(1e-17))
+        ex.check_close("close", 1.0, 1.0 + 1e-9, 1e-6, points=3)
+        ex.check_at_most("small", 5, 3)
+        ex.table([[1, 2.0]], columns=["x", "y"])
+        ex.answer("err = {{ err | sci }}", err=1e-17)
+    ctx.result.save(tmp_path / "r.json")
+    back = LabResult.load(tmp_path / "r.json")
+    assert back.metrics == {"err": 1e-17}
+    assert [c.passed for c in back.checks] == [True, False]
+    assert back.checks[0].points == 3.0 and back.checks[0].earned == 3.0
+    assert back.exercises[0].answer == "err = 1.00e-17"
+    assert back.exercises[0].records[0]["rows"] == [[1, 2.0]]
+
+
+def test_recorder_rejects_mistakes(tmp_path):
+    ctx = make_ctx(tmp_path)
+    with ctx.exercise("1") as ex:
+        ex.metric("m", 1)
+        with pytest.raises(ValueError, match="recorded twice"):
+            ex.metric("m", 2)
+        with pytest.raises(TypeError, match="must be a number"):
+            ex.metric("s", "text")
+        with pytest.raises(ValueError, match="invalid file name"):
+            ctx.file("../escape.txt")
+        with pytest.raises(ValueError, match="2 cells, expected 3"):
+            ex.table([[1, 2]], columns=["a", "b", "c"])
+        import jinja2
+
+        with pytest.raises(jinja2.UndefinedError):
+            ex.answer("{{ missing }}")
+
+
+def test_answer_filters():
+    assert (
+        render_markdown(
+            "{{ x | fmt }} {{ y | fmt }} {{ z | pct }} {{ n | fmt }}",
+            x=0.12345,
+            y=1234.5,
+            z=0.953,
+            n=61100840,
+        )
+        == "0.123 1,234 95.3 % 61,100,840"
+    )
+    assert render_markdown("{{ a | fmt }} {{ b | fmt(2) }} {{ c | sci(1) }}", a=2e-5, b=7.0, c=123.0) == (
+        "2.00e-05 7.0 1.2e+02"
+    )
+
+
+def test_rng_and_generator_are_seeded(tmp_path):
+    a, b = make_ctx(tmp_path), make_ctx(tmp_path)
+    assert a.rng.integers(1 << 30) == b.rng.integers(1 << 30)
+    assert torch.equal(
+        torch.rand(3, generator=a.torch_generator()), torch.rand(3, generator=b.torch_generator())
+    )
+
+
+def test_write_atomic_leaves_no_temp_on_failure(tmp_path, monkeypatch):
+    import os
+
+    def boom(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        write_atomic(tmp_path / "f.txt", "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_rich_progress_on_a_terminal(tmp_path):
+    stream = FakeTTY()
+    reporter = RichReporter(stream)
+    ctx = make_ctx(tmp_path, reporter)
+    with ctx.progress(total=3, desc="epochs") as outer:
+        for _ in ctx.progress(range(4), desc="steps"):
+            pass
+        outer.update(3, loss=0.5)
+    ctx.log("hello")
+    reporter.stop()
+    text = stream.getvalue()
+    assert "epochs" in text and "3/3" in text and "loss=0.5" in text and "[demo] hello" in text
+
+
+def test_plain_progress_lines(tmp_path):
+    stream = io.StringIO()
+    ctx = make_ctx(tmp_path, PlainReporter(stream))
+    for _ in ctx.progress(range(20), desc="steps"):
+        pass
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "steps ..."
+    assert "steps: 10/20" in lines
+    assert lines[-1].startswith("steps: done in")
