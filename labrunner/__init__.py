@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 #: Marker for hook implementations in plugins.
 hookimpl = pluggy.HookimplMarker("labrunner")
 
+from .context import LabContext  # noqa: E402
 from .lab import Lab, NoConfig  # noqa: E402
 
-__all__ = ["Lab", "NoConfig", "hookimpl", "__version__"]
+__all__ = ["Lab", "LabContext", "NoConfig", "hookimpl", "__version__"]
