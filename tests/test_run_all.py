@@ -1,0 +1,49 @@
+"""The whole run as a newcomer meets it: every built-in lab, smoke profile, report included."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+
+class Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src", ""))
+
+
+def test_run_all_smoke(tmp_path: Path):
+    env = {**os.environ, "LABRUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("LABRUNNER_PLUGINS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labrunner", "run", "all", "--profile", "smoke", "--device", "cpu"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    run_dir = (tmp_path / "reports" / "latest").resolve()
+    run = json.loads((run_dir / "run.json").read_text())
+    assert [lab["lab"] for lab in run["labs"]] == ["cnn_receptive", "adversarial", "rnn_lm", "attention"]
+    assert all(lab["status"] == "passed" for lab in run["labs"]), run["labs"]
+    figures = list(run_dir.glob("*/figures/*.png"))
+    assert len(figures) >= 8
+    html = (run_dir / "report.html").read_text()
+    parser = Images()
+    parser.feed(html)
+    assert len(parser.sources) >= len(figures)
+    for src in parser.sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
+    assert (run_dir / "report.md").is_file()
