@@ -52,7 +52,7 @@ class AdversarialLab(labrunner.Lab):
     )
     Config = AdversarialConfig
     profiles = {
-        "smoke": {"max_iter": 40, "fallback_train_size": 3000, "fallback_epochs": 5},
+        "smoke": {"max_iter": 40, "fallback_train_size": 3000, "fallback_epochs": 5, "download": False},
         "quick": {},
         "full": {},
     }

@@ -203,10 +203,13 @@ def download_official_weights() -> Path:
     return hub_checkpoints() / OFFICIAL_FILE
 
 
-def find_weights(setting: str, allow_download: bool, timeout: float = 3.0) -> WeightsSource:
+def find_weights(
+    setting: str, allow_download: bool, timeout: float = 3.0, probe_url: str | None = None
+) -> WeightsSource:
     """Resolve the ``weights`` setting (``auto``, ``none`` or a path) to a file, or to a
     reason why there is none. ``auto``: the hub cache, else a download when the server
-    answers within ``timeout`` seconds and ``allow_download``."""
+    (``probe_url``, default torchvision's weights URL) answers within ``timeout`` seconds
+    and ``allow_download``."""
     if setting == "none":
         return WeightsSource(None, "weights: none was set")
     if setting != "auto":
@@ -218,7 +221,7 @@ def find_weights(setting: str, allow_download: bool, timeout: float = 3.0) -> We
         return WeightsSource(None, f"no {OFFICIAL_FILE} in {hub_checkpoints()} and downloads are off")
     from torchvision.models import AlexNet_Weights
 
-    if not url_reachable(AlexNet_Weights.IMAGENET1K_V1.url, timeout):
+    if not url_reachable(probe_url or AlexNet_Weights.IMAGENET1K_V1.url, timeout):
         return WeightsSource(None, f"no {OFFICIAL_FILE} in {hub_checkpoints()} and the machine is offline")
     try:
         return WeightsSource(download_official_weights(), "downloaded")

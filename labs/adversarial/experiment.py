@@ -208,6 +208,7 @@ def first_note(model: Model) -> dict[str, Any]:
         "hub": str(alexnet.hub_checkpoints()),
         "official": alexnet.OFFICIAL_FILE,
         "accuracy": model.fallback_accuracy,
+        "cached": model.fallback_cached,
         "classes": len(model.categories),
     }
 
@@ -535,7 +536,7 @@ def grid_figure(run: MethodRun, cats: list[str]):
         show(axes[j, 1], run.adversarial[j], f"{short(cats[run.pred[j]])} ({run.conf[j]:.0%}){mark}")
         delta, gain = amplified(run.adversarial[j] - run.originals[j])
         show(axes[j, 2], delta, f"perturbation x{gain:.0f}")
-    fig.tight_layout()
+    fig.subplots_adjust(wspace=0.05, hspace=0.35)
     return fig
 
 
@@ -549,7 +550,7 @@ def method_figure(runs: dict[str, MethodRun], cats: list[str], j: int):
         show(axes[r, 1], run.adversarial[j], f"{short(cats[run.pred[j]])} ({run.conf[j]:.0%}){mark}")
         delta, gain = amplified(run.adversarial[j] - run.originals[j])
         show(axes[r, 2], delta, f"perturbation x{gain:.0f}")
-    fig.tight_layout()
+    fig.subplots_adjust(wspace=0.05, hspace=0.35)
     return fig
 
 
@@ -581,5 +582,5 @@ def sparsity_figure(adam: MethodRun, ista: MethodRun):
         ax.imshow(mask.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{run.label.split(':')[0]}: changed pixels (black)\n{run.images[0]}", fontsize=8)
         ax.axis("off")
-    fig.tight_layout()
+    fig.subplots_adjust(wspace=0.05, hspace=0.35)
     return fig

@@ -10,7 +10,8 @@ MODEL_NOTE = """
 class names and preprocessing come from torchvision's `AlexNet_Weights.IMAGENET1K_V1` metadata.
 {% else %}
 **Model: not AlexNet, but an offline stand-in**: a small CNN this lab trained on generated shapes
-({{ classes }} classes, test accuracy {{ accuracy | pct }}), because {{ reason }}.
+({{ classes }} classes, test accuracy {{ accuracy | pct }}, {{ "loaded from the cache" if cached else "trained in this run" }}),
+because {{ reason }}.
 To use the real AlexNet, run once with internet access (`weights: auto` downloads torchvision's
 weights into the torch hub cache), or copy `{{ official }}` into `{{ hub }}`, or set
 `--set adversarial.weights=PATH`. Every exercise below runs on the stand-in with the same attack code.

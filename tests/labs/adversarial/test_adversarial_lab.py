@@ -1,0 +1,193 @@
+"""The whole lab: offline on the stand-in CNN, and on AlexNet with generated weights placed in the
+torch hub cache, with an image served by a local HTTP server (nothing touches the network)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from labrunner.labs.adversarial import AdversarialLab, images
+
+from labrunner.testing import assert_checks_pass, assert_metric, run_lab_in
+
+TINY = {"attack_images": 1, "targets_per_image": 1, "max_iter": 5, "sparsity_alphas": ()}
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One lab cache for this module, so the stand-in CNN is trained once, not per test."""
+    return tmp_path_factory.mktemp("adversarial-cache")
+
+
+@pytest.fixture
+def run_adv(tmp_path, monkeypatch, shared_cache):
+    """Run the lab (smoke profile plus overrides) with the module's shared cache."""
+    monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(shared_cache))
+
+    def run(**overrides):
+        return run_lab_in(AdversarialLab(), tmp_path / "run", profile="smoke", **overrides)
+
+    return run
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """An empty, private torch hub cache."""
+    home = tmp_path / "torch"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def png_server(tmp_path):
+    """Serve a generated PNG on 127.0.0.1; yields (url, list of requested paths)."""
+    from PIL import Image
+
+    root = tmp_path / "served"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(root / "noise.png")
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/noise.png", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_offline_fallback_passes_and_says_so(run_adv, torch_home):
+    result = run_adv()
+    assert_checks_pass(result)
+    assert result.status == "passed"
+    first = result.notes[0]
+    assert first.startswith("**Model: not AlexNet, but an offline stand-in**")
+    assert "alexnet-owt-7be5be79.pth" in first
+    assert_metric(result, "fallback_test_accuracy", at_least=0.95)
+    assert_metric(result, "alexnet_parameters", at_least=61_100_840, at_most=61_100_840)
+    assert_metric(result, "l1_adam_success_rate", at_least=5 / 6)
+    for method in ("fgsm", "pgd", "l1_ista"):
+        assert_metric(result, f"{method}_success_rate", at_least=0, at_most=1)
+        assert_metric(result, f"{method}_roundtrip_success_rate", at_least=0, at_most=1)
+    assert_metric(result, "l1_adam_roundtrip_success_rate", at_least=0, at_most=1)
+    assert_metric(result, "png_round_trip_max_change", at_most=0.5 + 1e-3)
+    titles = [ex.title for ex in result.exercises]
+    assert len(titles) == 5 and titles[1].startswith("2.")
+    assert all(ex.answer for ex in result.exercises)
+
+
+def test_second_run_reuses_the_trained_cnn(run_adv, torch_home, tmp_path, shared_cache):
+    first = run_adv(**TINY)  # trains unless an earlier test of this module did
+    models = list(shared_cache.rglob("shapes_cnn-*.pt"))
+    assert len(models) == 1
+    stamp = models[0].stat().st_mtime_ns
+    second = run_adv(**TINY)
+    assert "trained in this run" in first.notes[0] or "loaded from the cache" in first.notes[0]
+    assert "loaded from the cache" in second.notes[0]
+    assert models[0].stat().st_mtime_ns == stamp
+    assert second.metrics["fallback_test_accuracy"] == first.metrics["fallback_test_accuracy"]
+    pngs = list((tmp_path / "run" / "adversarial").glob("adversarial-*.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def save_generated_alexnet(checkpoints: Path) -> Path:
+    """A random AlexNet state dict named as torchvision names weights: alexnet-owt-<sha256[:8]>.pth."""
+    import torchvision
+
+    torch.manual_seed(123)
+    buf = io.BytesIO()
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), buf)
+    data = buf.getvalue()
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    path = checkpoints / f"alexnet-owt-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    path.write_bytes(data)
+    return path
+
+
+def test_weights_in_the_hub_cache_mean_alexnet(run_lab, torch_home, png_server):
+    url, requests = png_server
+    path = save_generated_alexnet(torch_home / "hub" / "checkpoints")
+    result = run_lab(
+        AdversarialLab(),
+        profile="smoke",
+        images=[url],
+        attack_images=1,
+        targets_per_image=1,
+        max_iter=2,
+        sparsity_alphas=[],
+    )
+    assert result.error is None, result.error
+    assert result.notes[0].startswith("**Model: AlexNet with the ImageNet weights** (hub cache")
+    assert path.name in result.notes[0]
+    assert "fallback_test_accuracy" not in result.metrics
+    checks = {c.name: c for c in result.checks}
+    assert checks["own_alexnet_equals_torchvision"].passed
+    assert result.metrics["alexnet_max_abs_diff_vs_torchvision"] == 0.0
+    assert checks["alexnet_parameter_count"].passed
+    table = next(r for r in result.exercises[0].records if r["kind"] == "table")
+    assert len(table["rows"]) == 5 and table["rows"][0][0] == "noise"  # top-5 of the served image
+    assert requests == ["/noise.png"]
+
+
+def test_hub_file_with_the_wrong_hash_is_not_used(run_adv, torch_home):
+    checkpoints = torch_home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "alexnet-owt-7be5be79.pth").write_bytes(b"truncated download")
+    result = run_adv(**TINY)
+    assert result.notes[0].startswith("**Model: not AlexNet")
+    assert "does not start with 7be5be79" in result.notes[0]
+
+
+def test_a_bad_weights_path_is_an_error_not_a_silent_fallback(run_lab, tmp_path):
+    bad = tmp_path / "mine.pth"
+    torch.save({"w": torch.zeros(1)}, bad)
+    result = run_lab(AdversarialLab(), profile="smoke", weights=str(bad))
+    assert result.status == "error"
+    assert "not an AlexNet state dict" in result.error["message"]
+
+
+def test_url_images_are_fetched_once(png_server, tmp_path):
+    url, requests = png_server
+    pre = images.Preprocess(resize=36, crop=32, mean=(0.5,) * 3, std=(0.25,) * 3)
+    for _ in range(2):
+        (im,) = images.load_images([url], pre, tmp_path / "cache")
+    assert requests == ["/noise.png"]
+    assert im.pixels.shape == (3, 32, 32)
+    assert torch.equal(im.pixels, (im.pixels * 255).round() / 255)  # on the 8-bit grid
+
+
+def test_default_images_without_scikit_image(monkeypatch):
+    monkeypatch.setattr(images, "skimage_available", lambda: False)
+    assert images.default_sources() == ["matplotlib:grace_hopper.jpg"]
+    monkeypatch.undo()
+    if images.skimage_available():
+        assert images.default_sources()[1:] == [f"skimage:{n}" for n in images.SKIMAGE_PHOTOS]
+
+
+def test_unreadable_sources_raise_data_errors(tmp_path):
+    from labrunner.data import DataError
+
+    with pytest.raises(DataError, match="scikit-image photos are"):
+        images.read_source("skimage:moon", tmp_path)
+    with pytest.raises(DataError, match="cannot read image"):
+        images.read_source(str(tmp_path / "missing.jpg"), tmp_path)
