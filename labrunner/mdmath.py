@@ -1,0 +1,191 @@
+"""Markdown with LaTeX math, to HTML that works offline.
+
+Markdown is parsed by markdown-it-py (CommonMark, plus tables and strikethrough);
+``$...$`` and ``$$...$$`` are converted to MathML by latex2mathml, which browsers
+render natively: no script, no font, no network. Raw HTML in the Markdown is
+escaped, so text written by a lab can never inject markup. A formula that
+latex2mathml cannot convert is shown as its LaTeX source in a ``<code>`` element.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from typing import Any
+
+from markupsafe import Markup
+
+#: latex2mathml leaves a command it does not know as an identifier such as
+#: ``<mi>\foo</mi>``; that is an unconverted formula, not maths.
+_UNKNOWN_COMMAND = re.compile(r"<m[io][^>]*>\\[A-Za-z]+")
+#: Image sources the report may load: embedded data only (no network).
+_SAFE_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,", re.I)
+
+_MATHML_NS = "http://www.w3.org/1998/Math/MathML"
+_MATHML_TAGS = frozenset(
+    [
+        "math",
+        "mrow",
+        "mi",
+        "mn",
+        "mo",
+        "mtext",
+        "ms",
+        "mspace",
+        "mfrac",
+        "msqrt",
+        "mroot",
+        "mstyle",
+        "merror",
+        "mpadded",
+        "mphantom",
+        "mfenced",
+        "menclose",
+        "msub",
+        "msup",
+        "msubsup",
+        "munder",
+        "mover",
+        "munderover",
+        "mmultiscripts",
+        "mprescripts",
+        "none",
+        "mtable",
+        "mtr",
+        "mtd",
+        "mlabeledtr",
+        "semantics",
+        "annotation",
+    ]
+)
+_MATHML_ATTRIBUTES = frozenset(
+    [
+        "display",
+        "stretchy",
+        "mathvariant",
+        "fence",
+        "separator",
+        "lspace",
+        "rspace",
+        "columnalign",
+        "rowalign",
+        "rowspacing",
+        "columnspacing",
+        "accent",
+        "accentunder",
+        "movablelimits",
+        "largeop",
+        "symmetric",
+        "minsize",
+        "maxsize",
+        "width",
+        "height",
+        "depth",
+        "linethickness",
+        "scriptlevel",
+        "displaystyle",
+        "form",
+        "notation",
+        "open",
+        "close",
+        "separators",
+        "columnlines",
+        "rowlines",
+        "frame",
+        "align",
+        "bevelled",
+    ]
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def latex_to_mathml(latex: str, display: bool = False) -> str:
+    """MathML for ``latex`` (a ``<math>`` element), or a ``<code class="math-error">``
+    element holding the escaped LaTeX source when it cannot be converted."""
+    from latex2mathml.converter import convert
+
+    source = latex.strip()
+    try:
+        mathml = convert(source, display="block" if display else "inline")
+    except Exception:  # latex2mathml raises many types on malformed input
+        mathml = ""
+    mathml = _sanitized(mathml) if mathml and not _UNKNOWN_COMMAND.search(mathml) else ""
+    if not mathml:
+        delim = "$$" if display else "$"
+        cls = "math-error display" if display else "math-error"
+        return (
+            f'<code class="{cls}" title="formula not converted">{html.escape(delim + source + delim)}</code>'
+        )
+    return mathml
+
+
+def _sanitized(mathml: str) -> str:
+    """``mathml`` re-serialized with only MathML elements and presentation attributes,
+    or "" when it holds anything else.
+
+    latex2mathml copies ``\\text{...}`` verbatim and turns ``\\href`` into an attribute,
+    so its output is parsed and checked rather than trusted.
+    """
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(mathml)
+    except ET.ParseError:
+        return ""
+    for element in root.iter():
+        namespace, _, tag = element.tag.rpartition("}")
+        if namespace != "{" + _MATHML_NS or tag not in _MATHML_TAGS:
+            return ""
+        for name in list(element.attrib):
+            if name not in _MATHML_ATTRIBUTES:
+                del element.attrib[name]
+    ET.register_namespace("", _MATHML_NS)
+    return ET.tostring(root, encoding="unicode", short_empty_elements=False)
+
+
+def _render_math(content: str, options: dict[str, Any]) -> str:
+    return latex_to_mathml(content, bool(options.get("display_mode")))
+
+
+def _render_image(self: Any, tokens: list, idx: int, options: Any, env: Any) -> str:
+    """Embedded images are kept; a remote one becomes a link, so the report loads nothing."""
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    if _SAFE_IMAGE.match(src):
+        return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
+    return f'<a href="{html.escape(src)}">{html.escape(alt or src)}</a>'
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Any:
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    md = MarkdownIt("commonmark", {"html": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    # allow_digits=False: "costs $5 and $6" is money, not maths.
+    dollarmath_plugin(md, allow_digits=False, double_inline=True, renderer=_render_math)
+    md.add_render_rule("image", _render_image)
+    return md
+
+
+@functools.lru_cache(maxsize=8192)
+def _render_cached(text: str, inline: bool) -> str:
+    md = _parser()
+    return md.renderInline(text) if inline else md.render(text)
+
+
+def markdown_to_html(text: Any) -> Markup:
+    """Block HTML for a Markdown text with math; safe to insert into a page."""
+    if text is None or text == "":
+        return Markup("")
+    return Markup(_render_cached(str(text), False))
+
+
+def markdown_inline(text: Any) -> Markup:
+    """Inline HTML (no paragraph) for a short text: a caption, a table cell, a title."""
+    if text is None or text == "":
+        return Markup("")
+    return Markup(_render_cached(str(text), True))

@@ -1,0 +1,578 @@
+"""The report: a run folder's saved files rendered as HTML, Markdown and PDF.
+
+Everything here reads the files a run wrote (``run.json``, ``config.yaml``,
+``<lab>/result.json``, ``<lab>/figures/*.png``), never live objects, and never
+imports torch: ``labrunner report`` re-renders a run anywhere. The renderer knows
+nothing about particular labs; it renders records (Markdown with math, figures,
+tables, metrics, checks, errors) through the Jinja2 templates in ``templates/``,
+any of which a user can override with ``--template-dir``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .results import Check, LabResult, write_atomic
+
+#: Formats rendered by labrunner itself; others come from plugins.
+BUILTIN_FORMATS = {
+    "html": "report.html: one self-contained file (figures embedded, math as MathML)",
+    "md": "report.md + figures/: Markdown for GitHub, math left as $...$",
+    "pdf": "report.pdf: the HTML printed by headless Chromium (when installed)",
+}
+#: Executables tried, in order, to print the HTML to PDF; $LABRUNNER_CHROMIUM comes first.
+PDF_ENGINES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+PDF_HELP = (
+    "no PDF engine found: install Chromium (Debian/Ubuntu: apt-get install chromium; macOS: "
+    "brew install --cask chromium) or set LABRUNNER_CHROMIUM to a Chrome/Chromium executable"
+)
+
+
+# --------------------------------------------------------------------------- the loaded run
+
+
+@dataclass
+class LabSummary:
+    """One row of the report's summary table (and of ``labrunner check``)."""
+
+    lab: str
+    title: str
+    status: str
+    checks_passed: int
+    checks_total: int
+    points: float
+    points_total: float
+    duration_s: float
+    cached: bool
+
+
+@dataclass
+class RunData:
+    """A run as loaded from its folder; what templates and report-format plugins receive.
+
+    - ``info``: run.json as a dict; ``settings`` and ``environment`` are parts of it.
+    - ``meta``: the title block (title, course, author, student_id, institution, date).
+    - ``labs``: each lab's :class:`~labrunner.results.LabResult`, in run order.
+    - ``config_yaml``: the text of config.yaml (the resolved config of every lab).
+    """
+
+    run_dir: Path
+    info: dict[str, Any]
+    meta: dict[str, str]
+    labs: list[LabResult] = field(default_factory=list)
+    config_yaml: str = ""
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.info.get("settings", {}) or {}
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        return self.info.get("environment", {}) or {}
+
+    def figure_path(self, lab: LabResult, record: dict[str, Any]) -> Path:
+        """The PNG file of a figure record of ``lab``."""
+        return self.run_dir / lab.lab / record["path"]
+
+    def summaries(self) -> list[LabSummary]:
+        return [summarize(lab) for lab in self.labs]
+
+    @property
+    def all_passed(self) -> bool:
+        """True when every lab passed (an errored or interrupted lab does not)."""
+        return bool(self.labs) and all(lab.status == "passed" for lab in self.labs)
+
+
+def summarize(lab: LabResult) -> LabSummary:
+    checks = lab.checks
+    return LabSummary(
+        lab=lab.lab,
+        title=lab.title,
+        status=lab.status,
+        checks_passed=sum(c.passed for c in checks),
+        checks_total=len(checks),
+        points=sum(c.earned for c in checks),
+        points_total=sum(c.points for c in checks),
+        duration_s=lab.duration_s,
+        cached=lab.cached,
+    )
+
+
+def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
+    """Load a run folder; raises UsageError when it is not one or a file is unreadable."""
+    run_dir = Path(run_dir)
+    info = _read_json(run_dir / "run.json")
+    settings = info.get("settings", {}) or {}
+    names = [entry["lab"] for entry in info.get("labs", []) if isinstance(entry, dict) and "lab" in entry]
+    names += [n for n in settings.get("labs", []) if n not in names]  # interrupted runs
+    labs = []
+    for name in names:
+        path = run_dir / name / "result.json"
+        if path.is_file():
+            try:
+                labs.append(LabResult.load(path))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise UsageError(f"{path}: not a valid result file ({exc})") from None
+    config_path = run_dir / "config.yaml"
+    config_yaml = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
+    return RunData(run_dir=run_dir, info=info, meta=_meta(info, author), labs=labs, config_yaml=config_yaml)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UsageError(f"{path.parent} is not a run folder (no {path.name})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a JSON object")
+    return data
+
+
+def _meta(info: dict[str, Any], author: str | None) -> dict[str, str]:
+    report = dict((info.get("settings", {}) or {}).get("report", {}) or {})
+    if author:
+        report["author"] = author
+    meta = {
+        key: str(report.get(key) or "") for key in ("title", "course", "author", "student_id", "institution")
+    }
+    meta["title"] = meta["title"] or "Lab report"
+    meta["date"] = _date(info.get("finished") or info.get("started"))
+    return meta
+
+
+def _date(stamp: Any) -> str:
+    """The run's date, e.g. '29 November 2026' (the report's date is the run's, so
+    re-rendering gives the same file)."""
+    try:
+        day = dt.datetime.fromisoformat(str(stamp))
+    except (TypeError, ValueError):
+        return ""
+    return f"{day.day} {day:%B %Y}"
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_value(value: Any) -> str:
+    """A number or value as shown in tables, metrics and checks: 4 significant digits,
+    scientific notation for very small or large magnitudes, '—' for nothing."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value == 0:
+            return "0"
+        magnitude = abs(value)
+        if magnitude < 1e-3 or magnitude >= 1e6:
+            return f"{value:.3e}"
+        if magnitude >= 1e4:
+            return f"{value:.0f}"
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def format_duration(seconds: Any) -> str:
+    """'0.42 s', '12.3 s', '4 min 05 s', '1 h 02 min'."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if s < 10:
+        return f"{s:.2f} s"
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+
+
+def format_points(points: float) -> str:
+    return f"{points:g}"
+
+
+def slug(text: str) -> str:
+    """An HTML id / anchor fragment from a name."""
+    out = "".join(c.lower() if c.isalnum() else "-" for c in str(text))
+    return "-".join(part for part in out.split("-") if part) or "section"
+
+
+def md_text(value: Any) -> str:
+    """Plain text made safe for Markdown: no HTML tags, no table breaks."""
+    text = format_value(value) if not isinstance(value, str) else value
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
+
+
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def md_cell(value: Any) -> str:
+    """A table cell of a lab (may hold inline Markdown/math) for a Markdown table;
+    anything that would open an HTML tag is escaped."""
+    if isinstance(value, str):
+        text = _TAG_START.sub("&lt;", value)
+        return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return format_value(value).replace("|", "\\|")
+
+
+# --------------------------------------------------------------------------- the view
+
+
+@dataclass
+class FigureView:
+    number: int
+    caption: str
+    path: Path  # the PNG in the run folder
+    md_path: str  # relative path used by report.md (figures/<lab>/<name>.png)
+    alt: str
+
+    def data_uri(self) -> str:
+        return _data_uri(self.path)
+
+
+def _data_uri(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+@dataclass
+class LabView:
+    """One lab as the templates see it."""
+
+    result: LabResult
+    summary: LabSummary
+    anchor: str
+    exercises: list[dict[str, Any]]
+    other_metrics: dict[str, Any]
+
+
+def build_view(run: RunData) -> dict[str, Any]:
+    """Everything the templates use, from a loaded run."""
+    figure_no = 0
+    table_no = 0
+    labs: list[LabView] = []
+    for lab in run.labs:
+        anchor = "lab-" + slug(lab.lab)
+        exercises = []
+        shown_metrics: set[str] = set()
+        for i, ex in enumerate(lab.exercises, 1):
+            records = []
+            for record in ex.records:
+                kind = record.get("kind")
+                if kind == "figure":
+                    figure_no += 1
+                    path = run.figure_path(lab, record)
+                    records.append(
+                        {
+                            "kind": "figure",
+                            "figure": FigureView(
+                                number=figure_no,
+                                caption=str(record.get("caption") or ""),
+                                path=path,
+                                md_path=f"figures/{lab.lab}/{path.name}",
+                                alt=str(record.get("caption") or path.stem),
+                            ),
+                        }
+                    )
+                elif kind == "table":
+                    table_no += 1
+                    records.append({**record, "number": table_no})
+                elif kind == "markdown":
+                    records.append(record)
+            shown_metrics.update(ex.metrics)
+            exercises.append(
+                {
+                    "exercise": ex,
+                    "anchor": f"{anchor}-ex{i}",
+                    "records": records,
+                    "checks_passed": sum(c.passed for c in ex.checks),
+                }
+            )
+        other = {k: v for k, v in lab.metrics.items() if k not in shown_metrics}
+        labs.append(LabView(lab, summarize(lab), anchor, exercises, other))
+    summaries = [view.summary for view in labs]
+    totals = {
+        "checks_passed": sum(s.checks_passed for s in summaries),
+        "checks_total": sum(s.checks_total for s in summaries),
+        "points": sum(s.points for s in summaries),
+        "points_total": sum(s.points_total for s in summaries),
+        "duration_s": sum(s.duration_s for s in summaries),
+        "labs_passed": sum(s.status == "passed" for s in summaries),
+    }
+    env = run.environment
+    git = env.get("git") or {}
+    settings = run.settings
+    environment_rows = [
+        ("labrunner", env.get("labrunner") or run.info.get("labrunner")),
+        ("Python", env.get("python")),
+        ("PyTorch", env.get("torch")),
+        ("torchvision", env.get("torchvision")),
+        ("Platform", env.get("platform")),
+        ("CPU", _cpu(env)),
+        ("GPU", env.get("gpu") or "none"),
+        ("Device", settings.get("device")),
+        ("Profile", settings.get("profile")),
+        ("Seed", settings.get("seed")),
+        ("Deterministic", settings.get("deterministic")),
+        (
+            "Git commit",
+            (git.get("commit", "") + (" (uncommitted changes)" if git.get("dirty") else "")) or None,
+        ),
+        ("Config file", settings.get("config_file") or None),
+        ("Started", run.info.get("started")),
+        ("Finished", run.info.get("finished")),
+    ]
+    return {
+        "run": run,
+        "meta": run.meta,
+        "labs": labs,
+        "totals": totals,
+        "all_passed": run.all_passed,
+        "environment_rows": [(k, v) for k, v in environment_rows if v not in (None, "")],
+        "config_yaml": run.config_yaml or _config_yaml(run.info.get("config", {})),
+        "run_status": run.info.get("status", ""),
+    }
+
+
+def _cpu(env: dict[str, Any]) -> str | None:
+    cpu = env.get("cpu")
+    if cpu and env.get("cpu_count"):
+        threads = f", {env['torch_threads']} torch threads" if env.get("torch_threads") else ""
+        return f"{cpu} ({env['cpu_count']} cores{threads})"
+    return cpu
+
+
+def _config_yaml(config: dict[str, Any]) -> str:
+    if not config:
+        return ""
+    import yaml
+
+    return yaml.safe_dump({"labs": config}, sort_keys=False)
+
+
+def check_status(check: Check) -> str:
+    return "pass" if check.passed else "fail"
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def builtin_template_dir() -> Path:
+    """The folder of labrunner's own templates (installed as labrunner.templates)."""
+    import importlib
+
+    return Path(importlib.import_module("labrunner.templates").__file__).parent  # type: ignore[arg-type]
+
+
+def _environment(template_dir: Path | None, *, html: bool) -> Any:
+    """A Jinja2 environment: the user's folder first, then the built-in templates,
+    which are also reachable as ``default/<name>`` for ``{% extends %}``."""
+    import jinja2
+
+    from . import mdmath
+
+    builtin = jinja2.FileSystemLoader(str(builtin_template_dir()))
+    loaders: list[Any] = []
+    if template_dir is not None:
+        template_dir = Path(template_dir)
+        if not template_dir.is_dir():
+            raise UsageError(f"--template-dir {template_dir}: no such folder")
+        loaders.append(jinja2.FileSystemLoader(str(template_dir)))
+    loaders += [jinja2.PrefixLoader({"default": builtin}), builtin]
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        markdown=mdmath.markdown_to_html,
+        markdown_inline=mdmath.markdown_inline,
+        value=format_value,
+        duration=format_duration,
+        points=format_points,
+        slug=slug,
+        md_text=md_text,
+        md_cell=md_cell,
+        tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
+    )
+    return env
+
+
+def _render_template(name: str, view: dict[str, Any], template_dir: Path | None, *, html: bool) -> str:
+    import jinja2
+
+    env = _environment(template_dir, html=html)
+    try:
+        return env.get_template(name).render(**view)
+    except jinja2.TemplateSyntaxError as exc:
+        raise UsageError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise UsageError(f"template {exc.name!r} not found") from None
+    except jinja2.UndefinedError as exc:
+        raise UsageError(f"template {name}: {exc.message}") from None
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def render_html(run: RunData, out_dir: Path, template_dir: Path | None = None) -> Path:
+    """Write ``report.html``: one self-contained file (figures as data URIs, CSS inline)."""
+    view = build_view(run)
+    path = Path(out_dir) / "report.html"
+    write_atomic(path, _render_template("report.html.j2", view, template_dir, html=True))
+    return path
+
+
+def render_markdown(run: RunData, out_dir: Path, template_dir: Path | None = None) -> Path:
+    """Write ``report.md`` and copy its figures to ``figures/<lab>/``."""
+    out_dir = Path(out_dir)
+    view = build_view(run)
+    figures = out_dir / "figures"
+    if figures.exists():
+        shutil.rmtree(figures)  # figures of an earlier render that may no longer exist
+    for lab in view["labs"]:
+        for ex in lab.exercises:
+            for record in ex["records"]:
+                if record["kind"] == "figure" and record["figure"].path.is_file():
+                    target = out_dir / record["figure"].md_path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(record["figure"].path, target)
+    path = out_dir / "report.md"
+    write_atomic(path, _render_template("report.md.j2", view, template_dir, html=False))
+    return path
+
+
+def find_pdf_engine() -> str | None:
+    """A Chrome/Chromium executable able to print HTML to PDF, or None."""
+    explicit = os.environ.get("LABRUNNER_CHROMIUM")
+    if explicit:
+        return shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
+    for name in PDF_ENGINES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def render_pdf(html_path: Path, pdf_path: Path, engine: str | None = None, timeout: float = 120) -> Path:
+    """Print ``html_path`` to ``pdf_path`` with headless Chromium; raises UsageError
+    (saying what to install) when no engine is available or printing fails."""
+    engine = engine or find_pdf_engine()
+    if engine is None:
+        raise UsageError(PDF_HELP)
+    pdf_path = Path(pdf_path)
+    with tempfile.TemporaryDirectory(prefix="labrunner-chromium-") as profile:
+        tmp = pdf_path.with_name(f".{pdf_path.name}.{os.getpid()}.tmp")
+        command = [
+            engine,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-extensions",
+            "--no-first-run",
+            "--no-default-browser-check",
+            f"--user-data-dir={profile}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={tmp}",
+            Path(html_path).resolve().as_uri(),
+        ]
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            tmp.unlink(missing_ok=True)
+            raise UsageError(f"PDF engine {engine} failed: {exc}") from None
+        if proc.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+            tmp.unlink(missing_ok=True)
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise UsageError(f"PDF engine {engine} failed (exit {proc.returncode}): {last}")
+        os.replace(tmp, pdf_path)
+    return pdf_path
+
+
+def available_formats(plugins: Any = None) -> dict[str, str]:
+    """Format name -> description, built-in first, then those plugins registered."""
+    formats = dict(BUILTIN_FORMATS)
+    if plugins is not None:
+        for name, (_render, description) in plugins.report_formats().items():
+            formats.setdefault(name, description)
+    return formats
+
+
+def render_report(
+    run_dir: Path,
+    *,
+    template_dir: Path | None = None,
+    author: str | None = None,
+    formats: Sequence[str] = ("html", "md"),
+    plugins: Any = None,
+) -> list[Path]:
+    """Render the report of a run folder from its saved files; returns the files written.
+
+    Built-in formats: ``html``, ``md``, ``pdf`` (needs the HTML, which is then also
+    written). Other names are looked up among the formats plugins register. The PDF
+    is made last, so when no PDF engine is installed the UsageError raised comes after
+    the HTML and Markdown are written.
+    """
+    run_dir = Path(run_dir)
+    wanted = list(dict.fromkeys(formats))
+    plugin_formats = plugins.report_formats() if plugins is not None else {}
+    for name in wanted:
+        if name not in BUILTIN_FORMATS and name not in plugin_formats:
+            known = ", ".join([*BUILTIN_FORMATS, *[n for n in plugin_formats if n not in BUILTIN_FORMATS]])
+            raise UsageError(f"unknown report format {name!r}; available: {known}")
+    run = load_run(run_dir, author=author)
+    written: list[Path] = []
+    if "html" in wanted or "pdf" in wanted:
+        written.append(render_html(run, run_dir, template_dir))
+    if "md" in wanted:
+        written.append(render_markdown(run, run_dir, template_dir))
+    for name in wanted:
+        if name not in BUILTIN_FORMATS:
+            render, _description = plugin_formats[name]
+            written.append(Path(render(run, run_dir)))
+    if "pdf" in wanted:
+        try:
+            written.append(render_pdf(run_dir / "report.html", run_dir / "report.pdf"))
+        except UsageError as exc:
+            done = ", ".join(str(p) for p in written)
+            raise UsageError(f"{exc} (written: {done})") from None
+    return written

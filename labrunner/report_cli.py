@@ -1,0 +1,141 @@
+"""The ``report``, ``check`` and ``submit`` subcommands.
+
+Only argparse is needed to register them; the report, grading and bundle modules
+are imported by the handlers, so ``labrunner --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RUN_DIR_HELP = "a run folder (default: the latest run, reports/latest)"
+
+
+def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Register ``report``, ``check`` and ``submit`` on the CLI's subparsers."""
+    report = subparsers.add_parser(
+        "report",
+        parents=parents,
+        help="render the report of a run again, from its saved results",
+        description=(
+            "Render report.html (self-contained) and report.md (+ figures/) of a run from its "
+            "saved files, without running anything; --pdf also prints report.pdf with headless Chromium."
+        ),
+    )
+    report.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help=RUN_DIR_HELP)
+    report.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
+    report.add_argument(
+        "--format",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also render format NAME (pdf, or one a plugin adds); repeatable",
+    )
+    report.add_argument(
+        "--template-dir", type=Path, metavar="DIR", help="templates here override the built-in ones"
+    )
+    report.add_argument("--author", help="student name on the report (overrides the config's report.author)")
+    report.add_argument("--list-formats", action="store_true", help="list the report formats and exit")
+    report.set_defaults(handler=cmd_report)
+
+    check = subparsers.add_parser(
+        "check",
+        parents=parents,
+        help="print each lab's checks with points; exit 0 only when all pass",
+        description="Print every check of a run with its points and the total. "
+        "Exit status 0 when every lab passed, 1 otherwise.",
+    )
+    check.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help=RUN_DIR_HELP)
+    check.add_argument("--json", action="store_true", help="machine-readable output for graders")
+    check.set_defaults(handler=cmd_check)
+
+    submit = subparsers.add_parser(
+        "submit",
+        parents=parents,
+        help="pack the report and results into a verified zip",
+        description="Pack report.html, report.md, figures, run.json and every lab's results into "
+        "a zip with a sha256 manifest, then re-open it and verify every file.",
+    )
+    submit.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help=RUN_DIR_HELP)
+    submit.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="NAME.zip",
+        help="the zip to write (default: submission-<run>.zip)",
+    )
+    submit.add_argument("--verify", type=Path, metavar="ZIP", help="only verify an existing bundle")
+    submit.set_defaults(handler=cmd_submit)
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    from .runner import find_run_dir
+
+    return find_run_dir(args.run_dir)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import BUILTIN_FORMATS, available_formats, render_report
+
+    # Plugins are loaded only for formats they add: re-rendering imports no lab code.
+    needs_plugins = args.list_formats or any(f not in BUILTIN_FORMATS for f in args.format)
+    plugins = _plugins(args) if needs_plugins else None
+    if args.list_formats:
+        for name, description in available_formats(plugins).items():
+            print(f"{name:<12} {description}")
+        return 0
+    formats = ["html", "md"] + (["pdf"] if args.pdf else []) + list(args.format)
+    run_dir = _run_dir(args)
+    for path in render_report(
+        run_dir, template_dir=args.template_dir, author=args.author, formats=formats, plugins=plugins
+    ):
+        print(f"report: {path}")
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> Any:
+    """The loaded plugins (for report formats they add); their problems are warned about."""
+    from .plugins import load_plugins
+
+    plugins = load_plugins([Path(p) for p in getattr(args, "plugins_dir", None) or []])
+    if getattr(args, "verbosity", 0) >= 0:
+        for problem in plugins.problems:
+            print(f"labrunner: warning: {problem}", file=sys.stderr)
+    return plugins
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .grading import format_grades, grade
+    from .report import load_run
+
+    grades = grade(load_run(_run_dir(args)))
+    if args.json:
+        print(json.dumps(grades, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(format_grades(grades, verbose=getattr(args, "verbosity", 0) > 0))
+    return 0 if grades["passed"] else 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .bundle import BundleError, make_bundle, verify_bundle
+    from .errors import UsageError
+
+    try:
+        if args.verify is not None:
+            if not args.verify.is_file():
+                raise UsageError(f"--verify {args.verify}: no such file")
+            count = verify_bundle(args.verify)
+            print(f"{args.verify}: {count} files match the manifest")
+            return 0
+        run_dir = _run_dir(args)
+        dest = args.output or Path(f"submission-{run_dir.resolve().name}.zip")
+        path, count = make_bundle(run_dir, dest)
+    except BundleError as exc:
+        print(f"labrunner: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"bundle: {path} ({count} files, verified against its sha256 manifest)")
+    return 0

@@ -1,0 +1,570 @@
+"""The report: HTML structure (parsed), Markdown, escaping, math, templates, PDF, CLI.
+
+``make_run`` builds a synthetic run folder from LabResult objects (no lab runs, no
+torch); test_check.py, test_submit.py and benchmarks/bench_report.py reuse it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from labrunner.errors import UsageError
+from labrunner.report import find_pdf_engine, format_value, load_run, render_report
+from labrunner.results import Check, Exercise, LabResult, write_json
+
+EVIL_TITLE = "Counting <script>alert(1)</script>"
+
+
+def png_bytes(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
+    """A small real PNG (a gradient), made with Pillow."""
+    from PIL import Image
+
+    image = Image.new("RGB", (width, height))
+    image.putdata(
+        [
+            ((x * 4 + seed * 40) % 256, (y * 5) % 256, (x + y + seed) % 256)
+            for y in range(height)
+            for x in range(width)
+        ]
+    )
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_lab(run_dir: Path, name: str, *, status: str = "passed", figures: int = 1, png: bytes | None = None):
+    """A LabResult with a figure, a table, math, metrics and a passing check, saved."""
+    lab_dir = run_dir / name
+    (lab_dir / "figures").mkdir(parents=True, exist_ok=True)
+    records: list[dict] = []
+    for i in range(figures):
+        (lab_dir / "figures" / f"fig{i}.png").write_bytes(png or png_bytes(seed=i))
+        records.append(
+            {"kind": "figure", "path": f"figures/fig{i}.png", "caption": f"Loss curve ${i}\\epsilon$"}
+        )
+    records.append(
+        {
+            "kind": "table",
+            "columns": ["layer", "$r$", "stride"],
+            "rows": [["conv1", 11, 4], ["pool <b>1</b>", 19.5, 0.000012]],
+            "caption": "Receptive fields",
+        }
+    )
+    records.append({"kind": "markdown", "text": "Extra block with $$\\sum_{i=1}^{n} i = \\frac{n(n+1)}{2}$$"})
+    ex = Exercise(
+        title="1. Sums",
+        question="What is $\\sum_{i=1}^{n} i$?",
+        answer="It is $\\frac{n(n+1)}{2} = 6$ for $n = 3$.\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+        records=records,
+        metrics={"total": 6.0, "tiny": 1.5e-7},
+        checks=[Check("sum formula", True, expected=6.0, actual=6.0, tolerance="±1e-09", points=2.0)],
+    )
+    result = LabResult(
+        lab=name,
+        title=f"Lab {name}",
+        version="1",
+        status=status,
+        duration_s=1.25,
+        profile="smoke",
+        device="cpu",
+        config={"steps": 3},
+        notes=["A note with *emphasis* and $x^2$."],
+        metrics={"total": 6.0, "tiny": 1.5e-7, "lab_only": 3},
+        exercises=[ex],
+    )
+    result.save(lab_dir / "result.json")
+    return result
+
+
+def make_run(
+    tmp_path: Path, *, labs: int = 1, figures: int = 1, png: bytes | None = None, report=None
+) -> Path:
+    """A run folder: ``labs`` passing labs, then a lab with a failing check, then one that raised."""
+    run_dir = tmp_path / "reports" / "20261129-041000"
+    run_dir.mkdir(parents=True)
+    results = [make_lab(run_dir, f"lab{i}", figures=figures, png=png) for i in range(labs)]
+    failing = LabResult(
+        lab="counter",
+        title=EVIL_TITLE,
+        version="1",
+        status="failed",
+        duration_s=0.5,
+        exercises=[
+            Exercise(
+                title="1. Compare <i>x</i>",
+                question="Is $x \\ge 0.5$? And $\\badmacro{x}$?",
+                answer="No: $x = 0.1$.",
+                checks=[
+                    Check("value above threshold", False, expected="≥ 0.5", actual=0.1, points=3.0),
+                    Check("always true", True, points=1.0),
+                ],
+            )
+        ],
+    )
+    failing.save(run_dir / "counter" / "result.json")
+    crashing = LabResult(
+        lab="crashing",
+        title="A lab that raises",
+        version="1",
+        status="error",
+        duration_s=0.1,
+        error={
+            "type": "ZeroDivisionError",
+            "message": "division by zero",
+            "traceback": 'Traceback (most recent call last):\n  File "lab.py", line 3, in run\n    1 / 0\nZeroDivisionError: division by zero\n',
+        },
+    )
+    crashing.save(run_dir / "crashing" / "result.json")
+    results += [failing, crashing]
+    write_json(
+        run_dir / "run.json",
+        {
+            "labrunner": "0.1.0",
+            "status": "finished",
+            "started": "2026-11-29T04:10:00+00:00",
+            "finished": "2026-11-29T04:12:00+00:00",
+            "settings": {
+                "profile": "smoke",
+                "device": "cpu",
+                "seed": 0,
+                "deterministic": False,
+                "config_file": "",
+                "report": report
+                if report is not None
+                else {
+                    "title": "Assignment 2",
+                    "course": "Deep Learning",
+                    "author": "Ada",
+                    "student_id": "12345",
+                },
+                "labs": [r.lab for r in results],
+            },
+            "environment": {
+                "labrunner": "0.1.0",
+                "python": "3.11.2",
+                "torch": "2.14.1",
+                "torchvision": "0.29.1",
+                "platform": "Linux",
+                "cpu": "Test CPU",
+                "cpu_count": 2,
+                "gpu": None,
+                "git": {"commit": "abc123", "dirty": True},
+            },
+            "labs": [
+                {"lab": r.lab, "status": r.status, "duration_s": r.duration_s, "cached": False}
+                for r in results
+            ],
+            "config": {r.lab: r.config for r in results},
+        },
+    )
+    (run_dir / "config.yaml").write_text("profile: smoke\nseed: 0\nlabs:\n  lab0:\n    steps: 3\n")
+    return run_dir
+
+
+class Page(HTMLParser):
+    """Collects what the tests look at: tags, attributes, and the text inside elements."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.text: dict[str, list[str]] = {}
+        self.all_text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+        if tag not in ("img", "meta", "link", "br", "hr", "input"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.stack:
+            while self.stack and self.stack.pop() != tag:
+                pass
+
+    def handle_data(self, data):
+        self.all_text.append(data)
+        for tag in set(self.stack):
+            self.text.setdefault(tag, []).append(data)
+
+    def find(self, tag: str) -> list[dict[str, str]]:
+        return [attrs for t, attrs in self.tags if t == tag]
+
+    def classes(self) -> set[str]:
+        return {c for _, attrs in self.tags for c in attrs.get("class", "").split()}
+
+
+def parse(html: str) -> Page:
+    page = Page()
+    page.feed(html)
+    page.close()
+    return page
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def test_html_is_self_contained_and_structured(tmp_path):
+    run_dir = make_run(tmp_path)
+    written = render_report(run_dir)
+    assert written == [run_dir / "report.html", run_dir / "report.md"]
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    page = parse(html)
+
+    # images: embedded PNGs, one per figure
+    images = page.find("img")
+    assert len(images) == 1
+    for img in images:
+        assert img["src"].startswith("data:image/png;base64,")
+        assert (
+            base64.b64decode(img["src"].split(",", 1)[1]) == (run_dir / "lab0/figures/fig0.png").read_bytes()
+        )
+        assert img["alt"]
+    # nothing loaded from elsewhere: no scripts, stylesheets, fonts, frames
+    assert not page.find("script") and not page.find("link") and not page.find("iframe")
+    for _, attrs in page.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name, "")
+            assert not value or value.startswith(("data:", "#")), (name, value)
+    assert "@import" not in html and "url(" not in html
+    assert len(page.find("style")) == 1
+
+    # math became MathML; an unknown macro stays visible as LaTeX in <code>
+    maths = page.find("math")
+    assert len(maths) >= 6
+    assert {m.get("display") for m in maths} == {"inline", "block"}
+    assert "\\badmacro{x}" in "".join(page.text["code"])
+    assert "mfrac" in {t for t, _ in page.tags}
+
+    # the lab title from a (malicious) lab is text, not markup
+    assert EVIL_TITLE in "".join(page.text["h2"])
+    assert not page.find("b") and not page.find("i")  # the <b>/<i> in a table cell and a title too
+    assert "<script>" not in html
+
+    # title block, contents, summary, labs, environment
+    assert "Assignment 2" in "".join(page.text["h1"])
+    header = "".join(page.text["header"])
+    assert (
+        "Ada" in header and "12345" in header and "Deep Learning" in header and "29 November 2026" in header
+    )
+    toc_links = [a["href"] for a in page.find("a") if a.get("href", "").startswith("#")]
+    ids = {attrs["id"] for _, attrs in page.tags if "id" in attrs}
+    assert {"#summary", "#lab-lab0", "#lab-counter", "#lab-crashing", "#environment"} <= set(toc_links)
+    assert all(link[1:] in ids for link in toc_links), "a contents link points nowhere"
+    assert {"pass", "fail", "status-error", "status-failed", "status-passed"} <= page.classes()
+
+    summary = "".join(page.text["table"])
+    assert "3/6 points" not in summary  # per-lab cells, checked below
+    text = " ".join(page.all_text)
+    assert "ZeroDivisionError" in text and "1 / 0" in "".join(page.text["pre"])
+    assert "value above threshold" in text and "≥ 0.5" in text
+    assert "Test CPU" in text and "abc123 (uncommitted changes)" in text and "2.14.1" in text
+    assert "steps: 3" in "".join(page.text["pre"])
+    # order: question, answer, figure, table, markdown, metrics, checks
+    body = html[html.index('id="lab-lab0-ex1"') :]
+    marks = ["Question", "Answer", "<img", "Table 1.", "Extra block", "Metrics", "Checks"]
+    positions = [body.index(m) for m in marks]
+    assert positions == sorted(positions)
+
+
+def test_summary_counts_checks_and_points(tmp_path):
+    run_dir = make_run(tmp_path)
+    render_report(run_dir, formats=["html"])
+    page = parse((run_dir / "report.html").read_text())
+    rows = []
+    for line in (run_dir / "report.html").read_text().split("<tr")[1:]:
+        rows.append(line)
+    summary = [r for r in rows if 'class="status-' in r[:40]]
+    assert len(summary) == 3
+    assert "1/1" in summary[0] and "2/2" in summary[0]  # lab0: 1 check, 2 points
+    assert "1/2" in summary[1] and "1/4" in summary[1]  # counter: one of two checks, 1 of 4 points
+    assert "0/0" in summary[2]
+    footer = "".join(page.text["tfoot"])
+    assert "2/3" in footer and "3/6" in footer and "1/3 passed" in footer
+
+
+def test_author_override_and_defaults(tmp_path):
+    run_dir = make_run(tmp_path, report={})
+    render_report(run_dir, formats=["html"], author="Grace Hopper")
+    page = parse((run_dir / "report.html").read_text())
+    assert "Lab report" in "".join(page.text["h1"])
+    assert "Grace Hopper" in "".join(page.text["header"])
+
+
+def test_figures_are_numbered_across_labs(tmp_path):
+    run_dir = make_run(tmp_path, labs=2, figures=2)
+    render_report(run_dir, formats=["html"])
+    page = parse((run_dir / "report.html").read_text())
+    assert [f["id"] for f in page.find("figure") if f.get("class") == "figure"] == [
+        f"figure-{i}" for i in range(1, 5)
+    ]
+
+
+def test_missing_figure_does_not_break_the_report(tmp_path):
+    run_dir = make_run(tmp_path)
+    (run_dir / "lab0/figures/fig0.png").unlink()
+    render_report(run_dir)
+    assert (run_dir / "report.html").is_file() and (run_dir / "report.md").is_file()
+
+
+def test_an_interrupted_run_renders_what_finished(tmp_path):
+    run_dir = make_run(tmp_path)
+    info = json.loads((run_dir / "run.json").read_text())
+    info["status"] = "interrupted"
+    info["labs"] = info["labs"][:1]  # the others are named in settings.labs only
+    write_json(run_dir / "run.json", info)
+    shutil.rmtree(run_dir / "crashing")
+    render_report(run_dir, formats=["html"])
+    html = (run_dir / "report.html").read_text()
+    assert 'id="lab-lab0"' in html and 'id="lab-counter"' in html and 'id="lab-crashing"' not in html
+    assert "run interrupted" in html
+
+
+def test_format_value():
+    assert format_value(None) == "—"
+    assert format_value(True) == "true"
+    assert format_value(195) == "195"
+    assert format_value(0.123456) == "0.1235"
+    assert format_value(1.5e-7) == "1.500e-07"
+    assert format_value(12345.6) == "12346"
+    assert format_value([1, 0.5]) == "[1, 0.5]"
+    assert format_value("nan") == "nan"
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def test_markdown_report(tmp_path):
+    run_dir = make_run(tmp_path, labs=2)
+    render_report(run_dir, formats=["md"])
+    md = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert not (run_dir / "report.html").exists()
+    assert md.startswith("*Deep Learning*\n\n# Assignment 2\n")
+    # relative image links that resolve, next to the report
+    links = [line[line.index("](") + 2 : -1] for line in md.splitlines() if line.startswith("![")]
+    assert links == ["figures/lab0/fig0.png", "figures/lab1/fig0.png"]
+    for link in links:
+        assert (run_dir / link).read_bytes() == (run_dir / "lab0/figures/fig0.png").read_bytes()
+    # math left as written
+    assert "$\\sum_{i=1}^{n} i$" in md and "$$\\sum_{i=1}^{n} i = \\frac{n(n+1)}{2}$$" in md
+    # text from labs cannot become HTML
+    assert "<script>" not in md and "Counting &lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert "pool &lt;b>1&lt;/b>" in md
+    assert "| ❌ fail | ≥ 0.5 | 0.1 | 0/3 |" in md
+    assert "```text\nTraceback" in md
+    assert "| $r$ |" in md or "$r$ |" in md
+    # the Markdown parses as CommonMark tables with a real parser
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    assert sum(t.type == "table_open" for t in tokens) >= 8
+
+
+def test_markdown_rerender_drops_stale_figures(tmp_path):
+    run_dir = make_run(tmp_path)
+    (run_dir / "figures" / "old").mkdir(parents=True)
+    (run_dir / "figures" / "old" / "gone.png").write_bytes(b"x")
+    render_report(run_dir, formats=["md"])
+    assert sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").rglob("*.png")) == [
+        "figures/lab0/fig0.png"
+    ]
+
+
+# --------------------------------------------------------------------------- templates, formats, errors
+
+
+def test_template_dir_overrides_one_template(tmp_path):
+    run_dir = make_run(tmp_path)
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    (custom / "report.css").write_text("body { color: rebeccapurple; }\n")
+    (custom / "report.md.j2").write_text(
+        "# {{ meta.title }} by {{ meta.author }}\n{% for lab in labs %}- {{ lab.result.lab }}\n{% endfor %}"
+    )
+    render_report(run_dir, template_dir=custom)
+    html = (run_dir / "report.html").read_text()
+    assert "rebeccapurple" in html and 'id="lab-lab0"' in html  # the rest is the built-in template
+    assert (run_dir / "report.md").read_text() == "# Assignment 2 by Ada\n- lab0\n- counter\n- crashing\n"
+
+
+def test_template_dir_can_extend_the_builtin(tmp_path):
+    run_dir = make_run(tmp_path)
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    (custom / "report.html.j2").write_text(
+        '{% extends "default/report.html.j2" %}{% block toc %}<p class="my-toc">no contents</p>{% endblock %}'
+    )
+    render_report(run_dir, template_dir=custom, formats=["html"])
+    page = parse((run_dir / "report.html").read_text())
+    assert "my-toc" in page.classes() and "toc" not in page.classes()
+    assert page.find("math")
+
+
+def test_template_errors_are_usage_errors(tmp_path):
+    run_dir = make_run(tmp_path)
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    (custom / "report.md.j2").write_text("line one\n{% for x in %}\n")
+    with pytest.raises(UsageError, match=r"report.md.j2:2"):
+        render_report(run_dir, template_dir=custom, formats=["md"])
+    with pytest.raises(UsageError, match="no such folder"):
+        render_report(run_dir, template_dir=tmp_path / "missing")
+
+
+def test_unknown_format_and_not_a_run(tmp_path):
+    run_dir = make_run(tmp_path)
+    with pytest.raises(UsageError, match="unknown report format 'docx'; available: html, md, pdf"):
+        render_report(run_dir, formats=["docx"])
+    with pytest.raises(UsageError, match="not a run folder"):
+        render_report(tmp_path)
+    (run_dir / "run.json").write_text("{not json")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        load_run(run_dir)
+
+
+class FakePlugins:
+    """Stands in for labrunner.plugins.Plugins: only report_formats() is used."""
+
+    def __init__(self, formats):
+        self.formats = formats
+
+    def report_formats(self):
+        return self.formats
+
+
+def test_plugin_report_format(tmp_path):
+    run_dir = make_run(tmp_path)
+    seen = {}
+
+    def render_summary(run, out_dir):
+        seen["labs"] = [lab.lab for lab in run.labs]
+        seen["meta"] = run.meta
+        path = out_dir / "summary.json"
+        path.write_text(json.dumps([s.__dict__ for s in run.summaries()]))
+        return path
+
+    plugins = FakePlugins({"json-summary": (render_summary, "one JSON list")})
+    written = render_report(run_dir, formats=["json-summary"], plugins=plugins)
+    assert written == [run_dir / "summary.json"]
+    assert seen["labs"] == ["lab0", "counter", "crashing"] and seen["meta"]["author"] == "Ada"
+    with pytest.raises(UsageError, match="available: html, md, pdf, json-summary"):
+        render_report(run_dir, formats=["nope"], plugins=plugins)
+
+
+def test_plugin_report_format_through_the_hook(tmp_path):
+    """A real plugin registering a format with register_report_formats."""
+    import labrunner
+    from labrunner.plugins import Plugins
+
+    class FormatPlugin:
+        @labrunner.hookimpl
+        def register_report_formats(self, register):
+            register(
+                "txt",
+                lambda run, out: (out / "report.txt").write_text(run.meta["title"]) and out / "report.txt",
+                "plain",
+            )
+
+    plugins = Plugins()
+    plugins.pm.register(FormatPlugin(), name="fmt")
+    run_dir = make_run(tmp_path)
+    assert render_report(run_dir, formats=["txt"], plugins=plugins) == [run_dir / "report.txt"]
+    assert (run_dir / "report.txt").read_text() == "Assignment 2"
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def test_pdf_without_engine_says_what_to_install(tmp_path, monkeypatch):
+    run_dir = make_run(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("LABRUNNER_CHROMIUM", raising=False)
+    assert find_pdf_engine() is None
+    with pytest.raises(UsageError, match="install Chromium") as info:
+        render_report(run_dir, formats=["html", "md", "pdf"])
+    assert "report.html" in str(info.value)
+    assert (run_dir / "report.html").is_file() and (run_dir / "report.md").is_file()
+    assert not (run_dir / "report.pdf").exists()
+
+
+@pytest.mark.skipif(find_pdf_engine() is None, reason="no Chromium on this machine")
+def test_pdf_with_chromium(tmp_path):
+    run_dir = make_run(tmp_path)
+    written = render_report(run_dir, formats=["pdf"])
+    assert written == [run_dir / "report.html", run_dir / "report.pdf"]
+    data = (run_dir / "report.pdf").read_bytes()
+    assert data.startswith(b"%PDF-") and len(data) > 5000
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+
+
+# --------------------------------------------------------------------------- torch-free, CLI
+
+
+def test_report_never_imports_torch(tmp_path):
+    run_dir = make_run(tmp_path)
+    program = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from labrunner.report import render_report\n"
+        f"render_report(Path({str(run_dir)!r}))\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'matplotlib', 'numpy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir / "report.html").is_file()
+
+
+def test_cli_report(tmp_path):
+    run_dir = make_run(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labrunner", "report", "--author", "Grace", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input="",
+    )
+    # reports/latest does not exist: the latest run cannot be found
+    assert proc.returncode == 2 and "no runs found" in proc.stderr
+    (tmp_path / "reports" / "latest").symlink_to(run_dir.name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labrunner", "report", "--author", "Grace"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "report.html" in proc.stdout and "report.md" in proc.stdout
+    assert "Grace" in (run_dir / "report.html").read_text()
+    proc = subprocess.run(
+        [sys.executable, "-m", "labrunner", "report", str(run_dir), "--format", "docx"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "unknown report format 'docx'" in proc.stderr
+
+
+def test_cli_report_pdf_without_engine(tmp_path):
+    run_dir = make_run(tmp_path)
+    env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "labrunner", "report", str(run_dir), "--pdf"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert "install Chromium" in proc.stderr
+    assert (run_dir / "report.html").is_file() and (run_dir / "report.md").is_file()
