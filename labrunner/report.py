@@ -452,11 +452,19 @@ def _render_template(name: str, view: dict[str, Any], template_dir: Path | None,
 # --------------------------------------------------------------------------- formats
 
 
+def _write(path: Path, text: str) -> None:
+    write_atomic(path, text)
+    try:  # a temporary file is private (0600); a report is meant to be shared
+        os.chmod(path, 0o644)
+    except OSError:
+        pass
+
+
 def render_html(run: RunData, out_dir: Path, template_dir: Path | None = None) -> Path:
     """Write ``report.html``: one self-contained file (figures as data URIs, CSS inline)."""
     view = build_view(run)
     path = Path(out_dir) / "report.html"
-    write_atomic(path, _render_template("report.html.j2", view, template_dir, html=True))
+    _write(path, _render_template("report.html.j2", view, template_dir, html=True))
     return path
 
 
@@ -475,7 +483,7 @@ def render_markdown(run: RunData, out_dir: Path, template_dir: Path | None = Non
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(record["figure"].path, target)
     path = out_dir / "report.md"
-    write_atomic(path, _render_template("report.md.j2", view, template_dir, html=False))
+    _write(path, _render_template("report.md.j2", view, template_dir, html=False))
     return path
 
 

@@ -1,0 +1,102 @@
+"""`labrunner check`: checks with points and a total; exit 0 only when all pass; --json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from test_report import make_run
+
+from labrunner.grading import format_grades, grade
+from labrunner.report import load_run
+from labrunner.results import LabResult, write_json
+
+
+def test_grade_counts_points(tmp_path):
+    grades = grade(load_run(make_run(tmp_path, labs=2)))
+    assert grades["passed"] is False
+    assert (grades["checks_passed"], grades["checks_total"]) == (3, 4)
+    assert (grades["points"], grades["points_total"]) == (5.0, 8.0)
+    assert (grades["labs_passed"], grades["labs_total"]) == (2, 4)
+    counter = grades["labs"][2]
+    assert counter["lab"] == "counter" and counter["status"] == "failed"
+    assert counter["checks"][0] == {
+        "exercise": "1. Compare <i>x</i>",
+        "name": "value above threshold",
+        "passed": False,
+        "points": 0.0,
+        "points_total": 3.0,
+        "expected": "≥ 0.5",
+        "actual": 0.1,
+        "tolerance": None,
+        "message": "",
+    }
+    assert grades["labs"][3]["error"]["type"] == "ZeroDivisionError"
+
+
+def test_format_grades_text(tmp_path):
+    text = format_grades(grade(load_run(make_run(tmp_path))))
+    lines = text.splitlines()
+    assert lines[0] == "lab0  passed  1/1 checks  2/2 points"
+    assert "  PASS  2/2  sum formula" in lines
+    assert "  FAIL  0/3  value above threshold  (expected ≥ 0.5, actual 0.1)" in lines
+    assert "  ERROR  ZeroDivisionError: division by zero" in lines
+    assert lines[-1] == "total: 2/3 checks, 3/6 points, 1/3 labs passed (NOT all labs passed)"
+
+
+def _all_passing(run_dir):
+    """Keep only the passing lab in the run."""
+    info = json.loads((run_dir / "run.json").read_text())
+    info["labs"] = info["labs"][:1]
+    info["settings"]["labs"] = ["lab0"]
+    write_json(run_dir / "run.json", info)
+
+
+def test_cli_check_exit_status_and_json(tmp_path):
+    run_dir = make_run(tmp_path)
+    cmd = [sys.executable, "-m", "labrunner", "check", str(run_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "FAIL  0/3  value above threshold" in proc.stdout and "total: 2/3 checks" in proc.stdout
+
+    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    assert data["passed"] is False and data["points"] == 3.0 and data["points_total"] == 6.0
+
+    _all_passing(run_dir)
+    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    assert json.loads(proc.stdout)["passed"] is True
+
+
+def test_cli_check_latest_and_bad_folder(tmp_path):
+    run_dir = make_run(tmp_path)
+    (tmp_path / "reports" / "latest").symlink_to(run_dir.name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labrunner", "check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "lab0  passed" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "labrunner", "check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr
+
+
+def test_an_errored_lab_without_failed_checks_still_fails(tmp_path):
+    run_dir = make_run(tmp_path)
+    _all_passing(run_dir)
+    result = LabResult.load(run_dir / "lab0" / "result.json")
+    result.status = "error"
+    result.error = {"type": "RuntimeError", "message": "late crash", "traceback": ""}
+    result.save(run_dir / "lab0" / "result.json")
+    grades = grade(load_run(run_dir))
+    assert grades["checks_passed"] == grades["checks_total"] and grades["passed"] is False
