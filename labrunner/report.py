@@ -256,6 +256,10 @@ class FigureView:
     md_path: str  # relative path used by report.md (figures/<lab>/<name>.png)
     alt: str
 
+    @property
+    def exists(self) -> bool:
+        return self.path.is_file()
+
     def data_uri(self) -> str:
         return _data_uri(self.path)
 
@@ -310,7 +314,7 @@ def build_view(run: RunData) -> dict[str, Any]:
                     )
                 elif kind == "table":
                     table_no += 1
-                    records.append({**record, "number": table_no})
+                    records.append({**record, "number": table_no, "numeric": _numeric_columns(record)})
                 elif kind == "markdown":
                     records.append(record)
             shown_metrics.update(ex.metrics)
@@ -366,6 +370,19 @@ def build_view(run: RunData) -> dict[str, Any]:
         "config_yaml": run.config_yaml or _config_yaml(run.info.get("config", {})),
         "run_status": run.info.get("status", ""),
     }
+
+
+def _numeric_columns(table: dict[str, Any]) -> list[bool]:
+    """For each column, whether every cell is a number (right-aligned, header too)."""
+    columns = table.get("columns") or []
+    rows = table.get("rows") or []
+    return [
+        bool(rows)
+        and all(
+            i < len(row) and isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows
+        )
+        for i in range(len(columns))
+    ]
 
 
 def _cpu(env: dict[str, Any]) -> str | None:
