@@ -1,1 +1,95 @@
-"""placeholder"""
+"""Built-in lab ``attention``: self-attention's permutation equivariance, a permutation-invariant
+readout, and the position-wise feed-forward network three ways (Problem 3 of the assignment).
+
+Importing this package stays light: torch and matplotlib are imported inside
+:meth:`AttentionLab.run`. The maths is importable on its own from :mod:`.attention`
+(``self_attention``, ``invariant_pool``, the checks) and :mod:`.ffn` (the FFN forms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import labrunner
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Settings of the lab; the defaults are the ``quick`` profile."""
+
+    #: Shapes (T, D_in, D_k, D_v) of the random checks of Exercises 1 and 2.
+    shapes: tuple[tuple[int, int, int, int], ...] = (
+        (1, 4, 4, 4),
+        (2, 3, 4, 5),
+        (5, 8, 8, 8),
+        (16, 32, 16, 24),
+        (33, 7, 3, 11),
+        (64, 64, 32, 32),
+    )
+    #: Random (X, W_q, W_k, W_v) per shape, and random permutations per draw.
+    draws: int = 5
+    permutations: int = 20
+    #: The temperature alpha of the scores; 0 means sqrt(D_k).
+    alpha: float = 0.0
+    #: Tokens in the attention-map figure.
+    figure_tokens: int = 8
+    #: Exercise 3: shapes (B, T, D) on which the FFN forms are compared (the first is the assignment's).
+    ffn_shapes: tuple[tuple[int, int, int], ...] = (
+        (16, 32, 64),
+        (1, 1, 8),
+        (3, 7, 16),
+        (8, 128, 32),
+        (4, 16, 128),
+    )
+    #: Hidden width of the FFN; 0 means 4 * D.
+    d_ff: int = 0
+    #: The shape (B, T, D) of the timing, and the number of timed forward passes per form.
+    timing_shape: tuple[int, int, int] = (16, 32, 64)
+    timing_repeats: int = 30
+
+
+class AttentionLab(labrunner.Lab):
+    name = "attention"
+    title = "Problem 3: Self-attention, permutation equivariance and the position-wise FFN"
+    version = "1"
+    description = (
+        "Self-attention is permutation equivariant (proved, measured), invariant pooling, FFN three ways"
+    )
+    Config = AttentionConfig
+    profiles = {
+        "smoke": {
+            "shapes": ((1, 4, 4, 4), (2, 3, 4, 5), (5, 8, 8, 8), (16, 12, 8, 8)),
+            "draws": 2,
+            "permutations": 4,
+            "ffn_shapes": ((16, 32, 64), (3, 7, 16)),
+            "timing_repeats": 6,
+        },
+        "quick": {},
+        "full": {
+            "shapes": (
+                (1, 4, 4, 4),
+                (2, 3, 4, 5),
+                (5, 8, 8, 8),
+                (16, 32, 16, 24),
+                (33, 7, 3, 11),
+                (64, 64, 32, 32),
+                (128, 128, 64, 64),
+                (256, 64, 16, 16),
+            ),
+            "draws": 10,
+            "permutations": 50,
+            "ffn_shapes": ((16, 32, 64), (1, 1, 8), (3, 7, 16), (8, 128, 32), (4, 16, 128), (32, 256, 512)),
+            "timing_shape": (32, 256, 512),
+            "timing_repeats": 50,
+        },
+    }
+
+    def run(self, ctx: labrunner.LabContext) -> None:
+        from .experiment import run_experiment
+
+        run_experiment(ctx)
+
+
+@labrunner.hookimpl
+def register_labs(register) -> None:
+    register(AttentionLab())

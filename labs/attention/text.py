@@ -1,0 +1,220 @@
+"""Questions, answers and captions of the lab: Jinja2 Markdown filled with measured values.
+
+Every number comes from the run; where a conclusion depends on the data, the template
+branches on it (``{% if %}``), so the text never claims what the run did not measure.
+"""
+
+NOTE = r"""
+Exercises 1 and 2 run on the CPU in float64 (and float32), on {{ n_shapes }} shapes
+$(T, D_\mathrm{in}, D_k, D_v)$ = {{ shapes }}, {{ draws }} random $(X, W_q, W_k, W_v)$ per shape and
+{{ permutations }} random permutations per draw ({{ n_cases }} cases per implementation), with
+$\alpha = {{ alpha }}$. Exercise 3 runs on `{{ device }}`.
+"""
+
+Q1 = r"""
+The self-attention of $X \in \mathbb{R}^{T \times D_\mathrm{in}}$ (one token per row) is
+$$S(X) = \operatorname{softmax}\left(\frac{1}{\alpha} X W_q W_k^\top X^\top\right) X W_v,$$
+with the softmax taken over each row. Show that $P S(X) = S(PX)$ for any $T \times T$ permutation
+matrix $P$.
+"""
+
+A1 = r"""
+**Notation.** A permutation $\pi$ of $\{1, \ldots, T\}$ gives the matrix $P$ with $P_{ij} = 1$ if
+$j = \pi(i)$ and $0$ otherwise, so $(PX)_{i,:} = X_{\pi(i),:}$: $P$ reorders the tokens. For a
+square $A$, $(P A P^\top)_{ij} = A_{\pi(i)\pi(j)}$, and $P^\top P = I$ because $P$ is orthogonal.
+Write $A = \frac{1}{\alpha} X W_q W_k^\top X^\top$ (the $T \times T$ scores) and $V = X W_v$.
+
+**Lemma.** For every $A \in \mathbb{R}^{T \times T}$,
+$\operatorname{softmax}(P A P^\top) = P \operatorname{softmax}(A) P^\top$ (row-wise softmax).
+
+*Proof.* Entry $(i, j)$ of the left-hand side is
+$$\operatorname{softmax}(P A P^\top)_{ij} = \frac{e^{A_{\pi(i)\pi(j)}}}{\sum_{k=1}^{T} e^{A_{\pi(i)\pi(k)}}} = \frac{e^{A_{\pi(i)\pi(j)}}}{\sum_{m=1}^{T} e^{A_{\pi(i)m}}} = \operatorname{softmax}(A)_{\pi(i)\pi(j)} = \left(P \operatorname{softmax}(A) P^\top\right)_{ij}.$$
+The middle step substitutes $m = \pi(k)$: as $k$ runs over all tokens so does $\pi(k)$, and a sum
+does not depend on the order of its terms. So a row-wise softmax commutes with permuting the rows
+(each row is normalised on its own) and with permuting the columns (the normaliser is a sum over the
+whole row). $\square$
+
+**Theorem.** $S(PX) = P S(X)$.
+
+*Proof.* Replacing $X$ by $PX$ replaces the scores by
+$\frac{1}{\alpha} (PX) W_q W_k^\top (PX)^\top = P A P^\top$ and the values by $P V$. With the lemma,
+$$S(PX) = \operatorname{softmax}(P A P^\top) \, P V = P \operatorname{softmax}(A) \underbrace{P^\top P}_{=I} V = P \operatorname{softmax}(A) V = P S(X). \quad \square$$
+Nothing in $S$ refers to a position: $W_q, W_k, W_v$ act on each token's features, and the two
+matrix products over the token axis (the softmax's sum and the weighted average $\operatorname{softmax}(A) V$)
+are sums, which do not care about order. Self-attention treats its input as a *set* of tokens.
+
+**Numerical verification.** Over {{ n_cases }} random cases, the largest entry of
+$|P S(X) - S(PX)|$ is **{{ err64 | sci }}** in float64
+{% if err64_ok %}(below the check's $10^{-12}$){% else %}(**above** the check's $10^{-12}$: the
+implementation is not equivariant){% endif %} and **{{ err32 | sci }}** in float32. These are rounding
+errors, not a failure of the identity: $P S(X)$ and $S(PX)$ add the same numbers in a different
+order (the softmax denominator and the product with $V$), and floating-point addition is not
+associative. Both are a few units of the last place for values of order one
+(float64: $2^{-52} \approx 2.2 \times 10^{-16}$; float32: $2^{-23} \approx 1.2 \times 10^{-7}$).
+The lemma is checked on its own too: $\max |\operatorname{softmax}(P A P^\top) - P \operatorname{softmax}(A) P^\top| = {{ err_lemma | sci }}$.
+The per-shape maxima are in the table below; a sequence of one token ($T = 1$) has only the identity permutation, hence an error of exactly 0.
+
+The figure shows the attention matrix of a sequence of {{ fig_t }} tokens and of the same tokens in
+the order $\pi = ({{ fig_perm }})$. The tick labels of the second panel name the *original* token in
+each row and column: reading the same pair of labels in both panels gives the same weight, i.e. the
+matrix is permuted on both axes, $\operatorname{softmax}(P A P^\top) = P \operatorname{softmax}(A) P^\top$
+(largest difference {{ fig_err | sci }}).
+
+**Positional encodings break it, as they should.** A Transformer adds a position table
+$E \in \mathbb{R}^{T \times D_\mathrm{in}}$ (row $p$ encodes position $p$) to the tokens before the first attention
+layer. Permuting the tokens moves the tokens but not the table:
+$$S(PX + E) = S\left(P (X + P^\top E)\right) = P S(X + P^\top E) \neq P S(X + E) \quad \text{unless } P^\top E = E,$$
+and $P^\top E = E$ for every $P$ only when all rows of $E$ are equal, i.e. when $E$ carries no
+information about position. Measured over the same cases, $\max |P S(X + E) - S(PX + E)|$ is
+**{{ pe_sin | fmt }}** with the sinusoidal encoding of Vaswani et al. and **{{ pe_learned | fmt }}** with a
+learned table (at its $\mathcal{N}(0, 1)$ initialisation), against {{ err64 | sci }} without: the error
+goes from rounding to the size of the outputs themselves. That is the purpose of the encoding: the same
+word at another position must be able to produce a different output, which an equivariant map
+cannot do. The encoding does travel with the token if it is added *before* permuting, since then
+the identity above applies to $X + E$.
+
+**Does the check catch mistakes?** The check takes the implementation as an argument, so it was run
+on deliberately wrong ones (table below). {{ caught }} of {{ wrong }} position-dependent variants fail it.
+{% if columns_equivariant %}
+One mistake it cannot see: a softmax over the *columns* instead of the rows is **still
+equivariant** (error {{ columns_err | sci }}), because column normalisation commutes with $P \cdot P^\top$
+just like row normalisation (the lemma's proof works with rows and columns swapped). Equivariance is
+a property of the whole family of set functions, not a certificate of this particular one; that bug is
+caught by a second check, that each row of the attention matrix sums to one: its rows are off by up to
+{{ columns_rows | fmt }}, against {{ row_err | sci }} for the correct implementation.
+{% else %}
+Against expectation, the column-softmax variant failed the equivariance check here (error
+{{ columns_err | sci }}); the proof says it should not, so this points at numerical trouble.
+{% endif %}
+"""
+
+CAPTION_ATTENTION = (
+    "Attention matrices softmax(A) of {{ t }} random tokens. Top: X, then PX (ticks name the original "
+    "tokens), then |softmax(PAP^T) - P softmax(A) P^T|. Bottom: the same with a sinusoidal positional "
+    "encoding added after permuting (X + E vs PX + E), where the maps no longer match."
+)
+
+Q2 = r"""
+Using $S(X)$ and a linear operation, construct a function $G(X)$ that is permutation *invariant*:
+$G(PX) = G(X)$ for every permutation matrix $P$. Prove it.
+"""
+
+A2 = r"""
+**Construction.** Let $\mathbf{1} \in \mathbb{R}^{T}$ be the vector of ones and
+$$G(X) = \mathbf{1}^\top S(X) \in \mathbb{R}^{1 \times D_v}, \qquad G(X)_j = \sum_{i=1}^{T} S(X)_{ij},$$
+the sum of the token outputs (the mean variant uses $w = \tfrac{1}{T}\mathbf{1}$).
+
+*Proof.* A permutation matrix has exactly one 1 in each column, so $P^\top \mathbf{1} = \mathbf{1}$, i.e.
+$\mathbf{1}^\top P = \mathbf{1}^\top$. With Exercise 1,
+$$G(PX) = \mathbf{1}^\top S(PX) = \mathbf{1}^\top P S(X) = \mathbf{1}^\top S(X) = G(X). \quad \square$$
+The same holds for $w = c \mathbf{1}$ (in particular the mean, $c = 1/T$), and only for those: if
+$w^\top P = w^\top$ for every $P$, swapping any two positions shows $w_i = w_j$. So "a linear
+operation on the token axis that is invariant" means summing (or averaging) over tokens, possibly
+followed by any linear map on the $D_v$ features (which is harmless: it acts after the pooling).
+
+**Which axis.** $S(X)$ is $T \times D_v$ with one token per row, so the sum must run down each
+*column*: the assignment's column sums are $\mathbf{1}^\top S$, one number per feature, over all
+tokens. That is the axis $P$ acts on. Summing the other way, the row sums $S \mathbf{1}$, gives
+one number per token; they move with the tokens, $S(PX)\mathbf{1} = P\,S(X)\mathbf{1}$, an
+equivariant vector, not an invariant one.
+
+**Numerical verification** (same {{ n_cases }} cases as Exercise 1, float64):
+
+- sum over tokens, $\mathbf{1}^\top S$: $\max |G(PX) - G(X)|$ = **{{ sum64 | sci }}** (float32: {{ sum32 | sci }});
+- mean over tokens: **{{ mean64 | sci }}** (float32: {{ mean32 | sci }});
+- row sums $S\mathbf{1}$: as an invariant, **{{ rows_inv | fmt }}**; as an equivariant,
+  $\max |S(PX)\mathbf{1} - P S(X) \mathbf{1}|$ = {{ rows_eq | sci }};
+- flatten + linear, $W \operatorname{vec}(S)$ with a random $W$: **{{ flat | fmt }}**.
+
+{% if sum_ok and mean_ok and flat_fails %}
+The pooled readouts are invariant up to rounding (the sum over up to {{ max_t }} tokens collects a
+little more rounding than the mean, as its values are larger); the flattened readout is not:
+$\operatorname{vec}(PS) = (P \otimes I_{D_v}) \operatorname{vec}(S)$, so $W \operatorname{vec}(PS) = W \operatorname{vec}(S)$
+for all $P$ requires $W (P \otimes I_{D_v}) = W$, i.e. the same weight block for every position, which
+is again "sum over tokens, then a linear map". A flatten + linear head also fixes $T$, while the
+pooled $G$ works for any sequence length.
+{% else %}
+The measurements do not match the proof: sum invariant: {{ sum_ok }}, mean invariant: {{ mean_ok }},
+flatten + linear fails the check: {{ flat_fails }}. See the checks below.
+{% endif %}
+The sum grows with $T$ while the mean does not, so the mean is the usual choice when sequence
+lengths vary (as in set and graph networks, e.g. Deep Sets' $\rho(\sum_i \phi(x_i))$, of which
+$G$ is an instance with $\phi$ the attention output and $\rho$ the identity).
+"""
+
+CAPTION_READOUTS = (
+    "Largest |G(PX) - G(X)| over all cases (float64, log scale) for each readout of S(X). "
+    "The dashed line is the check's tolerance."
+)
+
+Q3 = r"""
+Implement the position-wise feed-forward network of the Transformer,
+$\operatorname{FFN}(x) = \max(0, x W_1 + b_1) W_2 + b_2$, applied to each position $x$ (a row of the
+$T \times D$ input) with $d_\mathrm{ff}$ hidden units (default $4D$), three ways sharing one set of
+weights: with `nn.Linear`, with `nn.Conv1d(kernel_size=1)`, and as a pure function over positions with
+`torch.func` (`functional_call`, `vmap`; show `torch.func.functionalize`). Check that they agree and
+compare their speed.
+"""
+
+A3 = r"""
+**Why three ways are one function.** On an input of shape $(B, T, D)$:
+
+- `nn.Linear(D, d_ff)` computes $y = x W^\top + b$ on the *last* axis, for every $(b, t)$ at once,
+  i.e. independently per position: two of them with a ReLU between are the FFN, with
+  $W_1 = $ `fc1.weight`$^\top$ (shape $D \times d_\mathrm{ff}$). In the lab this is
+  `LinearFFN`; it has $2 D d_\mathrm{ff} + d_\mathrm{ff} + D$ = {{ n_params }} parameters at
+  $D = {{ d_model }}$, $d_\mathrm{ff} = {{ d_ff }}$.
+- `nn.Conv1d(D, d_ff, kernel_size=1)` on $(B, D, T)$ computes
+  $y_{b,:,t} = \sum_{k=0}^{0} W_{:,:,k}\, x_{b,:,t+k} + b$: a kernel of width one sees one position, so it
+  is the same affine map with weight $W_{:,:,0}$. `ConvFFN` transposes to channels-first and back,
+  and its weights are *views* of the Linear weights (`unsqueeze(-1)`, same storage: {{ shared }}).
+- `torch.func.functional_call(ffn, params, (x,))` turns the module into a pure function of its
+  parameters; written for one position $x \in \mathbb{R}^D$ and mapped with
+  `vmap(vmap(f, in_dims=(None, 0)), in_dims=(None, 0))`, it is position-wise *by construction*:
+  `in_dims=None` shares the parameters, `0` maps over time and then batch.
+
+**They agree.** Largest difference from the formula $\max(0, x W_1 + b_1) W_2 + b_2$ (float32) over
+{{ n_shapes }} shapes $(B, T, D)$ = {{ ffn_shapes }}: Linear {{ err_linear | sci }},
+Conv1d {{ err_conv | sci }}, vmap {{ err_vmap | sci }}
+{% if all_close %}(all within the $10^{-5}$ tolerance; the differences come from the
+different summation order of the underlying kernels){% else %}(**not** all within $10^{-5}$: see the
+failing checks){% endif %}. The table below gives each shape.
+
+**`functionalize`.** Memory-saving code often writes the FFN in place (`h.add_(b1); h.relu_()`).
+Traced with `make_fx`, that version's graph contains {{ n_inplace }} in-place op(s)
+({{ inplace_names }}); `torch.func.functionalize` of the same function traces to {{ n_inplace_func }}
+({{ func_names }}), each mutation replaced by its out-of-place twin, with the same output
+(difference {{ err_func | sci }}). Removing mutation is what lets transforms such as `vmap`, `grad`
+and compilers reason about a function as pure maths; here it shows the FFN *is* a pure function of
+$(x, W_1, b_1, W_2, b_2)$.
+
+**Speed** (forward only, inference mode, $(B, T, D) = {{ timing_shape }}$, $d_\mathrm{ff} = {{ timing_dff }}$,
+on `{{ device }}`, median of {{ repeats }} runs per form, the forms interleaved so that load on
+the machine hits all alike). The ratios are relative to `nn.Linear` and hold for this machine and
+shape only.
+{% if fastest == "nn.Linear" %}
+`nn.Linear` is the fastest: it flattens $(B, T)$ and makes one matrix multiplication
+(`addmm`) per layer, the best case for the BLAS library.
+{% else %}
+Here `{{ fastest }}` was the fastest, ahead of `nn.Linear`; at this size the difference is within
+what a shared machine's load can do, or the backend picked a better kernel for that form.
+{% endif %}
+{% if conv_ratio > 1.0 %}
+`Conv1d` is {{ conv_ratio | fmt }}× slower: the two transposes make copies, and the convolution
+path (im2col or a dedicated kernel) is more general than needed for a width-one kernel.
+{% else %}
+`Conv1d` was not slower here ({{ conv_ratio | fmt }}×): the backend maps a width-one convolution
+onto the same matrix multiplication.
+{% endif %}
+{% if vmap_ratio > 1.0 %}
+The `vmap` form is {{ vmap_ratio | fmt }}× slower: `vmap` rewrites each per-position operation
+into a batched one (so it does not loop in Python), but the batching rules add dispatch overhead
+on every call.
+{% else %}
+The `vmap` form runs at {{ vmap_ratio | fmt }}× the time of `nn.Linear`: `vmap` rewrites the
+per-position matrix–vector products into the same batched matrix multiplication.
+{% endif %}
+"""
+
+CAPTION_FFN_ERRORS = "Largest |form(x) - formula(x)| per shape (float32; the check's tolerance is 1e-5)."
+CAPTION_TIMING = "Forward time of the three forms (and the functionalized one), side by side in one run."
