@@ -37,7 +37,7 @@ class AdversarialConfig:
     pgd_eps: float = 8.0
     pgd_step: float = 1.0
     #: Exercise 4 also runs both L1 methods with these larger penalties, to see where sparsity starts.
-    sparsity_alphas: tuple[float, ...] = (0.01, 0.1)
+    sparsity_alphas: tuple[float, ...] = (0.01, 0.1, 0.3)
     #: The offline stand-in CNN: training-set size and epochs (cached per setting).
     fallback_train_size: int = 4000
     fallback_epochs: int = 6
@@ -52,7 +52,13 @@ class AdversarialLab(labrunner.Lab):
     )
     Config = AdversarialConfig
     profiles = {
-        "smoke": {"max_iter": 40, "fallback_train_size": 3000, "fallback_epochs": 5, "download": False},
+        "smoke": {
+            "max_iter": 40,
+            "fallback_train_size": 3000,
+            "fallback_epochs": 5,
+            "download": False,
+            "sparsity_alphas": (0.1,),
+        },
         "quick": {},
         "full": {},
     }

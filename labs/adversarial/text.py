@@ -125,11 +125,12 @@ approximation behind FGSM points towards *some* wrong class, but rarely far enou
 FGSM reaches {{ m.fgsm.success | pct }} of the targets in one step, no fewer than PGD
 ({{ m.pgd.success | pct }}): on this model a single linearisation already points to the targets.
 {% endif %}
-The $\ell_\infty$ attacks spread a perturbation of nearly the full budget over almost every value
-(median $\ell_0$ {{ (100 * m.pgd.l0_pct) | fmt }} % for PGD), whereas the $\ell_1$ methods put their change
-where the gradient is large: their median $\ell_\infty$ is {{ m.l1_adam.linf | fmt }} (Adam) and
-{{ m.l1_ista.linf | fmt }} (ISTA) grey levels, their $\ell_2$ {{ m.l1_adam.l2 | fmt }} and
-{{ m.l1_ista.l2 | fmt }} against {{ m.pgd.l2 | fmt }} for PGD.
+PGD changes {{ (100 * m.pgd.l0_pct) | fmt }} % of the values by at most its budget (median
+$\ell_\infty$ {{ m.pgd.linf | fmt }} grey levels); the $\ell_1$ methods change
+{{ (100 * m.l1_adam.l0_pct) | fmt }} % (Adam) and {{ (100 * m.l1_ista.l0_pct) | fmt }} % (ISTA) of the
+values with median $\ell_\infty$ {{ m.l1_adam.linf | fmt }} and {{ m.l1_ista.linf | fmt }}, and median
+$\ell_2$ {{ m.l1_adam.l2 | fmt }} and {{ m.l1_ista.l2 | fmt }} against {{ m.pgd.l2 | fmt }} for PGD
+(each over its own successes; exercise 5 compares them on the same pairs).
 Time per example: {% for key, s in m.items() %}{{ labels[key] }} {{ s.ms_per_example | fmt }} ms{{ ", " if not loop.last else "." }}{% endfor %}
 """
 
@@ -178,28 +179,31 @@ so a value is zeroed only where the cross-entropy gradient is smaller than $\alp
 and penalty, almost nowhere.
 {% endif %}
 
-Raising the penalty (same images and targets):
-{% for row in sweep %}{% if row.alpha != cfg.alpha %}
+Raising the penalty on the same images and targets (share of values changed, and success):
 
-- $\alpha = {{ row.alpha }}$, {{ labels[row.method] }}: success {{ row.success | pct }}{% if row.success > 0 %}, {{ (100 * row.l0_pct) | fmt }} % of the values changed, $\|\delta\|_1 = {{ row.l1 | fmt }}${% endif %}.
-{% endif %}{% endfor %}
+{% for p in pairs %}
+- $\alpha = {{ p.alpha }}$: Adam {% if p.adam.success > 0 %}{{ (100 * p.adam.l0_pct) | fmt }} %{% else %}no success{% endif %} ({{ p.adam.success | pct }}), ISTA {% if p.ista.success > 0 %}{{ (100 * p.ista.l0_pct) | fmt }} %{% else %}no success{% endif %} ({{ p.ista.success | pct }}).
+{% endfor %}
 
-
-{% if first.l1_ista and not first.l1_adam %}
-Sparsity appears only with soft-thresholding: from $\alpha = {{ first.l1_ista.alpha }}$ ISTA changes fewer
-than half of the values ({{ (100 * first.l1_ista.l0_pct) | fmt }} %, success {{ first.l1_ista.success | pct }}),
-while Adam on the same loss never does at any $\alpha$ tried: its subgradient makes small entries
-oscillate around zero instead of settling on it.
-{% elif first.l1_ista and first.l1_adam %}
-Both become sparse with a larger penalty: ISTA from $\alpha = {{ first.l1_ista.alpha }}$
-({{ (100 * first.l1_ista.l0_pct) | fmt }} % changed), Adam from $\alpha = {{ first.l1_adam.alpha }}$
-({{ (100 * first.l1_adam.l0_pct) | fmt }} % changed).
-{% elif first.l1_adam %}
-Against the textbook expectation, only Adam became sparse (from $\alpha = {{ first.l1_adam.alpha }}$);
-ISTA did not at any $\alpha$ tried with a success.
+{% if sparser %}
+Soft-thresholding makes the difference the theory predicts once the penalty is large enough: at
+$\alpha = {{ sparser.alpha }}$ ISTA changes {{ (100 * sparser.ista.l0_pct) | fmt }} % of the values
+against Adam's {{ (100 * sparser.adam.l0_pct) | fmt }} % on the same loss{% if sparse_ista %}, and from
+$\alpha = {{ sparse_ista.alpha }}$ fewer than half of the values change, a sparse perturbation in the
+literal sense{% endif %}.
+{% if not sparse_adam %}
+Adam never gets there at any $\alpha$ tried with a success: a larger penalty shrinks its values but does
+not set them to zero.
+{% endif %}
+{% elif sparse_ista %}
+ISTA's perturbation is sparse from $\alpha = {{ sparse_ista.alpha }}$ ({{ (100 * sparse_ista.l0_pct) | fmt }} %
+changed), but not markedly sparser than Adam's at the same $\alpha$.
 {% else %}
-Neither method produced a sparse successful perturbation at any $\alpha$ tried: the textbook claim does
-not show at these settings.
+No $\alpha$ tried made ISTA markedly sparser than Adam: the textbook claim does not show at these settings.
+{% endif %}
+{% if costly %}
+The price of the penalty is measured too: at $\alpha = {{ costly.alpha }}$ ISTA reaches only
+{{ costly.ista.success | pct }} of the targets within {{ cfg.max_iter }} steps (Adam {{ costly.adam.success | pct }}).
 {% endif %}
 {% if a.l0_8bit_pct < 0.5 * a.l0_pct %}
 Saving as an 8-bit image is itself a hard threshold at half a level: it removes Adam's many tiny
@@ -208,8 +212,9 @@ changes, leaving {{ (100 * a.l0_8bit_pct) | fmt }} % of the values changed in th
 """
 
 SPARSITY_CAPTION = (
-    "Left: histogram of |δ| over all examples (log-log; exact zeros drawn at 1e-4, dashed line at half "
-    "an 8-bit level). Middle and right: pixels changed in any channel for the first example."
+    "Histograms of |δ| over all examples for the assignment's α and the largest α tried (log-log; exact "
+    "zeros drawn at 1e-4, dashed line at half an 8-bit level), and the pixels changed in any channel "
+    "in the first example at the largest α."
 )
 
 Q5 = r"""
@@ -218,33 +223,52 @@ perturbations sparse? Answer from the measurements.
 """
 
 A5 = r"""
-{% if ranked %}
-By the median $\ell_2$ norm of successful perturbations (the quantity PSNR measures), the ranking is
-{% for key in ranked %}{{ labels[key] }} ({{ m[key].l2 | fmt }}, PSNR {{ m[key].psnr | fmt }} dB, success {{ m[key].success | pct }}){{ " < " if not loop.last else "." }}{% endfor %}
+**Success.** The assignment's method reached {{ m.l1_adam.success | pct }} of the targets and its
+ISTA variant {{ m.l1_ista.success | pct }}; PGD with $\varepsilon = {{ cfg.pgd_eps }}/255$ reached
+{{ m.pgd.success | pct }} and one-step FGSM {{ m.fgsm.success | pct }}. The $\ell_1$ methods have no
+budget on the size of the change, only a price, so they keep going until they succeed; the
+$\ell_\infty$ attacks stop at the edge of their ball.
 
-The smallest visible change comes from **{{ labels[ranked[0]] }}**{% if m[ranked[0]].success < 1 %},
-though it reaches only {{ m[ranked[0]].success | pct }} of the targets{% endif %}.
-{% if m.pgd.success > 0 %}
-PGD's change is bounded per value ($\ell_\infty \le {{ cfg.pgd_eps }}/255$) and so looks like faint
-noise everywhere; the $\ell_1$ methods change fewer values by more (median $\ell_\infty$ {{ m.l1_adam.linf | fmt }}
-grey levels for Adam), which concentrates the change in a few places where it is easier to spot
-when amplified{% if m.l1_adam.l2 < m.pgd.l2 %}, but costs less energy overall (a smaller $\ell_2$){% else %}; here it
-does not even save energy: its $\ell_2$ is larger than PGD's{% endif %}.
+{% if n_common %}
+**Size of the change.** Each method's own successes favour the pairs that are easy for it, so the fair
+comparison is on the {{ n_common }} of {{ n }} pairs that PGD and both $\ell_1$ methods reached:
+
+| method | values changed | $\ell_1$ | $\ell_2$ | $\ell_\infty$ | PSNR |
+| --- | --- | --- | --- | --- | --- |
+{% for key, s in c.items() %}
+| {{ labels[key] }} | {{ (100 * s.l0_pct) | fmt }} % | {{ s.l1 | fmt }} | {{ s.l2 | fmt }} | {{ s.linf | fmt }} | {{ s.psnr | fmt }} dB |
+{% endfor %}
+
+The smallest change in energy ($\ell_2$, which is what PSNR measures) comes from
+**{{ labels[best_l2] }}**, the smallest largest change of any single value ($\ell_\infty$) from
+**{{ labels[best_linf] }}**.
+{% if best_l2 != best_linf %}
+The two criteria disagree: the $\ell_\infty$ attack spreads a faint change over
+{{ (100 * c.pgd.l0_pct) | fmt }} % of the values, the $\ell_1$ methods put more change on
+{% if c.l1_adam.l0_pct < c.pgd.l0_pct %}fewer{% else %}as many{% endif %} values. Which one is less
+visible depends on the eye: faint noise everywhere is hard to see in a textured photo, a few stronger
+changes are hard to see when they sit on edges.
+{% else %}
+Both criteria agree, so that method gives the least visible change here{% if m[best_l2].success < 1 %},
+on the pairs it reaches at all ({{ m[best_l2].success | pct }} of them){% endif %}.
 {% endif %}
 {% else %}
-No method reached any target at these settings, so there is nothing to rank.
+**Size of the change.** PGD and the $\ell_1$ methods have no pair they all reached, so their perturbation
+sizes cannot be compared fairly at these settings (each method's own medians are in exercise 3).
 {% endif %}
 
-Sparsity is a property of the optimiser, not of the penalty alone: with the subgradient (Adam),
-{{ (100 * m.l1_adam.l0_pct) | fmt }} % of the values change; with the proximal step (ISTA),
-{{ (100 * m.l1_ista.l0_pct) | fmt }} %.
-{% if m.l1_ista.l0_pct < 0.5 * m.l1_adam.l0_pct %}
-At the assignment's $\alpha$, only soft-thresholding yields truly sparse perturbations, as EAD claims.
+**Sparsity.** At the assignment's $\alpha = {{ cfg.alpha }}$ Adam changes {{ (100 * m.l1_adam.l0_pct) | fmt }} %
+of the values and ISTA {{ (100 * m.l1_ista.l0_pct) | fmt }} %{% if m.l1_ista.l0_pct < 0.5 * m.l1_adam.l0_pct %}:
+only soft-thresholding is sparse, as EAD claims{% else %}: neither is sparse at this penalty{% endif %}.
+{% if sparser %}
+With $\alpha = {{ sparser.alpha }}$ ISTA changes {{ (100 * sparser.ista.l0_pct) | fmt }} % and Adam still
+{{ (100 * sparser.adam.l0_pct) | fmt }} %: the sparsity comes from the proximal step, not from the
+penalty alone.
 {% else %}
-At the assignment's $\alpha = {{ cfg.alpha }}$ neither is sparse in the strict sense (exercise 4 shows
-what a larger penalty does).
+No $\alpha$ tried in exercise 4 made ISTA markedly sparser than Adam.
 {% endif %}
-Saving the image as 8-bit PNG keeps {{ m.l1_adam.rt_success | pct }} of the assignment's successes
+
+**Saving.** Written as 8-bit PNG and classified again, the files keep {{ m.l1_adam.rt_success | pct }} of the assignment's successes
 (ISTA {{ m.l1_ista.rt_success | pct }}, PGD {{ m.pgd.rt_success | pct }}): a success should always be
 verified on the saved file, as done here.
 {% if model == "fallback" %}
