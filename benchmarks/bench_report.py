@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import random
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,10 @@ def figure_png(seed: int) -> bytes:
         draw.line(points, fill=(40 * k, 90, 200 - 40 * k), width=2)
     for x in range(0, 800, 80):
         draw.line([(x, 0), (x, 500)], fill=(230, 230, 230))
+    rng = random.Random(seed)
+    for _ in range(3000):  # a scatter, so the PNG is as large as a real plot's (~60 kB)
+        x, y = rng.randrange(800), rng.randrange(500)
+        draw.ellipse([x, y, x + 3, y + 3], fill=(rng.randrange(256), 60, 120))
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()

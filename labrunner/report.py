@@ -593,7 +593,12 @@ def render_report(
     for name in wanted:
         if name not in BUILTIN_FORMATS:
             render, _description = plugin_formats[name]
-            written.append(Path(render(run, run_dir)))
+            try:
+                written.append(Path(render(run, run_dir)))
+            except UsageError:
+                raise
+            except Exception as exc:  # third-party code: one line naming the format, not a traceback
+                raise UsageError(f"report format {name!r} failed: {type(exc).__name__}: {exc}") from exc
     if "pdf" in wanted:
         try:
             written.append(render_pdf(run_dir / "report.html", run_dir / "report.pdf"))

@@ -331,6 +331,17 @@ def test_an_interrupted_run_renders_what_finished(tmp_path):
     assert "run interrupted" in html
 
 
+def test_rendering_4_labs_and_40_figures_takes_under_2_s(tmp_path):
+    import time
+
+    run_dir = make_run(tmp_path, labs=4, figures=10, png=png_bytes(640, 400))
+    start = time.perf_counter()
+    render_report(run_dir)
+    elapsed = time.perf_counter() - start
+    assert len(parse((run_dir / "report.html").read_text()).find("img")) == 40
+    assert elapsed < 2.0, f"{elapsed:.2f} s (benchmarks/bench_report.py measures it)"
+
+
 def test_format_value():
     assert format_value(None) == "—"
     assert format_value(True) == "true"
@@ -461,6 +472,12 @@ def test_plugin_report_format(tmp_path):
     with pytest.raises(UsageError, match="available: html, md, pdf, json-summary"):
         render_report(run_dir, formats=["nope"], plugins=plugins)
 
+    def broken(run, out_dir):
+        raise KeyError("figures")
+
+    with pytest.raises(UsageError, match="report format 'broken' failed: KeyError: 'figures'"):
+        render_report(run_dir, formats=["broken"], plugins=FakePlugins({"broken": (broken, "")}))
+
 
 def test_plugin_report_format_through_the_hook(tmp_path):
     """A real plugin registering a format with register_report_formats."""
@@ -556,6 +573,17 @@ def test_cli_report(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and "unknown report format 'docx'" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "labrunner", "report", "--list-formats"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and [line.split()[0] for line in proc.stdout.splitlines()][:3] == [
+        "html",
+        "md",
+        "pdf",
+    ]
 
 
 def test_cli_report_pdf_without_engine(tmp_path):
