@@ -35,6 +35,8 @@ BUILTIN_FORMATS = {
 }
 #: Executables tried, in order, to print the HTML to PDF; $LABRUNNER_CHROMIUM comes first.
 PDF_ENGINES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+#: A lab's folder in the run: a lab name, never a path elsewhere.
+_LAB_FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 PDF_HELP = (
     "no PDF engine found: install Chromium (Debian/Ubuntu: apt-get install chromium; macOS: "
     "brew install --cask chromium) or set LABRUNNER_CHROMIUM to a Chrome/Chromium executable"
@@ -84,8 +86,11 @@ class RunData:
         return self.info.get("environment", {}) or {}
 
     def figure_path(self, lab: LabResult, record: dict[str, Any]) -> Path:
-        """The PNG file of a figure record of ``lab``."""
-        return self.run_dir / lab.lab / record["path"]
+        """The PNG file of a figure record of ``lab`` (always inside the lab's folder)."""
+        rel = Path(str(record.get("path", "")))
+        if rel.is_absolute() or ".." in rel.parts:
+            rel = Path("figures") / rel.name
+        return self.run_dir / lab.lab / rel
 
     def summaries(self) -> list[LabSummary]:
         return [summarize(lab) for lab in self.labs]
@@ -97,6 +102,7 @@ class RunData:
 
 
 def summarize(lab: LabResult) -> LabSummary:
+    """Status, checks passed / total and points earned / total of one lab."""
     checks = lab.checks
     return LabSummary(
         lab=lab.lab,
@@ -120,6 +126,8 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
     names += [n for n in settings.get("labs", []) if n not in names]  # interrupted runs
     labs = []
     for name in names:
+        if not isinstance(name, str) or not _LAB_FOLDER.match(name):
+            raise UsageError(f"{run_dir / 'run.json'}: invalid lab name {name!r}")
         path = run_dir / name / "result.json"
         if path.is_file():
             try:

@@ -439,6 +439,11 @@ def test_unknown_format_and_not_a_run(tmp_path):
         render_report(run_dir, formats=["docx"])
     with pytest.raises(UsageError, match="not a run folder"):
         render_report(tmp_path)
+    info = json.loads((run_dir / "run.json").read_text())
+    info["labs"].append({"lab": "../../etc"})
+    write_json(run_dir / "run.json", info)
+    with pytest.raises(UsageError, match="invalid lab name '../../etc'"):
+        load_run(run_dir)
     (run_dir / "run.json").write_text("{not json")
     with pytest.raises(UsageError, match="not valid JSON"):
         load_run(run_dir)
@@ -719,3 +724,14 @@ def page_in_math(tag: str) -> bool:
     from labrunner.mdmath import _MATHML_TAGS
 
     return tag in _MATHML_TAGS
+
+
+def test_a_figure_path_cannot_leave_the_lab_folder(tmp_path):
+    run_dir = make_run(tmp_path)
+    (tmp_path / "secret.png").write_bytes(png_bytes(seed=9))
+    result = LabResult.load(run_dir / "lab0" / "result.json")
+    result.exercises[0].records[0]["path"] = "../../../secret.png"
+    result.save(run_dir / "lab0" / "result.json")
+    render_report(run_dir, formats=["html"])
+    page = parse((run_dir / "report.html").read_text())
+    assert not page.find("img") and "missing" in page.classes()
