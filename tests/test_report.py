@@ -546,6 +546,16 @@ def test_report_never_imports_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "report.html").is_file()
+    # the command too: -X importtime lists every module imported
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "labrunner", "report", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "markdown_it" in imported and not imported & {"torch", "torchvision", "numpy", "matplotlib"}
 
 
 def test_cli_report(tmp_path):
