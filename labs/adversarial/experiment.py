@@ -668,8 +668,9 @@ def sparsity_figure(runs: dict[tuple[str, float], MethodRun], alpha: float, alph
         changed = ((run.adversarial[0] - run.originals[0]) != 0).any(dim=0).float()
         ax.imshow(changed.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         name = "Adam" if key == "l1_adam" else "ISTA"
+        mark = "" if run.success[0] else ", failed"
         ax.set_title(
-            f"{name}, α = {alpha_max:g}: changed pixels (black)\n{run.images[0]}, {changed.mean():.0%}",
+            f"{name}, α = {alpha_max:g}: changed pixels (black)\n{run.images[0]}, {changed.mean():.0%}{mark}",
             fontsize=8,
         )
         ax.axis("off")

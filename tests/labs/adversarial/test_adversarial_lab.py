@@ -191,3 +191,25 @@ def test_unreadable_sources_raise_data_errors(tmp_path):
         images.read_source("skimage:moon", tmp_path)
     with pytest.raises(DataError, match="cannot read image"):
         images.read_source(str(tmp_path / "missing.jpg"), tmp_path)
+
+
+def test_no_success_at_all_is_reported_not_crashed(run_adv, torch_home):
+    """With zero iterations nothing reaches a target: the lab fails its check, writes every
+    answer (medians over no successes are undefined), and raises nothing."""
+    result = run_adv(attack_images=1, targets_per_image=2, max_iter=0, sparsity_alphas=(0.1,))
+    assert result.error is None, result.error
+    assert result.status == "failed"
+    failed = [c.name for c in result.checks if not c.passed]
+    assert failed == ["l1_adam_targets_reached"]
+    assert result.metrics["l1_adam_success_rate"] == 0
+    assert result.metrics["pairs_reached_by_all_iterative_methods"] == 0
+    assert all(ex.answer for ex in result.exercises)
+    assert "cannot be compared fairly" in result.exercises[4].answer
+
+
+def test_url_reachable_against_a_local_server(png_server):
+    from labrunner.labs.adversarial.alexnet import url_reachable
+
+    url, _ = png_server
+    assert url_reachable(url, timeout=2.0)
+    assert not url_reachable(url.replace("noise.png", "missing.png"), timeout=2.0)
