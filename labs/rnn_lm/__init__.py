@@ -1,1 +1,103 @@
-"""placeholder"""
+"""Built-in lab ``rnn_lm``: a word-level LSTM language model (Problem 2 of the assignment):
+truncated BPTT, sampling, embedding distances and teacher forcing, each answered with
+measurements.
+
+Importing this package stays light: torch and matplotlib are imported inside
+:meth:`RnnLmLab.run` (by :mod:`.experiment`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import labrunner
+
+from .corpus import PTB_BASE_URL
+
+
+@dataclass(frozen=True)
+class RnnLmConfig:
+    """Settings of the lab; the model and optimiser defaults are the assignment's."""
+
+    #: ``synthetic`` (generated, true entropy known), ``ptb`` (downloaded once, or read from
+    #: ``corpus_path``) or the path of a folder with train.txt, valid.txt and test.txt.
+    corpus: str = "synthetic"
+    #: For ``corpus: ptb``: a folder holding ptb.train.txt, ptb.valid.txt, ptb.test.txt.
+    corpus_path: str = ""
+    ptb_url: str = PTB_BASE_URL
+    #: Expected sha256 per PTB file name; a file without one is accepted and its sum reported.
+    ptb_sha256: dict[str, str] = field(default_factory=dict)
+    download: bool = True
+    #: The synthetic corpus: training tokens (valid and test get a tenth each), vocabulary
+    #: size, Zipf exponent of the word frequencies, chance a sentence ends after a noun/verb/adverb.
+    synthetic_tokens: int = 40000
+    synthetic_vocab: int = 200
+    synthetic_zipf: float = 1.1
+    synthetic_end_prob: float = 0.25
+    #: The model and its training (the assignment's values).
+    embedding_dim: int = 128
+    hidden_size: int = 1024
+    lr: float = 0.002
+    clip: float = 0.5
+    batch_size: int = 20
+    seq_len: int = 30
+    epochs: int = 5
+    #: Validation perplexity is measured this many times per epoch (for the learning curves).
+    evals_per_epoch: int = 1
+    #: Q2.1: full BPTT through this many segments, against truncated BPTT, for this many epochs.
+    bptt_window: int = 4
+    detach_epochs: int = 1
+    #: Q2.2: tokens per sample, and the settings of the truncated samplers.
+    sample_tokens: int = 60
+    temperature: float = 0.7
+    top_k: int = 10
+    top_p: float = 0.9
+    #: Q2.3 and Q2.5: the word pair, neighbours listed, words in the PCA figure, seeds compared.
+    distance_words: tuple[str, str] = ("army", "taxpayer")
+    neighbours: int = 5
+    pca_words: int = 60
+    distance_seeds: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("synthetic_tokens", "embedding_dim", "hidden_size", "batch_size", "seq_len", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.bptt_window < 2:
+            raise ValueError(
+                f"bptt_window must be at least 2 (a window of several segments), got {self.bptt_window}"
+            )
+        if self.distance_seeds < 1:
+            raise ValueError(f"distance_seeds must be at least 1, got {self.distance_seeds}")
+
+
+class RnnLmLab(labrunner.Lab):
+    name = "rnn_lm"
+    title = "Problem 2: LSTM language model"
+    version = "1"
+    description = "Word-level LSTM LM: truncated BPTT, sampling, embedding distances, teacher forcing"
+    Config = RnnLmConfig
+    profiles = {
+        "smoke": {
+            "synthetic_tokens": 6000,
+            "synthetic_vocab": 80,
+            "embedding_dim": 16,
+            "hidden_size": 32,
+            "epochs": 2,
+            "detach_epochs": 1,
+            "sample_tokens": 30,
+            "pca_words": 30,
+            "distance_seeds": 2,
+        },
+        "quick": {"embedding_dim": 32, "hidden_size": 128, "epochs": 3, "evals_per_epoch": 2},
+        "full": {"corpus": "ptb", "top_k": 40, "pca_words": 100},
+    }
+
+    def run(self, ctx: labrunner.LabContext) -> None:
+        from .experiment import run_experiment
+
+        run_experiment(ctx)
+
+
+@labrunner.hookimpl
+def register_labs(register) -> None:
+    register(RnnLmLab())
