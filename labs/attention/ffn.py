@@ -116,13 +116,32 @@ def functionalized_ffn() -> Callable[..., Tensor]:
     return functionalize(ffn_inplace)
 
 
-def inplace_ops(fn: Callable[..., Tensor], *args: Tensor) -> list[str]:
-    """The in-place aten ops (names ending in ``_``) in ``fn``'s traced graph, in order."""
-    from torch.fx.experimental.proxy_tensor import make_fx
+def dispatched_ops(fn: Callable[..., Tensor], *args: Tensor) -> list[str]:
+    """The aten ops that reach the kernels when ``fn(*args)`` runs, in order (recorded with a
+    ``TorchDispatchMode``, which sits below functionalization in the dispatcher)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    graph = make_fx(fn)(*args).graph
-    names = [str(node.target) for node in graph.nodes if node.op == "call_function"]
-    return [n for n in names if n.split(".")[1].endswith("_") and not n.split(".")[1].startswith("_")]
+    class Recorder(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder() as recorder:
+        fn(*args)
+    return recorder.ops
+
+
+def inplace_ops(fn: Callable[..., Tensor], *args: Tensor) -> list[str]:
+    """The in-place aten ops (``aten.add_``, ``aten.relu_``, ...) that ``fn(*args)`` runs, in order."""
+    return [
+        op
+        for op in dispatched_ops(fn, *args)
+        if op.split(".")[1].endswith("_") and not op.split(".")[1].startswith("_")
+    ]
 
 
 def linear_weights(linear: LinearFFN) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -136,7 +155,7 @@ def linear_weights(linear: LinearFFN) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 
 def time_forms(
-    forms: dict[str, Callable[[Tensor], Tensor]], x: Tensor, repeats: int, warmup: int = 3, rounds: int = 3
+    forms: dict[str, Callable[[Tensor], Tensor]], x: Tensor, repeats: int, warmup: int = 3, rounds: int = 5
 ) -> dict[str, float]:
     """Median forward time of each form on ``x`` (seconds), measured side by side.
 
@@ -144,6 +163,7 @@ def time_forms(
     a shared machine hits all of them alike; each form's result is its median over all runs.
     """
     samples: dict[str, list[float]] = {name: [] for name in forms}
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     with torch.inference_mode():
         for fn in forms.values():
             for _ in range(warmup):
@@ -152,7 +172,9 @@ def time_forms(
         for _ in range(rounds):
             for name, fn in forms.items():
                 for _ in range(per_round):
+                    sync()
                     start = time.perf_counter()
                     fn(x)
+                    sync()  # CUDA runs asynchronously: wait for the kernels, not just the launch
                     samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in samples.items()}

@@ -19,6 +19,9 @@ matrix $P$.
 """
 
 A1 = r"""
+Permuting the tokens permutes the scores on both axes, the row-wise softmax follows along, and
+the permutation cancels against the values: a lemma, then the theorem.
+
 **Notation.** A permutation $\pi$ of $\{1, \ldots, T\}$ gives the matrix $P$ with $P_{ij} = 1$ if
 $j = \pi(i)$ and $0$ otherwise, so $(PX)_{i,:} = X_{\pi(i),:}$: $P$ reorders the tokens. For a
 square $A$, $(P A P^\top)_{ij} = A_{\pi(i)\pi(j)}$, and $P^\top P = I$ because $P$ is orthogonal.
@@ -74,7 +77,10 @@ cannot do. The encoding does travel with the token if it is added *before* permu
 the identity above applies to $X + E$.
 
 **Does the check catch mistakes?** The check takes the implementation as an argument, so it was run
-on deliberately wrong ones (table below). {{ caught }} of {{ wrong }} position-dependent variants fail it.
+on deliberately wrong or position-aware ones (table below). {{ caught }} of {{ wrong }} variants
+that are not functions of the *set* of tokens fail it: a `K.reshape(D_k, T)` written for
+`K.T` (it keeps the memory order, so it mixes tokens with features), a causal mask, and the two
+positional encodings.
 {% if columns_equivariant %}
 One mistake it cannot see: a softmax over the *columns* instead of the rows is **still
 equivariant** (error {{ columns_err | sci }}), because column normalisation commutes with $P \cdot P^\top$
@@ -100,6 +106,9 @@ $G(PX) = G(X)$ for every permutation matrix $P$. Prove it.
 """
 
 A2 = r"""
+Sum (or average) the token outputs: the equivariance of Exercise 1 turns into invariance
+because summing over tokens forgets their order.
+
 **Construction.** Let $\mathbf{1} \in \mathbb{R}^{T}$ be the vector of ones and
 $$G(X) = \mathbf{1}^\top S(X) \in \mathbb{R}^{1 \times D_v}, \qquad G(X)_j = \sum_{i=1}^{T} S(X)_{ij},$$
 the sum of the token outputs (the mean variant uses $w = \tfrac{1}{T}\mathbf{1}$).
@@ -157,12 +166,14 @@ compare their speed.
 """
 
 A3 = r"""
-**Why three ways are one function.** On an input of shape $(B, T, D)$:
+The FFN is the Transformer's only non-linearity outside attention, and it is applied to each
+token separately: all the mixing between tokens happens in attention. **Why three ways are one
+function.** On an input of shape $(B, T, D)$:
 
 - `nn.Linear(D, d_ff)` computes $y = x W^\top + b$ on the *last* axis, for every $(b, t)$ at once,
   i.e. independently per position: two of them with a ReLU between are the FFN, with
   $W_1 = $ `fc1.weight`$^\top$ (shape $D \times d_\mathrm{ff}$). In the lab this is
-  `LinearFFN`; it has $2 D d_\mathrm{ff} + d_\mathrm{ff} + D$ = {{ n_params }} parameters at
+  `LinearFFN`; it has $2 D d_\mathrm{ff} + d_\mathrm{ff} + D$ = {{ n_params | fmt }} parameters at
   $D = {{ d_model }}$, $d_\mathrm{ff} = {{ d_ff }}$.
 - `nn.Conv1d(D, d_ff, kernel_size=1)` on $(B, D, T)$ computes
   $y_{b,:,t} = \sum_{k=0}^{0} W_{:,:,k}\, x_{b,:,t+k} + b$: a kernel of width one sees one position, so it
@@ -176,13 +187,15 @@ A3 = r"""
 **They agree.** Largest difference from the formula $\max(0, x W_1 + b_1) W_2 + b_2$ (float32) over
 {{ n_shapes }} shapes $(B, T, D)$ = {{ ffn_shapes }}: Linear {{ err_linear | sci }},
 Conv1d {{ err_conv | sci }}, vmap {{ err_vmap | sci }}
-{% if all_close %}(all within the $10^{-5}$ tolerance; the differences come from the
-different summation order of the underlying kernels){% else %}(**not** all within $10^{-5}$: see the
+{% if all_close %}(all within the $10^{-5}$ tolerance; a non-zero difference comes from a different kernel
+summing the same products in another order{% if err_vmap == 0 %}; the `vmap` form is bit-identical
+to the formula, because the batching rules turn its per-position products into the very matrix
+multiplication the formula makes{% endif %}){% else %}(**not** all within $10^{-5}$: see the
 failing checks){% endif %}. The table below gives each shape.
 
 **`functionalize`.** Memory-saving code often writes the FFN in place (`h.add_(b1); h.relu_()`).
-Traced with `make_fx`, that version's graph contains {{ n_inplace }} in-place op(s)
-({{ inplace_names }}); `torch.func.functionalize` of the same function traces to {{ n_inplace_func }}
+Recording the aten operations that reach the kernels (a `TorchDispatchMode`), that version runs {{ n_inplace }} in-place op(s)
+({{ inplace_names }}); `torch.func.functionalize` of the same function runs {{ n_inplace_func }}
 ({{ func_names }}), each mutation replaced by its out-of-place twin, with the same output
 (difference {{ err_func | sci }}). Removing mutation is what lets transforms such as `vmap`, `grad`
 and compilers reason about a function as pure maths; here it shows the FFN *is* a pure function of
@@ -193,27 +206,22 @@ on `{{ device }}`, median of {{ repeats }} runs per form, the forms interleaved 
 the machine hits all alike). The ratios are relative to `nn.Linear` and hold for this machine and
 shape only.
 {% if fastest == "nn.Linear" %}
-`nn.Linear` is the fastest: it flattens $(B, T)$ and makes one matrix multiplication
-(`addmm`) per layer, the best case for the BLAS library.
+`nn.Linear` is the fastest: it flattens $(B, T)$ into one axis and makes one matrix
+multiplication (`addmm`) per layer, the best case for the BLAS library.
 {% else %}
-Here `{{ fastest }}` was the fastest, ahead of `nn.Linear`; at this size the difference is within
-what a shared machine's load can do, or the backend picked a better kernel for that form.
+Here `{{ fastest }}` was the fastest, ahead of `nn.Linear`: at this size the forms differ by less
+than what load on the machine or the backend's choice of kernel can change.
 {% endif %}
-{% if conv_ratio > 1.0 %}
-`Conv1d` is {{ conv_ratio | fmt }}× slower: the two transposes make copies, and the convolution
-path (im2col or a dedicated kernel) is more general than needed for a width-one kernel.
-{% else %}
-`Conv1d` was not slower here ({{ conv_ratio | fmt }}×): the backend maps a width-one convolution
-onto the same matrix multiplication.
-{% endif %}
-{% if vmap_ratio > 1.0 %}
-The `vmap` form is {{ vmap_ratio | fmt }}× slower: `vmap` rewrites each per-position operation
-into a batched one (so it does not loop in Python), but the batching rules add dispatch overhead
-on every call.
-{% else %}
-The `vmap` form runs at {{ vmap_ratio | fmt }}× the time of `nn.Linear`: `vmap` rewrites the
-per-position matrix–vector products into the same batched matrix multiplication.
-{% endif %}
+{% for form in ratios %}
+- `{{ form.name }}`: {{ form.ratio | fmt }}× the time of `nn.Linear`
+{%- if form.ratio > 1.15 %}, slower: {{ form.slower }}
+{%- elif form.ratio < 0.87 %}, faster on this run; nothing in this form does less work than
+`nn.Linear`, so a gap in this direction means load on the machine during the `nn.Linear` runs
+(the `quick` and `full` profiles time more runs).
+{%- else %}, the same within the noise of the measurement: {{ form.same }}
+{%- endif %}
+
+{% endfor %}
 """
 
 CAPTION_FFN_ERRORS = "Largest |form(x) - formula(x)| per shape (float32; the check's tolerance is 1e-5)."
