@@ -1,0 +1,90 @@
+"""The whole lab in the smoke profile: it passes, records what the report needs, and its checks
+fail when the self-attention under test is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from labrunner.labs.attention import AttentionLab
+from labrunner.labs.attention import attention as att
+
+from labrunner.testing import assert_checks_pass, assert_metric, run_lab_in
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    """One smoke run shared by the tests of this module (single-threaded: see the math tests)."""
+    tmp = tmp_path_factory.mktemp("attention")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LABRUNNER_CACHE_DIR", str(tmp / "cache"))
+        try:
+            yield run_lab_in(AttentionLab(), tmp / "run", profile="smoke")
+        finally:
+            torch.set_num_threads(threads)
+
+
+def test_smoke_run_passes(result):
+    assert_checks_pass(result)
+    assert result.status == "passed"
+    assert [ex.title[:2] for ex in result.exercises] == ["1.", "2.", "3."]
+
+
+def test_metrics_are_what_the_issue_asks_for(result):
+    assert_metric(result, "equivariance_max_err_f64", at_most=1e-12)
+    assert_metric(result, "equivariance_max_err_f32", at_most=1e-5)
+    assert_metric(result, "equivariance_err_sinusoidal_pe", at_least=0.1)
+    assert_metric(result, "equivariance_err_learned_pe", at_least=0.1)
+    assert_metric(result, "invariance_max_err_sum_f64", at_most=1e-12)
+    assert_metric(result, "invariance_max_err_mean_f64", at_most=1e-12)
+    assert_metric(result, "invariance_err_flatten_linear", at_least=0.1)
+    for form in ("linear", "conv1d", "vmap", "functionalize"):
+        assert_metric(result, f"ffn_max_err_{form}", at_most=1e-5)
+    for form in ("conv1d", "vmap", "functionalize"):
+        assert_metric(result, f"ffn_time_ratio_{form}", at_least=0)
+
+
+def test_report_records(result, tmp_path_factory):
+    ex1, ex2, ex3 = result.exercises
+    assert "Lemma" in ex1.answer and "{{" not in ex1.answer and "{%" not in ex1.answer
+    assert "column" in ex2.answer
+    figures = [r["path"] for ex in result.exercises for r in ex.records if r["kind"] == "figure"]
+    assert figures == ["figures/attention_permuted.png", "figures/readout_invariance.png"]
+    timing = [r for r in ex3.records if r["kind"] == "table" and "time / nn.Linear" in r["columns"]]
+    assert len(timing) == 1 and len(timing[0]["rows"]) == 4
+    assert sum(c.points for c in result.checks) > 0
+
+
+def test_a_wrong_self_attention_fails_the_lab(tmp_path, monkeypatch):
+    """Swap in the K.reshape bug: the float64 equivariance check must fail (status failed)."""
+    monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(att, "self_attention", att.attention_transpose_by_reshape)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        wrong = run_lab_in(
+            AttentionLab(),
+            tmp_path / "run",
+            profile="smoke",
+            shapes=((3, 4, 4, 4), (6, 5, 3, 2)),
+            ffn_shapes=((2, 3, 8),),
+            timing_shape=(2, 3, 8),
+            timing_repeats=2,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert wrong.status == "failed"
+    failed = {c.name for c in wrong.checks if not c.passed}
+    assert "PS(X) = S(PX) in float64" in failed
+    assert "G = 1^T S(X) is invariant (float64)" in failed
+    assert "not equivariant" in wrong.exercises[0].answer
+
+
+def test_importing_the_lab_does_not_import_torch():
+    code = "import sys, labrunner.labs.attention; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
