@@ -181,12 +181,19 @@ def choose_model(ctx) -> Model:
     source = alexnet.find_weights(cfg.weights, cfg.download)
     if source.path is None:
         return fallback_model(ctx, source.how)
-    try:
-        state = alexnet.load_alexnet_weights(source.path)
-    except alexnet.WeightsError as exc:
-        if cfg.weights != "auto":
-            raise  # a path the user gave must work; silently using the stand-in would hide it
-        return fallback_model(ctx, f"the weights in the hub cache are unusable: {exc}")
+    # In the hub cache, any file that is what its name says will do (official one first).
+    candidates = alexnet.hub_weights_candidates() if source.how == "hub cache" else [source.path]
+    problems = []
+    for path in candidates:
+        try:
+            state = alexnet.load_alexnet_weights(path)
+            break
+        except alexnet.WeightsError as exc:
+            if cfg.weights != "auto":
+                raise  # a path the user gave must work; silently using the stand-in would hide it
+            problems.append(str(exc))
+    else:
+        return fallback_model(ctx, f"the weights in the hub cache are unusable: {'; '.join(problems)}")
     meta = AlexNet_Weights.IMAGENET1K_V1
     net = alexnet.AlexNet()
     net.load_state_dict(state)
@@ -198,7 +205,7 @@ def choose_model(ctx) -> Model:
         pre,
         state_dict=state,
         weights_how=source.how,
-        weights_path=str(source.path),
+        weights_path=str(path),
     )
 
 
@@ -240,19 +247,59 @@ def short(name: str, width: int = 22) -> str:
 # --------------------------------------------------------------------------- the exercises
 
 
-def run_experiment(ctx) -> None:
-    import matplotlib.pyplot as plt
+@dataclass
+class Session:
+    """What every exercise needs: the context, the frozen model, and the attack plan
+    (each chosen image with its clean class and its target classes)."""
 
-    cfg = ctx.config
-    device = ctx.device
+    ctx: Any
+    model: Model
+    net: PixelClassifier
+    plan: list[tuple[LabImage, int, torch.Tensor]] = field(default_factory=list)
+
+    def run_method(self, key: str, attack, save: bool = False) -> MethodRun:
+        """Run ``attack(net, image, targets)`` on every planned image, all its targets in one
+        batch; with ``save`` the adversarial images are written as PNG files of the run."""
+        ctx, device = self.ctx, self.ctx.device
+        out = MethodRun(key, METHODS[key])
+        for im, _, targets in ctx.progress(self.plan, desc=METHODS[key]):
+            x = im.pixels.to(device)
+            result = attack(self.net, x, targets.to(device))
+            paths = None
+            if save:
+                paths = [
+                    ctx.file(SAFE.sub("_", f"adversarial-{im.name}-to-{t}.png")) for t in targets.tolist()
+                ]
+            out.add(im.name, x, targets, result, self.net, paths)
+        return out
+
+
+def run_experiment(ctx) -> None:
+    """The lab: the model first (and the note saying which), then the five exercises."""
     model = choose_model(ctx)
     ctx.note(text.MODEL_NOTE, **first_note(model))
-    net = model.net.to(device).eval()
+    net = model.net.to(ctx.device).eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    cats = model.categories
+    s = Session(ctx, model, net)
+    images, top_classes = classification(s)
+    s.plan = plan_attacks(s, images, top_classes)
+    # One untimed step first, so the first timed method does not pay for warming up the kernels.
+    im, _, targets = s.plan[0]
+    l1_adam_attack(net, im.pixels.to(ctx.device), targets[:1].to(ctx.device), max_iter=1)
+    adam = assignment_attack(s)
+    runs, summaries = baselines(s, adam)
+    sparser = sparsity(s, runs, summaries)
+    conclusions(s, runs, summaries, sparser)
 
-    # ------------------------------------------------------------------ 1. classification
+
+def classification(s: Session) -> tuple[list[LabImage], torch.Tensor]:
+    """Exercise 1: check the written-out AlexNet, classify every image; returns the images
+    and their top-k class indices."""
+    import matplotlib.pyplot as plt
+
+    ctx, cfg, net, cats, device = s.ctx, s.ctx.config, s.net, s.model.categories, s.ctx.device
+    model = s.model
     with ctx.exercise("1. AlexNet, written out, and top-5 classification", text.Q1) as ex:
         max_diff = alexnet.compare_with_torchvision(model.state_dict, seed=ctx.seed)
         n_params = alexnet.parameter_count(alexnet.AlexNet())
@@ -312,7 +359,15 @@ def run_experiment(ctx) -> None:
             k=k,
         )
 
-    # ------------------------------------------------------------------ pick images and targets
+    return images, top_i
+
+
+def plan_attacks(
+    s: Session, images: list[LabImage], top_i: torch.Tensor
+) -> list[tuple[LabImage, int, torch.Tensor]]:
+    """Choose the images to attack and their random targets (never the clean class), seeded by the run.
+    The stand-in attacks only the generated shapes: it knows nothing about photos."""
+    ctx, cfg, cats, model = s.ctx, s.ctx.config, s.model.categories, s.model
     rng = ctx.rng
     pool = [i for i, im in enumerate(images) if model.kind == "alexnet" or im.source == "generated"]
     chosen = sorted(rng.choice(pool, size=min(cfg.attack_images, len(pool)), replace=False).tolist())
@@ -323,25 +378,15 @@ def run_experiment(ctx) -> None:
         n_t = min(cfg.targets_per_image, len(others))
         plan.append((images[i], clean, torch.tensor(rng.choice(others, size=n_t, replace=False).tolist())))
 
-    # One untimed step first, so the first timed method does not pay for warming up the kernels.
-    l1_adam_attack(net, plan[0][0].pixels.to(device), plan[0][2][:1].to(device), max_iter=1)
+    return plan
 
-    def run_method(key: str, attack, save: bool = False) -> MethodRun:
-        out = MethodRun(key, METHODS[key])
-        for im, _, targets in ctx.progress(plan, desc=METHODS[key]):
-            x = im.pixels.to(device)
-            result = attack(net, x, targets.to(device))
-            paths = None
-            if save:
-                paths = [
-                    ctx.file(SAFE.sub("_", f"adversarial-{im.name}-to-{t}.png")) for t in targets.tolist()
-                ]
-            out.add(im.name, x, targets, result, net, paths)
-        return out
 
-    # ------------------------------------------------------------------ 2. the assignment's method
+def assignment_attack(s: Session) -> MethodRun:
+    """Exercise 2: the assignment's method, verified after the 8-bit round trip."""
+    ctx, cfg, cats = s.ctx, s.ctx.config, s.model.categories
+    model, plan = s.model, s.plan
     with ctx.exercise("2. Targeted adversarial examples: Adam on an L1 penalty", text.Q2) as ex:
-        adam = run_method(
+        adam = s.run_method(
             "l1_adam",
             lambda m, x, t: l1_adam_attack(m, x, t, alpha=cfg.alpha, lr=cfg.lr, max_iter=cfg.max_iter),
             save=True,
@@ -393,18 +438,23 @@ def run_experiment(ctx) -> None:
             lost=[j for j in range(adam.n) if adam.success[j] and not adam.rt_success[j]],
         )
 
-    # ------------------------------------------------------------------ 3. baselines
+    return adam
+
+
+def baselines(s: Session, adam: MethodRun) -> tuple[dict[str, MethodRun], dict[str, dict[str, float]]]:
+    """Exercise 3: FGSM, PGD and the ISTA variant on the same pairs; one table of all four."""
+    ctx, cfg, cats = s.ctx, s.ctx.config, s.model.categories
     with ctx.exercise("3. Baselines: FGSM and PGD against the L1 methods", text.Q3) as ex:
         runs = {
-            "fgsm": run_method("fgsm", lambda m, x, t: fgsm_attack(m, x, t, eps=cfg.fgsm_eps / 255)),
-            "pgd": run_method(
+            "fgsm": s.run_method("fgsm", lambda m, x, t: fgsm_attack(m, x, t, eps=cfg.fgsm_eps / 255)),
+            "pgd": s.run_method(
                 "pgd",
                 lambda m, x, t: pgd_attack(
                     m, x, t, eps=cfg.pgd_eps / 255, step=cfg.pgd_step / 255, max_iter=cfg.max_iter
                 ),
             ),
             "l1_adam": adam,
-            "l1_ista": run_method(
+            "l1_ista": s.run_method(
                 "l1_ista",
                 lambda m, x, t: l1_ista_attack(m, x, t, alpha=cfg.alpha, lr=cfg.lr, max_iter=cfg.max_iter),
             ),
@@ -461,7 +511,13 @@ def run_experiment(ctx) -> None:
         ex.check_at_most("pgd_within_eps", pgd_linf, cfg.pgd_eps + 1e-3)
         ex.answer(text.A3, m=summaries, labels=METHODS, cfg=cfg)
 
-    # ------------------------------------------------------------------ 4. sparsity
+    return runs, summaries
+
+
+def sparsity(s: Session, runs: dict[str, MethodRun], summaries: dict[str, dict[str, float]]):
+    """Exercise 4: Adam against ISTA on the L1 objective, at the assignment's alpha and larger ones;
+    returns the first alpha's results where ISTA is markedly sparser (or None)."""
+    ctx, cfg = s.ctx, s.ctx.config
     with ctx.exercise("4. Sparsity: subgradient (Adam) against soft-thresholding (ISTA)", text.Q4) as ex:
         a, b = summaries["l1_adam"], summaries["l1_ista"]
         attacks = {"l1_adam": l1_adam_attack, "l1_ista": l1_ista_attack}
@@ -472,7 +528,7 @@ def run_experiment(ctx) -> None:
                 if alpha == cfg.alpha:
                     r = runs[key]
                 else:
-                    r = run_method(
+                    r = s.run_method(
                         key,
                         lambda m, x, t, f=attack, a=alpha: f(
                             m, x, t, alpha=a, lr=cfg.lr, max_iter=cfg.max_iter
@@ -541,7 +597,15 @@ def run_experiment(ctx) -> None:
             costly=costly,
         )
 
-    # ------------------------------------------------------------------ 5. the answer
+    return sparser
+
+
+def conclusions(
+    s: Session, runs: dict[str, MethodRun], summaries: dict[str, dict[str, float]], sparser
+) -> None:
+    """Exercise 5: the answer, with the fair comparison on the pairs every iterative method reached."""
+    ctx, cfg = s.ctx, s.ctx.config
+    adam, model = runs["l1_adam"], s.model
     with ctx.exercise("5. What the numbers show", text.Q5) as ex:
         # Each method's own successes favour the pairs that are easy for it; compare the
         # iterative methods on the pairs all of them reached.
