@@ -377,7 +377,6 @@ def plan_attacks(
         others = [c for c in range(len(cats)) if c != clean]
         n_t = min(cfg.targets_per_image, len(others))
         plan.append((images[i], clean, torch.tensor(rng.choice(others, size=n_t, replace=False).tolist())))
-
     return plan
 
 
@@ -391,7 +390,7 @@ def assignment_attack(s: Session) -> MethodRun:
             lambda m, x, t: l1_adam_attack(m, x, t, alpha=cfg.alpha, lr=cfg.lr, max_iter=cfg.max_iter),
             save=True,
         )
-        s = adam.summary()
+        stats = adam.summary()
         norms = adam.norms()
         clean_of = {im.name: clean for im, clean, _ in plan}
         rows = []
@@ -414,9 +413,9 @@ def assignment_attack(s: Session) -> MethodRun:
         ex.figure(grid_figure(adam, cats), "l1_adam_examples", caption=text.GRID_CAPTION)
         n_ok = sum(adam.success)
         need = math.ceil(5 * adam.n / 6)
-        ex.metric("l1_adam_success_rate", s["success"])
-        ex.metric("l1_adam_roundtrip_success_rate", s["rt_success"])
-        ex.metric("l1_adam_median_iterations", s["iterations"])
+        ex.metric("l1_adam_success_rate", stats["success"])
+        ex.metric("l1_adam_roundtrip_success_rate", stats["rt_success"])
+        ex.metric("l1_adam_median_iterations", stats["iterations"])
         rt_err = max(
             float((a - r).abs().max()) for a, r in zip(adam.adversarial, adam.round_trip, strict=True)
         )
@@ -429,7 +428,7 @@ def assignment_attack(s: Session) -> MethodRun:
         )
         ex.answer(
             text.A2,
-            s=s,
+            s=stats,
             n=adam.n,
             n_ok=n_ok,
             n_rt=sum(adam.rt_success),
@@ -462,42 +461,34 @@ def baselines(s: Session, adam: MethodRun) -> tuple[dict[str, MethodRun], dict[s
         summaries = {key: r.summary() for key, r in runs.items()}
         rows = []
         for key, r in runs.items():
-            s = summaries[key]
+            stats = summaries[key]
             rows.append(
                 {
                     "method": r.label,
-                    "success": s["success"],
-                    "success after PNG": s["rt_success"],
-                    "median iterations": s["iterations"],
-                    "L0 (% of values)": 100 * s["l0_pct"],
-                    "L0 after PNG (%)": 100 * s["l0_8bit_pct"],
-                    "L1": s["l1"],
-                    "L2": s["l2"],
-                    "L-inf": s["linf"],
-                    "PSNR (dB)": s["psnr"],
-                    "ms / example": s["ms_per_example"],
+                    "success": stats["success"],
+                    "success after PNG": stats["rt_success"],
+                    "median iterations": stats["iterations"],
+                    "L0 (% of values)": 100 * stats["l0_pct"],
+                    "L0 after PNG (%)": 100 * stats["l0_8bit_pct"],
+                    "L1": stats["l1"],
+                    "L2": stats["l2"],
+                    "L-inf": stats["linf"],
+                    "PSNR (dB)": stats["psnr"],
+                    "ms / example": stats["ms_per_example"],
                 }
             )
-            for stat in (
-                "success",
-                "rt_success",
-                "iterations",
-                "l0",
-                "l0_8bit",
-                "l1",
-                "l2",
-                "linf",
-                "psnr",
-                "ms_per_example",
-            ):
+            names = {"success": "success_rate", "rt_success": "roundtrip_success_rate"}
+            names.update(
+                {
+                    stat: f"median_{stat}"
+                    for stat in ("iterations", "l0", "l0_8bit", "l1", "l2", "linf", "psnr")
+                }
+            )
+            names["ms_per_example"] = "ms_per_example"
+            for stat, name in names.items():
                 if key == "l1_adam" and stat in ("success", "rt_success", "iterations"):
                     continue  # recorded in exercise 2
-                name = {"rt_success": "roundtrip_success_rate", "success": "success_rate"}.get(
-                    stat, f"median_{stat}"
-                )
-                if stat == "ms_per_example":
-                    name = stat
-                ex.metric(f"{key}_{name}", s[stat])
+                ex.metric(f"{key}_{name}", stats[stat])
         ex.table(
             cells(rows),
             caption=text.TABLE_CAPTION.format(
