@@ -4,8 +4,9 @@ The assignment's self-attention of ``X`` in ``R^{T x D_in}``::
 
     S(X) = softmax((1/alpha) X W_q W_k^T X^T) X W_v      (softmax over each row)
 
-Every function here works on one sequence (a ``T x D`` matrix, tokens on the rows), exactly
-as in the assignment, so that ``P @ X`` is the permutation of the tokens.
+Every function here works on a sequence ``X`` (a ``T x D`` matrix, tokens on the rows), exactly
+as in the assignment, so that ``P @ X`` is the permutation of the tokens. Leading batch axes
+are allowed (``(..., T, D)``): the checks use them to try many permutations in one call.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def attention_transpose_by_reshape(
     """A classic bug: ``K^T`` written as ``K.reshape(D_k, T)``, which keeps the memory order and
     so mixes tokens with features; the function no longer treats tokens as a set."""
     q, k = x @ w_q, x @ w_k
-    scores = q @ k.reshape(k.shape[-1], k.shape[-2]) / scale_of(w_k.shape[-1], alpha)
+    k_t = k.reshape(*k.shape[:-2], k.shape[-1], k.shape[-2])  # should be k.transpose(-2, -1)
+    scores = q @ k_t / scale_of(w_k.shape[-1], alpha)
     return torch.softmax(scores, dim=-1) @ (x @ w_v)
 
 
@@ -153,7 +155,7 @@ def flatten_linear_readout(t: int, d_v: int, generator: torch.Generator, out_fea
     weight = torch.randn(out_features, t * d_v, generator=generator, dtype=torch.float64) / math.sqrt(t * d_v)
 
     def readout(s: Tensor) -> Tensor:
-        return weight.to(s) @ s.reshape(-1)
+        return s.flatten(-2) @ weight.to(s).T
 
     return readout
 
@@ -168,7 +170,8 @@ def permutation_matrix(perm: Tensor, dtype: torch.dtype = torch.float64) -> Tens
 
 @dataclass
 class Case:
-    """One random instance: a sequence ``x``, attention weights, and a permutation matrix."""
+    """One random draw: a sequence ``x``, attention weights, and a stack ``p`` of permutation
+    matrices (``n x T x T``), each a case of the check."""
 
     shape: Shape
     x: Tensor
@@ -182,7 +185,8 @@ class Case:
 def random_cases(
     shapes: tuple[Shape, ...], draws: int, permutations: int, dtype: torch.dtype, seed: int
 ) -> Iterator[Case]:
-    """For each shape, ``draws`` random (X, W_q, W_k, W_v), each with ``permutations`` random P.
+    """For each shape, ``draws`` random (X, W_q, W_k, W_v), each with ``permutations`` random P
+    (stacked into one tensor, so that a check makes one batched call, not one per permutation).
 
     ``X`` has ``N(0, 1)`` entries and the weights ``N(0, 1/D_in)``, so the scores are of order
     one and the softmax is neither uniform nor one-hot. The values are drawn in float64 and
@@ -202,16 +206,17 @@ def random_cases(
                 rand(d_in, d_k, scale=std),
                 rand(d_in, d_v, scale=std),
             )
-            for _ in range(permutations):
-                p = permutation_matrix(torch.randperm(t, generator=gen), dtype)
-                yield Case((t, d_in, d_k, d_v), x, w_q, w_k, w_v, p, gen)
+            perms = [torch.randperm(t, generator=gen) for _ in range(permutations)]
+            p = torch.stack([permutation_matrix(perm, dtype) for perm in perms])
+            yield Case((t, d_in, d_k, d_v), x, w_q, w_k, w_v, p, gen)
 
 
 # --------------------------------------------------------------------------- the checks
 
 
 def equivariance_error(attention: AttentionFn, case: Case, alpha: float | None = None) -> float:
-    """``max |P S(X) - S(P X)|`` for one case (0 for an equivariant ``attention``, up to rounding)."""
+    """``max |P S(X) - S(P X)|`` over the case's permutations (0 for an equivariant ``attention``,
+    up to rounding)."""
     s = attention(case.x, case.w_q, case.w_k, case.w_v, alpha)
     s_perm = attention(case.p @ case.x, case.w_q, case.w_k, case.w_v, alpha)
     return float((case.p @ s - s_perm).abs().max())
@@ -220,7 +225,7 @@ def equivariance_error(attention: AttentionFn, case: Case, alpha: float | None =
 def invariance_error(
     readout: Readout, attention: AttentionFn, case: Case, alpha: float | None = None
 ) -> float:
-    """``max |G(P X) - G(X)|`` for one case, with ``G = readout(attention(.))``."""
+    """``max |G(P X) - G(X)|`` over the case's permutations, with ``G = readout(attention(.))``."""
     g = readout(attention(case.x, case.w_q, case.w_k, case.w_v, alpha))
     g_perm = readout(attention(case.p @ case.x, case.w_q, case.w_k, case.w_v, alpha))
     return float((g_perm - g).abs().max())
@@ -252,8 +257,8 @@ class Sweep:
     cases: int = 0
     per_shape: dict[Shape, float] = field(default_factory=dict)
 
-    def add(self, shape: Shape, error: float) -> None:
-        self.cases += 1
+    def add(self, shape: Shape, error: float, cases: int = 1) -> None:
+        self.cases += cases
         self.max_error = max(self.max_error, error)
         self.per_shape[shape] = max(self.per_shape.get(shape, 0.0), error)
 
@@ -262,7 +267,7 @@ def sweep(measure: Callable[[Case], float], cases: Iterator[Case] | list[Case]) 
     """Apply ``measure`` to every case and keep the maxima."""
     result = Sweep()
     for case in cases:
-        result.add(case.shape, measure(case))
+        result.add(case.shape, measure(case), len(case.p))
     return result
 
 
@@ -295,7 +300,7 @@ def invariance_sweep(
     result = Sweep()
     for case in random_cases(shapes, draws, permutations, dtype, seed):
         readout = make_readout(case.shape[0], case.shape[3], case.generator)
-        result.add(case.shape, invariance_error(readout, attention, case, alpha))
+        result.add(case.shape, invariance_error(readout, attention, case, alpha), len(case.p))
     return result
 
 

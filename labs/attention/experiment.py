@@ -163,7 +163,8 @@ def lemma_error(case: att.Case, alpha: float | None) -> float:
     """``max |softmax(P A P^T) - P softmax(A) P^T|`` on one case's scores."""
     a = att.attention_scores(case.x, case.w_q, case.w_k, alpha)
     p = case.p
-    return float((torch.softmax(p @ a @ p.T, dim=-1) - p @ torch.softmax(a, dim=-1) @ p.T).abs().max())
+    p_t = p.transpose(-2, -1)
+    return float((torch.softmax(p @ a @ p_t, dim=-1) - p @ torch.softmax(a, dim=-1) @ p_t).abs().max())
 
 
 def attention_figure(ctx: Any, alpha: float | None) -> tuple[Any, list[int], float]:
@@ -190,7 +191,11 @@ def attention_figure(ctx: Any, alpha: float | None) -> tuple[Any, list[int], flo
     errors = []
     for row, (a, a_perm), names in (
         (0, top, ("softmax(A) for X", "for PX (original token ids)", "P softmax(A) P^T")),
-        (1, bottom, ("for X + E (positional encoding)", "for PX + E (original token ids)", "P softmax(A_E) P^T")),
+        (
+            1,
+            bottom,
+            ("for X + E (positional encoding)", "for PX + E (original token ids)", "P softmax(A_E) P^T"),
+        ),
     ):
         diff = (a_perm - p @ a @ p.T).abs()
         errors.append(float(diff.max()))

@@ -48,6 +48,13 @@ def test_default_alpha_is_sqrt_dk_and_rows_are_probabilities():
     torch.testing.assert_close(a.sum(-1), torch.ones(6, dtype=torch.float64))
 
 
+def test_batched_inputs_give_one_result_per_sequence():
+    xs, w = rand(3, 5, 4), rand(4, 4, seed=2)
+    batched = att.self_attention(xs, w, w, w)
+    for i in range(3):
+        torch.testing.assert_close(batched[i], att.self_attention(xs[i], w, w, w), rtol=0, atol=1e-14)
+
+
 def test_permutation_matrix_reorders_rows():
     perm = torch.tensor([2, 0, 3, 1])
     x = rand(4, 3)
@@ -172,7 +179,8 @@ def test_random_cases_are_deterministic_and_the_same_in_both_precisions():
     a = list(att.random_cases(SHAPES, 2, 2, torch.float64, seed=4))
     b = list(att.random_cases(SHAPES, 2, 2, torch.float64, seed=4))
     c = list(att.random_cases(SHAPES, 2, 2, torch.float32, seed=4))
-    assert len(a) == len(SHAPES) * 4
+    assert len(a) == len(SHAPES) * 2  # one case per draw, holding a stack of 2 permutations
+    assert a[-1].p.shape == (2, 12, 12)
     for u, v, w in zip(a, b, c, strict=True):
         assert torch.equal(u.x, v.x) and torch.equal(u.p, v.p)
         assert torch.equal(u.x.float(), w.x) and torch.equal(u.p.float(), w.p)
