@@ -189,15 +189,15 @@ function.** On an input of shape $(B, T, D)$:
 Conv1d {{ err_conv | sci }}, vmap {{ err_vmap | sci }}
 {% if all_close %}(all within the $10^{-5}$ tolerance; a non-zero difference comes from a different kernel
 summing the same products in another order{% if err_vmap == 0 %}; the `vmap` form is bit-identical
-to the formula, because the batching rules turn its per-position products into the very matrix
-multiplication the formula makes{% endif %}){% else %}(**not** all within $10^{-5}$: see the
+to the formula, a sign that its batching rules turned the per-position products into the very
+matrix multiplication the formula makes{% endif %}){% else %}(**not** all within $10^{-5}$: see the
 failing checks){% endif %}. The table below gives each shape.
 
 **`functionalize`.** Memory-saving code often writes the FFN in place (`h.add_(b1); h.relu_()`).
 Recording the aten operations that reach the kernels (a `TorchDispatchMode`), that version runs {{ n_inplace }} in-place op(s)
-({{ inplace_names }}); `torch.func.functionalize` of the same function runs {{ n_inplace_func }}
-({{ func_names }}), each mutation replaced by its out-of-place twin, with the same output
-(difference {{ err_func | sci }}). Removing mutation is what lets transforms such as `vmap`, `grad`
+({{ inplace_names }}); {% if n_inplace_func == 0 %}`torch.func.functionalize` of the same function runs none: each
+mutation is replaced by its out-of-place twin ({{ inplace_names | replace("_.", ".") }}){% else %}`torch.func.functionalize` of the same function still runs {{ n_inplace_func }}
+({{ func_names }}){% endif %}, and the output is unchanged (largest difference {{ err_func | sci }}). Removing mutation is what lets transforms such as `vmap`, `grad`
 and compilers reason about a function as pure maths; here it shows the FFN *is* a pure function of
 $(x, W_1, b_1, W_2, b_2)$.
 
