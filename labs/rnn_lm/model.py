@@ -186,6 +186,11 @@ def train_model(
     hist = History()
     window = cfg.seq_len * cfg.bptt_window
     starts = list(segment_starts(train.shape[1], window))
+    if not starts:
+        raise ValueError(
+            f"the training split is too short: {train.shape[1]} tokens per row of the batch, "
+            f"fewer than one segment of {window} + 1; use a smaller batch_size or seq_len"
+        )
     total_steps = cfg.epochs * len(starts)
     k = inverse_sigmoid_k(total_steps)
     if checkpoint is not None and checkpoint.is_file():
@@ -266,14 +271,16 @@ def save_checkpoint(
 def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
     """Bytes of the distinct tensors autograd saves for backward while ``fn()`` runs
     (parameters included); works on any device."""
-    seen: dict[tuple[int, int], int] = {}
+    seen: dict[tuple, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
+        # One entry per distinct view (a tensor saved by several ops counts once). Views,
+        # not storages: a slice of the token stream holds only its own tokens alive.
         try:
-            key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-            seen[key] = t.untyped_storage().nbytes()
-        except (RuntimeError, NotImplementedError):  # e.g. sparse or meta tensors
-            seen[(id(t), 0)] = t.numel() * t.element_size()
+            key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        except RuntimeError:  # tensors without storage (e.g. sparse)
+            key = (id(t),)
+        seen[key] = t.numel() * t.element_size()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

@@ -6,10 +6,12 @@ generated for this seed){% else %}`{{ source }}`{% endif %}: {{ vocab }} words i
 from the training split), {{ n_train }} training and {{ n_valid }} validation tokens.
 {% if optimal_ppl is not none %}Its true entropy rate gives the best perplexity any model can reach:
 **{{ optimal_ppl | fmt }}**.{% endif %}
+
 {% if sha256 %}sha256 of the files read{% if not pinned %} (not pinned in the config: compare them with a
 trusted copy, then set `ptb_sha256` to pin them){% endif %}:
 {% for name, digest in sha256.items() %}`{{ name }}` `{{ digest }}`{% if not loop.last %}, {% endif %}{% endfor %}.
 {% endif %}
+
 **Model:** Embedding({{ vocab }}, {{ cfg.embedding_dim }}) → LSTM(hidden {{ cfg.hidden_size }}, 1 layer) →
 Linear({{ vocab }}); Adam lr {{ cfg.lr }}, gradient clipping {{ cfg.clip }}, batch {{ cfg.batch_size }},
 sequence {{ cfg.seq_len }}, {{ cfg.epochs }} epochs, on `{{ device }}`.
@@ -35,6 +37,7 @@ the LSTM is at {{ (valid_ppl / optimal_ppl) | fmt }} times that bound
 {%- elif valid_ppl < 1.5 * optimal_ppl %}, close to it but not there yet: more epochs or a larger model would still help.
 {%- else %}, far from it: this run is too short (or the model too small) to learn the grammar.{% endif %}
 {% endif %}
+
 Training ran at {{ tokens_per_s | fmt(0) }} tokens/s."""
 
 Q21 = """\
@@ -97,11 +100,16 @@ $-{{ entropy | fmt }}$){% endif %}, but {% if s.greedy.rep > s.multinomial.rep %
 {{ s.greedy.rep | pct }} of its 4-grams repeat an earlier one (multinomial: {{ s.multinomial.rep | pct }}) and
 its distinct-2 is {{ s.greedy.d2 | fmt }} against {{ s.multinomial.d2 | fmt }}{% else %}in this sample it did not
 repeat itself more than multinomial sampling (4-gram repetition {{ s.greedy.rep | pct }} against
-{{ s.multinomial.rep | pct }}){% endif %}. Temperature {{ cfg.temperature }}, top-{{ cfg.top_k }} and
-top-{{ cfg.top_p }} sit in between (mean log-probability {{ s.temperature.logp | fmt }},
-{{ s.top_k.logp | fmt }}, {{ s.top_p.logp | fmt }}; distinct-2 {{ s.temperature.d2 | fmt }},
-{{ s.top_k.d2 | fmt }}, {{ s.top_p.d2 | fmt }}): they cut the unlikely tail that produces most
-of multinomial sampling's errors while keeping enough randomness to avoid greedy's loops.
+{{ s.multinomial.rep | pct }}){% endif %}. Temperature {{ cfg.temperature }}, top-{{ cfg.top_k }} and top-{{ cfg.top_p }} reached mean
+log-probabilities {{ s.temperature.logp | fmt }}, {{ s.top_k.logp | fmt }} and {{ s.top_p.logp | fmt }}
+with distinct-2 {{ s.temperature.d2 | fmt }}, {{ s.top_k.d2 | fmt }} and {{ s.top_p.d2 | fmt }}.
+{% set between = [s.temperature, s.top_k, s.top_p] | selectattr("logp", "gt", s.multinomial.logp) | list | length -%}
+{{ between }} of the three samples are more likely under the model than the multinomial one:
+{% if between == 3 %}all three cut the unlikely tail that produces most of multinomial sampling's
+errors{% else %}cutting the tail does not always pay off on a sample this short{% endif %}, and
+{% set loops = [s.temperature, s.top_k, s.top_p] | selectattr("rep", "lt", s.greedy.rep) | list | length -%}
+{% if loops == 3 %}all three keep enough randomness to avoid greedy's loops{% else %}{{ loops }} of them repeat
+themselves less than greedy decoding{% endif %}.
 Multinomial sampling is the only one that reproduces the model's distribution, which is why
 the original code uses it to show what the model has learned."""
 
@@ -116,7 +124,9 @@ A23 = """\
 (0: same direction, 1: orthogonal, 2: opposite). {% if dist < 0.5 %}The two words are close: the
 model has placed them in similar contexts.{% elif dist < 1.0 %}They are related but far from
 interchangeable in the model's view.{% else %}The model treats them as unrelated.{% endif %}
+
 {% else %}One of "{{ a }}" and "{{ b }}" is not in this corpus's vocabulary, so their distance is undefined.{% endif %}
+
 {% if purity is not none %}
 The synthetic grammar knows each word's class, so the embedding space can be checked: for
 {{ purity[0] | pct }} of the open-class words the nearest neighbour belongs to the same class
@@ -145,17 +155,18 @@ states. Scheduled sampling (Bengio et al., 2015) feeds the true word with probab
 $\\epsilon_i = \\frac{k}{k + \\exp(i/k)}$, decaying from 1 to 0 over training.
 
 Final validation perplexity: teacher forcing **{{ r.teacher.ppl | fmt }}**, scheduled sampling
-**{{ r.scheduled.ppl | fmt }}**, free running **{{ r.free.ppl | fmt }}**{% if optimal_ppl is not none %}
-(best achievable {{ optimal_ppl | fmt }}){% endif %}.
+**{{ r.scheduled.ppl | fmt }}**, free running **{{ r.free.ppl | fmt }}**{% if optimal_ppl is not none %} (best achievable {{ optimal_ppl | fmt }}){% endif %}.
 {% if r.free.ppl > 1.2 * r.teacher.ppl %}Free running is clearly worse: it trains on inputs the
 model makes up, mostly its favourite few words, so it never learns to use the true context it
 gets at evaluation time (exposure bias works against it here, not for it).{% else %}Free running
 came close to teacher forcing here, so on this data the lost context costs little.{% endif %}
+
 {% if r.scheduled.ppl <= 1.05 * r.teacher.ppl %}Scheduled sampling matched teacher forcing
 ({{ r.scheduled.ppl | fmt }} vs {{ r.teacher.ppl | fmt }}): its early, mostly teacher-forced phase
 learns the language, and the free-running phase at the end did not spoil it.{% elif r.scheduled.ppl < r.free.ppl %}Scheduled
 sampling lies in between, as its schedule suggests: it is hurt as the share of its own
 predictions grows.{% else %}Scheduled sampling did no better than free running here.{% endif %}
+
 Per token, free running cost {{ cost | fmt(2) }} times as much as teacher forcing
 ({{ r.free.tps | fmt(0) }} against {{ r.teacher.tps | fmt(0) }} tokens/s): the predictions
 come from a step-by-step roll-out without gradients, then the segment is re-run through the
