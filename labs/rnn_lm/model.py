@@ -82,20 +82,21 @@ def rollout_inputs(
     argmax of the model's prediction at step t - 1. Integer ids: no gradient can pass.
     """
     lstm = model.lstm
-    w_ih, w_hh, b_ih, b_hh = lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
+    weights = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+    emb, w_out, b_out = model.embed.weight, model.linear.weight.t(), model.linear.bias
     h, c = state[0][0], state[1][0]
-    inputs = torch.empty_like(x)
-    inputs[:, 0] = x[:, 0]
     if teacher_prob > 0:
         use_truth = torch.rand(x.shape, generator=generator, device="cpu").to(x.device) < teacher_prob
-    for t in range(x.shape[1]):
-        h, c = torch.lstm_cell(model.embed.weight[inputs[:, t]], (h, c), w_ih, w_hh, b_ih, b_hh)
-        if t + 1 < x.shape[1]:
-            pred = torch.addmm(model.linear.bias, h, model.linear.weight.t()).argmax(1)
-            inputs[:, t + 1] = (
-                torch.where(use_truth[:, t + 1], x[:, t + 1], pred) if teacher_prob > 0 else pred
-            )
-    return inputs
+    tok = x[:, 0]
+    inputs = [tok]
+    # The last step's output feeds nothing, so the roll-out stops one cell short.
+    for t in range(1, x.shape[1]):
+        h, c = torch.lstm_cell(emb[tok], (h, c), *weights)
+        tok = torch.addmm(b_out, h, w_out).argmax(1)
+        if teacher_prob > 0:
+            tok = torch.where(use_truth[:, t], x[:, t], tok)
+        inputs.append(tok)
+    return torch.stack(inputs, 1)
 
 
 def inverse_sigmoid_k(total_steps: int) -> float:
