@@ -79,8 +79,8 @@ class AttentionLab(labrunner.Lab):
             "draws": 10,
             "permutations": 50,
             "ffn_shapes": ((16, 32, 64), (1, 1, 8), (3, 7, 16), (8, 128, 32), (4, 16, 128), (32, 256, 512)),
-            "timing_shape": (32, 256, 512),
-            "timing_repeats": 50,
+            "timing_shape": (16, 128, 512),
+            "timing_repeats": 30,
         },
     }
 

@@ -52,8 +52,9 @@ $|P S(X) - S(PX)|$ is **{{ err64 | sci }}** in float64
 implementation is not equivariant){% endif %} and **{{ err32 | sci }}** in float32. These are rounding
 errors, not a failure of the identity: $P S(X)$ and $S(PX)$ add the same numbers in a different
 order (the softmax denominator and the product with $V$), and floating-point addition is not
-associative. Both are a few units of the last place for values of order one
-(float64: $2^{-52} \approx 2.2 \times 10^{-16}$; float32: $2^{-23} \approx 1.2 \times 10^{-7}$).
+associative. Measured in units of the last place of 1 (float64: $2^{-52} \approx 2.2 \times 10^{-16}$;
+float32: $2^{-23} \approx 1.2 \times 10^{-7}$), the errors are {{ ulps64 }} and {{ ulps32 }} units, for
+outputs of order one: rounding, accumulated over sums of up to {{ max_t }} terms.
 The lemma is checked on its own too: $\max |\operatorname{softmax}(P A P^\top) - P \operatorname{softmax}(A) P^\top| = {{ err_lemma | sci }}$.
 The per-shape maxima are in the table below; a sequence of one token ($T = 1$) has only the identity permutation, hence an error of exactly 0.
 
@@ -77,16 +78,18 @@ cannot do. The encoding does travel with the token if it is added *before* permu
 the identity above applies to $X + E$.
 
 **Does the check catch mistakes?** The check takes the implementation as an argument, so it was run
-on deliberately wrong or position-aware ones (table below). {{ caught }} of {{ wrong }} variants
-that are not functions of the *set* of tokens fail it: a `K.reshape(D_k, T)` written for
+on deliberately wrong or position-aware ones (table below): a `K.reshape(D_k, T)` written for
 `K.T` (it keeps the memory order, so it mixes tokens with features), a causal mask, and the two
-positional encodings.
+positional encodings. None of them is a function of the *set* of tokens, and
+{% if caught == wrong %}all {{ wrong }} fail the check, with errors of {{ wrong_min | fmt }} or more.{% else %}only
+{{ caught }} of the {{ wrong }} fail the check; the table shows which slipped through.{% endif %}
+
 {% if columns_equivariant %}
 One mistake it cannot see: a softmax over the *columns* instead of the rows is **still
 equivariant** (error {{ columns_err | sci }}), because column normalisation commutes with $P \cdot P^\top$
-just like row normalisation (the lemma's proof works with rows and columns swapped). Equivariance is
-a property of the whole family of set functions, not a certificate of this particular one; that bug is
-caught by a second check, that each row of the attention matrix sums to one: its rows are off by up to
+just like row normalisation (the lemma's proof works with rows and columns swapped). Passing
+the equivariance check shows that an implementation treats the tokens as a set, not that it computes
+the right function of the set; that bug is caught by a second check, that each row of the attention matrix sums to one: its rows are off by up to
 {{ columns_rows | fmt }}, against {{ row_err | sci }} for the correct implementation.
 {% else %}
 Against expectation, the column-softmax variant failed the equivariance check here (error
