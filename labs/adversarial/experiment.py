@@ -325,10 +325,12 @@ def classification(s: Session) -> tuple[list[LabImage], torch.Tensor]:
         probs = predict(net, batch).cpu()
         k = min(cfg.top_k, len(cats))
         top_p, top_i = probs.topk(k, dim=1)
-        rows = []
-        for im, ps, idx in zip(images, top_p, top_i, strict=True):
-            for rank in range(k):
-                rows.append([im.name, rank + 1, cats[int(idx[rank])], float(ps[rank])])
+        # One row per image: the k classes in order, each with its probability.
+        rows = [
+            [im.name]
+            + [f"{short(cats[int(c)], 28)} ({100 * float(p):.1f} %)" for p, c in zip(ps, idx, strict=True)]
+            for im, ps, idx in zip(images, top_p, top_i, strict=True)
+        ]
         cols = min(len(images), 4 if model.kind == "alexnet" else 6)
         nrows = math.ceil(len(images) / cols)
         fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.7 * nrows), squeeze=False)
@@ -340,7 +342,9 @@ def classification(s: Session) -> tuple[list[LabImage], torch.Tensor]:
             fig, "classification", caption="Each image as the model sees it, titled with its top class."
         )
         ex.table(
-            rows, columns=["image", "rank", "class", "probability"], caption=f"Top-{k} classes per image."
+            rows,
+            columns=["image", *[f"top-{r + 1}" for r in range(k)]],
+            caption=f"Top-{k} classes per image with their probabilities.",
         )
         photos = [
             {"name": im.name, "top": cats[int(i[0])], "p": float(p[0])}

@@ -27,13 +27,14 @@ A1 = r"""
 {% if kind == "alexnet" %}
 The AlexNet of this lab (`alexnet.py`: five convolutions with ReLU and three max-pools in
 `features`, an adaptive average pool to $6 \times 6$, and three linear layers with dropout in
-`classifier`) has {{ n_params }} parameters, the number torchvision reports, and with the ImageNet
-weights loaded into both its logits differ from `torchvision.models.alexnet` by at most
-{{ max_diff | sci }} on a random batch: the same function, not just the same shapes.
+`classifier`) has {{ n_params | fmt }} parameters, the number torchvision reports, and with the ImageNet
+weights loaded into both, its logits and those of `torchvision.models.alexnet` on a random batch
+{% if max_diff == 0 %}are bit-for-bit identical{% else %}differ by at most {{ max_diff | sci }}{% endif %}:
+the same function, not just the same shapes.
 {% else %}
-The AlexNet of this lab (`alexnet.py`) has {{ n_params }} parameters and, with the same (randomly
-initialised) weights loaded into both, its logits differ from `torchvision.models.alexnet` by at most
-{{ max_diff | sci }}. Without the ImageNet weights it cannot classify photos, so the classification
+The AlexNet of this lab (`alexnet.py`) has {{ n_params | fmt }} parameters and, with the same (randomly
+initialised) weights loaded into both, its logits and those of `torchvision.models.alexnet`
+{% if max_diff == 0 %}are bit-for-bit identical{% else %}differ by at most {{ max_diff | sci }}{% endif %}. Without the ImageNet weights it cannot classify photos, so the classification
 below is done by the stand-in CNN ({{ accuracy | pct }} on held-out generated shapes).
 {% endif %}
 
