@@ -58,7 +58,7 @@ class AttentionLab(labrunner.Lab):
     Config = AttentionConfig
     profiles = {
         "smoke": {
-            "shapes": ((1, 4, 4, 4), (2, 3, 4, 5), (5, 8, 8, 8), (16, 12, 8, 8)),
+            "shapes": ((2, 3, 4, 5), (5, 8, 8, 8), (16, 12, 8, 8)),
             "draws": 2,
             "permutations": 4,
             "ffn_shapes": ((16, 32, 64), (3, 7, 16)),
