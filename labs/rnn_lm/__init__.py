@@ -78,11 +78,13 @@ class RnnLmLab(labrunner.Lab):
     Config = RnnLmConfig
     profiles = {
         "smoke": {
-            "synthetic_tokens": 6000,
+            "synthetic_tokens": 5000,
             "synthetic_vocab": 80,
             "embedding_dim": 16,
             "hidden_size": 32,
-            "epochs": 2,
+            "lr": 0.01,
+            "epochs": 1,
+            "evals_per_epoch": 2,
             "detach_epochs": 1,
             "sample_tokens": 30,
             "pca_words": 30,

@@ -104,7 +104,7 @@ repeat itself more than multinomial sampling (4-gram repetition {{ s.greedy.rep 
 log-probabilities {{ s.temperature.logp | fmt }}, {{ s.top_k.logp | fmt }} and {{ s.top_p.logp | fmt }}
 with distinct-2 {{ s.temperature.d2 | fmt }}, {{ s.top_k.d2 | fmt }} and {{ s.top_p.d2 | fmt }}.
 {% set between = [s.temperature, s.top_k, s.top_p] | selectattr("logp", "gt", s.multinomial.logp) | list | length -%}
-{{ between }} of the three samples are more likely under the model than the multinomial one:
+{{ between }} of these three samples are more likely under the model than the multinomial one:
 {% if between == 3 %}all three cut the unlikely tail that produces most of multinomial sampling's
 errors{% else %}cutting the tail does not always pay off on a sample this short{% endif %}, and
 {% set loops = [s.temperature, s.top_k, s.top_p] | selectattr("rep", "lt", s.greedy.rep) | list | length -%}
@@ -156,9 +156,10 @@ $\\epsilon_i = \\frac{k}{k + \\exp(i/k)}$, decaying from 1 to 0 over training.
 
 Final validation perplexity: teacher forcing **{{ r.teacher.ppl | fmt }}**, scheduled sampling
 **{{ r.scheduled.ppl | fmt }}**, free running **{{ r.free.ppl | fmt }}**{% if optimal_ppl is not none %} (best achievable {{ optimal_ppl | fmt }}){% endif %}.
-{% if r.free.ppl > 1.2 * r.teacher.ppl %}Free running is clearly worse: it trains on inputs the
-model makes up, mostly its favourite few words, so it never learns to use the true context it
-gets at evaluation time (exposure bias works against it here, not for it).{% else %}Free running
+{% if r.free.ppl > 1.2 * r.teacher.ppl %}Free running is clearly worse: it learns from inputs it makes up
+(mostly its few favourite words), so it never learns to use the true context it is given at
+evaluation time. The train/test mismatch that teacher forcing is blamed for (exposure bias)
+is here the free-running model's problem, in reverse.{% else %}Free running
 came close to teacher forcing here, so on this data the lost context costs little.{% endif %}
 
 {% if r.scheduled.ppl <= 1.05 * r.teacher.ppl %}Scheduled sampling matched teacher forcing
@@ -167,7 +168,7 @@ learns the language, and the free-running phase at the end did not spoil it.{% e
 sampling lies in between, as its schedule suggests: it is hurt as the share of its own
 predictions grows.{% else %}Scheduled sampling did no better than free running here.{% endif %}
 
-Per token, free running cost {{ cost | fmt(2) }} times as much as teacher forcing
+Per token, free running cost {{ cost | fmt(3) }} times as much as teacher forcing
 ({{ r.free.tps | fmt(0) }} against {{ r.teacher.tps | fmt(0) }} tokens/s): the predictions
 come from a step-by-step roll-out without gradients, then the segment is re-run through the
 fused LSTM on those inputs, which is exactly the free-running computation. So, against wall

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from labrunner.labs.rnn_lm import RnnLmLab
 
 from labrunner.testing import assert_checks_pass, assert_metric
@@ -16,6 +17,18 @@ REQUIRED = [
     "optimal_ppl",
     "distance_army_taxpayer",
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread during these tests, restored after: the models are tiny, and on a
+    busy shared CPU two OpenMP threads waiting on each other cost far more than they gain."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_smoke_run_passes_with_the_required_metrics(run_lab):
