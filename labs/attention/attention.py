@@ -245,7 +245,7 @@ def row_sum_error(attention: AttentionFn, case: Case, alpha: float | None = None
     w_q, w_k = torch.cat([case.w_q, pad]), torch.cat([case.w_k, pad])
     w_v = torch.zeros(x1.shape[1], 1, dtype=case.x.dtype)
     w_v[-1, 0] = 1.0  # V = X1 W_v = the constant feature = 1
-    rows = attention(x1, w_q, w_k, w_v, alpha if alpha is not None else scale_of(case.w_k.shape[1], None))
+    rows = attention(x1, w_q, w_k, w_v, alpha)  # D_k is unchanged, so is the default alpha
     return float((rows - 1).abs().max())
 
 
