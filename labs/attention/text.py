@@ -150,8 +150,9 @@ The measurements do not match the proof: sum invariant: {{ sum_ok }}, mean invar
 flatten + linear fails the check: {{ flat_fails }}. See the checks below.
 {% endif %}
 The sum grows with $T$ while the mean does not, so the mean is the usual choice when sequence
-lengths vary (as in set and graph networks, e.g. Deep Sets' $\rho(\sum_i \phi(x_i))$, of which
-$G$ is an instance with $\phi$ the attention output and $\rho$ the identity).
+lengths vary. $G$ is a relative of Deep Sets' $\rho\left(\sum_i \phi(x_i)\right)$: there each summand
+sees one element, here each summand $S(X)_{i,:}$ already depends on the whole set through
+attention, which is what makes attention followed by pooling more expressive than pooling alone.
 """
 
 CAPTION_READOUTS = (
