@@ -97,6 +97,8 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
             **kw,
         )
 
+    resumed: list[str] = []
+
     def fit(mode: str, seed: int, tag: str = "", **kw) -> Trained:
         tc = train_cfg(mode, **kw)
         torch.manual_seed(seed)
@@ -119,7 +121,7 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
                 generator=torch.Generator().manual_seed(seed + 7919),
             )
         if hist.resumed_from_epoch:
-            ctx.log(f"{name}: resumed after epoch {hist.resumed_from_epoch} of {tc.epochs}")
+            resumed.append(f"`{name}` after epoch {hist.resumed_from_epoch} of {tc.epochs}")
         return Trained(model, hist)
 
     # ---------------------------------------------------------------- the assignment's model
@@ -412,6 +414,8 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
             spread=spread,
             n=len(seeds),
         )
+    if resumed:
+        ctx.note(text.RESUMED, resumed=resumed)
 
 
 def _warm_up(vocab: int, cfg, train: torch.Tensor, device: torch.device) -> None:

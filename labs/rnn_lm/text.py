@@ -190,3 +190,7 @@ pulls them apart: it sees the true context only at the start of each segment and
 which words share contexts){% else %} (free running brings them closer){% endif %}.
 {%- else %}within about twice the combined seed-to-seed spread ({{ spread | fmt(4) }}): from these
 runs one cannot tell the two trainings apart on this pair of words.{% endif %}"""
+
+RESUMED = """\
+This run continued from checkpoints saved after each epoch by an earlier, interrupted run:
+{{ resumed | join(", ") }}. Training times and tokens/s include the time of the earlier run's epochs."""

@@ -59,3 +59,21 @@ def test_a_missing_corpus_folder_is_a_clear_error(run_lab, tmp_path):
     result = run_lab(RnnLmLab(), corpus=str(tmp_path / "nowhere"))
     assert result.status == "error"
     assert "missing train.txt" in result.error["message"]
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoints(run_lab, monkeypatch):
+    from labrunner.labs.rnn_lm import experiment
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # Ctrl-C during Q2.1, after the main model and the two Q2.1 models finished training
+    with monkeypatch.context() as m:
+        m.setattr(experiment, "backward_memory", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_lab(RnnLmLab())
+    result = run_lab(RnnLmLab())
+    assert_checks_pass(result)
+    note = next(n for n in result.notes if "continued from checkpoints" in n)
+    assert "`teacher_seed0` after epoch 1 of 1" in note
+    assert "free_seed0" not in note  # trained only after the interruption
