@@ -77,3 +77,21 @@ def test_an_interrupted_run_resumes_from_its_checkpoints(run_lab, monkeypatch):
     note = next(n for n in result.notes if "continued from checkpoints" in n)
     assert "`teacher_seed0` after epoch 1 of 1" in note
     assert "free_seed0" not in note  # trained only after the interruption
+
+
+def test_full_profile_reads_ptb_from_corpus_path(run_lab, tmp_path):
+    folder = tmp_path / "ptb"
+    folder.mkdir()
+    lines = ["the army said N <unk>", "a taxpayer sold the army", "the company said N"] * 40
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        (folder / name).write_text("\n".join(lines) + "\n")
+    small = dict(embedding_dim=8, hidden_size=16, epochs=1, batch_size=4, seq_len=10, distance_seeds=1)
+    result = run_lab(RnnLmLab(), profile="full", corpus_path=str(folder), **small)
+    assert_checks_pass(result)
+    assert "ptb.train.txt" in result.notes[0] and "ptb_sha256" in result.notes[0]
+
+
+def test_ptb_without_cache_or_download_is_a_clear_error(run_lab):
+    result = run_lab(RnnLmLab(), corpus="ptb", download=False)
+    assert result.status == "error"
+    assert "download is off" in result.error["message"]
