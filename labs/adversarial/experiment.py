@@ -214,9 +214,10 @@ def first_note(model: Model) -> dict[str, Any]:
         "kind": model.kind,
         "how": model.weights_how,
         "path": model.weights_path,
+        "official": model.weights_path.endswith(alexnet.OFFICIAL_FILE),
         "reason": model.fallback_reason,
         "hub": str(alexnet.hub_checkpoints()),
-        "official": alexnet.OFFICIAL_FILE,
+        "official_file": alexnet.OFFICIAL_FILE,
         "accuracy": model.fallback_accuracy,
         "cached": model.fallback_cached,
         "classes": len(model.categories),
@@ -504,7 +505,7 @@ def baselines(s: Session, adam: MethodRun) -> tuple[dict[str, MethodRun], dict[s
         pgd_linf = max(float(v) for v in runs["pgd"].norms()["linf"])
         ex.check_at_most("fgsm_within_eps", fgsm_linf, cfg.fgsm_eps + 1e-3)
         ex.check_at_most("pgd_within_eps", pgd_linf, cfg.pgd_eps + 1e-3)
-        ex.answer(text.A3, m=summaries, labels=METHODS, cfg=cfg)
+        ex.answer(text.A3, m=summaries, labels=METHODS, cfg=cfg, n=adam.n)
 
     return runs, summaries
 

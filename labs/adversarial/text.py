@@ -6,14 +6,15 @@ branches on it.
 
 MODEL_NOTE = """
 {% if kind == "alexnet" %}
-**Model: AlexNet with the ImageNet weights** ({{ how }}: `{{ path }}`), written out in this lab;
-class names and preprocessing come from torchvision's `AlexNet_Weights.IMAGENET1K_V1` metadata.
+**Model: AlexNet**, written out in this lab, with {% if official %}torchvision's ImageNet weights{% else %}the
+weights in{% endif %} `{{ path }}` ({{ how }}, sha256 prefix checked); class names and preprocessing come
+from torchvision's `AlexNet_Weights.IMAGENET1K_V1` metadata.
 {% else %}
 **Model: not AlexNet, but an offline stand-in**: a small CNN this lab trained on generated shapes
 ({{ classes }} classes, test accuracy {{ accuracy | pct }}, {{ "loaded from the cache" if cached else "trained in this run" }}),
 because {{ reason }}.
 To use the real AlexNet, run once with internet access (`weights: auto` downloads torchvision's
-weights into the torch hub cache), or copy `{{ official }}` into `{{ hub }}`, or set
+weights into the torch hub cache), or copy `{{ official_file }}` into `{{ hub }}`, or set
 `--set adversarial.weights=PATH`. Every exercise below runs on the stand-in with the same attack code.
 {% endif %}
 """
@@ -27,7 +28,7 @@ A1 = r"""
 {% if kind == "alexnet" %}
 The AlexNet of this lab (`alexnet.py`: five convolutions with ReLU and three max-pools in
 `features`, an adaptive average pool to $6 \times 6$, and three linear layers with dropout in
-`classifier`) has {{ n_params | fmt }} parameters, the number torchvision reports, and with the ImageNet
+`classifier`) has {{ n_params | fmt }} parameters, the number torchvision reports, and with the same
 weights loaded into both, its logits and those of `torchvision.models.alexnet` on a random batch
 {% if max_diff == 0 %}are bit-for-bit identical{% else %}differ by at most {{ max_diff | sci }}{% endif %}:
 the same function, not just the same shapes.
@@ -72,19 +73,24 @@ iterate is a valid image. The three targets of one image go through the model as
 (the summed loss keeps each copy's gradient its own), and each copy stops at the first iterate
 classified as its target (at most {{ cfg.max_iter }} steps).
 
-**{{ n_ok }} of {{ n }}** targets were reached (median {{ s.iterations | fmt }} steps). An adversarial
-image is only useful if it survives being saved: rounded to 8 bits, written as PNG and classified
-again, **{{ n_rt }} of {{ n }}** still give the target.
+**{{ n_ok }} of {{ n }}** targets were reached{% if n_ok %} (median {{ s.iterations | fmt }} steps){% endif %}.
+{% if n_ok %}
+An adversarial image is only useful if it survives being saved: rounded to 8 bits, written as PNG
+and classified again, **{{ n_rt }} of {{ n }}** still give the target.
 {% if lost %}
 The {{ lost | length }} that did not had stopped right at the decision boundary (the method stops at
 the first success), where moving each value by up to half a level ($0.5/255$) by rounding is enough
 to cross back. Continuing a few steps past the boundary, or demanding a margin, would fix that.
-{% elif n_rt == n_ok %}
+{% else %}
 Rounding moves each value by at most half a level ($0.5/255$), and here it never undid a success,
 although the method stops at the first iterate past the decision boundary.
 {% endif %}
-The median perturbation changes the image by $\|\delta\|_1 = {{ s.l1 | fmt }}$ and
+The median successful perturbation changes the image by $\|\delta\|_1 = {{ s.l1 | fmt }}$ and
 $\|\delta\|_\infty = {{ s.linf | fmt }}$ grey levels (of 255), a PSNR of {{ s.psnr | fmt }} dB.
+{% else %}
+No target was reached within {{ cfg.max_iter }} steps, so there is no adversarial example to verify
+after saving: at these settings the method needs more steps or a larger learning rate.
+{% endif %}
 """
 
 GRID_CAPTION = (
@@ -111,28 +117,38 @@ METHODS_CAPTION = (
 )
 
 A3 = r"""
-| method | success | after PNG | median $\ell_2$ | median $\ell_\infty$ | PSNR |
+{% macro v(x) %}{% if x == x %}{{ x | fmt }}{% else %}—{% endif %}{% endmacro %}
+The four attacks on the same {{ n }} (image, target) pairs; the norms are medians over each method's
+own successes, in grey levels of 255:
+
+| method | success | after PNG | median $\ell_2$ | median $\ell_\infty$ | PSNR (dB) |
 | --- | --- | --- | --- | --- | --- |
 {% for key, s in m.items() %}
-| {{ labels[key] }} | {{ s.success | pct }} | {{ s.rt_success | pct }} | {{ s.l2 | fmt }} | {{ s.linf | fmt }} | {{ s.psnr | fmt }} dB |
+| {{ labels[key] }} | {{ s.success | pct }} | {{ s.rt_success | pct }} | {{ v(s.l2) }} | {{ v(s.linf) }} | {{ v(s.psnr) }} |
 {% endfor %}
 
-{% if m.fgsm.success < m.pgd.success %}
+{% if m.fgsm.success == 0 and m.pgd.success == 0 %}
+Neither FGSM nor PGD reaches a target inside the $\ell_\infty$ ball ($\varepsilon = {{ cfg.fgsm_eps }}/255$
+and {{ cfg.pgd_eps }}/255): at this budget the chosen classes are out of reach.
+{% elif m.fgsm.success < m.pgd.success %}
 One step is not enough for a *targeted* attack: FGSM reaches {{ m.fgsm.success | pct }} of the targets
 with $\varepsilon = {{ cfg.fgsm_eps }}/255$, while iterating the same signed step inside the same kind
 of ball (PGD, $\varepsilon = {{ cfg.pgd_eps }}/255$) reaches {{ m.pgd.success | pct }}: the linear
-approximation behind FGSM points towards *some* wrong class, but rarely far enough towards a chosen one.
+approximation behind FGSM points away from the true class, but rarely far enough towards a chosen one.
 {% else %}
 FGSM reaches {{ m.fgsm.success | pct }} of the targets in one step, no fewer than PGD
 ({{ m.pgd.success | pct }}): on this model a single linearisation already points to the targets.
 {% endif %}
-PGD changes {{ (100 * m.pgd.l0_pct) | fmt }} % of the values by at most its budget (median
-$\ell_\infty$ {{ m.pgd.linf | fmt }} grey levels); the $\ell_1$ methods change
-{{ (100 * m.l1_adam.l0_pct) | fmt }} % (Adam) and {{ (100 * m.l1_ista.l0_pct) | fmt }} % (ISTA) of the
-values with median $\ell_\infty$ {{ m.l1_adam.linf | fmt }} and {{ m.l1_ista.linf | fmt }}, and median
-$\ell_2$ {{ m.l1_adam.l2 | fmt }} and {{ m.l1_ista.l2 | fmt }} against {{ m.pgd.l2 | fmt }} for PGD
-(each over its own successes; exercise 5 compares them on the same pairs).
-Time per example: {% for key, s in m.items() %}{{ labels[key] }} {{ s.ms_per_example | fmt }} ms{{ ", " if not loop.last else "." }}{% endfor %}
+{% for key in ["pgd", "l1_adam", "l1_ista"] %}
+{% if m[key].success > 0 %}
+- {{ labels[key] }} changes {{ (100 * m[key].l0_pct) | fmt }} % of the values, median $\ell_\infty$
+  {{ m[key].linf | fmt }} and $\ell_2$ {{ m[key].l2 | fmt }}{% if key == "pgd" %} (its budget is $\ell_\infty \le {{ cfg.pgd_eps }}$){% endif %}.
+{% endif %}
+{% endfor %}
+
+These are medians over different sets of pairs; exercise 5 compares the methods on the pairs they all
+reached. Time per example: {% for key, s in m.items() %}{{ labels[key] }} {{ s.ms_per_example | fmt }} ms{{ ", " if not loop.last else "." }}{% endfor %}
+
 """
 
 Q4 = r"""
@@ -152,6 +168,7 @@ $$\delta \leftarrow \operatorname{clip}\Big(\operatorname{sign}(z) \max\big(|z| 
 the exact proximal step of $\alpha\|\delta\|_1$ in Adam's metric (the clip to valid pixels is exact
 too, because the box contains $\delta = 0$).
 
+{% if a.success > 0 and b.success > 0 %}
 Measured on the successful examples (medians):
 
 - **Adam (subgradient)**: {{ (100 * (1 - a.l0_pct)) | fmt }} % of the values are exactly unchanged,
@@ -166,8 +183,8 @@ Adam's subgradient steps do not produce zeros: Adam normalises every coordinate,
 by about the learning rate per step whatever the size of its gradient, and a value that reaches zero
 steps across it rather than stopping there.
 {% else %}
-Even Adam leaves most values exactly unchanged here, because the run stops after few steps and
-Adam's first steps only touch values whose gradient is not negligible.
+Here Adam leaves most values exactly unchanged: a value whose gradient is exactly zero is never moved
+by Adam, and the run stopped after few steps.
 {% endif %}
 {% if b.l0_pct < 0.5 * a.l0_pct %}
 Soft-thresholding does what the penalty promises: at $\alpha = {{ cfg.alpha }}$ the ISTA perturbation
@@ -176,11 +193,14 @@ changes {{ (100 * b.l0_pct) | fmt }} % of the values against Adam's {{ (100 * a.
 At $\alpha = {{ cfg.alpha }}$ the soft-threshold zeroes out little: ISTA changes
 {{ (100 * b.l0_pct) | fmt }} % of the values against Adam's {{ (100 * a.l0_pct) | fmt }} %. The threshold
 is $\mathrm{lr}\,\alpha / \sqrt{\hat v}$ while the gradient step is $\mathrm{lr}\,\hat m / \sqrt{\hat v}$,
-so a value is zeroed only where the cross-entropy gradient is smaller than $\alpha$; with this model
-and penalty, almost nowhere.
+so a value is zeroed only where the cross-entropy gradient stays below $\alpha$ in size.
+{% endif %}
+{% else %}
+At the assignment's $\alpha = {{ cfg.alpha }}$ one of the two methods reached no target (Adam
+{{ a.success | pct }}, ISTA {{ b.success | pct }}), so their perturbations cannot be compared there.
 {% endif %}
 
-Raising the penalty on the same images and targets (share of values changed, and success):
+Share of the values changed (and success) as the penalty grows, on the same images and targets:
 
 {% for p in pairs %}
 - $\alpha = {{ p.alpha }}$: Adam {% if p.adam.success > 0 %}{{ (100 * p.adam.l0_pct) | fmt }} %{% else %}no success{% endif %} ({{ p.adam.success | pct }}), ISTA {% if p.ista.success > 0 %}{{ (100 * p.ista.l0_pct) | fmt }} %{% else %}no success{% endif %} ({{ p.ista.success | pct }}).
@@ -258,9 +278,14 @@ on the pairs it reaches at all ({{ m[best_l2].success | pct }} of them){% endif 
 sizes cannot be compared fairly at these settings (each method's own medians are in exercise 3).
 {% endif %}
 
+{% if m.l1_adam.success > 0 and m.l1_ista.success > 0 %}
 **Sparsity.** At the assignment's $\alpha = {{ cfg.alpha }}$ Adam changes {{ (100 * m.l1_adam.l0_pct) | fmt }} %
 of the values and ISTA {{ (100 * m.l1_ista.l0_pct) | fmt }} %{% if m.l1_ista.l0_pct < 0.5 * m.l1_adam.l0_pct %}:
 only soft-thresholding is sparse, as EAD claims{% else %}: neither is sparse at this penalty{% endif %}.
+{% else %}
+**Sparsity.** At the assignment's $\alpha$ the $\ell_1$ methods did not both succeed, so there is no
+sparsity to compare there.
+{% endif %}
 {% if sparser %}
 With $\alpha = {{ sparser.alpha }}$ ISTA changes {{ (100 * sparser.ista.l0_pct) | fmt }} % and Adam still
 {{ (100 * sparser.adam.l0_pct) | fmt }} %: the sparsity comes from the proximal step, not from the

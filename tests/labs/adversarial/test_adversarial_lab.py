@@ -139,8 +139,9 @@ def test_weights_in_the_hub_cache_mean_alexnet(run_lab, torch_home, png_server):
         sparsity_alphas=[],
     )
     assert result.error is None, result.error
-    assert result.notes[0].startswith("**Model: AlexNet with the ImageNet weights** (hub cache")
-    assert path.name in result.notes[0]
+    assert result.notes[0].startswith("**Model: AlexNet**")
+    assert f"`{path}` (hub cache, sha256 prefix checked)" in result.notes[0]
+    assert "torchvision's ImageNet weights" not in result.notes[0]  # only the official file is that
     assert "fallback_test_accuracy" not in result.metrics
     checks = {c.name: c for c in result.checks}
     assert checks["own_alexnet_equals_torchvision"].passed
