@@ -89,7 +89,7 @@ SAMPLES = """\
 
 A22 = """\
 Multinomial sampling draws $w_{t+1} \\sim \\mathrm{softmax}(z_t)$, the model's own distribution;
-greedy decoding takes $\\arg\\max z_t$; temperature samples from $\\mathrm{softmax}(z_t / T)$;
+greedy decoding takes $\\operatorname{argmax} z_t$; temperature samples from $\\mathrm{softmax}(z_t / T)$;
 top-$k$ and top-$p$ renormalise the distribution over the $k$ most likely words, or over the
 smallest set whose mass reaches $p$.
 
@@ -149,7 +149,7 @@ CURVES_CAPTION = (
 
 A24 = """\
 With teacher forcing the input at step $t$ is the true word $w_t$. Free running feeds
-$\\hat w_t = \\arg\\max_w p(w \\mid \\hat w_{<t})$ instead, starting each segment from a true
+$\\hat w_t = \\operatorname{argmax}_w p(w \\mid \\hat w_{<t})$ instead, starting each segment from a true
 word; the argmax has no gradient, so the loss reaches the parameters only through the hidden
 states. Scheduled sampling (Bengio et al., 2015) feeds the true word with probability
 $\\epsilon_i = \\frac{k}{k + \\exp(i/k)}$, decaying from 1 to 0 over training.

@@ -39,6 +39,12 @@ def test_smoke_run_passes_with_the_required_metrics(run_lab):
     assert_metric(result, "valid_ppl", at_least=0.97 * result.metrics["optimal_ppl"])
     assert_metric(result, "saved_bytes_ratio", at_least=1.5)
     assert [e.title.split()[0] for e in result.exercises[1:]] == ["Q2.1", "Q2.2", "Q2.3", "Q2.4", "Q2.5"]
+    # every formula of the questions and answers converts to MathML
+    from labrunner.mdmath import markdown_to_html
+
+    texts = result.notes + [t for e in result.exercises for t in (e.question, e.answer)]
+    for t in texts:
+        assert "math-error" not in str(markdown_to_html(t)), t
 
 
 def test_runs_on_a_ptb_format_folder(run_lab, tmp_path):
