@@ -7,6 +7,7 @@ import statistics
 from dataclasses import dataclass
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -432,24 +433,29 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _neighbour_purity(vectors: WordVectors, corpus: corpora.Corpus) -> tuple[float, float]:
-    """Share of each open-class word's nearest neighbour in the same grammatical class, and
-    what random neighbours would give."""
-    cls = {}
-    for c, ws in corpora.SEED_WORDS.items():
-        cls.update({w: c for w in ws})
+def _word_classes(corpus: corpora.Corpus) -> dict[str, str]:
+    """The grammatical class of each word of the synthetic corpus (empty for other corpora)."""
+    if corpus.source != "synthetic":
+        return {}
+    classes = {w: c for c, ws in corpora.SEED_WORDS.items() for w in ws}
+    classes.update({"N": "NUM", corpora.EOS: "EOS"})
     for w in corpus.dictionary.words:
         for c in ("noun", "verb", "adj", "adv"):
             if w.startswith(c) and w[len(c) :].isdigit():
-                cls[w] = c.upper()
-    words = [w for w in corpus.dictionary.words if w in cls and cls[w] in ("NOUN", "VERB", "ADJ", "ADV")]
+                classes[w] = c.upper()
+    return classes
+
+
+def _neighbour_purity(vectors: WordVectors, corpus: corpora.Corpus) -> tuple[float, float]:
+    """Share of open-class words whose nearest neighbour has the same grammatical class, and
+    the share random neighbours would give."""
+    cls = _word_classes(corpus)
+    open_classes = ("NOUN", "VERB", "ADJ", "ADV")
+    words = [w for w in corpus.dictionary.words if cls.get(w) in open_classes]
     hits = sum(cls.get(vectors.nearest(w, 1)[0][0]) == cls[w] for w in words)
-    shares = [
-        sum(cls.get(x) == c for x in corpus.dictionary.words) / len(corpus.dictionary)
-        for c in ("NOUN", "VERB", "ADJ", "ADV")
-    ]
-    counts = [sum(cls[w] == c for w in words) / len(words) for c in ("NOUN", "VERB", "ADJ", "ADV")]
-    chance = sum(a * b for a, b in zip(shares, counts, strict=False))
+    vocab = len(corpus.dictionary)
+    shares = {c: sum(cls.get(x) == c for x in corpus.dictionary.words) / vocab for c in open_classes}
+    chance = sum(shares[cls[w]] for w in words) / max(len(words), 1)
     return hits / max(len(words), 1), chance
 
 
@@ -497,10 +503,16 @@ def _unrolled_graph_figure(k: int):
 
 
 def _pca_figure(words: list[str], xy: np.ndarray, corpus: corpora.Corpus):
+    classes = _word_classes(corpus)
     fig, ax = plt.subplots(figsize=(7, 6))
-    ax.scatter(xy[:, 0], xy[:, 1], s=8, color="#3d85c6")
-    for w, (x, y) in zip(words, xy, strict=False):
+    groups = sorted({classes.get(w, "word") for w in words})
+    for i, group in enumerate(groups):
+        idx = [j for j, w in enumerate(words) if classes.get(w, "word") == group]
+        ax.scatter(xy[idx, 0], xy[idx, 1], s=10, color=plt.cm.tab10(i % 10), label=group.lower())
+    for w, (x, y) in zip(words, xy, strict=True):
         ax.annotate(w, (x, y), fontsize=7, color="crimson" if w in ("army", "taxpayer") else "k")
+    if len(groups) > 1:
+        ax.legend(fontsize=8, title="class in the grammar", title_fontsize=8)
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_title(f"Embeddings of frequent words ({corpus.source})")
@@ -518,7 +530,9 @@ def _curves_figure(models: dict[str, Trained], optimal_ppl: float | None):
             ax.axhline(optimal_ppl, color="grey", ls=":", label="best achievable (true entropy)")
         ax.set_xlabel(xl)
         ax.set_yscale("log")
-        ax.grid(alpha=0.3)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("validation perplexity (teacher-forced)")
-    axes[0].legend()
+    axes[1].legend(loc="upper right", fontsize=8)
     return fig
