@@ -32,6 +32,7 @@ from .model import (  # noqa: E402
     pca_2d,
     repetition_rate,
     sample_ids,
+    segment_starts,
     train_model,
 )
 
@@ -104,9 +105,7 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
         tc = train_cfg(mode, **kw)
         torch.manual_seed(seed)
         model = LSTMLanguageModel(vocab, cfg.embedding_dim, cfg.hidden_size).to(device)
-        steps = tc.epochs * len(
-            range(0, train.shape[1] - tc.seq_len * tc.bptt_window, tc.seq_len * tc.bptt_window)
-        )
+        steps = tc.epochs * len(segment_starts(train.shape[1], tc.seq_len * tc.bptt_window))
         name = f"{tag or mode}_seed{seed}"
         with ctx.progress(
             total=steps, desc=f"{MODE_LABELS.get(mode, mode)} {tag} seed {seed}".replace("  ", " ")
@@ -369,7 +368,7 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
     # ---------------------------------------------------------------- Q2.5
     with ctx.exercise("Q2.5 Distance under each training", question=text.Q25) as ex:
         seeds = [ctx.seed + i for i in range(cfg.distance_seeds)]
-        dists: dict[str, list[float]] = {"teacher": [], "free": []}
+        dists: dict[str, list[float]] = {mode: [] for mode in models}
         for s in seeds:
             for mode in dists:
                 tr = models[mode] if s == ctx.seed else fit(mode, s)
@@ -380,15 +379,9 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
                     dists[mode].append(float("nan"))
         summary = {m: _mean_sd(d) for m, d in dists.items()}
         ex.table(
-            [[s, round(dists["teacher"][i], 4), round(dists["free"][i], 4)] for i, s in enumerate(seeds)]
-            + [
-                [
-                    "mean ± sd",
-                    f"{summary['teacher'][0]:.4f} ± {summary['teacher'][1]:.4f}",
-                    f"{summary['free'][0]:.4f} ± {summary['free'][1]:.4f}",
-                ]
-            ],
-            columns=["seed", "teacher forcing", "free running"],
+            [[s] + [round(dists[m][i], 4) for m in dists] for i, s in enumerate(seeds)]
+            + [["mean ± sd"] + [f"{summary[m][0]:.4f} ± {summary[m][1]:.4f}" for m in dists]],
+            columns=["seed"] + [MODE_LABELS[m] for m in dists],
             caption=f"Cosine distance between '{word_a}' and '{word_b}'.",
         )
         diff = summary["free"][0] - summary["teacher"][0]
@@ -398,6 +391,8 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
         ex.metric("distance_mean_free_running", summary["free"][0])
         ex.metric("distance_sd_teacher", summary["teacher"][1])
         ex.metric("distance_sd_free_running", summary["free"][1])
+        ex.metric("distance_mean_scheduled_sampling", summary["scheduled"][0])
+        ex.metric("distance_sd_scheduled_sampling", summary["scheduled"][1])
         if all(w in corpus.dictionary for w in (word_a, word_b)):
             ex.check(
                 "distances_finite",
@@ -411,6 +406,7 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
             b=word_b,
             t=summary["teacher"],
             f=summary["free"],
+            ss=summary["scheduled"],
             diff=diff,
             spread=spread,
             n=len(seeds),

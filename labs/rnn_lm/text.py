@@ -177,17 +177,19 @@ choice for perplexity{% else %}not better here{% endif %}."""
 
 Q25 = """\
 **Q2.5** Compare the distance between "army" and "taxpayer" under the teacher-forced and the
-free-running model. Is the difference larger than the variation from seed to seed?"""
+free-running model (and the scheduled-sampling one), over several seeds. Is the difference
+larger than the variation from seed to seed?"""
 
 A25 = """\
 Over {{ n }} seeds the distance between "{{ a }}" and "{{ b }}" is {{ t[0] | fmt(4) }} ± {{ t[1] | fmt(4) }}
-with teacher forcing and {{ f[0] | fmt(4) }} ± {{ f[1] | fmt(4) }} free running (mean ± sample
-standard deviation). The difference of the means, {{ diff | fmt(4) }}, is
+with teacher forcing, {{ f[0] | fmt(4) }} ± {{ f[1] | fmt(4) }} free running and
+{{ ss[0] | fmt(4) }} ± {{ ss[1] | fmt(4) }} with scheduled sampling (mean ± sample standard deviation).
+Between teacher forcing and free running, the difference of the means, {{ diff | fmt(4) }}, is
 {% if n < 2 %}not comparable with a spread measured from a single seed: run more seeds.
 {%- elif diff | abs > 2 * spread %}more than twice the combined seed-to-seed spread ({{ spread | fmt(4) }}):
-the training regime, not chance, changed where the model puts these words{% if f[0] > t[0] %} (free running
-pulls them apart: it sees the true context only at the start of each segment and learns less about
-which words share contexts){% else %} (free running brings them closer){% endif %}.
+the training regime, not chance, changed where the model puts these words{% if f[0] > t[0] %} (free running puts
+them further apart, consistent with a model that sees the true context only at the start of each
+segment and so learns less about which words share contexts){% else %} (free running brings them closer){% endif %}.
 {%- else %}within about twice the combined seed-to-seed spread ({{ spread | fmt(4) }}): from these
 runs one cannot tell the two trainings apart on this pair of words.{% endif %}"""
 
