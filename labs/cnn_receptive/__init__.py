@@ -1,1 +1,52 @@
-"""placeholder"""
+"""Built-in lab ``cnn_receptive``: receptive fields of any CNN, computed and verified
+(Problem 1, Exercise 1 of the assignment, turned into a general tool).
+
+The calculator is :func:`labrunner.labs.cnn_receptive.receptive.receptive_fields`.
+Importing this package stays light: torch, torchvision and matplotlib are imported
+inside :meth:`ReceptiveFieldLab.run` (by :mod:`.experiment`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import labrunner
+
+
+@dataclass(frozen=True)
+class ReceptiveConfig:
+    """Settings of the lab; the defaults are the assignment's."""
+
+    #: Exercise 2: torchvision's AlexNet at this input size.
+    alexnet_input: int = 224
+    #: Exercise 3: random inputs averaged for the effective receptive field (Luo et al., 2016).
+    erf_samples: int = 16
+    #: Exercise 5: torchvision classification models whose final field is computed and verified.
+    models: tuple[str, ...] = ("vgg16", "resnet18", "resnet50")
+    #: Exercise 5: verify every layer of these models (not only the final one) empirically.
+    verify_all_layers: bool = False
+    #: Exercise 5, full profile: also compute (not verify) every torchvision classification model.
+    all_models: bool = False
+
+
+class ReceptiveFieldLab(labrunner.Lab):
+    name = "cnn_receptive"
+    title = "Problem 1, Exercise 1: receptive fields of a CNN, computed and verified"
+    version = "1"
+    description = "Receptive fields (n, j, r, start, centre box) of any CNN, checked against gradients"
+    Config = ReceptiveConfig
+    profiles = {
+        "smoke": {"erf_samples": 2, "models": ("vgg16", "resnet18")},
+        "quick": {},
+        "full": {"erf_samples": 64, "verify_all_layers": True, "all_models": True},
+    }
+
+    def run(self, ctx: labrunner.LabContext) -> None:
+        from .experiment import run_experiment
+
+        run_experiment(ctx)
+
+
+@labrunner.hookimpl
+def register_labs(register) -> None:
+    register(ReceptiveFieldLab())

@@ -1,0 +1,326 @@
+"""Measuring receptive fields with gradients.
+
+Back-propagating from one output unit to the input marks every input pixel the unit
+depends on, but only if no gradient is lost on the way: max-pooling sends the gradient
+to the one input that won, ReLU sends none where it was inactive, and positive and
+negative weights can cancel. :func:`probe_model` therefore rebuilds a traced model with
+the same geometry but a gradient that can never vanish: every convolution becomes an
+average with constant positive weights, every pooling an average over its window,
+activations, normalisation and dropout become identities. The non-zero gradient of the
+probe is then exactly the theoretical receptive field.
+
+:func:`effective_receptive_field` is the opposite measurement (Luo et al., 2016): the
+model as it is, with its own weights, and the mean gradient magnitude over random inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.nn import functional as F
+
+from . import receptive as rf
+
+# --------------------------------------------------------------------------- probe layers
+
+
+def _identity(x: Any, *args: Any, **kwargs: Any) -> Any:
+    """Stands in for an activation or normalisation: passes the gradient through unchanged."""
+    return x
+
+
+_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+class ProbeConv(nn.Module):
+    """A convolution with the geometry of ``conv`` whose every weight is positive: the mean
+    over input channels, then a constant kernel, copied to all output channels (as a view,
+    so a wide layer costs what a one-channel one does)."""
+
+    def __init__(self, conv: nn.Module):
+        super().__init__()
+        self.d = len(conv.kernel_size)
+        self.kernel = tuple(conv.kernel_size)
+        self.stride, self.dilation = tuple(conv.stride), tuple(conv.dilation)
+        self.padding = conv.padding if isinstance(conv.padding, str) else tuple(conv.padding)
+        self.out_channels = conv.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        weight = torch.full(
+            (1, 1, *self.kernel), 1.0 / math.prod(self.kernel), dtype=x.dtype, device=x.device
+        )
+        y = _CONV_FN[self.d](mean, weight, None, self.stride, self.padding, self.dilation)
+        return y.expand(-1, self.out_channels, *y.shape[2:])
+
+
+class ProbePool(nn.Module):
+    """A pooling window (max, average or Lp; with padding, dilation and ceil_mode) as an
+    average: every input of the window gets a share of the gradient, not only the winner."""
+
+    def __init__(self, d: int, kernel, stride, padding, dilation, ceil_mode: bool):
+        super().__init__()
+        self.d = d
+        self.kernel = rf._nd(kernel, d)
+        self.stride = rf._nd(stride if stride else kernel, d)
+        self.padding = rf._nd(padding, d)
+        self.dilation = rf._nd(dilation, d)
+        self.ceil_mode = bool(ceil_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > 1 and x.stride(1) == 0:  # all channels are one (a ProbeConv output)
+            return self.forward(x[:, :1]).expand(-1, x.shape[1], *([-1] * self.d))
+        d, c = self.d, x.shape[1]
+        pad: list[int] = []
+        for i in reversed(range(d)):  # F.pad lists the last axis first
+            n = x.shape[2 + i]
+            k, s, p, dil = self.kernel[i], self.stride[i], self.padding[i], self.dilation[i]
+            out = rf.output_size(n, k, s, p, p, dil, self.ceil_mode)
+            # ceil_mode lets the last window run past the padding: pad enough for it.
+            right = max(p, (out - 1) * s + dil * (k - 1) + 1 - n - p)
+            pad += [p, right]
+        x = F.pad(x, pad)
+        weight = torch.full(
+            (c, 1, *self.kernel), 1.0 / math.prod(self.kernel), dtype=x.dtype, device=x.device
+        )
+        return _CONV_FN[d](x, weight, None, self.stride, 0, self.dilation, groups=c)
+
+
+class ProbeLinear(nn.Module):
+    """A linear layer on features (not positions) with positive weights: the mean."""
+
+    def __init__(self, out_features: int):
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=-1, keepdim=True).expand(*x.shape[:-1], self.out_features)
+
+
+def _probe_module(module: nn.Module) -> nn.Module:
+    """The positive-gradient stand-in for one leaf module."""
+    name = type(module).__name__
+    if isinstance(module, rf._CONV):
+        return ProbeConv(module)
+    if isinstance(module, rf._MAXPOOL + rf._AVGPOOL + rf._LPPOOL):
+        d = int(name[-2])
+        return ProbePool(
+            d,
+            module.kernel_size,
+            module.stride,
+            getattr(module, "padding", 0),
+            getattr(module, "dilation", 1),
+            module.ceil_mode,
+        )
+    if isinstance(module, rf._ADAPTIVE):
+        d = int(name[-2])
+        pool = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}[d]
+        return pool(module.output_size)
+    if isinstance(module, nn.Linear):
+        return ProbeLinear(module.out_features)
+    if isinstance(module, rf._SAME_MODULES + (nn.LayerNorm, nn.Softmax)) or name in rf._SAME_MODULE_NAMES:
+        return nn.Identity()
+    return module
+
+
+def _probe_pool_fn(d: int, is_max: bool):
+    def pool(x, kernel_size, stride=None, padding=0, *args, **kwargs):
+        dilation = (args[0] if args else kwargs.get("dilation", 1)) if is_max else 1
+        ceil = (
+            (args[1] if len(args) > 1 else kwargs.get("ceil_mode", False))
+            if is_max
+            else (args[0] if args else kwargs.get("ceil_mode", False))
+        )
+        return ProbePool(d, kernel_size, stride, padding, dilation, ceil)(x)
+
+    return pool
+
+
+_IDENTITY_FUNCS = {
+    torch.relu, torch.sigmoid, torch.tanh, F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.gelu,
+    F.silu, F.mish, F.hardswish, F.hardsigmoid, F.hardtanh, F.sigmoid, F.tanh, F.dropout,
+    F.dropout1d, F.dropout2d, F.dropout3d, F.batch_norm, F.instance_norm, F.group_norm,
+    F.local_response_norm, F.layer_norm, torch.clamp,
+}  # fmt: skip
+_IDENTITY_METHODS = {"relu", "relu_", "sigmoid", "sigmoid_", "tanh", "clamp", "clamp_"}
+_OUT_OF_PLACE = {operator.iadd: operator.add, operator.imul: operator.mul, operator.isub: operator.sub}
+_OUT_OF_PLACE_METHODS = {"add_": "add", "mul_": "mul", "sub_": "sub", "div_": "div"}
+_FN_POOLS = {
+    F.max_pool1d: (1, True), F.max_pool2d: (2, True), F.avg_pool1d: (1, False), F.avg_pool2d: (2, False),
+}  # fmt: skip
+_ADAPTIVE_FNS = {F.adaptive_max_pool1d: F.adaptive_avg_pool1d, F.adaptive_max_pool2d: F.adaptive_avg_pool2d}
+try:
+    from torchvision.ops import stochastic_depth as _stochastic_depth
+
+    _IDENTITY_FUNCS.add(_stochastic_depth)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def probe_model(model: nn.Module | Sequence[nn.Module]) -> fx.GraphModule:
+    """The traced ``model`` with the same geometry and a gradient that never vanishes
+    (see the module docstring); the original model is not modified."""
+    gm = rf.trace(model)
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    graph.graph_copy(gm.graph, env)
+    root: dict[str, Any] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            root[node.target] = _probe_module(gm.get_submodule(node.target))
+        elif node.op == "get_attr":
+            value = gm
+            for part in node.target.split("."):
+                value = getattr(value, part)
+            root[node.target] = value.detach() if isinstance(value, torch.Tensor) else value
+        elif node.op == "call_function":
+            if node.target in _IDENTITY_FUNCS:
+                node.target = _identity
+            elif node.target in _OUT_OF_PLACE:
+                node.target = _OUT_OF_PLACE[node.target]
+            elif node.target in _FN_POOLS:
+                node.target = _probe_pool_fn(*_FN_POOLS[node.target])
+            elif node.target in _ADAPTIVE_FNS:
+                node.target = _ADAPTIVE_FNS[node.target]
+                node.kwargs = {k: v for k, v in node.kwargs.items() if k != "return_indices"}
+        elif node.op == "call_method":
+            if node.target in _IDENTITY_METHODS:
+                node.op, node.target = "call_function", _identity
+            elif node.target in _OUT_OF_PLACE_METHODS:
+                node.target = _OUT_OF_PLACE_METHODS[node.target]
+    probe = fx.GraphModule(root, graph)
+    return probe.eval()
+
+
+# --------------------------------------------------------------------------- gradient boxes
+
+
+def run_nodes(gm: fx.GraphModule, x: torch.Tensor, names: set[str] | None = None) -> dict[str, Any]:
+    """Run ``gm`` on ``x`` and return the outputs of the fx nodes called ``names`` (all when
+    ``None``), keeping the autograd graph. Stops after the last node asked for."""
+    outputs: dict[str, Any] = {}
+    wanted = set(names) if names is not None else None
+
+    class Done(Exception):
+        pass
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            result = super().run_node(n)
+            if wanted is None or n.name in wanted:
+                outputs[n.name] = result
+                if wanted is not None and len(outputs) == len(wanted):
+                    raise Done
+            return result
+
+    try:
+        Recorder(gm).run(x)
+    except Done:
+        pass
+    return outputs
+
+
+def nonzero_box(grad: torch.Tensor) -> tuple[tuple[int, int], ...] | None:
+    """Bounding box ``((first, last), ...)`` (0-based) of the non-zero entries of an input
+    gradient of shape (channels, *spatial), or ``None`` if it is zero everywhere."""
+    mask = grad.abs().sum(dim=0) > 0
+    if not bool(mask.any()):
+        return None
+    box = []
+    for axis in range(mask.dim()):
+        other = tuple(a for a in range(mask.dim()) if a != axis)
+        line = mask.any(dim=other) if other else mask
+        idx = torch.nonzero(line).flatten()
+        box.append((int(idx[0]), int(idx[-1])))
+    return tuple(box)
+
+
+def centre_index(output: torch.Tensor, dims: Sequence[int | None]) -> tuple[Any, ...]:
+    """Index of the centre unit of ``output`` at every spatial dim (``dims[i]`` is the
+    input axis carried by dim ``i``, or ``None``); all of every other dim (batch included)."""
+    return tuple(slice(None) if a is None else (n - 1) // 2 for n, a in zip(output.shape, dims))
+
+
+def gradient_boxes(
+    model: nn.Module | Sequence[nn.Module],
+    input_size: Sequence[int],
+    layers: Sequence[rf.LayerField],
+    in_channels: int = 3,
+) -> dict[str, tuple[tuple[int, int], ...] | None]:
+    """The measured field of the centre unit of each of ``layers`` (from
+    :func:`~.receptive.receptive_fields`): the bounding box (0-based, per input axis) of
+    the non-zero input gradient of the probe model, keyed by layer name; ``None`` where
+    the gradient is zero everywhere."""
+    probe = probe_model(model)
+    x = torch.ones((1, in_channels, *input_size), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        outputs = run_nodes(probe, x, {f.node for f in layers})
+        boxes = {}
+        for f in layers:
+            out = outputs.get(f.node)
+            if not isinstance(out, torch.Tensor) or not out.requires_grad:
+                boxes[f.name] = None
+                continue
+            (grad,) = torch.autograd.grad(out[centre_index(out, f.dims)].sum(), x, retain_graph=True)
+            boxes[f.name] = nonzero_box(grad[0])
+    return boxes
+
+
+# --------------------------------------------------------------------------- effective field
+
+
+def effective_receptive_field(
+    model: nn.Module,
+    layer: rf.LayerField,
+    input_size: Sequence[int],
+    samples: int,
+    generator: torch.Generator,
+    in_channels: int = 3,
+) -> torch.Tensor:
+    """Luo et al. (2016): the mean over ``samples`` standard-normal inputs of the gradient
+    magnitude of the centre unit of ``layer`` (all its channels; a
+    :class:`~.receptive.LayerField`), summed over input
+    channels. Returns a tensor of ``input_size``. The model is used as it is (eval mode)."""
+    gm = rf.trace(model).eval()
+    x = torch.randn((samples, in_channels, *input_size), generator=generator).requires_grad_(True)
+    with torch.enable_grad():
+        out = run_nodes(gm, x, {layer.node})[layer.node]
+        # Samples are independent in eval mode, so one backward pass serves the whole batch.
+        (grad,) = torch.autograd.grad(out[centre_index(out, layer.dims)].sum(), x)
+    return grad.abs().sum(dim=1).mean(dim=0).detach()
+
+
+def centred_mass_width(heat: torch.Tensor, centre: Sequence[float], fraction: float = 0.95) -> int:
+    """Side (in pixels) of the smallest square centred on ``centre`` (row, column) that holds
+    ``fraction`` of the total of a 2-D non-negative map: the size of the effective field."""
+    h, w = heat.shape
+    rows = torch.arange(h, dtype=torch.float64)[:, None]
+    cols = torch.arange(w, dtype=torch.float64)[None, :]
+    # Chebyshev distance from the centre: the square of half-side t holds the pixels with distance <= t.
+    dist = torch.maximum((rows - centre[0]).abs(), (cols - centre[1]).abs()).flatten()
+    order = torch.argsort(dist)
+    cum = torch.cumsum(heat.double().flatten()[order], 0)
+    k = int(torch.searchsorted(cum, fraction * cum[-1]))
+    half = float(dist[order][min(k, len(order) - 1)])
+    return int(round(2 * half + 1))
+
+
+def gaussian_fit(profile: torch.Tensor) -> tuple[float, float, float]:
+    """Fit a Gaussian to a 1-D non-negative profile by its moments; return (mean, standard
+    deviation, R^2 of the fit), R^2 = 1 - SS_res / SS_tot of the profile against the curve."""
+    p = profile.double()
+    x = torch.arange(len(p), dtype=torch.float64)
+    total = p.sum()
+    mean = float((p * x).sum() / total)
+    std = float(torch.sqrt((p * (x - mean) ** 2).sum() / total))
+    curve = torch.exp(-0.5 * ((x - mean) / max(std, 1e-9)) ** 2)
+    scale = float((curve * p).sum() / (curve * curve).sum())  # least squares amplitude
+    resid = p - scale * curve
+    r2 = 1.0 - float((resid**2).sum() / ((p - p.mean()) ** 2).sum())
+    return mean, std, r2
