@@ -181,11 +181,11 @@ def exercise_1(ctx: Any, table: list[LayerField]) -> None:
     with ctx.exercise("1. The assignment's network", question=text.Q1) as ex:
         rows = field_rows(table)
         labels = ["input", *ASSIGNMENT_ANSWER]
-        for row, label in zip(rows, labels):
+        for row, label in zip(rows, labels, strict=False):
             row["layer"] = label
         ex.table(rows, caption="Receptive fields at the centre unit; input 227 x 227, coordinates 1-based.")
         layers = table[1:]
-        for f, (label, (n, j, r, box)) in zip(layers, ASSIGNMENT_ANSWER.items()):
+        for f, (label, (n, j, r, box)) in zip(layers, ASSIGNMENT_ANSWER.items(), strict=False):
             (lo, hi), _ = f.centre_box_clipped
             ex.check_equal(f"{label}_n_j_r", [f.size[0], f.jump[0], f.rf[0]], [n, j, r])
             ex.check_equal(f"{label}_centre_box", [lo + 1, hi + 1], list(box), points=2)
@@ -341,7 +341,7 @@ def exercise_3(
         size_a = (ASSIGNMENT_INPUT, ASSIGNMENT_INPUT)
         rows_a, bad_a = _box_matches(assignment, a_table, size_a)
         rows_x, bad_x = _box_matches(alexnet, x_table, x_table[0].size)
-        for row, label in zip(rows_a, ASSIGNMENT_ANSWER):
+        for row, label in zip(rows_a, ASSIGNMENT_ANSWER, strict=False):
             row["layer"] = label
         ex.table(rows_a, caption="The assignment's network: computed vs gradient (probe) box, 1-based.")
         ex.table(rows_x, caption="AlexNet: computed vs gradient (probe) box, 1-based.")
@@ -455,7 +455,7 @@ def _erf_figure(erfs: list[tuple[LayerField, torch.Tensor]]) -> Any:
 
     fig, axes = plt.subplots(1, len(erfs), figsize=(5 * len(erfs), 4.6))
     axes = np.atleast_1d(axes)
-    for ax, (f, heat) in zip(axes, erfs):
+    for ax, (f, heat) in zip(axes, erfs, strict=False):
         im = ax.imshow(heat.numpy(), cmap="magma")
         (r0, r1), (c0, c1) = f.centre_box
         ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="cyan", lw=1.5))

@@ -151,7 +151,7 @@ class LayerField:
     def centre_box_clipped(self) -> tuple[tuple[int, int], ...] | None:
         """The centre box clipped to the image, 0-based; ``None`` if it lies in the padding."""
         out = []
-        for (lo, hi), n in zip(self.centre_box, self.input_size):
+        for (lo, hi), n in zip(self.centre_box, self.input_size, strict=False):
             lo, hi = max(lo, 0), min(hi, n - 1)
             if lo > hi:
                 return None
@@ -344,7 +344,7 @@ def _conv_pads(module: nn.Module, d: int) -> list[tuple[int, int]]:
         return [(0, 0)] * d
     if module.padding == "same":
         pads = []
-        for kk, dd in zip(k, dil):
+        for kk, dd in zip(k, dil, strict=False):
             total = dd * (kk - 1)
             pads.append((total // 2, total - total // 2))
         return pads

@@ -134,23 +134,23 @@ numbers, so the gradient is non-zero exactly on the union of all paths: the theo
 **The effective receptive field.** Luo et al. (2016) average the gradient magnitude of the
 centre unit over random inputs, with the network's own weights: here {{ weights_how }},
 {{ samples }} standard-normal inputs. The size is measured by the standard deviation
-$\sigma$ of a Gaussian fitted to the row and column profiles; $4\sigma$ (the $\pm 2\sigma$
+$\\sigma$ of a Gaussian fitted to the row and column profiles; $4\\sigma$ (the $\\pm 2\\sigma$
 width, 95 % of a Gaussian's mass per axis) is compared with the theoretical $r$:
 
 {% for s in stats %}
-* {{ s.label }} `{{ s.layer }}` (theoretical $r = {{ s.r }}$): $\sigma = {{ s.std | fmt }}$ pixels,
-  $4\sigma / r = {{ s.ratio | fmt }}$; 95 % of the gradient mass lies in a centred square of
+* {{ s.label }} `{{ s.layer }}` (theoretical $r = {{ s.r }}$): $\\sigma = {{ s.std | fmt }}$ pixels,
+  $4\\sigma / r = {{ s.ratio | fmt }}$; 95 % of the gradient mass lies in a centred square of
   {{ s.width95 }} pixels; the Gaussian fits the profiles with $R^2 = {{ s.r2 | fmt }}$.
 {% endfor %}
 
 {% if deepest.ratio <= 0.5 %}
 The effective field is much smaller than the theoretical one: for {{ deepest.label }} the
-$\pm 2\sigma$ width is {{ deepest.ratio | pct }} of $r$. Pixels near the centre of the box
+$\\pm 2\\sigma$ width is {{ deepest.ratio | pct }} of $r$. Pixels near the centre of the box
 reach the unit through many paths, pixels near its border through few, so the border hardly
 matters.
 {% else %}
 The effective field of {{ deepest.label }} is not much smaller than its theoretical field
-($4\sigma / r = {{ deepest.ratio | fmt }}$).
+($4\\sigma / r = {{ deepest.ratio | fmt }}$).
 {% endif %}
 
 {% if stats[0].ratio > deepest.ratio %}
@@ -160,7 +160,7 @@ with depth, the effective field only like its square root.
 {% endif %}
 
 {% if (stats | map(attribute="r2") | min) >= 0.9 %}
-The profiles are close to Gaussian ($R^2 \geq {{ (stats | map(attribute="r2") | min) | fmt }}$),
+The profiles are close to Gaussian ($R^2 \\geq {{ (stats | map(attribute="r2") | min) | fmt }}$),
 as Luo et al. derive from the central limit theorem over the many paths through the network.
 {% else %}
 The profiles are only roughly Gaussian ($R^2$ down to {{ (stats | map(attribute="r2") | min) | fmt }}){% if samples < 8 %},

@@ -244,7 +244,7 @@ def nonzero_box(grad: torch.Tensor) -> tuple[tuple[int, int], ...] | None:
 def centre_index(output: torch.Tensor, dims: Sequence[int | None]) -> tuple[Any, ...]:
     """Index of the centre unit of ``output`` at every spatial dim (``dims[i]`` is the
     input axis carried by dim ``i``, or ``None``); all of every other dim (batch included)."""
-    return tuple(slice(None) if a is None else (n - 1) // 2 for n, a in zip(output.shape, dims))
+    return tuple(slice(None) if a is None else (n - 1) // 2 for n, a in zip(output.shape, dims, strict=False))
 
 
 def gradient_boxes(
