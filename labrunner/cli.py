@@ -50,6 +50,7 @@ def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_dev
         device=getattr(args, "device", None),
         seed=getattr(args, "seed", None),
         deterministic=True if getattr(args, "deterministic", False) else None,
+        threads=getattr(args, "threads", None),
         out=getattr(args, "out", None),
         force=getattr(args, "force", False),
         check_device=check_device,
@@ -165,6 +166,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         "seed": settings.seed,
         "device": settings.device_requested,
         "deterministic": settings.deterministic,
+        "threads": settings.threads,
         "report": settings.report,
         "labs": {name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
     }
@@ -238,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     run.add_argument("--seed", type=int, help="seed for random, numpy and torch (default 0)")
     run.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only")
+    run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for torch (default: torch's choice; 1 helps on a busy 2-core machine)",
+    )
     run.add_argument("--out", metavar="DIR", help="where run folders go (default: reports)")
     run.add_argument("--force", action="store_true", help="rerun labs even when a cached result matches")
     run.add_argument("--author", help="student name on the report")

@@ -18,7 +18,7 @@ from .errors import UsageError, did_you_mean
 from .lab import Lab, profile_names
 
 DEFAULT_CONFIG_FILE = "labrunner.yaml"
-TOP_LEVEL_KEYS = ("profile", "seed", "device", "deterministic", "out", "report", "labs")
+TOP_LEVEL_KEYS = ("profile", "seed", "device", "deterministic", "threads", "out", "report", "labs")
 REPORT_KEYS = ("title", "course", "author", "student_id", "institution")
 
 
@@ -30,6 +30,7 @@ class RunConfig:
     seed: int | None = None
     device: str | None = None
     deterministic: bool | None = None
+    threads: int | None = None
     out: str | None = None
     report: dict[str, str] = field(default_factory=dict)
     labs: dict[str, dict[str, Any]] = field(default_factory=dict)

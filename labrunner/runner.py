@@ -264,6 +264,7 @@ class RunSettings:
     device_requested: str = "auto"
     seed: int = 0
     deterministic: bool = False
+    threads: int | None = None
     out: Path = Path("reports")
     force: bool = False
     report: dict[str, str] = field(default_factory=dict)
@@ -276,6 +277,7 @@ class RunSettings:
             "device_requested": self.device_requested,
             "seed": self.seed,
             "deterministic": self.deterministic,
+            "threads": self.threads,
             "config_file": self.config_file,
             "report": dict(self.report),
             "labs": [lab.name for lab in self.labs],
@@ -293,6 +295,7 @@ def resolve_settings(
     device: str | None = None,
     seed: int | None = None,
     deterministic: bool | None = None,
+    threads: int | None = None,
     out: str | None = None,
     force: bool = False,
     check_device: bool = True,
@@ -319,6 +322,9 @@ def resolve_settings(
     seed = seed if seed is not None else (file_cfg.seed if file_cfg.seed is not None else 0)
     if seed < 0:
         raise UsageError(f"--seed must be >= 0, got {seed}")
+    threads = threads if threads is not None else file_cfg.threads
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
     return RunSettings(
         labs=labs,
         configs=configs,
@@ -327,6 +333,7 @@ def resolve_settings(
         device_requested=device_requested,
         seed=seed,
         deterministic=bool(deterministic if deterministic is not None else file_cfg.deterministic),
+        threads=threads,
         out=Path(out or file_cfg.out or "reports"),
         force=force,
         report={**file_cfg.report, **(report or {})},
@@ -404,6 +411,10 @@ def _store_cached(lab: Lab, key: str, out_dir: Path) -> None:
 
 def execute(settings: RunSettings, plugins: Any, reporter: Reporter) -> tuple[Path, list[LabResult], bool]:
     """Run every selected lab; returns (run folder, results, interrupted)."""
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
     run_dir = new_run_dir(settings.out)
     run_info: dict[str, Any] = {
         "labrunner": __version__,
@@ -485,6 +496,7 @@ def _config_yaml(settings: RunSettings) -> str:
         "seed": settings.seed,
         "device": settings.device_requested,
         "deterministic": settings.deterministic,
+        "threads": settings.threads,
         "report": dict(settings.report),
         "labs": {name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
     }

@@ -205,6 +205,7 @@ def test_plain_progress_lines_when_not_a_terminal(cli):
         (["run", "counter", "--device", "tpu"], "unknown device 'tpu'"),
         (["run", "counter", "--device", "cuda:3"], "device 'cuda:3' is not available"),
         (["run", "counter", "--seed", "-1"], "--seed must be >= 0"),
+        (["run", "counter", "--threads", "0"], "--threads must be >= 1"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(cli, workdir, args, message):
@@ -248,7 +249,18 @@ def test_cuda_unavailable_is_clear(cli, workdir):
 
 
 def test_out_and_deterministic(cli, workdir):
-    status, out, err = cli("run", "counter", "--profile", "smoke", "--out", "elsewhere", "--deterministic")
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        status, out, err = cli(
+            "run", "counter", "--profile", "smoke", "--out", "elsewhere", "--deterministic", "--threads", "1"
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
     assert status == 0, err
     run = load((workdir / "elsewhere" / "latest" / "run.json").resolve())
     assert run["settings"]["deterministic"] is True
+    assert run["settings"]["threads"] == 1
+    assert run["environment"]["torch_threads"] == 1
