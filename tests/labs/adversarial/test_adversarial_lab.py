@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import re
 import threading
 from pathlib import Path
 
@@ -76,6 +77,17 @@ def png_server(tmp_path):
         server.server_close()
 
 
+def assert_math_converts(result) -> None:
+    """Every formula in the notes, questions and answers becomes MathML in the report."""
+    from labrunner.mdmath import markdown_to_html
+
+    texts = list(result.notes) + [t for ex in result.exercises for t in (ex.question, ex.answer)]
+    for text in texts:
+        html = str(markdown_to_html(text))
+        assert "math-error" not in html, html[html.index("math-error") - 20 :][:300]
+        assert not re.search(r"\bnan\b", text)  # no undefined number reaches the prose
+
+
 def test_offline_fallback_passes_says_so_and_caches_the_cnn(run_adv, torch_home, tmp_path, shared_cache):
     result = run_adv()
     assert_checks_pass(result)
@@ -94,6 +106,7 @@ def test_offline_fallback_passes_says_so_and_caches_the_cnn(run_adv, torch_home,
     titles = [ex.title for ex in result.exercises]
     assert len(titles) == 5 and titles[1].startswith("2.")
     assert all(ex.answer for ex in result.exercises)
+    assert_math_converts(result)
     # The assignment's six examples were written as PNG files (and classified again from them).
     pngs = list((tmp_path / "run" / "adversarial").glob("adversarial-*.png"))
     assert len(pngs) == 6 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
@@ -207,6 +220,7 @@ def test_no_success_at_all_is_reported_not_crashed(run_adv, torch_home):
     assert result.metrics["pairs_reached_by_all_iterative_methods"] == 0
     assert all(ex.answer for ex in result.exercises)
     assert "cannot be compared fairly" in result.exercises[4].answer
+    assert_math_converts(result)
 
 
 def test_url_reachable_against_a_local_server(png_server):
