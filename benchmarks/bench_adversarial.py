@@ -2,7 +2,7 @@
 with the targets of one image batched through the model against one target at a time.
 
     python benchmarks/bench_adversarial.py [--model alexnet|shapes|both] [--targets 3]
-                                           [--iters 20] [--repeat 3] [--threads 0] [--device cpu]
+                                           [--iters 20] [--repeat 5] [--threads 0] [--device cpu]
 
 Both modes run exactly ``--iters`` Adam steps per example (a learning rate too small to
 succeed, so early stopping never shortens one mode more than the other) on the same image and
@@ -39,10 +39,12 @@ def build(model: str, device: torch.device):
     return net, torch.rand(3, size, size, device=device), classes
 
 
-def time_per_example(net, image, targets, iters: int, batched: bool, repeat: int) -> float:
+def time_per_example(net, image, targets, iters: int, repeat: int) -> tuple[float, float]:
+    """Median seconds per example (one target at a time, batched). The two modes alternate,
+    so a load change on a shared machine hits both alike."""
     from labrunner.labs.adversarial.attacks import l1_adam_attack
 
-    def once() -> float:
+    def once(batched: bool) -> float:
         if image.is_cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -55,8 +57,12 @@ def time_per_example(net, image, targets, iters: int, batched: bool, repeat: int
             torch.cuda.synchronize()
         return (time.perf_counter() - start) / len(targets)
 
-    once()  # warm-up
-    return statistics.median(once() for _ in range(repeat))
+    once(False), once(True)  # warm-up
+    single, batched = [], []
+    for _ in range(repeat):
+        single.append(once(False))
+        batched.append(once(True))
+    return statistics.median(single), statistics.median(batched)
 
 
 def main() -> None:
@@ -66,7 +72,7 @@ def main() -> None:
     parser.add_argument("--model", choices=["alexnet", "shapes", "both"], default="both")
     parser.add_argument("--targets", type=int, default=3)
     parser.add_argument("--iters", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -82,8 +88,7 @@ def main() -> None:
         net, image, classes = build(model, device)
         gen = torch.Generator().manual_seed(1)
         targets = torch.randperm(classes, generator=gen)[: args.targets].to(device)
-        single = time_per_example(net, image, targets, args.iters, batched=False, repeat=args.repeat)
-        batched = time_per_example(net, image, targets, args.iters, batched=True, repeat=args.repeat)
+        single, batched = time_per_example(net, image, targets, args.iters, args.repeat)
         print(f"{model:<9} {1000 * single:20.1f} {1000 * batched:14.1f} {single / batched:8.2f}x")
 
 
