@@ -64,13 +64,23 @@ def assignment_network(relu: bool = True, max_pool: bool = True) -> nn.Sequentia
     return nn.Sequential(OrderedDict(layers))
 
 
-def build_model(name: str) -> nn.Module:
-    """A torchvision classification model with its default initialisation (never downloads)."""
+def build_model(name: str, meta: bool = False) -> nn.Module:
+    """A torchvision classification model with its default initialisation (never downloads).
+
+    ``meta=True`` builds it on the meta device, without allocating or initialising any
+    weight: enough for the calculator and the gradient probe, which only need the geometry,
+    and much faster (VGG-16's classifier alone has 120 M weights to draw)."""
     import torchvision
 
     kwargs: dict[str, Any] = {"weights": None}
     if name in ("inception_v3", "googlenet"):
         kwargs.update(aux_logits=False, init_weights=False)
+    if meta:
+        try:
+            with torch.device("meta"):
+                return torchvision.models.get_model(name, **kwargs).eval()
+        except (NotImplementedError, RuntimeError):  # an initialiser that reads values (RegNet)
+            pass
     return torchvision.models.get_model(name, **kwargs).eval()
 
 
@@ -163,7 +173,7 @@ def run_experiment(ctx: Any) -> None:
     assignment = assignment_network()
     a_fields = receptive_fields(assignment, ASSIGNMENT_INPUT)
     a_table = spatial_layers(a_fields)
-    alexnet = build_model("alexnet")
+    alexnet = build_model("alexnet", meta=True)
     x_fields = receptive_fields(alexnet, cfg.alexnet_input)
     x_final = feature_output(x_fields)
     x_table = [f for f in spatial_layers(x_fields) if x_fields.index(f) <= x_fields.index(x_final)]
@@ -191,12 +201,19 @@ def exercise_1(ctx: Any, table: list[LayerField]) -> None:
             ex.check_equal(f"{label}_centre_box", [lo + 1, hi + 1], list(box), points=2)
             ex.metric(f"assignment_{label}_rf", f.rf[0])
         conv1, pool1, conv2 = layers
+        computed = {label: _axis0(f) for label, f in zip(ASSIGNMENT_ANSWER, layers, strict=True)}
+        matches = all(
+            (c["n"], c["j"], c["r"], (c["lo"], c["hi"])) == ASSIGNMENT_ANSWER[label]
+            for label, c in computed.items()
+        )
         ex.answer(
             text.A1,
-            conv1=_axis0(conv1),
-            pool1=_axis0(pool1),
-            conv2=_axis0(conv2),
+            conv1=computed["conv1"],
+            pool1=computed["pool1"],
+            conv2=computed["conv2"],
             n_in=ASSIGNMENT_INPUT,
+            expected=ASSIGNMENT_ANSWER,
+            matches=matches,
         )
 
 
@@ -270,13 +287,14 @@ def naive_measurements(table: list[LayerField], seed_gen: torch.Generator) -> li
         "average pooling, identity activations": _copy_weights(assignment_network(False, False), base),
         "probe (constant positive weights)": probe_model(base),
     }
-    x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen, dtype=torch.float64)
+    x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen)
     rows = []
     nodes = {"conv1": "conv1", "pool1": "pool1", "conv2": "conv2", "conv2 after ReLU": "relu2"}
     theory = {"conv1": table[1], "pool1": table[2], "conv2": table[3], "conv2 after ReLU": table[3]}
     for variant, model in variants.items():
-        model = model.double().eval() if not hasattr(model, "graph") else model
-        xi = x.clone().requires_grad_(True)
+        # The probe computes in float64 (see verify.py); the real layers in float32, as trained.
+        xi = (x.double() if hasattr(model, "graph") else x).clone().requires_grad_(True)
+        model.eval()
         with torch.enable_grad():
             outs = _named_outputs(model, xi, run_nodes)
             for label, node in nodes.items():
@@ -320,8 +338,8 @@ def _copy_weights(target: nn.Module, source: nn.Module) -> nn.Module:
 def relu_dead_fraction(seed_gen: torch.Generator) -> float:
     """Share of conv2's channels whose centre unit, measured after its ReLU, has a zero
     gradient everywhere (the unit is inactive for this input)."""
-    net = assignment_network().double().eval()
-    x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen, dtype=torch.float64)
+    net = assignment_network().eval()
+    x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen)
     with torch.no_grad():
         out = net(x)
     c = (out.shape[-1] - 1) // 2
@@ -432,6 +450,7 @@ def erf_statistics(f: LayerField, heat: torch.Tensor) -> dict[str, Any]:
     fitted to its row and column profiles (mean of the two), ``4 std / r`` (the +-2 std width
     against the theoretical field), the centred square holding 95 % of the mass, the worse
     R^2 of the two fits, and the share of the mass inside the theoretical box."""
+    heat = heat.double()
     (r0, r1), (c0, c1) = f.centre_box_clipped
     centre = tuple((lo + hi) / 2 for lo, hi in f.centre_box)
     _, std_x, r2_x = gaussian_fit(heat.sum(0))
@@ -510,7 +529,7 @@ def exercise_5(ctx: Any, x_final: LayerField) -> None:
         rows, mismatches, results = [], [], []
         models = ["alexnet", *[m for m in cfg.models if m != "alexnet"]]
         for name in ctx.progress(models, desc="models"):
-            model = build_model(name)
+            model = build_model(name, meta=True)
             fields = receptive_fields(model, 224)
             final = feature_output(fields)
             size = verification_size(model)
@@ -563,7 +582,7 @@ def survey_all_models() -> dict[str, Any]:
     for name in names:
         size = 299 if name == "inception_v3" else 224
         try:
-            model = build_model(name)
+            model = build_model(name, meta=True)
             fields = receptive_fields(model, size)
             final = feature_output(fields)
             problems = unsupported(fields)

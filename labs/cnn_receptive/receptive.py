@@ -149,7 +149,13 @@ class LayerField:
 
     @property
     def centre_box_clipped(self) -> tuple[tuple[int, int], ...] | None:
-        """The centre box clipped to the image, 0-based; ``None`` if it lies in the padding."""
+        """The centre box cut to the image, 0-based; ``None`` if it lies in the padding.
+
+        This is the exact bounding box of the pixels the unit depends on unless the field
+        has holes on the image border: a stride larger than the kernel, a dilated window
+        whose padding leads it past the first pixels, or floor division dropping the last
+        rows (a 3 x 3 stride-2 convolution on 6 pixels never reads pixel 6). In those cases
+        the pixels actually used can stop a few short of the cut box."""
         out = []
         for (lo, hi), n in zip(self.centre_box, self.input_size, strict=False):
             lo, hi = max(lo, 0), min(hi, n - 1)
@@ -398,9 +404,27 @@ def _module_rule(module: nn.Module, geom: TensorGeometry) -> tuple[str, TensorGe
         return _reshape_flatten(geom, module.start_dim, module.end_dim)
     if isinstance(module, (nn.Softmax, nn.LogSoftmax)):
         return "same", _last_dims_not_spatial(geom, 1, name) if module.dim in (-1, None) else geom
+    if name.startswith(("ZeroPad", "ConstantPad")):
+        return "same", _pad(geom, module.padding)
+    if name.startswith(("ReflectionPad", "ReplicationPad", "CircularPad")):
+        raise _Unsupported(f"{name} (the padded border repeats the image)")
     if name == "Permute":  # torchvision.ops.Permute
         return "reshape", TensorGeometry(tuple(geom.dims[i] for i in module.dims))
     raise _Unsupported(f"no rule for module type {name}")
+
+
+def _pad(geom: TensorGeometry, pad: Sequence[int]) -> TensorGeometry:
+    """Constant padding, given as F.pad does (last dim first: left, right, top, bottom, ...):
+    n grows, and unit 0 now sits ``left`` units before the old unit 0."""
+    dims = list(geom.dims)
+    for i in range(len(pad) // 2):
+        pos = len(dims) - 1 - i
+        a = dims[pos]
+        if a is None:
+            continue
+        lo, hi = pad[2 * i], pad[2 * i + 1]
+        dims[pos] = AxisField(a.size + lo + hi, a.jump, a.lo - lo * a.jump, a.hi - lo * a.jump, a.axis)
+    return TensorGeometry(tuple(dims))
 
 
 def _last_dims_not_spatial(geom: TensorGeometry, count: int, what: str) -> TensorGeometry:
@@ -513,8 +537,9 @@ def _node_label(gm: fx.GraphModule, node: fx.Node) -> tuple[str, str, str]:
     return node.name, node.op, node.op
 
 
-def _meta_shapes(gm: fx.GraphModule, shape: tuple[int, ...]) -> dict[str, Any]:
-    """The output of every node for an input of ``shape``, on the meta device (no compute)."""
+def _meta_shapes(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[dict[str, Any], str]:
+    """The output of every node for an input of ``shape``, on the meta device (no compute),
+    and the error of the first node that could not run (``""`` if all ran)."""
     outputs: dict[str, Any] = {}
 
     class Recorder(fx.Interpreter):
@@ -537,12 +562,10 @@ def _meta_shapes(gm: fx.GraphModule, shape: tuple[int, ...]) -> dict[str, Any]:
     try:
         torch.func.functional_call(runner, state, (x,))
     except Exception as exc:
-        if not outputs:
-            raise ReceptiveFieldError(
-                f"the model does not accept an input of shape {tuple(shape)}: {exc}"
-            ) from exc
-        # Keep what ran: the layers after the failing one are reported as unsupported.
-    return outputs
+        # Keep what ran: the failing layer and those after it are reported as unsupported.
+        message = str(exc).strip()
+        return outputs, message.splitlines()[0] if message else type(exc).__name__
+    return outputs, ""
 
 
 def _first_tensor_input(node: fx.Node) -> fx.Node | None:
@@ -582,7 +605,7 @@ def receptive_fields(
     if in_channels is None:
         first = next((m for m in gm.modules() if isinstance(m, _CONV + (nn.Linear,))), None)
         in_channels = first.in_channels if isinstance(first, _CONV) else 1
-    metas = _meta_shapes(gm, (1, in_channels, *size))
+    metas, meta_error = _meta_shapes(gm, (1, in_channels, *size))
 
     geometry: dict[str, TensorGeometry | None] = {}
     broken: dict[str, str] = {}  # node name -> why its geometry is unknown
@@ -614,8 +637,8 @@ def receptive_fields(
             fields.append(LayerField(kind="unsupported", axes=None, reason=f"after {upstream[0]}", **record))
             continue
         if node.name not in metas:
-            reason = f"{name} ({desc}) could not run on an input of size {size}"
-            broken[node.name] = reason
+            reason = f"does not run on a {'x'.join(map(str, size))} input: {meta_error}"
+            broken[node.name] = f"{name} ({desc}): {reason}"
             fields.append(LayerField(kind="unsupported", axes=None, reason=reason, **record))
             continue
         try:
@@ -743,16 +766,7 @@ def _node_rule(
         mode = _arg(node, 2, "mode", "constant")
         if mode != "constant":
             raise _Unsupported(f"padding mode {mode!r} (the padded border repeats the image)")
-        dims = list(g0.dims)
-        for i in range(len(pad) // 2):
-            pos = len(dims) - 1 - i
-            a = dims[pos]
-            lo, hi = pad[2 * i], pad[2 * i + 1]
-            if a is None:
-                continue
-            # Padding is a window of size 1: n grows, unit 0 moves ``lo`` units to the left.
-            dims[pos] = AxisField(a.size + lo + hi, a.jump, a.lo - lo * a.jump, a.hi - lo * a.jump, a.axis)
-        return "same", TensorGeometry(tuple(dims))
+        return "same", _pad(g0, pad)
     if node.op == "call_function" and target is F.layer_norm:
         return "same", _last_dims_not_spatial(
             g0, len(_nd(_arg(node, 1, "normalized_shape", ()), 1)), "layer_norm"

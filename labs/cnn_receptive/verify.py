@@ -178,7 +178,11 @@ def probe_model(model: nn.Module | Sequence[nn.Module]) -> fx.GraphModule:
             value = gm
             for part in node.target.split("."):
                 value = getattr(value, part)
-            root[node.target] = value.detach() if isinstance(value, torch.Tensor) else value
+            if isinstance(value, torch.Tensor):
+                # A model built on the meta device has no values; a positive constant keeps
+                # the gradient from vanishing (layer scales, for example).
+                value = torch.ones_like(value, device="cpu") if value.is_meta else value.detach().abs()
+            root[node.target] = value
         elif node.op == "call_function":
             if node.target in _IDENTITY_FUNCS:
                 node.target = _identity
