@@ -333,7 +333,7 @@ def classification(s: Session) -> tuple[list[LabImage], torch.Tensor]:
             + [f"{short(cats[int(c)], 28)} ({100 * float(p):.1f} %)" for p, c in zip(ps, idx, strict=True)]
             for im, ps, idx in zip(images, top_p, top_i, strict=True)
         ]
-        cols = min(len(images), 4 if model.kind == "alexnet" else 6)
+        cols = min(len(images), 5 if model.kind == "alexnet" else 6)
         nrows = math.ceil(len(images) / cols)
         fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.7 * nrows), squeeze=False)
         for ax in axes.flat:
