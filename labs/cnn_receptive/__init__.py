@@ -22,8 +22,8 @@ class ReceptiveConfig:
     #: Exercise 3: random inputs averaged for the effective receptive field (Luo et al., 2016).
     erf_samples: int = 16
     #: Exercise 5: torchvision classification models whose final field is computed and verified.
-    models: tuple[str, ...] = ("vgg16", "resnet18", "resnet50")
-    #: Exercise 5: verify every layer of these models (not only the final one) empirically.
+    models: tuple[str, ...] = ("vgg16", "resnet18", "resnet50", "inception_v3")
+    #: Exercise 5: also verify every layer of these models at input 224 (not only the final one).
     verify_all_layers: bool = False
     #: Exercise 5, full profile: also compute (not verify) every torchvision classification model.
     all_models: bool = False

@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
@@ -45,6 +46,10 @@ class AxisField:
     ``size`` is n; ``jump`` is j (0 once every unit sees the same region, after a global
     pooling that is broadcast back); ``lo``/``hi`` bound the input coordinates (0-based,
     padded) seen by unit 0; ``axis`` says which input axis this is (0 = first spatial axis).
+
+    ``used`` is an ``(n, 2)`` integer array: for every unit, the first and last image pixel it
+    actually depends on (``(EMPTY, -1)`` for none). It is what the box becomes at the image
+    border, exactly, where the field can have holes or lose rows that floor division dropped.
     """
 
     size: int
@@ -52,6 +57,14 @@ class AxisField:
     lo: int
     hi: int
     axis: int
+    used: Any = field(default=None, compare=False, repr=False)
+
+    def used_box(self, unit: int) -> tuple[int, int] | None:
+        """The first and last image pixel ``unit`` depends on, or ``None`` if none."""
+        if self.used is None:
+            return None
+        first, last = (int(v) for v in self.used[unit if self.size > 1 else 0])
+        return (first, last) if first <= last else None
 
     @property
     def rf(self) -> int:
@@ -149,19 +162,19 @@ class LayerField:
 
     @property
     def centre_box_clipped(self) -> tuple[tuple[int, int], ...] | None:
-        """The centre box cut to the image, 0-based; ``None`` if it lies in the padding.
+        """The centre box clipped to the image, 0-based: the first and last pixel the centre
+        unit actually depends on, along each axis; ``None`` if it sees only padding.
 
-        This is the exact bounding box of the pixels the unit depends on unless the field
-        has holes on the image border: a stride larger than the kernel, a dilated window
-        whose padding leads it past the first pixels, or floor division dropping the last
-        rows (a 3 x 3 stride-2 convolution on 6 pixels never reads pixel 6). In those cases
-        the pixels actually used can stop a few short of the cut box."""
+        Inside the image this is the centre box; at the border it can stop short of the
+        image edge, where the field has holes (a stride larger than the kernel, a dilated
+        window whose padding leads it past the first pixels) or where floor division dropped
+        the last rows (a 3 x 3 stride-2 convolution on 6 pixels never reads pixel 6)."""
         out = []
-        for (lo, hi), n in zip(self.centre_box, self.input_size, strict=False):
-            lo, hi = max(lo, 0), min(hi, n - 1)
-            if lo > hi:
+        for a in self._need():
+            box = a.used_box(a.centre)
+            if box is None:
                 return None
-            out.append((lo, hi))
+            out.append(box)
         return tuple(out)
 
 
@@ -203,13 +216,41 @@ def window_axis(
     n, then j_out = j s, and the first unit's box widened by the window, which gives
     r_out = r + d (k - 1) j and start_out = start + (d (k - 1) / 2 - p_l) j."""
     size = output_size(a.size, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
+    used = None
+    if a.used is not None:
+        # The taps of unit i are input units i s - p_l + t d; those outside 0..n-1 are padding.
+        taps = np.arange(size)[:, None] * stride - pad_lo + np.arange(kernel)[None, :] * dilation
+        real = (taps >= 0) & (taps < a.size)
+        src = _expand_used(a)[np.clip(taps, 0, a.size - 1)]
+        first = np.where(real, src[..., 0], EMPTY).min(axis=1)
+        last = np.where(real, src[..., 1], -1).max(axis=1)
+        used = np.stack([first, last], axis=1)
     return AxisField(
         size=size,
         jump=a.jump * stride,
         lo=a.lo - pad_lo * a.jump,
         hi=a.hi + (dilation * (kernel - 1) - pad_lo) * a.jump,
         axis=a.axis,
+        used=used,
     )
+
+
+#: ``used`` of a unit that depends on no image pixel: (EMPTY, -1), so min/max just work.
+EMPTY = np.iinfo(np.int64).max
+
+
+def _expand_used(a: AxisField) -> np.ndarray:
+    """``a.used`` with one row per unit (a broadcast size-1 axis repeats its row)."""
+    used = a.used
+    return np.repeat(used, a.size, axis=0) if len(used) == 1 and a.size > 1 else used
+
+
+def _union_used(a: AxisField, b: AxisField, size: int) -> np.ndarray | None:
+    if a.used is None or b.used is None:
+        return None
+    ua = np.broadcast_to(a.used, (size, 2)) if len(a.used) == 1 else a.used
+    ub = np.broadcast_to(b.used, (size, 2)) if len(b.used) == 1 else b.used
+    return np.stack([np.minimum(ua[:, 0], ub[:, 0]), np.maximum(ua[:, 1], ub[:, 1])], axis=1)
 
 
 def union_axis(a: AxisField, b: AxisField) -> AxisField:
@@ -219,14 +260,15 @@ def union_axis(a: AxisField, b: AxisField) -> AxisField:
     if a.axis != b.axis:
         raise ReceptiveFieldError("branches disagree on which input axis a dimension is")
     if a.size == b.size and (a.jump == b.jump or a.size == 1):
-        return AxisField(a.size, a.jump, min(a.lo, b.lo), max(a.hi, b.hi), a.axis)
+        return AxisField(a.size, a.jump, min(a.lo, b.lo), max(a.hi, b.hi), a.axis, _union_used(a, b, a.size))
     for big, small in ((a, b), (b, a)):
         if small.size == 1 or (small.jump == 0 and small.size == big.size):
+            used = _union_used(big, small, big.size)
             last = big.box(big.size - 1)
             if small.lo <= big.lo and small.hi >= last[1]:
-                return AxisField(big.size, 0, small.lo, small.hi, a.axis)
+                return AxisField(big.size, 0, small.lo, small.hi, a.axis, used)
             if big.jump == 0:
-                return AxisField(big.size, 0, min(big.lo, small.lo), max(big.hi, small.hi), a.axis)
+                return AxisField(big.size, 0, min(big.lo, small.lo), max(big.hi, small.hi), a.axis, used)
     raise ReceptiveFieldError(
         f"branches meet with different grids (n {a.size} vs {b.size}, jump {a.jump} vs {b.jump})"
     )
@@ -423,7 +465,13 @@ def _pad(geom: TensorGeometry, pad: Sequence[int]) -> TensorGeometry:
         if a is None:
             continue
         lo, hi = pad[2 * i], pad[2 * i + 1]
-        dims[pos] = AxisField(a.size + lo + hi, a.jump, a.lo - lo * a.jump, a.hi - lo * a.jump, a.axis)
+        used = None
+        if a.used is not None:
+            # Negative padding crops; the new border units depend on nothing.
+            empty = np.array([[EMPTY, -1]])
+            body = _expand_used(a)[max(-lo, 0) : a.size - max(-hi, 0)]
+            used = np.concatenate([np.repeat(empty, max(lo, 0), 0), body, np.repeat(empty, max(hi, 0), 0)])
+        dims[pos] = AxisField(a.size + lo + hi, a.jump, a.lo - lo * a.jump, a.hi - lo * a.jump, a.axis, used)
     return TensorGeometry(tuple(dims))
 
 
@@ -544,7 +592,9 @@ def _meta_shapes(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[dict[str, 
 
     class Recorder(fx.Interpreter):
         def run_node(self, n: fx.Node) -> Any:
-            result = super().run_node(n)
+            result = _cheap_meta(self, n)
+            if result is None:
+                result = super().run_node(n)
             outputs[n.name] = result
             return result
 
@@ -566,6 +616,31 @@ def _meta_shapes(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[dict[str, 
         message = str(exc).strip()
         return outputs, message.splitlines()[0] if message else type(exc).__name__
     return outputs, ""
+
+
+def _cheap_meta(interp: fx.Interpreter, n: fx.Node) -> Any:
+    """The meta output of a layer that keeps its input's shape, without running it: meta
+    kernels of element-wise ops go through Python decompositions and would dominate the
+    calculator's time. ``None`` when the node has to run."""
+    if n.op == "call_module":
+        if isinstance(interp.module.get_submodule(n.target), _SAME_MODULES + (nn.LayerNorm,)):
+            value = interp.env[n.args[0]] if isinstance(n.args[0], fx.Node) else None
+            return value if isinstance(value, torch.Tensor) else None
+        return None
+    if n.op == "call_function" and n.target is F.layer_norm:
+        value = interp.env[n.args[0]]
+        return torch.empty(value.shape, dtype=value.dtype, device="meta")
+    pointwise = (n.op == "call_function" and n.target in _POINTWISE_FUNCS) or (
+        n.op == "call_method" and n.target in _POINTWISE_METHODS and n.target not in ("to", "type", "type_as")
+    )
+    if not pointwise or n.kwargs:
+        return None
+    values = [interp.env[a] if isinstance(a, fx.Node) else a for a in n.args]
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if not tensors or any(not isinstance(v, (torch.Tensor, int, float, bool)) for v in values):
+        return None
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    return torch.empty(shape, dtype=tensors[0].dtype, device="meta")
 
 
 def _first_tensor_input(node: fx.Node) -> fx.Node | None:
@@ -623,7 +698,10 @@ def receptive_fields(
             if fields:
                 geometry[node.name] = None
                 continue
-            axes = tuple(AxisField(n, 1, 0, 0, i) for i, n in enumerate(size))
+            axes = tuple(
+                AxisField(n, 1, 0, 0, i, np.stack([np.arange(n), np.arange(n)], axis=1))
+                for i, n in enumerate(size)
+            )
             geometry[node.name] = TensorGeometry((None, None) + axes)
             fields.append(LayerField(kind="input", axes=axes, dims=(None, None, *range(d)), **record))
             continue
@@ -817,7 +895,11 @@ def _reduce(geom: TensorGeometry, node: fx.Node, metas: dict[str, Any]) -> tuple
         a = out[i]
         if a is not None:
             last = a.box(a.size - 1)
-            out[i] = AxisField(1, 0, a.lo, last[1], a.axis)
+            used = None
+            if a.used is not None:
+                u = _expand_used(a)
+                used = np.array([[u[:, 0].min(), u[:, 1].max()]])
+            out[i] = AxisField(1, 0, a.lo, last[1], a.axis, used)
     if keep:
         return "pool", TensorGeometry(tuple(out))
     kept = tuple(a for i, a in enumerate(out) if i not in dims_)

@@ -98,7 +98,9 @@ naive measurement is wrong and how to measure the theoretical field. Then measur
 A3 = """
 **The computed boxes are exact.** For each layer, the centre unit's output was
 back-propagated to the input and the bounding box of the non-zero gradient compared with the
-computed box (clipped to the image):
+computed box, restricted to the image (the calculator tracks, for every unit, the first and
+last pixel it actually reads, which at the border can stop short of the image edge where
+floor division dropped rows or the field has holes):
 {% if not bad_a and not bad_x %}
 all {{ n_a }} layers of the assignment's network and all {{ n_x }} layers of AlexNet agree
 to the pixel.

@@ -19,14 +19,12 @@ AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d}
 
 @st.composite
 def axis_window(draw, pool: bool):
-    """(kernel, stride, padding, dilation) of one axis, in the range where the box clipped
-    to the image is exactly the pixels used (see ``LayerField.centre_box_clipped``): no stride
-    larger than the kernel, and dilation without padding or ceil_mode, so that no hole of the
-    field falls on the image border."""
+    """(kernel, stride, padding, dilation) of one axis: strides larger than the kernel and
+    dilation leave holes in the field, which the clipped box must get right at the border."""
     k = draw(st.integers(1, 4))
-    s = draw(st.integers(1, k))
+    s = draw(st.integers(1, 3))
     d = draw(st.integers(1, 2)) if k > 1 else 1
-    p = 0 if d > 1 else draw(st.integers(0, k // 2))
+    p = draw(st.integers(0, k // 2))
     return k, s, p, d
 
 
@@ -58,15 +56,12 @@ def conv_stack(draw):
             continue
         axes = [draw(axis_window(pool=kind != "conv")) for _ in range(dim)]
         k, s, p, d = (tuple(a[i] for a in axes) for i in range(4))
-        # A dilated window hanging over the edge in ceil_mode has a hole on the border too.
-        ceil = kind != "conv" and all(x == 1 for x in d) and draw(st.booleans())
+        ceil = kind != "conv" and draw(st.booleans())
         if kind == "avg":
             assume(all(x == 1 for x in d))
         new = []
         for n, kk, ss, pp, dd in zip(current, k, s, p, d, strict=True):
             assume(n + 2 * pp >= dd * (kk - 1) + 1)
-            # Floor division must not drop the last rows: they would be inside the cut box.
-            assume(ceil or (n + 2 * pp - dd * (kk - 1) - 1) % ss == 0)
             new.append(output_size(n, kk, ss, pp, pp, dd, ceil))
         current = new
         if kind == "conv":
