@@ -116,7 +116,7 @@ def field_rows(fields: Sequence[LayerField], names: dict[str, str] | None = None
     for f in fields:
         rows.append(
             {
-                "layer": (names or {}).get(f.name, f.name),
+                "layer": "input" if f.kind == "input" else (names or {}).get(f.name, f.name),
                 "operation": f.op,
                 "n": _pair(f.size),
                 "j": _pair(f.jump),

@@ -210,8 +210,8 @@ field of a residual addition or a concatenation is the union of its inputs' fiel
 
 {% for m in results %}
 * **{{ m.name }}**: $r = {{ m.r }}$ pixels, jump {{ m.j }}{% if m.r > 224 %}: larger than the
-  224-pixel image it classifies{% endif %}. Verified at input {{ m.size }}{% if m.clipped %}
-  (the box is still clipped by the image there){% else %}, where the centre unit's whole box
+  224-pixel image it classifies{% endif %}. Verified at input {{ m.size }}{% if m.clipped %},
+  where the box is still larger than the image{% else %}, where the centre unit's whole box
   lies inside the image, so the check tests both of its edges{% endif %}; {{ m.layers }} layer{{ "s" if m.layers != 1 else "" }} checked.
 {% endfor %}
 
@@ -220,9 +220,12 @@ In every case the bounding box of the probe's non-zero gradient equals the compu
 {% else %}
 Mismatches: {{ mismatches | join(", ") }}.
 {% endif %}
-The residual networks' fields are larger than VGG-16's, although every unit still depends
-mostly on the middle of its field: depth buys theoretical reach, and the effective field grows
-only like the square root of the number of layers (Luo et al., 2016).
+{% set widest = results | sort(attribute="r") | last %}
+{% set narrowest = results | sort(attribute="r") | first %}
+The fields range from {{ narrowest.r }} pixels ({{ narrowest.name }}) to {{ widest.r }} pixels
+({{ widest.name }}){% if widest.r > 224 %}, more than the 224-pixel image: the theoretical
+field of a deep network outgrows its input, while its effective field (exercise 3) stays a
+fraction of it, growing only like the square root of the depth (Luo et al., 2016){% endif %}.
 {% if survey %}
 
 Of the {{ survey.total }} torchvision classification models, the calculator computed
