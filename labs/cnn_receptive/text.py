@@ -222,15 +222,17 @@ Mismatches: {{ mismatches | join(", ") }}.
 {% endif %}
 {% set widest = results | sort(attribute="r") | last %}
 {% set narrowest = results | sort(attribute="r") | first %}
+{% if widest.r != narrowest.r %}
 The fields range from {{ narrowest.r }} pixels ({{ narrowest.name }}) to {{ widest.r }} pixels
-({{ widest.name }}){% if widest.r > 224 %}, more than the 224-pixel image: the theoretical
+({{ widest.name }}){% else %}The field is {{ widest.r }} pixels{% endif %}{% if widest.r > 224 %}, more than the 224-pixel image: the theoretical
 field of a deep network outgrows its input, while its effective field (exercise 3) stays a
 fraction of it, growing only like the square root of the depth (Luo et al., 2016){% endif %}.
 {% if survey %}
 
-Of the {{ survey.total }} torchvision classification models, the calculator computed
-{{ survey.computed }} (the table lists where it had to stop: attention, windows that reshape
-the spatial grid, adaptive pooling with uneven windows). Squeeze-and-excitation blocks
+Of the {{ survey.total }} torchvision classification models, the calculator follows the whole
+spatial part of {{ survey.computed }}; for the other {{ survey.total - survey.computed }} the
+table lists where it stopped rather than guess (attention, windows that reshape the spatial
+grid, adaptive pooling with uneven windows), and the field given is the last one it knows. Squeeze-and-excitation blocks
 (MobileNetV3, EfficientNet, RegNetY) pool globally and multiply back, so after the first of
 them every unit depends on the whole padded input.
 {% endif %}
