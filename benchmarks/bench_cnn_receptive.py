@@ -29,7 +29,7 @@ def main() -> None:
 
     names = [n for n in args.models.split(",") if n] or classification_models()
     build_total = calc_total = 0.0
-    computed = 0
+    computed = complete = 0
     for name in names:
         size = max(args.size, 299) if name == "inception_v3" else args.size
         t0 = time.perf_counter()
@@ -45,6 +45,7 @@ def main() -> None:
             problems = unsupported(fields)
             t2 = time.perf_counter()
             computed += 1
+            complete += not problems
             note = f"stops at {problems[0].name}: {problems[0].reason}" if problems else ""
             print(f"{name:28s} {t2 - t1:7.3f} s  r = {final.rf[0]:5d} at {final.name:32s} {note[:70]}")
         except Exception as exc:  # noqa: BLE001
@@ -53,7 +54,8 @@ def main() -> None:
         build_total += t1 - t0
         calc_total += t2 - t1
     print(
-        f"\n{computed}/{len(names)} models computed; calculator {calc_total:.2f} s in all "
+        f"\n{computed}/{len(names)} models traced and computed, {complete} to the end of their spatial part; "
+        f"calculator {calc_total:.2f} s in all "
         f"({1000 * calc_total / max(len(names), 1):.0f} ms per model), model building {build_total:.2f} s"
     )
 
