@@ -157,20 +157,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    from .config import config_as_dict
-
     plugins = _plugins(args)
     settings = _settings(args, plugins, args.labs or ["all"], check_device=False)
-    data = {
-        "profile": settings.profile,
-        "seed": settings.seed,
-        "device": settings.device_requested,
-        "deterministic": settings.deterministic,
-        "threads": settings.threads,
-        "report": settings.report,
-        "labs": {name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
-    }
-    sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    sys.stdout.write(yaml.safe_dump(settings.resolved_config(), sort_keys=False))
     return 0
 
 

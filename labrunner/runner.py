@@ -270,6 +270,18 @@ class RunSettings:
     report: dict[str, str] = field(default_factory=dict)
     config_file: str = ""
 
+    def resolved_config(self) -> dict[str, Any]:
+        """The settings in the config file's shape, with every lab's resolved config."""
+        return {
+            "profile": self.profile,
+            "seed": self.seed,
+            "device": self.device_requested,
+            "deterministic": self.deterministic,
+            "threads": self.threads,
+            "report": dict(self.report),
+            "labs": {name: config_as_dict(cfg) for name, cfg in self.configs.items()},
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "profile": self.profile,
@@ -491,16 +503,7 @@ def execute(settings: RunSettings, plugins: Any, reporter: Reporter) -> tuple[Pa
 def _config_yaml(settings: RunSettings) -> str:
     import yaml
 
-    data = {
-        "profile": settings.profile,
-        "seed": settings.seed,
-        "device": settings.device_requested,
-        "deterministic": settings.deterministic,
-        "threads": settings.threads,
-        "report": dict(settings.report),
-        "labs": {name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
-    }
-    return yaml.safe_dump(data, sort_keys=False)
+    return yaml.safe_dump(settings.resolved_config(), sort_keys=False)
 
 
 def exit_status(results: list[LabResult], interrupted: bool) -> int:
