@@ -32,15 +32,31 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path, sha256: str | None = None, *, timeout: float = 30.0) -> Path:
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(
+    url: str, dest: Path, sha256: str | None = None, *, md5: str | None = None, timeout: float = 30.0
+) -> Path:
     """Download ``url`` to ``dest`` unless a valid copy is already there.
 
     The file is written to a temporary name beside ``dest`` and renamed only
-    after its sha256 matched ``sha256`` (when given). A mismatch or a network
-    error raises :class:`DataError` and leaves no file at ``dest``.
+    after its sha256 matched ``sha256`` (when given). ``md5`` is for files whose
+    only published checksum is an MD5 sum (older datasets); it is checked the
+    same way. A mismatch or a network error raises :class:`DataError` and
+    leaves no file at ``dest``.
     """
     dest = Path(dest)
-    if dest.is_file() and (sha256 is None or sha256_file(dest) == sha256.lower()):
+    if (
+        dest.is_file()
+        and (sha256 is None or sha256_file(dest) == sha256.lower())
+        and (md5 is None or _md5_file(dest) == md5.lower())
+    ):
         return dest
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
@@ -49,12 +65,14 @@ def download(url: str, dest: Path, sha256: str | None = None, *, timeout: float 
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     digest = hashlib.sha256()
+    digest_md5 = hashlib.md5(usedforsecurity=False)
     try:
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
                     for block in iter(lambda: response.read(CHUNK), b""):
                         digest.update(block)
+                        digest_md5.update(block)
                         out.write(block)
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
@@ -62,6 +80,10 @@ def download(url: str, dest: Path, sha256: str | None = None, *, timeout: float 
         if sha256 is not None and digest.hexdigest() != sha256.lower():
             raise DataError(
                 f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {digest.hexdigest()}"
+            )
+        if md5 is not None and digest_md5.hexdigest() != md5.lower():
+            raise DataError(
+                f"checksum mismatch for {url}: expected md5 {md5.lower()}, got {digest_md5.hexdigest()}"
             )
         os.replace(tmp, dest)
     finally:

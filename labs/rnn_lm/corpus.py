@@ -21,6 +21,13 @@ EOS = "<eos>"
 UNK = "<unk>"
 SPLITS = ("train", "valid", "test")
 PTB_FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
+#: The published checksums of the standard files (Mikolov's simple-examples set, as mirrored
+#: at PTB_BASE_URL); MD5 is the only sum the common loaders (torchtext among them) publish.
+PTB_MD5 = {
+    "ptb.train.txt": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
+    "ptb.valid.txt": "aa0affc06ff7c36e977d7cd49e3839bf",
+    "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721",
+}
 
 
 # --------------------------------------------------------------------------- the PTB format
@@ -118,19 +125,26 @@ def load_folder(folder: Path, names: Mapping[str, str] | None = None) -> Corpus:
     return build_corpus(splits, str(folder), sha256=sums)
 
 
-def fetch_ptb(cache_dir: Path, base_url: str = PTB_BASE_URL, sha256: Mapping[str, str] | None = None) -> Path:
+def fetch_ptb(
+    cache_dir: Path,
+    base_url: str = PTB_BASE_URL,
+    sha256: Mapping[str, str] | None = None,
+    md5: Mapping[str, str] | None = None,
+) -> Path:
     """Download the three PTB files once into ``cache_dir/ptb`` and return that folder.
 
-    ``sha256`` maps a file name (``ptb.train.txt``) to its expected digest; a file
-    without one is accepted as downloaded (its digest is recorded by :func:`load_folder`).
-    A mismatch raises :class:`labrunner.data.DataError` and leaves nothing in the cache.
+    ``sha256`` (and ``md5``) map a file name (``ptb.train.txt``) to its expected
+    digest; by default the standard files from the standard URL are checked against
+    the published :data:`PTB_MD5`. A mismatch raises :class:`labrunner.data.DataError`
+    and leaves nothing in the cache. The sha256 of each file is recorded by :func:`load_folder`.
     """
     from labrunner.data import download
 
     folder = Path(cache_dir) / "ptb"
     sums = dict(sha256 or {})
+    md5s = dict(PTB_MD5 if md5 is None and base_url == PTB_BASE_URL else md5 or {})
     for name in PTB_FILES.values():
-        download(base_url.rstrip("/") + "/" + name, folder / name, sums.get(name) or None)
+        download(base_url.rstrip("/") + "/" + name, folder / name, sums.get(name) or None, md5=md5s.get(name))
     return folder
 
 

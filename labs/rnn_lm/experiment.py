@@ -83,6 +83,7 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
         optimal_ppl=corpus.optimal_ppl,
         sha256=corpus.sha256,
         pinned=bool(cfg.ptb_sha256),
+        md5_checked=cfg.corpus == "ptb" and not cfg.corpus_path and cfg.ptb_url == corpora.PTB_BASE_URL,
         cfg=cfg,
         device=str(device),
     )

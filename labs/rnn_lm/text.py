@@ -7,7 +7,8 @@ from the training split), {{ n_train }} training and {{ n_valid }} validation to
 {% if optimal_ppl is not none %}Its true entropy rate gives the best perplexity any model can reach:
 **{{ optimal_ppl | fmt }}**.{% endif %}
 
-{% if sha256 %}sha256 of the files read{% if not pinned %} (not pinned in the config: compare them with a
+{% if sha256 %}sha256 of the files read{% if md5_checked %} (downloaded and checked against the published
+MD5 sums of the standard files){% elif not pinned %} (not pinned in the config: compare them with a
 trusted copy, then set `ptb_sha256` to pin them){% endif %}:
 {% for name, digest in sha256.items() %}`{{ name }}` `{{ digest }}`{% if not loop.last %}, {% endif %}{% endfor %}.
 {% endif %}

@@ -122,3 +122,13 @@ def test_synthetic_corpus_is_deterministic_and_ends_sentences():
 def test_grammar_rejects_a_tiny_vocabulary():
     with pytest.raises(ValueError, match="too small"):
         C.make_grammar(20)
+
+
+def test_fetch_ptb_checks_md5_sums(http_folder, tmp_path):
+    root, url = http_folder
+    write_corpus(root, C.PTB_FILES)
+    with pytest.raises(DataError, match="expected md5 f26c4b92c5fdc7b3f8c7cdcb991d8420"):
+        C.fetch_ptb(tmp_path / "cache", url, md5=C.PTB_MD5)
+    assert not (tmp_path / "cache" / "ptb" / "ptb.train.txt").exists()
+    good = {n: hashlib.md5((root / n).read_bytes()).hexdigest() for n in C.PTB_FILES.values()}
+    assert C.fetch_ptb(tmp_path / "cache", url, md5=good) == tmp_path / "cache" / "ptb"
