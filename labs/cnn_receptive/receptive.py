@@ -572,6 +572,18 @@ def trace(model: nn.Module | Sequence[nn.Module]) -> fx.GraphModule:
         raise ReceptiveFieldError(f"cannot trace {type(module).__name__} with torch.fx: {exc}") from exc
 
 
+def _trace_for_calculator(model: nn.Module | Sequence[nn.Module]) -> fx.GraphModule:
+    """:func:`trace`, but the graph module's Python code is only generated if it is ever
+    called: the calculator interprets the graph node by node and never calls it, and the code
+    generation costs about as much as the rest of the calculator for a large model."""
+    try:
+        from torch.fx._lazy_graph_module import _use_lazy_graph_module
+    except ImportError:  # pragma: no cover - an older or newer torch
+        return trace(model)
+    with _use_lazy_graph_module(True):
+        return trace(model)
+
+
 def _node_label(gm: fx.GraphModule, node: fx.Node) -> tuple[str, str, str]:
     """(name, description, module type) of a node for the report."""
     if node.op == "call_module":
@@ -672,7 +684,7 @@ def receptive_fields(
     (see :class:`LayerField`). Layers whose geometry cannot be derived have
     ``kind == "unsupported"`` and a ``reason``; everything downstream of them is unsupported too.
     """
-    gm = trace(model)
+    gm = _trace_for_calculator(model)
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(int(n) for n in input_size)
     if not size or any(n < 1 for n in size):
         raise ReceptiveFieldError(f"invalid input size {input_size!r}")
