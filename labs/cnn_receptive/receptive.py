@@ -619,10 +619,15 @@ def _meta_shapes(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[dict[str, 
             return Recorder(self.inner).run(x)
 
     runner = Runner(gm)
-    state = {k: torch.empty_like(v, device="meta") for k, v in runner.state_dict(keep_vars=True).items()}
     x = torch.empty(shape, device="meta")
     try:
-        torch.func.functional_call(runner, state, (x,))
+        if all(t.is_meta for t in gm.parameters()) and all(t.is_meta for t in gm.buffers()):
+            runner(x)  # already on the meta device (as the survey builds models): nothing to swap
+        else:
+            state = {
+                k: torch.empty_like(v, device="meta") for k, v in runner.state_dict(keep_vars=True).items()
+            }
+            torch.func.functional_call(runner, state, (x,))
     except Exception as exc:
         # Keep what ran: the failing layer and those after it are reported as unsupported.
         message = str(exc).strip()
@@ -635,10 +640,16 @@ def _cheap_meta(interp: fx.Interpreter, n: fx.Node) -> Any:
     kernels of element-wise ops go through Python decompositions and would dominate the
     calculator's time. ``None`` when the node has to run."""
     if n.op == "call_module":
-        if isinstance(interp.module.get_submodule(n.target), _SAME_MODULES + (nn.LayerNorm,)):
-            value = interp.env[n.args[0]] if isinstance(n.args[0], fx.Node) else None
-            return value if isinstance(value, torch.Tensor) else None
-        return None
+        mod = interp.module.get_submodule(n.target)
+        if n.kwargs or len(n.args) != 1 or not isinstance(n.args[0], fx.Node):
+            return None
+        value = interp.env[n.args[0]]
+        if not isinstance(value, torch.Tensor):
+            return None
+        if isinstance(mod, _SAME_MODULES + (nn.LayerNorm,)):
+            return value
+        shape = _module_out_shape(mod, value)
+        return None if shape is None else torch.empty(shape, dtype=value.dtype, device="meta")
     if n.op == "call_function" and n.target is F.layer_norm:
         value = interp.env[n.args[0]]
         return torch.empty(value.shape, dtype=value.dtype, device="meta")
@@ -653,6 +664,60 @@ def _cheap_meta(interp: fx.Interpreter, n: fx.Node) -> Any:
         return None
     shape = torch.broadcast_shapes(*(t.shape for t in tensors))
     return torch.empty(shape, dtype=tensors[0].dtype, device="meta")
+
+
+def _module_out_shape(mod: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
+    """The output shape of a convolution, linear layer or adaptive average pooling on ``x``,
+    worked out from the layer's own geometry (running their meta kernels is most of the cost
+    of the meta pass); ``None`` for anything unusual, which then runs for real (and raises
+    PyTorch's own error where the input does not fit)."""
+    t = type(mod)
+    if t in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+        d = len(mod.kernel_size)
+        w = mod.weight
+        if x.dim() != d + 2 or x.shape[1] != mod.in_channels or x.dtype != w.dtype or x.numel() == 0:
+            return None
+        if mod.padding_mode != "zeros" or isinstance(mod.padding, str) or not _weights_fit(mod, w.shape[0]):
+            return None
+        if (
+            w.dim() != d + 2
+            or w.shape[1] * mod.groups != mod.in_channels
+            or tuple(w.shape[2:]) != mod.kernel_size
+        ):
+            return None
+        if min(mod.stride) < 1 or min(mod.dilation) < 1 or min(mod.padding) < 0:
+            return None
+        sizes = []
+        for n, k, st, p, dil in zip(
+            x.shape[2:], mod.kernel_size, mod.stride, mod.padding, mod.dilation, strict=True
+        ):
+            span = n + 2 * p - dil * (k - 1) - 1
+            if span < 0:
+                return None
+            sizes.append(span // st + 1)
+        return (x.shape[0], w.shape[0], *sizes)
+    if t is nn.Linear:
+        w = mod.weight
+        if x.dim() < 1 or x.dtype != w.dtype or w.shape != (mod.out_features, mod.in_features):
+            return None
+        if x.shape[-1] != mod.in_features or not _weights_fit(mod, mod.out_features):
+            return None
+        return (*x.shape[:-1], mod.out_features)
+    if t in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d):
+        d = 1 if t is nn.AdaptiveAvgPool1d else 2
+        if x.dim() != d + 2 or any(n < 1 for n in x.shape[1:]) or not x.dtype.is_floating_point:
+            return None
+        out = _nd(mod.output_size, d)
+        if len(out) != d or any(o is not None and (not isinstance(o, int) or o < 1) for o in out):
+            return None
+        return (*x.shape[:2], *(n if o is None else o for n, o in zip(x.shape[2:], out, strict=True)))
+    return None
+
+
+def _weights_fit(mod: nn.Module, out: int) -> bool:
+    """Whether a layer's bias (if any) matches its ``out`` outputs, on the weight's dtype."""
+    bias = mod.bias
+    return bias is None or (bias.shape == (out,) and bias.dtype == mod.weight.dtype)
 
 
 def _first_tensor_input(node: fx.Node) -> fx.Node | None:

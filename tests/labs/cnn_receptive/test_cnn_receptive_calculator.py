@@ -219,3 +219,51 @@ def test_input_too_small_is_reported():
     assert fields[2].kind == "unsupported" and "does not run on a 5x5 input" in fields[2].reason
     with pytest.raises(ReceptiveFieldError, match="invalid input size"):
         receptive_fields([nn.Conv2d(1, 1, 5)], (0, 3))
+
+
+def test_shapes_worked_out_without_running_match_the_meta_kernels():
+    """The meta pass works out convolution, linear and adaptive-pooling shapes itself; they
+    must be what the layers' own meta kernels give, and anything unusual must run for real."""
+    from labrunner.labs.cnn_receptive.receptive import _module_out_shape
+
+    layers = [
+        nn.Conv2d(3, 8, 3),
+        nn.Conv2d(3, 6, (3, 5), stride=(2, 3), padding=(1, 2), dilation=(2, 1), groups=3),
+        nn.Conv2d(3, 4, 7, stride=4, padding=3, bias=False),
+        nn.Conv1d(3, 5, 4, stride=3, padding=1),
+        nn.Conv3d(3, 2, 2, stride=2),
+        nn.Linear(9, 4),
+        nn.AdaptiveAvgPool2d((3, None)),
+        nn.AdaptiveAvgPool2d(1),
+        nn.AdaptiveAvgPool1d(2),
+    ]
+    inputs = [
+        (1, 3, 9, 9),
+        (1, 3, 11, 12),
+        (2, 3, 5, 6),
+        (1, 3, 10),
+        (1, 3, 4, 5, 6),
+        (1, 7, 9),
+        (1, 3, 9, 9),
+    ]
+    inputs += [(1, 3, 7), (1, 3, 2, 2), (1, 4, 9, 9)]
+    checked = 0
+    for layer in layers:
+        meta_layer = layer.to("meta")
+        for shape in inputs:
+            x = torch.empty(shape, device="meta")
+            worked_out = _module_out_shape(meta_layer, x)
+            try:
+                expected = tuple(meta_layer(x).shape)
+            except Exception:  # noqa: BLE001 - the layer cannot take this input
+                assert worked_out is None, (layer, shape)
+                continue
+            if worked_out is not None:
+                assert worked_out == expected, (layer, shape)
+                checked += 1
+    assert checked >= 10
+    assert (
+        _module_out_shape(nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect"), torch.empty(1, 3, 5, 5))
+        is None
+    )
+    assert _module_out_shape(nn.Conv2d(3, 3, 3, padding="same"), torch.empty(1, 3, 5, 5)) is None
