@@ -222,7 +222,7 @@ def window_axis(
         taps = np.arange(size)[:, None] * stride - pad_lo + np.arange(kernel)[None, :] * dilation
         real = (taps >= 0) & (taps < a.size)
         src = _expand_used(a)[np.clip(taps, 0, a.size - 1)]
-        first = np.where(real, src[..., 0], EMPTY).min(axis=1)
+        first = np.where(real, src[..., 0], _EMPTY64).min(axis=1)
         last = np.where(real, src[..., 1], -1).max(axis=1)
         used = np.stack([first, last], axis=1)
     return AxisField(
@@ -237,6 +237,8 @@ def window_axis(
 
 #: ``used`` of a unit that depends on no image pixel: (EMPTY, -1), so min/max just work.
 EMPTY = np.iinfo(np.int64).max
+# As a numpy scalar: a Python int this large makes numpy look up int64's limits every call.
+_EMPTY64 = np.int64(EMPTY)
 
 
 def _expand_used(a: AxisField) -> np.ndarray:
@@ -584,7 +586,23 @@ def _trace_for_calculator(model: nn.Module | Sequence[nn.Module]) -> fx.GraphMod
         return trace(model)
 
 
-def _node_label(gm: fx.GraphModule, node: fx.Node) -> tuple[str, str, str]:
+class _Submodules:
+    """``get_submodule`` of a graph module, remembered: each node looks its module up three
+    times (label, meta pass, rule), and the path walk adds up over a large model."""
+
+    def __init__(self, gm: fx.GraphModule):
+        self._gm = gm
+        self._found: dict[str, nn.Module] = {}
+
+    def get_submodule(self, target: str) -> nn.Module:
+        try:
+            return self._found[target]
+        except KeyError:
+            mod = self._found[target] = self._gm.get_submodule(target)
+            return mod
+
+
+def _node_label(gm: fx.GraphModule | _Submodules, node: fx.Node) -> tuple[str, str, str]:
     """(name, description, module type) of a node for the report."""
     if node.op == "call_module":
         mod = gm.get_submodule(node.target)
@@ -597,14 +615,16 @@ def _node_label(gm: fx.GraphModule, node: fx.Node) -> tuple[str, str, str]:
     return node.name, node.op, node.op
 
 
-def _meta_shapes(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[dict[str, Any], str]:
+def _meta_shapes(
+    gm: fx.GraphModule, shape: tuple[int, ...], modules: _Submodules | None = None
+) -> tuple[dict[str, Any], str]:
     """The output of every node for an input of ``shape``, on the meta device (no compute),
     and the error of the first node that could not run (``""`` if all ran)."""
     outputs: dict[str, Any] = {}
 
     class Recorder(fx.Interpreter):
         def run_node(self, n: fx.Node) -> Any:
-            result = _cheap_meta(self, n)
+            result = _cheap_meta(self, n, modules)
             if result is None:
                 result = super().run_node(n)
             outputs[n.name] = result
@@ -635,12 +655,12 @@ def _meta_shapes(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[dict[str, 
     return outputs, ""
 
 
-def _cheap_meta(interp: fx.Interpreter, n: fx.Node) -> Any:
+def _cheap_meta(interp: fx.Interpreter, n: fx.Node, modules: _Submodules | None = None) -> Any:
     """The meta output of a layer that keeps its input's shape, without running it: meta
     kernels of element-wise ops go through Python decompositions and would dominate the
     calculator's time. ``None`` when the node has to run."""
     if n.op == "call_module":
-        mod = interp.module.get_submodule(n.target)
+        mod = (modules or interp.module).get_submodule(n.target)
         if n.kwargs or len(n.args) != 1 or not isinstance(n.args[0], fx.Node):
             return None
         value = interp.env[n.args[0]]
@@ -757,7 +777,8 @@ def receptive_fields(
     if in_channels is None:
         first = next((m for m in gm.modules() if isinstance(m, _CONV + (nn.Linear,))), None)
         in_channels = first.in_channels if isinstance(first, _CONV) else 1
-    metas, meta_error = _meta_shapes(gm, (1, in_channels, *size))
+    modules = _Submodules(gm)
+    metas, meta_error = _meta_shapes(gm, (1, in_channels, *size), modules)
 
     geometry: dict[str, TensorGeometry | None] = {}
     broken: dict[str, str] = {}  # node name -> why its geometry is unknown
@@ -766,7 +787,7 @@ def receptive_fields(
     for node in gm.graph.nodes:
         if node.op == "output":
             continue
-        name, desc, mtype = _node_label(gm, node)
+        name, desc, mtype = _node_label(modules, node)
         if node.op == "call_module":  # a module called twice (ResNet's relu) gets ":2"
             calls[name] = calls.get(name, 0) + 1
             name = name if calls[name] == 1 else f"{name}:{calls[name]}"
@@ -797,7 +818,7 @@ def receptive_fields(
             fields.append(LayerField(kind="unsupported", axes=None, reason=reason, **record))
             continue
         try:
-            kind, geom = _node_rule(gm, node, geometry, metas)
+            kind, geom = _node_rule(modules, node, geometry, metas)
         except (_Unsupported, ReceptiveFieldError) as exc:
             reason = f"{name} ({desc}): {exc}"
             broken[node.name] = reason
@@ -833,7 +854,10 @@ def _holds_tensor(value: Any) -> bool:
 
 
 def _node_rule(
-    gm: fx.GraphModule, node: fx.Node, geometry: dict[str, TensorGeometry | None], metas: dict[str, Any]
+    gm: fx.GraphModule | _Submodules,
+    node: fx.Node,
+    geometry: dict[str, TensorGeometry | None],
+    metas: dict[str, Any],
 ) -> tuple[str, TensorGeometry | None]:
     """(kind, output geometry) of one traced node."""
     tensor_inputs = [a for a in node.all_input_nodes]
