@@ -13,7 +13,8 @@ lab name (looked up among installed plugins) or a Lab instance or class.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,30 @@ def assert_metric(
     if at_most is not None and not value <= at_most:
         pytest.fail(f"metric {name} = {value}, expected <= {at_most}")
     return value
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, restoring the setting after.
+
+    Tiny models gain nothing from threads, and on a busy CPU OpenMP threads waiting on
+    each other can stall small operations for milliseconds.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

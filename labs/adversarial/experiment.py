@@ -671,13 +671,19 @@ def grid_figure(run: MethodRun, cats: list[str]):
 
     fig, axes = plt.subplots(run.n, 3, figsize=(7.5, 2.6 * run.n), squeeze=False)
     for j in range(run.n):
-        show(axes[j, 0], run.originals[j], f"{run.images[j]}\ntarget: {short(cats[run.targets[j]])}")
-        mark = "" if run.success[j] else " (failed)"
-        show(axes[j, 1], run.adversarial[j], f"{short(cats[run.pred[j]])} ({run.conf[j]:.0%}){mark}")
-        delta, gain = amplified(run.adversarial[j] - run.originals[j])
-        show(axes[j, 2], delta, f"perturbation x{gain:.0f}")
+        draw_example(axes[j], run, cats, j, f"{run.images[j]}\ntarget: {short(cats[run.targets[j]])}")
     fig.subplots_adjust(wspace=0.05, hspace=0.35)
     return fig
+
+
+def draw_example(row, run: MethodRun, cats: list[str], j: int, title: str) -> None:
+    """One row of a figure: the original (titled ``title``), the adversarial image titled
+    with its prediction, and the perturbation amplified."""
+    show(row[0], run.originals[j], title)
+    mark = "" if run.success[j] else " (failed)"
+    show(row[1], run.adversarial[j], f"{short(cats[run.pred[j]])} ({run.conf[j]:.0%}){mark}")
+    delta, gain = amplified(run.adversarial[j] - run.originals[j])
+    show(row[2], delta, f"perturbation x{gain:.0f}")
 
 
 def method_figure(runs: dict[str, MethodRun], cats: list[str], j: int):
@@ -685,11 +691,7 @@ def method_figure(runs: dict[str, MethodRun], cats: list[str], j: int):
 
     fig, axes = plt.subplots(len(runs), 3, figsize=(7.5, 2.6 * len(runs)), squeeze=False)
     for r, run in enumerate(runs.values()):
-        show(axes[r, 0], run.originals[j], f"{run.label}\n{run.images[j]} → {short(cats[run.targets[j]])}")
-        mark = "" if run.success[j] else " (failed)"
-        show(axes[r, 1], run.adversarial[j], f"{short(cats[run.pred[j]])} ({run.conf[j]:.0%}){mark}")
-        delta, gain = amplified(run.adversarial[j] - run.originals[j])
-        show(axes[r, 2], delta, f"perturbation x{gain:.0f}")
+        draw_example(axes[r], run, cats, j, f"{run.label}\n{run.images[j]} → {short(cats[run.targets[j]])}")
     fig.subplots_adjust(wspace=0.05, hspace=0.35)
     return fig
 

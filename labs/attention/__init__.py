@@ -12,20 +12,23 @@ from dataclasses import dataclass
 
 import labrunner
 
+#: Shapes (T, D_in, D_k, D_v) of the random checks in the quick profile; full adds larger ones.
+QUICK_SHAPES: tuple[tuple[int, int, int, int], ...] = (
+    (1, 4, 4, 4),
+    (2, 3, 4, 5),
+    (5, 8, 8, 8),
+    (16, 32, 16, 24),
+    (33, 7, 3, 11),
+    (64, 64, 32, 32),
+)
+
 
 @dataclass(frozen=True)
 class AttentionConfig:
     """Settings of the lab; the defaults are the ``quick`` profile."""
 
     #: Shapes (T, D_in, D_k, D_v) of the random checks of Exercises 1 and 2.
-    shapes: tuple[tuple[int, int, int, int], ...] = (
-        (1, 4, 4, 4),
-        (2, 3, 4, 5),
-        (5, 8, 8, 8),
-        (16, 32, 16, 24),
-        (33, 7, 3, 11),
-        (64, 64, 32, 32),
-    )
+    shapes: tuple[tuple[int, int, int, int], ...] = QUICK_SHAPES
     #: Random (X, W_q, W_k, W_v) per shape, and random permutations per draw.
     draws: int = 5
     permutations: int = 20
@@ -66,16 +69,7 @@ class AttentionLab(labrunner.Lab):
         },
         "quick": {},
         "full": {
-            "shapes": (
-                (1, 4, 4, 4),
-                (2, 3, 4, 5),
-                (5, 8, 8, 8),
-                (16, 32, 16, 24),
-                (33, 7, 3, 11),
-                (64, 64, 32, 32),
-                (128, 128, 64, 64),
-                (256, 64, 16, 16),
-            ),
+            "shapes": (*QUICK_SHAPES, (128, 128, 64, 64), (256, 64, 16, 16)),
             "draws": 10,
             "permutations": 50,
             "ffn_shapes": ((16, 32, 64), (1, 1, 8), (3, 7, 16), (8, 128, 32), (4, 16, 128), (32, 256, 512)),

@@ -6,14 +6,7 @@ import pytest
 import torch
 from labrunner.labs.attention import ffn
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices gain nothing from threads; on a loaded machine they only add stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def forms(linear: ffn.LinearFFN) -> dict:

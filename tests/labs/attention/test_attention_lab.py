@@ -7,25 +7,19 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from labrunner.labs.attention import AttentionLab
 from labrunner.labs.attention import attention as att
 
-from labrunner.testing import assert_checks_pass, assert_metric, run_lab_in
+from labrunner.testing import assert_checks_pass, assert_metric, run_lab_in, torch_threads
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     """One smoke run shared by the tests of this module (single-threaded: see the math tests)."""
     tmp = tmp_path_factory.mktemp("attention")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, torch_threads(1):
         mp.setenv("LABRUNNER_CACHE_DIR", str(tmp / "cache"))
-        try:
-            yield run_lab_in(AttentionLab(), tmp / "run", profile="smoke")
-        finally:
-            torch.set_num_threads(threads)
+        yield run_lab_in(AttentionLab(), tmp / "run", profile="smoke")
 
 
 def test_smoke_run_passes(result):
@@ -63,9 +57,7 @@ def test_a_wrong_self_attention_fails_the_lab(tmp_path, monkeypatch):
     """Swap in the K.reshape bug: the float64 equivariance check must fail (status failed)."""
     monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(att, "self_attention", att.attention_transpose_by_reshape)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         wrong = run_lab_in(
             AttentionLab(),
             tmp_path / "run",
@@ -75,8 +67,6 @@ def test_a_wrong_self_attention_fails_the_lab(tmp_path, monkeypatch):
             timing_shape=(2, 3, 8),
             timing_repeats=2,
         )
-    finally:
-        torch.set_num_threads(threads)
     assert wrong.status == "failed"
     failed = {c.name for c in wrong.checks if not c.passed}
     assert "PS(X) = S(PX) in float64" in failed

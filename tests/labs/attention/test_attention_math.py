@@ -14,14 +14,7 @@ from labrunner.labs.attention import attention as att
 SHAPES = ((1, 3, 2, 2), (2, 3, 4, 5), (7, 8, 4, 6), (12, 5, 3, 9))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices gain nothing from threads, and on a loaded machine an OpenMP region in
-    softmax can stall for milliseconds; the maths is the same with one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rand(*size: int, seed: int = 0) -> torch.Tensor:

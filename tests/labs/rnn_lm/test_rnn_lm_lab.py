@@ -19,16 +19,7 @@ REQUIRED = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread during these tests, restored after: the models are tiny, and on a
-    busy shared CPU two OpenMP threads waiting on each other cost far more than they gain."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_smoke_run_passes_with_the_required_metrics(run_lab):

@@ -11,16 +11,7 @@ from torch import nn
 V, E, H, B, T = 11, 6, 8, 3, 5
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread during these tests, restored after: the models are tiny, and on a
-    busy shared CPU two OpenMP threads waiting on each other cost far more than they gain."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
