@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .progress import Bar, Reporter
-from .results import Check, Exercise, LabResult, jsonable, number, write_atomic
+from .results import FIDELITIES, Check, Claim, Exercise, LabResult, jsonable, number, write_atomic
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -90,13 +90,63 @@ class ExerciseRecorder:
         self.exercise.question = text.strip()
 
     def answer(self, template: str, **values: Any) -> str:
-        """Set the answer: a Jinja2 Markdown template filled with measured ``values``."""
-        self.exercise.answer = render_markdown(template, **values)
+        """Set the answer: a Jinja2 Markdown template filled with measured ``values``.
+
+        The template also sees ``claims``: every claim recorded so far in this lab, by name,
+        as ``True``/``False`` (``{% if claims.erf_smaller_than_rf %}``). A conclusion in an
+        answer branches on a claim, never on a number compared with a constant.
+        """
+        self.exercise.answer = render_markdown(template, **{"claims": self._ctx.claims, **values})
         return self.exercise.answer
 
     def markdown(self, template: str, **values: Any) -> None:
-        """Add a Markdown block (also a template) after the records so far."""
-        self.exercise.records.append({"kind": "markdown", "text": render_markdown(template, **values)})
+        """Add a Markdown block (also a template, seeing ``claims``) after the records so far."""
+        text = render_markdown(template, **{"claims": self._ctx.claims, **values})
+        self.exercise.records.append({"kind": "markdown", "text": text})
+
+    # conclusions
+    def claim(
+        self,
+        name: str,
+        holds: Any,
+        *,
+        statement: str,
+        evidence: str = "",
+        baseline: str = "",
+    ) -> bool:
+        """Record a conclusion and the measurement that decides it; returns ``holds``.
+
+        ``name`` is an identifier, unique in the lab, by which answer templates refer to
+        the claim (``claims.<name>``). ``statement`` says what is claimed ("the trained
+        model's perplexity is below the unigram model's"); ``evidence`` (Markdown) shows
+        the numbers that decided it, and ``baseline`` what they were compared with and
+        its uncertainty. The report shows every claim with its outcome and evidence.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"claim name {name!r} must be an identifier")
+        if name in self._ctx.claims:
+            raise ValueError(f"claim {name!r} recorded twice")
+        item = getattr(holds, "item", None)  # numpy and torch booleans
+        holds = bool(item() if callable(item) else holds)
+        self.exercise.claims.append(
+            Claim(
+                name=name,
+                holds=holds,
+                statement=statement.strip(),
+                evidence=evidence.strip(),
+                baseline=baseline.strip(),
+            )
+        )
+        self._ctx.claims[name] = holds
+        return holds
+
+    def stand_in(self, reason: str) -> None:
+        """Mark the exercise as run on a stand-in for the assignment's material, and why
+        ("no ImageNet weights offline: a small CNN trained on generated shapes")."""
+        if not reason or not reason.strip():
+            raise ValueError("stand_in() needs the reason")
+        self.exercise.fidelity = "stand-in"
+        self.exercise.fidelity_reason = reason.strip()
 
     # figures and tables
     def figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> Path:
@@ -232,6 +282,8 @@ class LabContext:
         self._reporter = reporter
         self._files: set[str] = set()
         self._rng = None
+        #: Every claim recorded so far in this lab, by name: what answer templates branch on.
+        self.claims: dict[str, bool] = {}
 
     @property
     def name(self) -> str:
@@ -254,9 +306,21 @@ class LabContext:
         gen.manual_seed(self.seed + offset)
         return gen
 
-    def exercise(self, title: str, question: str = "") -> ExerciseRecorder:
-        """Open the next exercise; exercises appear in the report in this order."""
-        ex = Exercise(title=title, question=question.strip())
+    def exercise(
+        self, title: str, question: str = "", *, fidelity: str = "assignment", reason: str = ""
+    ) -> ExerciseRecorder:
+        """Open the next exercise; exercises appear in the report in this order.
+
+        ``fidelity`` is ``"assignment"`` (the assignment's own material) or ``"stand-in"``
+        (with the ``reason``); ``ex.stand_in(reason)`` sets it later.
+        """
+        if fidelity not in FIDELITIES:
+            raise ValueError(f"fidelity must be one of {', '.join(FIDELITIES)}, not {fidelity!r}")
+        if fidelity == "stand-in" and not reason.strip():
+            raise ValueError("a stand-in exercise needs the reason")
+        ex = Exercise(
+            title=title, question=question.strip(), fidelity=fidelity, fidelity_reason=reason.strip()
+        )
         self.result.exercises.append(ex)
         return ExerciseRecorder(self, ex)
 

@@ -74,11 +74,33 @@ class Check:
 
 
 @dataclass
+class Claim:
+    """A conclusion an answer states, decided by a measurement shown in the report.
+
+    ``holds`` is the outcome; ``statement`` says what is claimed when it holds;
+    ``evidence`` (Markdown) gives the numbers that decided it, and ``baseline`` what they
+    were compared with and its uncertainty (chance, the untrained model, a unigram model,
+    random vectors, the spread over seeds). Answer templates branch on claims only.
+    """
+
+    name: str
+    holds: bool
+    statement: str = ""
+    evidence: str = ""
+    baseline: str = ""
+
+
+FIDELITIES = ("assignment", "stand-in")
+
+
+@dataclass
 class Exercise:
     """One exercise of a lab: question, answer, and records in the order they were made.
 
     ``records`` holds figures, tables and Markdown blocks as dicts with a ``kind``
     key ("figure": path, caption; "table": columns, rows, caption; "markdown": text).
+    ``fidelity`` is ``"assignment"`` when the exercise ran on the assignment's own material,
+    ``"stand-in"`` otherwise, with the reason in ``fidelity_reason``.
     """
 
     title: str
@@ -87,6 +109,9 @@ class Exercise:
     records: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    fidelity: str = "assignment"
+    fidelity_reason: str = ""
 
 
 @dataclass
@@ -126,6 +151,7 @@ class LabResult:
         for ex in data.pop("exercises", []):
             ex = dict(ex)
             ex["checks"] = [Check(**c) for c in ex.get("checks", [])]
+            ex["claims"] = [Claim(**c) for c in ex.get("claims", [])]
             exercises.append(Exercise(**ex))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(exercises=exercises, **{k: v for k, v in data.items() if k in known})
