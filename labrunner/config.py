@@ -19,7 +19,7 @@ from .lab import Lab, profile_names
 
 DEFAULT_CONFIG_FILE = "labrunner.yaml"
 TOP_LEVEL_KEYS = ("profile", "seed", "device", "deterministic", "threads", "out", "report", "labs")
-REPORT_KEYS = ("title", "course", "author", "student_id", "institution")
+REPORT_KEYS = ("title", "course", "author", "student_id", "institution", "order")
 
 
 @dataclass
@@ -97,6 +97,9 @@ def load_run_config(path: Path | None) -> RunConfig:
     for key, value in report.items():
         if key not in REPORT_KEYS:
             raise UsageError(f"{src}: unknown key 'report.{key}'{did_you_mean(str(key), REPORT_KEYS)}")
+        if key == "order":  # the labs' order in the report: a list of lab names
+            cfg.report[key] = report_order(value, f"{src}: report.order")  # type: ignore[assignment]
+            continue
         cfg.report[key] = coerce(value, str, f"{src}: report.{key}")
     labs = data.get("labs") or {}
     if not isinstance(labs, dict):
@@ -108,6 +111,17 @@ def load_run_config(path: Path | None) -> RunConfig:
             raise UsageError(f"{src}: labs.{name} must be a mapping of settings")
         cfg.labs[str(name)] = dict(values)
     return cfg
+
+
+def report_order(value: Any, where: str) -> list[str]:
+    """``report.order``: lab names, in the order the report shows them."""
+    from .lab import NAME_PATTERN
+
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and NAME_PATTERN.match(v) for v in value):
+        raise UsageError(f"{where}: expected a list of lab names, for example [cnn_receptive, adversarial]")
+    return list(value)
 
 
 def parse_set(items: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
@@ -135,7 +149,7 @@ def parse_set(items: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, st
                 raise UsageError(
                     f"--set {item!r}: unknown key 'report.{name}'{did_you_mean(name, REPORT_KEYS)}"
                 )
-            report[name] = str(value)
+            report[name] = report_order(value, f"--set {item!r}") if name == "order" else str(value)  # type: ignore[assignment]
         else:
             labs.setdefault(lab, {})[name] = value
     return labs, report

@@ -44,6 +44,10 @@ class Lab:
     - ``Config``: a dataclass; every field has a default and a type annotation.
     - ``profiles``: ``{"smoke": {...}, "quick": {...}, "full": {...}}``, each a
       mapping of config field to value that overrides the defaults.
+    - ``part`` (optional): where the lab belongs in the assignment, shown above its
+      title in the report, e.g. ``"Problem 1"``.
+    - ``order`` (optional): the report's sort key (a number; smaller comes first, labs
+      without one follow in run order). A config file's ``report: {order: [...]}`` wins.
     """
 
     name: ClassVar[str] = ""
@@ -52,6 +56,8 @@ class Lab:
     description: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
+    part: ClassVar[str] = ""
+    order: ClassVar[float | None] = None
 
     def run(self, ctx: LabContext) -> None:
         """Run the lab, recording its exercises through ``ctx``."""
@@ -78,6 +84,10 @@ def validate_lab(lab: object) -> Lab:
         raise PluginError(f"lab {name!r} has no title")
     if not isinstance(lab.version, str) or not lab.version:
         raise PluginError(f"lab {name!r} has no version string")
+    if not isinstance(lab.part, str):
+        raise PluginError(f"lab {name!r}: part must be a string such as 'Problem 1'")
+    if lab.order is not None and (isinstance(lab.order, bool) or not isinstance(lab.order, (int, float))):
+        raise PluginError(f"lab {name!r}: order must be a number or None")
     config_cls = lab.Config
     if not (isinstance(config_cls, type) and dataclasses.is_dataclass(config_cls)):
         raise PluginError(f"lab {name!r}: Config must be a dataclass")
