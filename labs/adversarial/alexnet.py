@@ -7,7 +7,6 @@ is torchvision's, so the official state dict loads into :class:`AlexNet` unchang
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import urllib.request
@@ -132,14 +131,6 @@ def hub_weights_candidates(folder: Path | None = None) -> list[Path]:
     return ([official] if official.is_file() else []) + others
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_hash_prefix(path: Path) -> str | None:
     """torchvision's ``check_hash``: if the file name has a ``-<hex>.`` part, the file's
     sha256 must start with it. Returns the prefix checked (None when the name has none);
@@ -148,7 +139,9 @@ def check_hash_prefix(path: Path) -> str | None:
     if match is None:
         return None
     prefix = match.group(1)
-    digest = sha256_of(path)
+    from labrunner.data import sha256_file
+
+    digest = sha256_file(path)
     if not digest.startswith(prefix):
         raise WeightsError(f"{path}: sha256 {digest[:12]}... does not start with {prefix} (its name)")
     return prefix

@@ -1,0 +1,124 @@
+"""The lab's figures: images as the model sees them, adversarial examples with their
+perturbations, and the sparsity histograms. Each function returns a matplotlib figure."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .records import MethodRun  # noqa: E402
+
+
+def show(ax, image: torch.Tensor, title: str) -> None:
+    ax.imshow(image.permute(1, 2, 0).clamp(0, 1).cpu().numpy(), interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def amplified(delta: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``delta`` mapped to [0, 1] around grey, scaled so its largest entry reaches the edge."""
+    peak = float(delta.abs().max())
+    gain = 0.5 / peak if peak > 0 else 1.0
+    return (0.5 + gain * delta).clamp(0, 1), gain
+
+
+def short(name: str, width: int = 22) -> str:
+    """A class name cut to its first synonym and ``width`` characters."""
+    name = name.split(",")[0]
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def classification_figure(images, top_p: torch.Tensor, top_i: torch.Tensor, cats: list[str], cols: int):
+    """Each image as the model sees it, titled with its top class, ``cols`` to a row."""
+    import matplotlib.pyplot as plt
+
+    cols = min(len(images), cols)
+    nrows = math.ceil(len(images) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.7 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, im, ps, idx in zip(axes.flat, images, top_p, top_i, strict=False):
+        show(ax, im.pixels, f"{im.name}\n{short(cats[int(idx[0])])} ({ps[0]:.0%})")
+    return fig
+
+
+def draw_example(row, run: MethodRun, cats: list[str], j: int, title: str) -> None:
+    """One row of a figure: the original (titled ``title``), the adversarial image titled
+    with its prediction, and the perturbation amplified."""
+    e = run.examples[j]
+    show(row[0], e.original, title)
+    mark = "" if e.success else " (failed)"
+    show(row[1], e.adversarial, f"{short(cats[e.pred])} ({e.conf:.0%}){mark}")
+    delta, gain = amplified(e.delta)
+    show(row[2], delta, f"perturbation x{gain:.0f}")
+
+
+def grid_figure(run: MethodRun, cats: list[str]):
+    """Every example of ``run``: one row each."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(run.n, 3, figsize=(7.5, 2.6 * run.n), squeeze=False)
+    for j, e in enumerate(run.examples):
+        draw_example(axes[j], run, cats, j, f"{e.image}\ntarget: {short(cats[e.target])}")
+    fig.subplots_adjust(wspace=0.05, hspace=0.35)
+    return fig
+
+
+def method_figure(runs: dict[str, MethodRun], cats: list[str], j: int):
+    """Example ``j`` under each method: one row per method."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(runs), 3, figsize=(7.5, 2.6 * len(runs)), squeeze=False)
+    for r, run in enumerate(runs.values()):
+        e = run.examples[j]
+        draw_example(axes[r], run, cats, j, f"{run.label}\n{e.image} → {short(cats[e.target])}")
+    fig.subplots_adjust(wspace=0.05, hspace=0.35)
+    return fig
+
+
+def sparsity_figure(runs: dict[tuple[str, float], MethodRun], alpha: float, alpha_max: float):
+    """Histograms of |delta| for both L1 methods at ``alpha`` and ``alpha_max``, and the pixels
+    each changes in the first example at ``alpha_max``."""
+    import matplotlib.pyplot as plt
+
+    alphas = [alpha] if alpha_max == alpha else [alpha, alpha_max]
+    fig, axes = plt.subplots(1, len(alphas) + 2, figsize=(3.7 * (len(alphas) + 2), 3.4))
+    bins = np.concatenate([[0.0], np.logspace(-4, np.log10(255), 50)])
+    for ax, a in zip(axes, alphas, strict=False):
+        for key, colour in (("l1_adam", "tab:blue"), ("l1_ista", "tab:orange")):
+            run = runs[key, a]
+            d = torch.cat([(e.delta.abs() * 255).flatten() for e in run.examples])
+            zeros = float((d == 0).double().mean())
+            name = "Adam" if key == "l1_adam" else "ISTA"
+            ax.hist(
+                d.clamp_min(1e-4).numpy(),
+                bins=bins,
+                histtype="step",
+                color=colour,
+                label=f"{name} ({zeros:.0%} exact zeros)",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.axvline(0.5, color="grey", ls="--", lw=0.8)
+        ax.set_xlabel("|δ| in 0-255 units (zeros at 1e-4)")
+        ax.set_title(f"α = {a:g}", fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("count")
+    for ax, key in zip(axes[len(alphas) :], ("l1_adam", "l1_ista"), strict=True):
+        e = runs[key, alpha_max].examples[0]
+        changed = (e.delta != 0).any(dim=0).float()
+        ax.imshow(changed.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        name = "Adam" if key == "l1_adam" else "ISTA"
+        mark = "" if e.success else ", failed"
+        ax.set_title(
+            f"{name}, α = {alpha_max:g}: changed pixels (black)\n{e.image}, {changed.mean():.0%}{mark}",
+            fontsize=8,
+        )
+        ax.axis("off")
+    return fig
