@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from labrunner.labs.cnn_receptive.experiment import build_model, classification_models
+    from labrunner.labs.cnn_receptive.networks import build_model, classification_models
     from labrunner.labs.cnn_receptive.receptive import feature_output, receptive_fields, unsupported
 
     names = [n for n in args.models.split(",") if n] or classification_models()

@@ -1,9 +1,10 @@
 """Built-in lab ``cnn_receptive``: receptive fields of any CNN, computed and verified
 (Problem 1, Exercise 1 of the assignment, turned into a general tool).
 
-The calculator is :func:`labrunner.labs.cnn_receptive.receptive.receptive_fields`.
-Importing this package stays light: torch, torchvision and matplotlib are imported
-inside :meth:`ReceptiveFieldLab.run` (by :mod:`.experiment`).
+The calculator is :func:`labrunner.labs.cnn_receptive.receptive.receptive_fields`: the
+geometry of one layer in :mod:`.geometry`, the rule of each layer type in :mod:`.rules`,
+tracing in :mod:`.tracing`. Importing this package stays light: torch, torchvision and
+matplotlib are imported inside :meth:`ReceptiveFieldLab.run` (by :mod:`.experiment`).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ class ReceptiveFieldLab(labrunner.Lab):
     }
 
     def run(self, ctx: labrunner.LabContext) -> None:
-        from .experiment import run_experiment
+        from . import experiment
 
-        run_experiment(ctx)
+        experiment.run(ctx)
 
 
 @labrunner.hookimpl

@@ -1,14 +1,15 @@
 """The lab, exercise by exercise: compute the receptive fields, verify them with gradients,
 measure the effective field, draw the boxes, and extend to more networks.
 
-Only orchestration and recording live here; the calculator is :mod:`.receptive`, the
-gradient measurements :mod:`.verify`, the answers' text :mod:`.text`.
+Only orchestration and recording live here: :func:`run` calls one function per exercise,
+named after the assignment's question. The calculator is :mod:`.receptive`, the gradient
+measurements :mod:`.verify`, the effective field :mod:`.erf`, the networks and images
+:mod:`.networks`, the answers' text :mod:`.text`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -16,156 +17,30 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from labrunner import LabContext  # noqa: E402
+
 from . import text  # noqa: E402
-from .receptive import LayerField, feature_output, receptive_fields, spatial_layers, unsupported  # noqa: E402
-from .verify import (  # noqa: E402
-    centred_mass_width,
-    effective_receptive_field,
-    gaussian_fit,
-    gradient_boxes,
-    nonzero_box,
+from .erf import erf_figure, erf_networks, erf_statistics  # noqa: E402
+from .networks import (  # noqa: E402
+    ASSIGNMENT_ANSWER,
+    ASSIGNMENT_INPUT,
+    PUBLISHED_RF,
+    assignment_network,
+    build_model,
+    classification_models,
+    load_grace_hopper,
+    verification_size,
 )
-
-#: The assignment's network (Problem 1, Exercise 1): input 227 x 227.
-ASSIGNMENT_INPUT = 227
-#: The worked answer: (n, j, r, centre box in 1-based input coordinates) of each layer.
-ASSIGNMENT_ANSWER = {
-    "conv1": (55, 4, 11, (109, 119)),
-    "pool1": (27, 8, 19, (105, 123)),
-    "conv2": (27, 8, 51, (89, 139)),
-}
-#: Final receptive fields published for these architectures (Araujo et al., "Computing
-#: receptive fields of convolutional neural networks", Distill 2019), used as a cross-check.
-PUBLISHED_RF = {"alexnet": 195, "vgg16": 212, "inception_v3": 1311}
-OFFICIAL_ALEXNET = "alexnet-owt-7be5be79.pth"
-
-
-def assignment_network(relu: bool = True, max_pool: bool = True) -> nn.Sequential:
-    """The assignment's network: conv 11x11 stride 4 (96 filters, as AlexNet), max-pool 3x3
-    stride 2, conv 5x5 stride 1 padding 2 (256 filters), each conv followed by a ReLU.
-    ``relu=False`` / ``max_pool=False`` give the variants used to show why a naive gradient
-    measurement fails."""
-    act = nn.ReLU if relu else nn.Identity
-    pool = nn.MaxPool2d(3, 2) if max_pool else nn.AvgPool2d(3, 2)
-    layers = [
-        ("conv1", nn.Conv2d(3, 96, 11, stride=4)),
-        ("relu1", act()),
-        ("pool1", pool),
-        ("conv2", nn.Conv2d(96, 256, 5, padding=2)),
-        ("relu2", act()),
-    ]
-    from collections import OrderedDict
-
-    return nn.Sequential(OrderedDict(layers))
-
-
-def build_model(name: str, meta: bool = False) -> nn.Module:
-    """A torchvision classification model with its default initialisation (never downloads).
-
-    ``meta=True`` builds it on the meta device, without allocating or initialising any
-    weight: enough for the calculator and the gradient probe, which only need the geometry,
-    and much faster (VGG-16's classifier alone has 120 M weights to draw)."""
-    import torchvision
-
-    kwargs: dict[str, Any] = {"weights": None}
-    if name in ("inception_v3", "googlenet"):
-        kwargs.update(aux_logits=False, init_weights=False)
-    if meta:
-        try:
-            with torch.device("meta"):
-                return torchvision.models.get_model(name, **kwargs).eval()
-        except (NotImplementedError, RuntimeError):  # an initialiser that reads values (RegNet)
-            pass
-    return torchvision.models.get_model(name, **kwargs).eval()
-
-
-def classification_models() -> list[str]:
-    """Every torchvision classification model name."""
-    import torchvision
-
-    return sorted(torchvision.models.list_models(module=torchvision.models))
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _pair(values: Sequence[Any]) -> str:
-    """``55`` when every axis agrees, else ``55 x 54``."""
-    values = list(values)
-    if all(v == values[0] for v in values):
-        v = values[0]
-        return f"{v:g}" if isinstance(v, float) else str(v)
-    return " x ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
-
-
-def box_1based(box: Sequence[tuple[int, int]] | None) -> str:
-    """``109..119`` (both axes equal) or ``109..119 x 100..110``, 1-based; ``-`` for none."""
-    if box is None:
-        return "-"
-    parts = [f"{lo + 1}..{hi + 1}" for lo, hi in box]
-    return parts[0] if all(p == parts[0] for p in parts) else " x ".join(parts)
-
-
-def field_rows(fields: Sequence[LayerField], names: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Table rows (layer, n, j, r, start, centre unit, boxes), coordinates 1-based."""
-    rows = []
-    for f in fields:
-        rows.append(
-            {
-                "layer": "input" if f.kind == "input" else (names or {}).get(f.name, f.name),
-                "operation": f.op,
-                "n": _pair(f.size),
-                "j": _pair(f.jump),
-                "r": _pair(f.rf),
-                "start": _pair([s + 1 for s in f.start]),
-                "centre unit": _pair([c + 1 for c in f.centre_unit]),
-                "centre box (padded)": box_1based(f.centre_box),
-                "centre box (image)": box_1based(f.centre_box_clipped),
-            }
-        )
-    return rows
-
-
-def hub_alexnet_weights() -> Path | None:
-    """The official AlexNet weights, when they happen to be in the torch hub cache."""
-    path = Path(torch.hub.get_dir()) / "checkpoints" / OFFICIAL_ALEXNET
-    return path if path.is_file() else None
-
-
-def load_grace_hopper(size: int) -> np.ndarray:
-    """The photo matplotlib ships, centre-cropped to a square and resized to ``size``."""
-    from matplotlib import cbook
-    from PIL import Image
-
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        img = Image.open(fh).convert("RGB")
-        side = min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-        return np.asarray(img)
-
-
-def verification_size(model: nn.Module, base: int = 224, step: int = 32, limit: int = 640) -> int:
-    """The smallest input size (``base``, ``base + step``, ...) at which the centre unit of
-    the final layer sees no padding, so that the gradient check tests the whole box and not
-    only the image border; ``limit`` when no size up to it fits."""
-    size = base
-    while size < limit:
-        final = feature_output(receptive_fields(model, size))
-        if final.centre_box_clipped == final.centre_box:
-            return size
-        size += step
-    return limit
-
+from .receptive import LayerField, feature_output, receptive_fields, spatial_layers, unsupported  # noqa: E402
+from .tables import box_1based, field_rows, pair  # noqa: E402
+from .verify import effective_receptive_field, gradient_boxes, naive_measurements, relu_dead_fraction  # noqa: E402
 
 # --------------------------------------------------------------------------- the lab
 
 
-def run_experiment(ctx: Any) -> None:
+def run(ctx: LabContext) -> None:
     cfg = ctx.config
     assignment = assignment_network()
     a_fields = receptive_fields(assignment, ASSIGNMENT_INPUT)
@@ -175,14 +50,14 @@ def run_experiment(ctx: Any) -> None:
     x_final = feature_output(x_fields)
     x_table = [f for f in spatial_layers(x_fields) if x_fields.index(f) <= x_fields.index(x_final)]
 
-    exercise_1(ctx, a_table)
-    exercise_2(ctx, x_table, x_final)
-    exercise_3(ctx, assignment, a_table, alexnet, x_table, x_final)
-    exercise_4(ctx, a_table, x_table)
-    exercise_5(ctx, x_final)
+    receptive_field_of_each_layer(ctx, a_table)
+    alexnet_table(ctx, x_table, x_final)
+    verify_and_measure_effective_field(ctx, assignment, a_table, alexnet, x_table, x_final)
+    boxes_on_a_real_image(ctx, a_table, x_table)
+    more_networks(ctx, x_final)
 
 
-def exercise_1(ctx: Any, table: list[LayerField]) -> None:
+def receptive_field_of_each_layer(ctx: LabContext, table: list[LayerField]) -> None:
     with ctx.exercise("1. The assignment's network", question=text.Q1) as ex:
         rows = field_rows(table)
         labels = ["input", *ASSIGNMENT_ANSWER]
@@ -228,11 +103,11 @@ def _axis0(f: LayerField) -> dict[str, Any]:
     }
 
 
-def exercise_2(ctx: Any, table: list[LayerField], final: LayerField) -> None:
+def alexnet_table(ctx: LabContext, table: list[LayerField], final: LayerField) -> None:
     with ctx.exercise("2. torchvision's AlexNet", question=text.Q2) as ex:
         ex.table(
             field_rows(table),
-            caption=f"AlexNet (torchvision), input {_pair(table[0].size)}; coordinates 1-based.",
+            caption=f"AlexNet (torchvision), input {pair(table[0].size)}; coordinates 1-based.",
         )
         ex.metric("alexnet_rf", final.rf[0])
         ex.check_equal("alexnet_final_rf", final.rf[0], 195, points=2)
@@ -257,7 +132,7 @@ def _box_matches(
         rows.append(
             {
                 "layer": f.name,
-                "r": _pair(f.rf),
+                "r": pair(f.rf),
                 "computed box": box_1based(f.centre_box_clipped),
                 "gradient box": box_1based(measured[f.name]),
                 "equal": "yes" if ok else "NO",
@@ -268,81 +143,8 @@ def _box_matches(
     return rows, bad
 
 
-def naive_measurements(table: list[LayerField], seed_gen: torch.Generator) -> list[dict[str, Any]]:
-    """The assignment's network with its default random weights, measured four ways from the
-    centre unit of channel 0 of each layer: as built (ReLU, max-pool), with average pooling,
-    with identity activations too, and the probe. Rows: variant, layer, non-zero pixels,
-    box area, bounding box, whether it equals the computed box."""
-    from .verify import probe_model, run_nodes
-
-    base = assignment_network()
-    variants = {
-        "as built (ReLU, max-pool)": base,
-        "average pooling": _copy_weights(assignment_network(max_pool=False), base),
-        "average pooling, identity activations": _copy_weights(assignment_network(False, False), base),
-        "probe (constant positive weights)": probe_model(base),
-    }
-    x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen)
-    rows = []
-    nodes = {"conv1": "conv1", "pool1": "pool1", "conv2": "conv2", "conv2 after ReLU": "relu2"}
-    theory = {"conv1": table[1], "pool1": table[2], "conv2": table[3], "conv2 after ReLU": table[3]}
-    for variant, model in variants.items():
-        # The probe computes in float64 (see verify.py); the real layers in float32, as trained.
-        xi = (x.double() if hasattr(model, "graph") else x).clone().requires_grad_(True)
-        model.eval()
-        with torch.enable_grad():
-            outs = _named_outputs(model, xi, run_nodes)
-            for label, node in nodes.items():
-                out = outs[node]
-                c = (out.shape[-1] - 1) // 2
-                (grad,) = torch.autograd.grad(out[0, 0, c, c], xi, retain_graph=True)
-                box = nonzero_box(grad[0])
-                f = theory[label]
-                (lo, hi), _ = f.centre_box_clipped
-                area = (hi - lo + 1) ** 2
-                count = int((grad[0].abs().sum(0) > 0).sum())
-                rows.append(
-                    {
-                        "variant": variant,
-                        "layer": label,
-                        "non-zero pixels": count,
-                        "box area": area,
-                        "gradient box": box_1based(box),
-                        "equals computed": "yes" if box == f.centre_box_clipped and count == area else "no",
-                    }
-                )
-    return rows
-
-
-def _named_outputs(model: nn.Module, x: torch.Tensor, run_nodes: Any) -> dict[str, torch.Tensor]:
-    """Outputs of the assignment network's layers by name (``conv1``, ``pool1``, ...)."""
-    if isinstance(model, nn.Sequential):
-        outs = {}
-        for name, layer in model.named_children():
-            x = layer(x)
-            outs[name] = x
-        return outs
-    return run_nodes(model, x)
-
-
-def _copy_weights(target: nn.Module, source: nn.Module) -> nn.Module:
-    target.load_state_dict(source.state_dict())
-    return target
-
-
-def relu_dead_fraction(seed_gen: torch.Generator) -> float:
-    """Share of conv2's channels whose centre unit, measured after its ReLU, has a zero
-    gradient everywhere (the unit is inactive for this input)."""
-    net = assignment_network().eval()
-    x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen)
-    with torch.no_grad():
-        out = net(x)
-    c = (out.shape[-1] - 1) // 2
-    return float((out[0, :, c, c] <= 0).double().mean())
-
-
-def exercise_3(
-    ctx: Any,
+def verify_and_measure_effective_field(
+    ctx: LabContext,
     assignment: nn.Module,
     a_table: list[LayerField],
     alexnet: nn.Module,
@@ -386,7 +188,7 @@ def exercise_3(
                 erfs.append((f, heat))
                 bar.update(1)
         stats = [erf_statistics(f, heat) for f, heat in erfs]
-        ex.figure(_erf_figure(erfs), "effective_receptive_field", caption=text.ERF_CAPTION)
+        ex.figure(erf_figure(erfs), "effective_receptive_field", caption=text.ERF_CAPTION)
         ex.table(
             [
                 {
@@ -428,68 +230,7 @@ def exercise_3(
         )
 
 
-def erf_networks(x_final: LayerField) -> tuple[list[tuple[nn.Module, LayerField]], str]:
-    """The networks whose effective field is measured, with their own weights: AlexNet
-    (ImageNet weights when the torch hub cache has them, else its default initialisation)
-    at its last pooling layer, and ResNet-18 (default initialisation) at its last block."""
-    weights = hub_alexnet_weights()
-    alexnet = build_model("alexnet")
-    if weights is not None:
-        alexnet.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        how = f"AlexNet with the ImageNet weights found in the torch hub cache (`{weights.name}`)"
-    else:
-        how = "AlexNet with torchvision's default random initialisation (no trained weights offline)"
-    resnet = build_model("resnet18")
-    r_final = feature_output(receptive_fields(resnet, x_final.input_size))
-    how += ", ResNet-18 with its default random initialisation"
-    return [(alexnet, x_final), (resnet, r_final)], how
-
-
-def erf_statistics(f: LayerField, heat: torch.Tensor) -> dict[str, Any]:
-    """Size and shape of an effective receptive field: the standard deviation of a Gaussian
-    fitted to its row and column profiles (mean of the two), ``4 std / r`` (the +-2 std width
-    against the theoretical field), the centred square holding 95 % of the mass, the worse
-    R^2 of the two fits, and the share of the mass inside the theoretical box."""
-    heat = heat.double()
-    (r0, r1), (c0, c1) = f.centre_box_clipped
-    centre = tuple((lo + hi) / 2 for lo, hi in f.centre_box)
-    _, std_x, r2_x = gaussian_fit(heat.sum(0))
-    _, std_y, r2_y = gaussian_fit(heat.sum(1))
-    std = (std_x + std_y) / 2
-    return {
-        "network": "alexnet" if f.name.startswith("features") else "resnet18",
-        "label": "AlexNet" if f.name.startswith("features") else "ResNet-18",
-        "layer": f.name,
-        "r": f.rf[0],
-        "std": std,
-        "ratio": 4 * std / f.rf[0],
-        "width95": centred_mass_width(heat, centre, 0.95),
-        "r2": min(r2_x, r2_y),
-        "inside": float(heat[r0 : r1 + 1, c0 : c1 + 1].sum() / heat.sum()),
-    }
-
-
-def _erf_figure(erfs: list[tuple[LayerField, torch.Tensor]]) -> Any:
-    from matplotlib.patches import Rectangle
-
-    fig, axes = plt.subplots(1, len(erfs), figsize=(5 * len(erfs), 4.6))
-    axes = np.atleast_1d(axes)
-    for ax, (f, heat) in zip(axes, erfs, strict=False):
-        im = ax.imshow(heat.numpy(), cmap="magma")
-        (r0, r1), (c0, c1) = f.centre_box
-        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="cyan", lw=1.5))
-        lo = min(-0.5, c0 - 2.0, r0 - 2.0)
-        hi = max(heat.shape[1] - 0.5, c1 + 2.0, r1 + 2.0)
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(hi, lo)
-        network = "AlexNet" if f.name.startswith("features") else "ResNet-18"
-        ax.set_title(f"{network} {f.name}: theoretical r = {f.rf[0]} (cyan)", fontsize=10)
-        fig.colorbar(im, ax=ax, fraction=0.046, label="mean |gradient|")
-    fig.tight_layout()
-    return fig
-
-
-def exercise_4(ctx: Any, a_table: list[LayerField], x_table: list[LayerField]) -> None:
+def boxes_on_a_real_image(ctx: LabContext, a_table: list[LayerField], x_table: list[LayerField]) -> None:
     from matplotlib.patches import Rectangle
 
     with ctx.exercise("4. The fields on a real image", question=text.Q4) as ex:
@@ -523,7 +264,7 @@ def exercise_4(ctx: Any, a_table: list[LayerField], x_table: list[LayerField]) -
                   x_final=_axis0(x_table[-1]), size=x_table[0].size[0])  # fmt: skip
 
 
-def exercise_5(ctx: Any, x_final: LayerField) -> None:
+def more_networks(ctx: LabContext, x_final: LayerField) -> None:
     cfg = ctx.config
     with ctx.exercise("5. More networks", question=text.Q5) as ex:
         rows, mismatches, results = [], [], []
@@ -549,9 +290,9 @@ def exercise_5(ctx: Any, x_final: LayerField) -> None:
                 {
                     "model": name,
                     "final layer": final.name,
-                    "n (224)": _pair(final.size),
-                    "j": _pair(final.jump),
-                    "r": _pair(final.rf),
+                    "n (224)": pair(final.size),
+                    "j": pair(final.jump),
+                    "r": pair(final.rf),
                     "published r": published if published is not None else "",
                     "verified at": size,
                     "layers verified": checked,
@@ -590,8 +331,8 @@ def survey_all_models() -> dict[str, Any]:
             fields = receptive_fields(model, size)
             final = feature_output(fields)
             problems = unsupported(fields)
-            rows.append({"model": name, "input": size, "final layer": final.name, "r": _pair(final.rf),
-                         "j": _pair(final.jump),
+            rows.append({"model": name, "input": size, "final layer": final.name, "r": pair(final.rf),
+                         "j": pair(final.jump),
                          "stops at": f"{problems[0].name}: {problems[0].reason}" if problems else ""})  # fmt: skip
             computed += not problems
         except Exception as exc:  # a model fx cannot trace is reported, not fatal

@@ -25,7 +25,11 @@ import torch.fx as fx
 from torch import nn
 from torch.nn import functional as F
 
-from . import receptive as rf
+from .geometry import LayerField, output_size
+from .networks import ASSIGNMENT_INPUT, assignment_network
+from .rules import ADAPTIVE, AVGPOOL, CONV, LPPOOL, MAXPOOL, SAME_MODULE_NAMES, SAME_MODULES, nd
+from .tables import box_1based
+from .tracing import run_nodes, trace
 
 # --------------------------------------------------------------------------- probe layers
 
@@ -67,10 +71,10 @@ class ProbePool(nn.Module):
     def __init__(self, d: int, kernel, stride, padding, dilation, ceil_mode: bool):
         super().__init__()
         self.d = d
-        self.kernel = rf._nd(kernel, d)
-        self.stride = rf._nd(stride if stride else kernel, d)
-        self.padding = rf._nd(padding, d)
-        self.dilation = rf._nd(dilation, d)
+        self.kernel = nd(kernel, d)
+        self.stride = nd(stride if stride else kernel, d)
+        self.padding = nd(padding, d)
+        self.dilation = nd(dilation, d)
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +85,7 @@ class ProbePool(nn.Module):
         for i in reversed(range(d)):  # F.pad lists the last axis first
             n = x.shape[2 + i]
             k, s, p, dil = self.kernel[i], self.stride[i], self.padding[i], self.dilation[i]
-            out = rf.output_size(n, k, s, p, p, dil, self.ceil_mode)
+            out = output_size(n, k, s, p, p, dil, self.ceil_mode)
             # ceil_mode lets the last window run past the padding: pad enough for it.
             right = max(p, (out - 1) * s + dil * (k - 1) + 1 - n - p)
             pad += [p, right]
@@ -106,9 +110,9 @@ class ProbeLinear(nn.Module):
 def _probe_module(module: nn.Module) -> nn.Module:
     """The positive-gradient stand-in for one leaf module."""
     name = type(module).__name__
-    if isinstance(module, rf._CONV):
+    if isinstance(module, CONV):
         return ProbeConv(module)
-    if isinstance(module, rf._MAXPOOL + rf._AVGPOOL + rf._LPPOOL):
+    if isinstance(module, MAXPOOL + AVGPOOL + LPPOOL):
         d = int(name[-2])
         return ProbePool(
             d,
@@ -118,13 +122,13 @@ def _probe_module(module: nn.Module) -> nn.Module:
             getattr(module, "dilation", 1),
             module.ceil_mode,
         )
-    if isinstance(module, rf._ADAPTIVE):
+    if isinstance(module, ADAPTIVE):
         d = int(name[-2])
         pool = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}[d]
         return pool(module.output_size)
     if isinstance(module, nn.Linear):
         return ProbeLinear(module.out_features)
-    if isinstance(module, rf._SAME_MODULES + (nn.LayerNorm, nn.Softmax)) or name in rf._SAME_MODULE_NAMES:
+    if isinstance(module, SAME_MODULES + (nn.LayerNorm, nn.Softmax)) or name in SAME_MODULE_NAMES:
         return nn.Identity()
     return module
 
@@ -166,7 +170,7 @@ except ImportError:  # pragma: no cover
 def probe_model(model: nn.Module | Sequence[nn.Module]) -> fx.GraphModule:
     """The traced ``model`` with the same geometry and a gradient that never vanishes
     (see the module docstring); the original model is not modified."""
-    gm = rf.trace(model)
+    gm = trace(model)
     graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
     graph.graph_copy(gm.graph, env)
@@ -205,31 +209,6 @@ def probe_model(model: nn.Module | Sequence[nn.Module]) -> fx.GraphModule:
 # --------------------------------------------------------------------------- gradient boxes
 
 
-def run_nodes(gm: fx.GraphModule, x: torch.Tensor, names: set[str] | None = None) -> dict[str, Any]:
-    """Run ``gm`` on ``x`` and return the outputs of the fx nodes called ``names`` (all when
-    ``None``), keeping the autograd graph. Stops after the last node asked for."""
-    outputs: dict[str, Any] = {}
-    wanted = set(names) if names is not None else None
-
-    class Done(Exception):
-        pass
-
-    class Recorder(fx.Interpreter):
-        def run_node(self, n: fx.Node) -> Any:
-            result = super().run_node(n)
-            if wanted is None or n.name in wanted:
-                outputs[n.name] = result
-                if wanted is not None and len(outputs) == len(wanted):
-                    raise Done
-            return result
-
-    try:
-        Recorder(gm).run(x)
-    except Done:
-        pass
-    return outputs
-
-
 def nonzero_box(grad: torch.Tensor) -> tuple[tuple[int, int], ...] | None:
     """Bounding box ``((first, last), ...)`` (0-based) of the non-zero entries of an input
     gradient of shape (channels, *spatial), or ``None`` if it is zero everywhere."""
@@ -254,7 +233,7 @@ def centre_index(output: torch.Tensor, dims: Sequence[int | None]) -> tuple[Any,
 def gradient_boxes(
     model: nn.Module | Sequence[nn.Module],
     input_size: Sequence[int],
-    layers: Sequence[rf.LayerField],
+    layers: Sequence[LayerField],
     in_channels: int = 3,
 ) -> dict[str, tuple[tuple[int, int], ...] | None]:
     """The measured field of the centre unit of each of ``layers`` (from
@@ -281,7 +260,7 @@ def gradient_boxes(
 
 def effective_receptive_field(
     model: nn.Module,
-    layer: rf.LayerField,
+    layer: LayerField,
     input_size: Sequence[int],
     samples: int,
     generator: torch.Generator,
@@ -291,7 +270,7 @@ def effective_receptive_field(
     magnitude of the centre unit of ``layer`` (all its channels; a
     :class:`~.receptive.LayerField`), summed over input
     channels. Returns a tensor of ``input_size``. The model is used as it is (eval mode)."""
-    gm = rf.trace(model).eval()
+    gm = trace(model).eval()
     x = torch.randn((samples, in_channels, *input_size), generator=generator).requires_grad_(True)
     with torch.enable_grad():
         out = run_nodes(gm, x, {layer.node})[layer.node]
@@ -328,3 +307,77 @@ def gaussian_fit(profile: torch.Tensor) -> tuple[float, float, float]:
     resid = p - scale * curve
     r2 = 1.0 - float((resid**2).sum() / ((p - p.mean()) ** 2).sum())
     return mean, std, r2
+
+
+# --------------------------------------------------------------------------- naive measurements
+
+
+def naive_measurements(table: list[LayerField], seed_gen: torch.Generator) -> list[dict[str, Any]]:
+    """The assignment's network with its default random weights, measured four ways from the
+    centre unit of channel 0 of each layer: as built (ReLU, max-pool), with average pooling,
+    with identity activations too, and the probe. Rows: variant, layer, non-zero pixels,
+    box area, bounding box, whether it equals the computed box."""
+    base = assignment_network()
+    variants = {
+        "as built (ReLU, max-pool)": base,
+        "average pooling": _copy_weights(assignment_network(max_pool=False), base),
+        "average pooling, identity activations": _copy_weights(assignment_network(False, False), base),
+        "probe (constant positive weights)": probe_model(base),
+    }
+    x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen)
+    rows = []
+    nodes = {"conv1": "conv1", "pool1": "pool1", "conv2": "conv2", "conv2 after ReLU": "relu2"}
+    theory = {"conv1": table[1], "pool1": table[2], "conv2": table[3], "conv2 after ReLU": table[3]}
+    for variant, model in variants.items():
+        # The probe computes in float64 (see verify.py); the real layers in float32, as trained.
+        xi = (x.double() if hasattr(model, "graph") else x).clone().requires_grad_(True)
+        model.eval()
+        with torch.enable_grad():
+            outs = _named_outputs(model, xi, run_nodes)
+            for label, node in nodes.items():
+                out = outs[node]
+                c = (out.shape[-1] - 1) // 2
+                (grad,) = torch.autograd.grad(out[0, 0, c, c], xi, retain_graph=True)
+                box = nonzero_box(grad[0])
+                f = theory[label]
+                (lo, hi), _ = f.centre_box_clipped
+                area = (hi - lo + 1) ** 2
+                count = int((grad[0].abs().sum(0) > 0).sum())
+                rows.append(
+                    {
+                        "variant": variant,
+                        "layer": label,
+                        "non-zero pixels": count,
+                        "box area": area,
+                        "gradient box": box_1based(box),
+                        "equals computed": "yes" if box == f.centre_box_clipped and count == area else "no",
+                    }
+                )
+    return rows
+
+
+def _named_outputs(model: nn.Module, x: torch.Tensor, run_nodes: Any) -> dict[str, torch.Tensor]:
+    """Outputs of the assignment network's layers by name (``conv1``, ``pool1``, ...)."""
+    if isinstance(model, nn.Sequential):
+        outs = {}
+        for name, layer in model.named_children():
+            x = layer(x)
+            outs[name] = x
+        return outs
+    return run_nodes(model, x)
+
+
+def _copy_weights(target: nn.Module, source: nn.Module) -> nn.Module:
+    target.load_state_dict(source.state_dict())
+    return target
+
+
+def relu_dead_fraction(seed_gen: torch.Generator) -> float:
+    """Share of conv2's channels whose centre unit, measured after its ReLU, has a zero
+    gradient everywhere (the unit is inactive for this input)."""
+    net = assignment_network().eval()
+    x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen)
+    with torch.no_grad():
+        out = net(x)
+    c = (out.shape[-1] - 1) // 2
+    return float((out[0, :, c, c] <= 0).double().mean())

@@ -224,7 +224,7 @@ def test_input_too_small_is_reported():
 def test_shapes_worked_out_without_running_match_the_meta_kernels():
     """The meta pass works out convolution, linear and adaptive-pooling shapes itself; they
     must be what the layers' own meta kernels give, and anything unusual must run for real."""
-    from labrunner.labs.cnn_receptive.receptive import _module_out_shape
+    from labrunner.labs.cnn_receptive.tracing import _module_out_shape
 
     layers = [
         nn.Conv2d(3, 8, 3),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import torch
 from labrunner.labs.cnn_receptive import ReceptiveFieldLab, experiment
-from labrunner.labs.cnn_receptive.verify import centred_mass_width, gaussian_fit
+from labrunner.labs.cnn_receptive.networks import assignment_network
+from labrunner.labs.cnn_receptive.receptive import receptive_fields, spatial_layers
+from labrunner.labs.cnn_receptive.verify import centred_mass_width, gaussian_fit, naive_measurements
 
 from labrunner.testing import assert_checks_pass, assert_metric
 
@@ -32,7 +34,12 @@ def test_a_wrong_worked_answer_fails_its_check(run_lab, monkeypatch):
     """Only exercise 1 runs (the others are stubbed out), against a deliberately wrong answer."""
     wrong = dict(experiment.ASSIGNMENT_ANSWER, conv2=(27, 8, 49, (90, 138)))
     monkeypatch.setattr(experiment, "ASSIGNMENT_ANSWER", wrong)
-    for name in ("exercise_2", "exercise_3", "exercise_4", "exercise_5"):
+    for name in (
+        "alexnet_table",
+        "verify_and_measure_effective_field",
+        "boxes_on_a_real_image",
+        "more_networks",
+    ):
         monkeypatch.setattr(experiment, name, lambda *args, **kwargs: None)
     result = run_lab(ReceptiveFieldLab(), profile="smoke")
     assert result.status == "failed"
@@ -45,8 +52,8 @@ def test_a_wrong_worked_answer_fails_its_check(run_lab, monkeypatch):
 def test_naive_gradient_misses_part_of_the_field_and_the_probe_does_not():
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    table = experiment.spatial_layers(experiment.receptive_fields(experiment.assignment_network(), 227))
-    rows = experiment.naive_measurements(table, gen)
+    table = spatial_layers(receptive_fields(assignment_network(), 227))
+    rows = naive_measurements(table, gen)
     get = {(r["variant"], r["layer"]): r for r in rows}
     assert get[("as built (ReLU, max-pool)", "pool1")]["non-zero pixels"] == 121  # one conv1 unit
     assert all(r["equals computed"] == "yes" for r in rows if r["variant"].startswith("probe"))
