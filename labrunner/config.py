@@ -278,3 +278,131 @@ def config_as_dict(config: Any) -> dict[str, Any]:
     from .results import jsonable
 
     return jsonable(dataclasses.asdict(config))
+
+
+# --------------------------------------------------------------------------- run settings
+
+
+@dataclass
+class RunSettings:
+    """Everything that decides a run, resolved from the command line and config file."""
+
+    labs: list[Lab]
+    configs: dict[str, Any]
+    profile: str = "quick"
+    device: str = "cpu"
+    device_requested: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    threads: int | None = None
+    out: Path = Path("reports")
+    force: bool = False
+    report: dict[str, str] = field(default_factory=dict)
+    config_file: str = ""
+    #: ``process``: each lab in a fresh worker process; ``none``: in this process.
+    isolation: str = "process"
+    #: Seconds a lab may run in its worker before it is stopped (``None``: no limit).
+    lab_timeout: float | None = None
+    #: ``--plugins-dir`` folders, which a worker needs to find its lab again.
+    plugins_dirs: list[str] = field(default_factory=list)
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The settings in the config file's shape, with every lab's resolved config."""
+        return {
+            "profile": self.profile,
+            "seed": self.seed,
+            "device": self.device_requested,
+            "deterministic": self.deterministic,
+            "threads": self.threads,
+            "report": dict(self.report),
+            "labs": {name: config_as_dict(cfg) for name, cfg in self.configs.items()},
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "device": self.device,
+            "device_requested": self.device_requested,
+            "seed": self.seed,
+            "deterministic": self.deterministic,
+            "threads": self.threads,
+            "config_file": self.config_file,
+            "report": dict(self.report),
+            "labs": [lab.name for lab in self.labs],
+            "isolation": self.isolation,
+            "lab_timeout": self.lab_timeout,
+        }
+
+
+ISOLATION_MODES = ("process", "none")
+
+
+def resolve_settings(
+    plugins: Any,
+    lab_names: list[str],
+    file_cfg: RunConfig,
+    *,
+    sets: dict[str, dict[str, Any]] | None = None,
+    report: dict[str, str] | None = None,
+    profile: str | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    deterministic: bool | None = None,
+    threads: int | None = None,
+    out: str | None = None,
+    force: bool = False,
+    check_device: bool = True,
+    isolation: str = "process",
+    lab_timeout: float | None = None,
+    plugins_dirs: list[str] | None = None,
+) -> RunSettings:
+    """Resolve and validate everything a run needs; raises UsageError, writes nothing."""
+    from .devices import check_device_syntax, resolve_device
+
+    sets = sets or {}
+    labs = plugins.select(lab_names)
+    for name in list(file_cfg.labs) + list(sets):
+        if name not in plugins.labs:
+            where = f"{file_cfg.source}: labs.{name}" if name in file_cfg.labs else f"--set {name}.*"
+            raise UsageError(f"{where}: unknown lab {name!r}{did_you_mean(name, plugins.labs)}")
+    profile = profile or file_cfg.profile or "quick"
+    configs = {}
+    for lab in labs:
+        layers = []
+        if lab.name in file_cfg.labs:
+            layers.append((file_cfg.source, file_cfg.labs[lab.name]))
+        if lab.name in sets:
+            layers.append(("--set", sets[lab.name]))
+        configs[lab.name] = resolve_lab_config(lab, profile, layers)
+    device_requested = device or file_cfg.device or "auto"
+    check_device_syntax(device_requested)
+    resolved_device = resolve_device(device_requested) if check_device else device_requested
+    seed = seed if seed is not None else (file_cfg.seed if file_cfg.seed is not None else 0)
+    if seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {seed}")
+    threads = threads if threads is not None else file_cfg.threads
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    if isolation not in ISOLATION_MODES:
+        raise UsageError(f"--isolation must be one of {', '.join(ISOLATION_MODES)}, got {isolation!r}")
+    if lab_timeout is not None and not lab_timeout > 0:
+        raise UsageError(f"--lab-timeout must be a positive number of seconds, got {lab_timeout}")
+    if lab_timeout is not None and isolation == "none":
+        raise UsageError("--lab-timeout needs --isolation process (a lab in this process cannot be stopped)")
+    return RunSettings(
+        labs=labs,
+        configs=configs,
+        profile=profile,
+        device=resolved_device,
+        device_requested=device_requested,
+        seed=seed,
+        deterministic=bool(deterministic if deterministic is not None else file_cfg.deterministic),
+        threads=threads,
+        out=Path(out or file_cfg.out or "reports"),
+        force=force,
+        report={**file_cfg.report, **(report or {})},
+        config_file=file_cfg.source,
+        isolation=isolation,
+        lab_timeout=lab_timeout,
+        plugins_dirs=[str(Path(p).resolve()) for p in plugins_dirs or []],
+    )

@@ -15,6 +15,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from .cache import stable_hash
+
 CHUNK = 1 << 20
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -95,7 +97,7 @@ def cached_url(url: str, cache_dir: Path, sha256: str | None = None, *, timeout:
     """Fetch ``url`` once into ``cache_dir`` (a name derived from the URL) and return the path."""
     parts = urllib.parse.urlsplit(url)
     base = SAFE_NAME.sub("_", Path(parts.path).name or "download")[-80:]
-    tag = hashlib.sha256(url.encode()).hexdigest()[:12]
+    tag = stable_hash(url.encode(), 12)
     return download(url, Path(cache_dir) / f"{tag}-{base}", sha256, timeout=timeout)
 
 

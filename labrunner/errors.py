@@ -21,3 +21,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` on one line, even when the exception's ``str()`` raises."""
+    try:
+        message = str(exc)
+    except Exception as inner:
+        message = f"<str() of the exception raised {type(inner).__name__}>"
+    message = " ".join(message.split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -1,9 +1,15 @@
 """Finding plugins: built-in labs, the ``labrunner`` entry-point group, and a
 ``--plugins-dir`` folder, in that order.
 
-A plugin that cannot be used (fails to import, implements an unknown hook,
-registers an invalid or duplicate lab, raises while registering) is reported
-in one line naming it and skipped; the others still load.
+A plugin that cannot be used (fails to import, even with ``SystemExit`` or
+``KeyboardInterrupt``, implements an unknown hook, registers an invalid or
+duplicate lab, raises while registering) is reported in one line naming it and
+skipped; the others still load.
+
+The runner calls hooks through the typed methods of :class:`Plugins`
+(``plugins.lab_started(...)``), never through ``pm.hook``: each implementation is
+called on its own, and one that raises is reported as a warning naming its plugin
+while the run goes on.
 """
 
 from __future__ import annotations
@@ -13,17 +19,25 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import __version__, hookspecs
-from .errors import PluginError, UsageError, did_you_mean
+from .errors import PluginError, UsageError, describe_exception, did_you_mean
 from .lab import Lab, validate_lab
+
+if TYPE_CHECKING:
+    from .results import LabResult
+
+#: What a plugin's import may raise and still only cost that plugin: any error, and also
+#: ``SystemExit`` (a stray ``sys.exit()``) and ``KeyboardInterrupt`` raised by its code.
+IMPORT_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
 
 ENTRY_POINT_GROUP = "labrunner"
 #: Comma-separated plugin names; when set, only these plugins load.
@@ -63,7 +77,7 @@ class Problem:
 class Plugins:
     """The loaded plugins and the labs they registered."""
 
-    def __init__(self) -> None:
+    def __init__(self, only: set[str] | None = None) -> None:
         self.pm = pluggy.PluginManager("labrunner")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
@@ -72,6 +86,10 @@ class Plugins:
         self.problems: list[Problem] = []
         allow = os.environ.get(ENV_ALLOW, "").strip()
         self.allow = {n.strip() for n in allow.split(",") if n.strip()} if allow else None
+        if only is not None:  # a worker loads only the plugin of its lab
+            self.allow = set(only) if self.allow is None else self.allow & set(only)
+        #: Where a hook that raised is reported (the runner points it at its reporter).
+        self.warn: Callable[[str], None] = _print_warning
 
     # -- loading
     def load(self, plugins_dirs: list[Path] | None = None) -> Plugins:
@@ -111,8 +129,8 @@ class Plugins:
             return
         try:
             module = load()
-        except Exception as exc:  # any failure of third-party code at import
-            self.problems.append(Problem(name, f"failed to import: {type(exc).__name__}: {exc}"))
+        except IMPORT_FAILURES as exc:  # any failure of third-party code at import
+            self.problems.append(Problem(name, f"failed to import: {describe_exception(exc)}"))
             return
         try:
             self._register(name, module, source, version)
@@ -150,9 +168,9 @@ class Plugins:
         except PluginError:
             self.pm.unregister(name=name)
             raise
-        except Exception as exc:
+        except IMPORT_FAILURES as exc:
             self.pm.unregister(name=name)
-            raise PluginError(f"register_labs raised {type(exc).__name__}: {exc}") from None
+            raise PluginError(f"register_labs raised {describe_exception(exc)}") from None
         for lab in labs:
             self.labs[lab.name] = lab
             self.lab_plugin[lab.name] = name
@@ -187,14 +205,42 @@ class Plugins:
                 selected.append(self.labs[name])
         return selected
 
-    def report_formats(self) -> dict[str, tuple[Any, str]]:
-        formats: dict[str, tuple[Any, str]] = {}
+    # -- hooks, called through typed methods
+    def _call(self, hook: str, **kwargs: Any) -> None:
+        """Call every implementation of ``hook``; one that raises is reported with its
+        plugin's name and the others still run."""
+        caller = getattr(self.pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):  # pluggy's order: last registered first
+            try:
+                _call_with(impl.function, **kwargs)
+            except Exception as exc:
+                self.warn(f"plugin {impl.plugin_name!r}: hook {hook} raised {describe_exception(exc)}")
 
-        def register(name: str, render: Any, description: str = "") -> None:
+    def run_started(self, *, run_dir: Path, labs: list[str], settings: dict[str, Any]) -> None:
+        self._call("run_started", run_dir=run_dir, labs=labs, settings=settings)
+
+    def lab_started(self, *, lab: Lab, config: Any, out_dir: Path) -> None:
+        self._call("lab_started", lab=lab, config=config, out_dir=out_dir)
+
+    def lab_finished(self, *, lab: Lab, result: LabResult) -> None:
+        self._call("lab_finished", lab=lab, result=result)
+
+    def run_finished(self, *, run_dir: Path, results: list[LabResult]) -> None:
+        self._call("run_finished", run_dir=run_dir, results=results)
+
+    def report_formats(self) -> dict[str, tuple[Callable[..., Path], str]]:
+        """The report formats plugins registered: name -> (render, description)."""
+        formats: dict[str, tuple[Callable[..., Path], str]] = {}
+
+        def register(name: str, render: Callable[..., Path], description: str = "") -> None:
             formats[name] = (render, description)
 
-        self.pm.hook.register_report_formats(register=register)
+        self._call("register_report_formats", register=register)
         return formats
+
+
+def _print_warning(message: str) -> None:
+    print(f"labrunner: warning: {message}", file=sys.stderr)
 
 
 def _call_with(func: Any, **kwargs: Any) -> Any:
@@ -226,6 +272,7 @@ def _import_path(name: str, path: Path) -> ModuleType:
     return module
 
 
-def load_plugins(plugins_dirs: list[Path] | None = None) -> Plugins:
-    """Load every plugin; problems are collected in ``.problems``, not raised."""
-    return Plugins().load(plugins_dirs)
+def load_plugins(plugins_dirs: list[Path] | None = None, only: set[str] | None = None) -> Plugins:
+    """Load every plugin (or the ``only`` ones); problems are collected in ``.problems``,
+    not raised."""
+    return Plugins(only).load(plugins_dirs)

@@ -12,6 +12,8 @@ from conftest import BAD_PLUGINS, TEST_PLUGINS, run_subprocess
 from labrunner.errors import UsageError
 from labrunner.plugins import BUILTIN_PLUGINS, load_plugins
 
+HOSTILE_PLUGINS = Path(__file__).parent / "plugins_hostile"
+
 
 def test_plugins_dir_registers_several_labs_from_one_plugin(monkeypatch):
     monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs")
@@ -127,3 +129,29 @@ def test_plugins_json_reports_problems(cli, monkeypatch):
     assert [p["name"] for p in data["plugins"]] == ["core_labs"]
     assert data["skipped"][0]["plugin"] == "broken_import"
     assert "plugin 'broken_import' skipped: failed to import" in err
+
+
+def test_a_plugin_whose_import_exits_or_interrupts_is_skipped(monkeypatch):
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs,import_exit,import_interrupt")
+    plugins = load_plugins([TEST_PLUGINS, HOSTILE_PLUGINS])
+    problems = {p.plugin: p.message for p in plugins.problems}
+    assert problems == {
+        "import_exit": "failed to import: SystemExit: 0",
+        "import_interrupt": "failed to import: KeyboardInterrupt",
+    }
+    assert list(plugins.labs) == ["counter", "failing", "crashing"]
+
+
+def test_a_raising_hook_is_named_and_the_run_goes_on(cli, monkeypatch):
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs,raising_hooks")
+    status, out, err = cli("run", "counter", "--profile", "smoke", "--plugins-dir", str(HOSTILE_PLUGINS))
+    assert status == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: plugin 'raising_hooks'")]
+    assert warnings == [
+        "warning: plugin 'raising_hooks': hook run_started raised Unprintable: "
+        "<str() of the exception raised RuntimeError>",
+        "warning: plugin 'raising_hooks': hook lab_started raised ValueError: observer broke on two lines",
+        "warning: plugin 'raising_hooks': hook lab_finished raised RuntimeError: lab_finished broke",
+        "warning: plugin 'raising_hooks': hook run_finished raised RuntimeError: run_finished broke",
+    ]
+    assert "report: " in out

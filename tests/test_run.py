@@ -264,3 +264,35 @@ def test_out_and_deterministic(cli, workdir):
     assert run["settings"]["deterministic"] is True
     assert run["settings"]["threads"] == 1
     assert run["environment"]["torch_threads"] == 1
+
+
+def test_editing_a_lab_reruns_it(cli, workdir, tmp_path, monkeypatch):
+    plugins = tmp_path / "own_plugins"
+    plugins.mkdir()
+    source = (TEST_PLUGINS / "core_labs.py").read_text()
+    (plugins / "core_labs.py").write_text(source)
+    args = ("run", "counter", "--profile", "smoke", "--plugins-dir", str(plugins))
+    monkeypatch.setattr("conftest.TEST_PLUGINS", plugins)
+    cli(*args, plugins=False)
+    cli(*args, plugins=False)
+    assert load((workdir / "reports/latest/counter/result.json").resolve())["cached"] is True
+    # an edit of the answer text (not of the version) is a new lab: it runs again
+    (plugins / "core_labs.py").write_text(source.replace("for $n = {{ n }}$.", "when $n = {{ n }}$."))
+    import sys
+
+    sys.modules.pop("labrunner_plugins_dir.core_labs", None)
+    status, out, err = cli(*args, plugins=False)
+    result = load((workdir / "reports/latest/counter/result.json").resolve())
+    assert result["cached"] is False
+    assert result["exercises"][0]["answer"].endswith("when $n = 3$.")
+
+
+def test_cache_location_follows_the_platform(monkeypatch, tmp_path):
+    from labrunner.cache import cache_root
+
+    monkeypatch.delenv("LABRUNNER_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if sys.platform.startswith("linux"):
+        assert cache_root() == tmp_path / "xdg" / "labrunner"
+    monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_root() == tmp_path / "mine"
