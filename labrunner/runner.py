@@ -206,10 +206,14 @@ def find_run_dir(path: Path | None, out: Path = Path("reports")) -> Path:
 def execute(
     settings: RunSettings, plugins: Plugins, reporter: Reporter
 ) -> tuple[Path, list[LabResult], bool]:
-    """Run every selected lab; returns (run folder, results, interrupted)."""
+    """Run every selected lab; returns (run folder, results, interrupted).
+
+    run.json is rewritten (atomically) after each lab and once more at the end, also when
+    Ctrl-C arrives at any point, so it always lists exactly the labs that finished.
+    """
     plugins.warn = lambda message: reporter.log(message, "warning")
     set_threads(settings.threads)
-    cache = ResultCache()
+    cache = ResultCache(warn=plugins.warn)
     run_dir = new_run_dir(settings.out)
     run_info: dict[str, Any] = {
         "labrunner": __version__,
@@ -229,18 +233,56 @@ def execute(
     results: list[LabResult] = []
     interrupted = False
     labs_bar = reporter.bar("labs", total=len(settings.labs))
-    for lab in settings.labs:
-        config = settings.configs[lab.name]
-        out_dir = run_dir / lab.name
-        cfg_dict = config_as_dict(config)
-        key = cache_key(
-            lab, cfg_dict, settings.seed, settings.device, settings.deterministic, source_hash(lab)
-        )
-        plugins.lab_started(lab=lab, config=config, out_dir=out_dir)
+    try:
+        for lab in settings.labs:
+            result, interrupted = _one_lab(lab, settings, plugins, reporter, cache, run_dir, run_info)
+            results.append(result)
+            plugins.lab_finished(lab=lab, result=result)
+            labs_bar.update(1)
+            reporter.log(f"{lab.name}: {result.status} in {result.duration_s:.1f} s")
+            if interrupted:
+                break
+    except KeyboardInterrupt:  # between labs, or while a finished lab was being stored
+        interrupted = True
+    finally:
+        labs_bar.close()
+        cache.close()
+        run_info["status"] = "interrupted" if interrupted else "finished"
+        run_info["finished"] = now_iso()
+        write_json(run_dir / "run.json", run_info)
+    plugins.run_finished(run_dir=run_dir, results=results)
+    return run_dir, results, interrupted
+
+
+def _one_lab(
+    lab: Lab,
+    settings: RunSettings,
+    plugins: Plugins,
+    reporter: Reporter,
+    cache: ResultCache,
+    run_dir: Path,
+    run_info: dict[str, Any],
+) -> tuple[LabResult, bool]:
+    """Take one lab from the cache or run it, and list it in run.json; returns
+    (result, interrupted)."""
+    config = settings.configs[lab.name]
+    out_dir = run_dir / lab.name
+    key = cache_key(
+        lab, config_as_dict(config), settings.seed, settings.device, settings.deterministic, source_hash(lab)
+    )
+    plugins.lab_started(lab=lab, config=config, out_dir=out_dir)
+    interrupted = False
+
+    def waiting() -> None:
+        reporter.log(f"{lab.name}: waiting for another run computing the same result (key {key})")
+
+    with cache.lock(lab.name, key, waiting):
         result = None if settings.force else cache.get(lab.name, key, out_dir)
         if result is not None:
             reporter.log(f"{lab.name}: reused cached result ({result.status}, key {key}); --force reruns it")
         else:
+            if settings.force:
+                cache.clear_state(lab.name, key)
             reporter.log(f"{lab.name}: running ({settings.profile} profile, {settings.device})")
             bar = reporter.bar(lab.name, total=None)
             try:
@@ -262,11 +304,9 @@ def execute(
                 result = LabResult.load(out_dir / "result.json")
             finally:
                 bar.close()
-            if result.status in ("passed", "failed"):
-                cache.put(lab.name, key, out_dir)
             if result.status == "error":
                 reporter.log(f"{lab.name}: error: {result.error['type']}: {result.error['message']}", "error")
-        results.append(result)
+        # the lab is listed before it is stored: Ctrl-C while storing keeps run.json right
         run_info["labs"].append(
             {
                 "lab": lab.name,
@@ -276,17 +316,9 @@ def execute(
             }
         )
         write_json(run_dir / "run.json", run_info)
-        plugins.lab_finished(lab=lab, result=result)
-        labs_bar.update(1)
-        reporter.log(f"{lab.name}: {result.status} in {result.duration_s:.1f} s")
-        if interrupted:
-            break
-    labs_bar.close()
-    run_info["status"] = "interrupted" if interrupted else "finished"
-    run_info["finished"] = now_iso()
-    write_json(run_dir / "run.json", run_info)
-    plugins.run_finished(run_dir=run_dir, results=results)
-    return run_dir, results, interrupted
+        if not result.cached and result.status in ("passed", "failed"):
+            cache.put(lab.name, key, out_dir)
+    return result, interrupted
 
 
 def _config_yaml(settings: RunSettings) -> str:
