@@ -3,8 +3,9 @@ plain Python loop over positions (what `vmap` saves), and the cost of one equiva
 
     python benchmarks/bench_attention.py [--threads 1] [--repeat 30] [--device cpu]
 
-Prints, for each (B, T, D) with d_ff = 4 D, the median forward time of each form and its ratio
-to nn.Linear (forms interleaved, inference mode). Then, for the equivariance sweeps of
+Prints, for each (B, T, D) with d_ff = 4 D, the median forward time of each form, its ratio
+to nn.Linear and the verdict the lab would record (forms interleaved in 5 rounds, inference mode;
+"slower"/"faster" only when the sign is the same in every round). Then, for the equivariance sweeps of
 Exercise 1, the median and 99th-percentile time of one self-attention call on tiny float64
 matrices with 1 thread and with all threads: on a loaded machine, small OpenMP regions stall.
 """
@@ -40,7 +41,7 @@ def bench_ffn(repeat: int, device: str) -> None:
     print(
         f"FFN forward, median of {repeat} runs per form, ratio to nn.Linear (threads: {torch.get_num_threads()})"
     )
-    header = f"{'(B, T, D)':<16} {'form':<24} {'median ms':>10} {'ratio':>7}"
+    header = f"{'(B, T, D)':<16} {'form':<24} {'median ms':>10} {'ratio':>7} {'rounds':>12} {'verdict':>8}"
     print(header)
     print("-" * len(header))
     for b, t, d in SIZES:
@@ -59,8 +60,15 @@ def bench_ffn(repeat: int, device: str) -> None:
         x = torch.randn(b, t, d, device=device)
         reps = repeat if b * t <= 512 else max(5, repeat // 3)
         times = ffn.time_forms(forms, x, repeats=reps)
-        for name, s in times.items():
-            print(f"{str((b, t, d)):<16} {name:<24} {1e3 * s:>10.3f} {s / times['nn.Linear']:>7.2f}")
+        base = times["nn.Linear"]
+        for name, tm in times.items():
+            per_round = [f / r for f, r in zip(tm.rounds, base.rounds, strict=True)]
+            spread = f"{min(per_round):.2f}-{max(per_round):.2f}"
+            verdict = "-" if name == "nn.Linear" else ffn.compare_times(tm, base)
+            print(
+                f"{str((b, t, d)):<16} {name:<24} {1e3 * tm.median:>10.3f} "
+                f"{tm.median / base.median:>7.2f} {spread:>12} {verdict:>8}"
+            )
     print()
 
 

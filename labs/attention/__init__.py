@@ -53,8 +53,10 @@ class AttentionConfig:
 
 class AttentionLab(labrunner.Lab):
     name = "attention"
-    title = "Problem 3: Self-attention, permutation equivariance and the position-wise FFN"
-    version = "1"
+    title = "Problem 3: self-attention and the position-wise FFN"
+    part = "Problem 3"
+    order = 30
+    version = "2"
     description = (
         "Self-attention is permutation equivariant (proved, measured), invariant pooling, FFN three ways"
     )
@@ -79,9 +81,12 @@ class AttentionLab(labrunner.Lab):
     }
 
     def run(self, ctx: labrunner.LabContext) -> None:
-        from .experiment import run_experiment
+        from . import experiment
 
-        run_experiment(ctx)
+        experiment.describe_setup(ctx)
+        experiment.show_self_attention_is_permutation_equivariant(ctx)  # Q1: P S(X) = S(PX)
+        experiment.construct_permutation_invariant_readout(ctx)  # Q2: G(PX) = G(X)
+        experiment.implement_position_wise_ffn_three_ways(ctx)  # Q3: Linear, Conv1d, torch.func
 
 
 @labrunner.hookimpl

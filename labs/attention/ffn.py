@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +33,23 @@ def ffn_reference(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> 
     """The formula itself, ``max(0, x W_1 + b_1) W_2 + b_2``, with ``W_1`` of shape
     ``(D, d_ff)`` and ``W_2`` of shape ``(d_ff, D)`` (the transposes of nn.Linear's weights)."""
     return torch.clamp(x @ w1 + b1, min=0) @ w2 + b2
+
+
+def ffn_rounding_bound(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    """Entrywise first-order bound on ``|fl(FFN(x)) - FFN(x)|`` in ``x``'s precision, for any
+    order of the sums: the hidden layer sums ``D + 1`` terms, the output ``d_ff + 1``, and the
+    ReLU passes an error on without growing it. Two forms that compute the same function
+    differ by at most twice this; a larger difference is not rounding."""
+    u = torch.finfo(x.dtype).eps / 2
+    x, w1, b1, w2, b2 = (v.detach().to("cpu", torch.float64) for v in (x, w1, b1, w2, b2))
+
+    def gamma(n: int) -> float:
+        return n * u / (1 - n * u)
+
+    h = x @ w1 + b1
+    dh = gamma(w1.shape[0] + 1) * (x.abs() @ w1.abs() + b1.abs())
+    r = torch.clamp(h, min=0)
+    return gamma(w2.shape[0] + 1) * (r @ w2.abs() + b2.abs()) + dh @ w2.abs()
 
 
 class LinearFFN(nn.Module):
@@ -154,15 +172,43 @@ def linear_weights(linear: LinearFFN) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     )
 
 
+@dataclass
+class Timing:
+    """The forward times of one form (seconds): every sample, and the median of each
+    interleaved round (the rounds of two forms are paired: they ran under the same load)."""
+
+    samples: list[float]
+    rounds: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+
+def compare_times(form: Timing, base: Timing) -> str:
+    """``"slower"`` or ``"faster"`` when ``form`` is slower (faster) than ``base`` in every paired
+    round, else ``"same"``: a gap smaller than the round-to-round spread is not a finding. With
+    ``n`` rounds, a form no different from the base is slower in all of them with probability
+    ``2^-n``."""
+    pairs = list(zip(form.rounds, base.rounds, strict=True))
+    if all(f > b for f, b in pairs):
+        return "slower"
+    if all(f < b for f, b in pairs):
+        return "faster"
+    return "same"
+
+
 def time_forms(
     forms: dict[str, Callable[[Tensor], Tensor]], x: Tensor, repeats: int, warmup: int = 3, rounds: int = 5
-) -> dict[str, float]:
-    """Median forward time of each form on ``x`` (seconds), measured side by side.
+) -> dict[str, Timing]:
+    """Forward times of each form on ``x``, measured side by side.
 
     The forms are timed in interleaved rounds (A B C, A B C, ...) so that a burst of load on
-    a shared machine hits all of them alike; each form's result is its median over all runs.
+    a shared machine hits all of them alike; each round runs every form ``repeats // rounds``
+    times (at least once).
     """
     samples: dict[str, list[float]] = {name: [] for name in forms}
+    medians: dict[str, list[float]] = {name: [] for name in forms}
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     with torch.inference_mode():
         for fn in forms.values():
@@ -171,10 +217,13 @@ def time_forms(
         per_round = max(1, repeats // rounds)
         for _ in range(rounds):
             for name, fn in forms.items():
+                times = []
                 for _ in range(per_round):
                     sync()
                     start = time.perf_counter()
                     fn(x)
                     sync()  # CUDA runs asynchronously: wait for the kernels, not just the launch
-                    samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in samples.items()}
+                    times.append(time.perf_counter() - start)
+                samples[name] += times
+                medians[name].append(statistics.median(times))
+    return {name: Timing(samples[name], medians[name]) for name in forms}

@@ -1,14 +1,17 @@
 """Questions, answers and captions of the lab: Jinja2 Markdown filled with measured values.
 
-Every number comes from the run; where a conclusion depends on the data, the template
-branches on it (``{% if %}``), so the text never claims what the run did not measure.
+Every number comes from the run; every conclusion branches on a recorded claim
+(``{% if claims.<name> %}``), decided in :mod:`.experiment` against the rounding bound of the
+same cases or, for timings, against the spread over interleaved rounds, so the text never
+claims what the run did not measure.
 """
 
 NOTE = r"""
 Exercises 1 and 2 run on the CPU in float64 (and float32), on {{ n_shapes }} shapes
 $(T, D_\mathrm{in}, D_k, D_v)$ = {{ shapes }}, {{ draws }} random $(X, W_q, W_k, W_v)$ per shape and
-{{ permutations }} random permutations per draw ({{ n_cases }} cases per implementation), with
-$\alpha = {{ alpha }}$. Exercise 3 runs on `{{ device }}`.
+{{ permutations }} random permutations per draw other than the identity ({{ n_cases }} cases per
+implementation{% if has_single_token %}, of which {{ n_nontrivial }} permute something: a sequence of
+one token has no permutation but the identity{% endif %}), with $\alpha = {{ alpha }}$. Exercise 3 runs on `{{ device }}`.
 """
 
 Q1 = r"""
@@ -46,17 +49,31 @@ Nothing in $S$ refers to a position: $W_q, W_k, W_v$ act on each token's feature
 matrix products over the token axis (the softmax's sum and the weighted average $\operatorname{softmax}(A) V$)
 are sums, which do not care about order. Self-attention treats its input as a *set* of tokens.
 
-**Numerical verification.** Over {{ n_cases }} random cases, the largest entry of
-$|P S(X) - S(PX)|$ is **{{ err64 | sci }}** in float64
-{% if err64_ok %}(below the check's $10^{-12}$){% else %}(**above** the check's $10^{-12}$: the
-implementation is not equivariant){% endif %} and **{{ err32 | sci }}** in float32. These are rounding
-errors, not a failure of the identity: $P S(X)$ and $S(PX)$ add the same numbers in a different
-order (the softmax denominator and the product with $V$), and floating-point addition is not
-associative. Measured in units of the last place of 1 (float64: $2^{-52} \approx 2.2 \times 10^{-16}$;
-float32: $2^{-23} \approx 1.2 \times 10^{-7}$), the errors are {{ ulps64 }} and {{ ulps32 }} units, for
-outputs of order one: rounding, accumulated over sums of up to {{ max_t }} terms.
-The lemma is checked on its own too: $\max |\operatorname{softmax}(P A P^\top) - P \operatorname{softmax}(A) P^\top| = {{ err_lemma | sci }}$.
-The per-shape maxima are in the table below; a sequence of one token ($T = 1$) has only the identity permutation, hence an error of exactly 0.
+**Numerical verification.** Over {{ n_cases }} random cases, {{ n_nontrivial }} of which permute
+something{% if has_single_token %} (the {{ n_trivial }} cases with a single token, $T = 1$, have only
+the identity permutation: they test nothing and show an error of exactly 0 in the table below){% endif %},
+the largest entry of $|P S(X) - S(PX)|$ is **{{ err64 | sci }}** in float64 and **{{ err32 | sci }}** in
+float32. $P S(X)$ and $S(PX)$ add the same numbers in a different order (the softmax denominator
+and the product with $V$), and floating-point addition is not associative, so the question is
+whether these differences are larger than rounding can make them. The baseline is the worst-case
+rounding error of the two evaluations, bounded entry by entry from the unit roundoff, the lengths
+of the sums (up to {{ max_t }} tokens) and the magnitudes of the terms (a first-order error
+analysis, as in Higham's *Accuracy and Stability of Numerical Algorithms*).
+{% if claims.equivariant_f64 and claims.equivariant_f32 %}
+Every difference is within its bound: at most {{ ratio64 | fmt }} of it in float64 and
+{{ ratio32 | fmt }} in float32. These are rounding errors, not a failure of the identity; in units of
+the last place of 1 (float64: $2^{-52} \approx 2.2 \times 10^{-16}$; float32: $2^{-23} \approx 1.2 \times 10^{-7}$)
+they are {{ ulps64 }} and {{ ulps32 }} units, for outputs of order one.
+{% else %}
+**Not every difference is within its bound** (largest ratio to the bound: {{ ratio64 | fmt }} in
+float64, {{ ratio32 | fmt }} in float32){% if not claims.equivariant_f64 %}: in float64 rounding cannot
+explain the difference, so this implementation is **not** equivariant, whatever the proof says
+about the formula{% else %}: float64 agrees with the proof, float32 does not, which points at
+numerical trouble in the float32 path{% endif %}. See the failing checks below.
+{% endif %}
+The lemma is checked on its own too: $\max |\operatorname{softmax}(P A P^\top) - P \operatorname{softmax}(A) P^\top| = {{ err_lemma | sci }}$,
+{% if claims.softmax_lemma_holds %}within its rounding bound.{% else %}**above** its rounding bound: the
+softmax under test does not commute with permutations.{% endif +%}
 
 The figure shows the attention matrix of a sequence of {{ fig_t }} tokens and of the same tokens in
 the order $\pi = ({{ fig_perm }})$. The tick labels of the second panel name the *original* token in
@@ -71,29 +88,47 @@ $$S(PX + E) = S\left(P (X + P^\top E)\right) = P S(X + P^\top E) \neq P S(X + E)
 and $P^\top E = E$ for every $P$ only when all rows of $E$ are equal, i.e. when $E$ carries no
 information about position. Measured over the same cases, $\max |P S(X + E) - S(PX + E)|$ is
 **{{ pe_sin | fmt }}** with the sinusoidal encoding of Vaswani et al. and **{{ pe_learned | fmt }}** with a
-learned table (at its $\mathcal{N}(0, 1)$ initialisation), against {{ err64 | sci }} without: the error
-goes from rounding to the size of the outputs themselves. That is the purpose of the encoding: the same
-word at another position must be able to produce a different output, which an equivariant map
-cannot do. The encoding does travel with the token if it is added *before* permuting, since then
-the identity above applies to $X + E$.
+learned table (at its $\mathcal{N}(0, 1)$ initialisation), against {{ err64 | sci }} without.
+{% if claims.sinusoidal_encoding_breaks_equivariance and claims.learned_encoding_breaks_equivariance %}
+Both are far outside the rounding bound: with a position table, self-attention is no longer
+equivariant. That is the purpose of the encoding: the same word at another position must be able
+to produce a different output, which an equivariant map cannot do.
+{% else %}
+{% if claims.sinusoidal_encoding_breaks_equivariance %}The sinusoidal encoding breaks equivariance{% else %}The sinusoidal encoding stayed within the rounding bound{% endif %} and {% if claims.learned_encoding_breaks_equivariance %}the learned one breaks it{% else %}the learned one stayed within it{% endif %}:
+an encoding within the bound carries no usable position information on these cases, against the
+derivation above.
+{% endif %}
+The encoding does travel with the token if it is added *before* permuting, since then the
+identity above applies to $X + E$.
 
 **Does the check catch mistakes?** The check takes the implementation as an argument, so it was run
 on deliberately wrong or position-aware ones (table below): a `K.reshape(D_k, T)` written for
 `K.T` (it keeps the memory order, so it mixes tokens with features), a causal mask, and the two
 positional encodings. None of them is a function of the *set* of tokens, and
-{% if caught == wrong %}all {{ wrong }} fail the check, with errors of {{ wrong_min | fmt }} or more.{% else %}only
-{{ caught }} of the {{ wrong }} fail the check; the table shows which slipped through.{% endif %}
+{% if claims.check_rejects_every_wrong_variant %}all {{ wrong }} fail the check, with errors of
+{{ wrong_min | fmt }} or more, far outside their rounding bounds.{% else %}only {{ caught }} of the
+{{ wrong }} fail the check ({{ missed }} slipped through).{% endif +%}
 
-{% if columns_equivariant %}
+{% if claims.columns_softmax_equivariant %}
 One mistake it cannot see: a softmax over the *columns* instead of the rows is **still
-equivariant** (error {{ columns_err | sci }}), because column normalisation commutes with $P \cdot P^\top$
-just like row normalisation (the lemma's proof works with rows and columns swapped). Passing
-the equivariance check shows that an implementation treats the tokens as a set, not that it computes
-the right function of the set; that bug is caught by a second check, that each row of the attention matrix sums to one: its rows are off by up to
-{{ columns_rows | fmt }}, against {{ row_err | sci }} for the correct implementation.
+equivariant** (error {{ columns_err | sci }}, within its rounding bound), because column normalisation
+commutes with $P \cdot P^\top$ just like row normalisation (the lemma's proof works with rows and
+columns swapped). Passing the equivariance check shows that an implementation treats the tokens as
+a set, not that it computes the right function of the set.
 {% else %}
 Against expectation, the column-softmax variant failed the equivariance check here (error
-{{ columns_err | sci }}); the proof says it should not, so this points at numerical trouble.
+{{ columns_err | sci }}, outside its rounding bound); the proof says it should not, so this points at
+numerical trouble.
+{% endif %}
+{% if claims.row_sums_catch_columns_softmax and claims.rows_sum_to_one %}
+That bug is caught by a second check, that each row of the attention matrix sums to one: the
+column variant's rows are off by up to {{ columns_rows | fmt }}, far outside the rounding bound,
+against {{ row_err | sci }} (within it) for the correct implementation.
+{% else %}
+The second check, that each row of the attention matrix sums to one, {% if claims.rows_sum_to_one %}holds
+for the correct implementation but does not reject the column variant here (off by up to
+{{ columns_rows | fmt }}){% else %}fails for the implementation under test itself (off by up to
+{{ row_err | sci }}, outside the rounding bound){% endif %}.
 {% endif %}
 """
 
@@ -138,16 +173,25 @@ equivariant vector, not an invariant one.
   $\max |S(PX)\mathbf{1} - P S(X) \mathbf{1}|$ = {{ rows_eq | sci }};
 - flatten + linear, $W \operatorname{vec}(S)$ with a random $W$: **{{ flat | fmt }}**.
 
-{% if sum_ok and mean_ok and flat_fails %}
-The pooled readouts are invariant up to rounding (the sum over up to {{ max_t }} tokens collects a
-little more rounding than the mean, as its values are larger); the flattened readout is not:
+Each is compared with the rounding bound of the two evaluations, as in Exercise 1.
+{% if claims.sum_pool_invariant and claims.mean_pool_invariant and claims.flatten_linear_not_invariant %}
+The pooled readouts are invariant up to rounding (at most {{ sum_ratio | fmt }} of the bound for the
+sum, which over up to {{ max_t }} tokens collects a little more rounding than the mean, as its
+values are larger); the flattened readout is not ({{ flat_ratio | fmt }} times its bound):
 $\operatorname{vec}(PS) = (P \otimes I_{D_v}) \operatorname{vec}(S)$, so $W \operatorname{vec}(PS) = W \operatorname{vec}(S)$
 for all $P$ requires $W (P \otimes I_{D_v}) = W$, i.e. the same weight block for every position, which
 is again "sum over tokens, then a linear map". A flatten + linear head also fixes $T$, while the
 pooled $G$ works for any sequence length.
 {% else %}
-The measurements do not match the proof: sum invariant: {{ sum_ok }}, mean invariant: {{ mean_ok }},
-flatten + linear fails the check: {{ flat_fails }}. See the checks below.
+The measurements do not match the proof: the sum over tokens is {% if not claims.sum_pool_invariant %}**not** {% endif %}invariant
+within rounding, the mean {% if not claims.mean_pool_invariant %}**not** {% endif %}invariant, and flatten + linear
+{% if claims.flatten_linear_not_invariant %}not invariant{% else %}**within** the rounding bound{% endif %}. See the checks below.
+{% endif %}
+{% if claims.row_sums_equivariant and claims.row_sums_not_invariant %}
+The row sums behave as the argument on the axes says: equivariant within rounding, not invariant.
+{% else %}
+The row sums do not behave as the argument on the axes says (equivariant within rounding:
+{% if claims.row_sums_equivariant %}yes{% else %}no{% endif %}; invariant: {% if claims.row_sums_not_invariant %}no{% else %}yes{% endif %}).
 {% endif %}
 The sum grows with $T$ while the mean does not, so the mean is the usual choice when sequence
 lengths vary. $G$ is a relative of Deep Sets' $\rho\left(\sum_i \phi(x_i)\right)$: there each summand
@@ -156,8 +200,9 @@ attention, which is what makes attention followed by pooling more expressive tha
 """
 
 CAPTION_READOUTS = (
-    "Largest |G(PX) - G(X)| over all cases (float64, log scale) for each readout of S(X). "
-    "The dashed line is the check's tolerance."
+    "Largest |G(PX) - G(X)| over all cases, as a multiple of its rounding bound (float64, log "
+    "scale), for each readout of S(X). Left of the dashed line (1) the difference can be rounding; "
+    "right of it, it cannot."
 )
 
 Q3 = r"""
@@ -170,8 +215,10 @@ compare their speed.
 """
 
 A3 = r"""
-The FFN is the Transformer's only non-linearity outside attention, and it is applied to each
-token separately: all the mixing between tokens happens in attention. **Why three ways are one
+The FFN's ReLU is the Transformer layer's element-wise non-linearity; the other non-linear
+operations are attention's softmax and layer normalisation (which divides each token's features
+by their standard deviation). Like layer normalisation, the FFN acts on each token separately:
+all the mixing between tokens happens in attention. **Why three ways are one
 function.** On an input of shape $(B, T, D)$:
 
 - `nn.Linear(D, d_ff)` computes $y = x W^\top + b$ on the *last* axis, for every $(b, t)$ at once,
@@ -182,7 +229,8 @@ function.** On an input of shape $(B, T, D)$:
 - `nn.Conv1d(D, d_ff, kernel_size=1)` on $(B, D, T)$ computes
   $y_{b,:,t} = \sum_{k=0}^{0} W_{:,:,k}\, x_{b,:,t+k} + b$: a kernel of width one sees one position, so it
   is the same affine map with weight $W_{:,:,0}$. `ConvFFN` transposes to channels-first and back,
-  and its weights are *views* of the Linear weights (`unsqueeze(-1)`, same storage: {{ shared }}).
+  and its weights are *views* of the Linear weights (`unsqueeze(-1)`, the same storage:
+  {% if claims.ffn_forms_share_weights %}checked{% else %}**not** the case in this run{% endif %}).
 - `torch.func.functional_call(ffn, params, (x,))` turns the module into a pure function of its
   parameters; written for one position $x \in \mathbb{R}^D$ and mapped with
   `vmap(vmap(f, in_dims=(None, 0)), in_dims=(None, 0))`, it is position-wise *by construction*:
@@ -191,42 +239,50 @@ function.** On an input of shape $(B, T, D)$:
 **They agree.** Largest difference from the formula $\max(0, x W_1 + b_1) W_2 + b_2$ (float32) over
 {{ n_shapes }} shapes $(B, T, D)$ = {{ ffn_shapes }}: Linear {{ err_linear | sci }},
 Conv1d {{ err_conv | sci }}, vmap {{ err_vmap | sci }}
-{% if all_close %}(all within the $10^{-5}$ tolerance; a non-zero difference comes from a different kernel
-summing the same products in another order{% if err_vmap == 0 %}; the `vmap` form is bit-identical
-to the formula, a sign that its batching rules turned the per-position products into the very
-matrix multiplication the formula makes{% endif %}){% else %}(**not** all within $10^{-5}$: see the
-failing checks){% endif %}. The table below gives each shape.
+{% if claims.ffn_forms_agree %}(all within the rounding bound of the two evaluations, at most {{ max_ratio | fmt }}
+of it: a non-zero difference comes from a different kernel summing the same products in another
+order{% if claims.vmap_bit_identical %}; the `vmap` form is bit-identical to the formula, a sign that
+its batching rules turned the per-position products into the very matrix multiplication the
+formula makes{% endif %}){% else %}(**not** all within the rounding bound, up to {{ max_ratio | fmt }} times it:
+a form computes a different function; see the failing checks){% endif %}. The table below gives each shape.
 
 **`functionalize`.** Memory-saving code often writes the FFN in place (`h.add_(b1); h.relu_()`).
 Recording the aten operations that reach the kernels (a `TorchDispatchMode`), that version runs {{ n_inplace }} in-place op(s)
-({{ inplace_names }}); {% if n_inplace_func == 0 %}`torch.func.functionalize` of the same function runs none: each
+({{ inplace_names }}); {% if claims.functionalize_removes_mutation %}`torch.func.functionalize` of the same function runs none: each
 mutation is replaced by its out-of-place twin ({{ inplace_names | replace("_.", ".") }}){% else %}`torch.func.functionalize` of the same function still runs {{ n_inplace_func }}
-({{ func_names }}){% endif %}, and the output is unchanged (largest difference {{ err_func | sci }}). Removing mutation is what lets transforms such as `vmap`, `grad`
+({{ func_names }}){% endif %}, and the output {% if claims.functionalize_keeps_output %}is unchanged up to rounding{% else %}**changes** beyond rounding{% endif %} (largest difference {{ err_func | sci }}). Removing mutation is what lets transforms such as `vmap`, `grad`
 and compilers reason about a function as pure maths; here it shows the FFN *is* a pure function of
 $(x, W_1, b_1, W_2, b_2)$.
 
 **Speed** (forward only, inference mode, $(B, T, D) = {{ timing_shape }}$, $d_\mathrm{ff} = {{ timing_dff }}$,
-on `{{ device }}`, median of {{ repeats }} runs per form, the forms interleaved so that load on
-the machine hits all alike). The ratios are relative to `nn.Linear` and hold for this machine and
-shape only.
-{% if fastest == "nn.Linear" %}
+on `{{ device }}`, {{ repeats }} runs per form in {{ rounds }} rounds, the forms interleaved within each
+round so that load on the machine hits all alike). A form counts as slower (or faster) than
+`nn.Linear` only when it is so in every round: a form no different from `nn.Linear` does that with
+probability $2^{-{{ rounds }}}$ each way. The ratios hold for this machine and shape only.
+{% if claims.ffn_linear_fastest %}
 `nn.Linear` is the fastest: it flattens $(B, T)$ into one axis and makes one matrix
 multiplication (`addmm`) per layer, the best case for the BLAS library.
 {% else %}
-Here `{{ fastest }}` was the fastest, ahead of `nn.Linear`: at this size the forms differ by less
-than what load on the machine or the backend's choice of kernel can change.
+`nn.Linear` is not slower than every other form in every round here: at this size some forms
+differ from it by less than the spread between rounds.
 {% endif %}
 {% for form in ratios %}
-- `{{ form.name }}`: {{ form.ratio | fmt }}× the time of `nn.Linear`
-{%- if form.ratio > 1.15 %}, slower: {{ form.slower }}
-{%- elif form.ratio < 0.87 %}, faster on this run; nothing in this form does less work than
-`nn.Linear`, so a gap in this direction means load on the machine during the `nn.Linear` runs
-(the `quick` and `full` profiles time more runs).
-{%- else %}, the same within the noise of the measurement: {{ form.same }}
+- `{{ form.name }}`: {{ form.ratio | fmt }}× the time of `nn.Linear` (from {{ form.low | fmt }} to {{ form.high | fmt }} over the rounds)
+{%- if claims["ffn_" ~ form.key ~ "_slower"] %}, slower in every round: {{ form.slower }}
+{%- elif claims["ffn_" ~ form.key ~ "_faster"] %}, faster in every round; nothing in this form does less work
+than `nn.Linear`, so the backend must have picked a better kernel for it at this size.
+{%- else %}, not distinguishable from `nn.Linear` (slower in some rounds, faster in others):
+{{ form.same }}
 {%- endif %}
 
 {% endfor %}
 """
 
-CAPTION_FFN_ERRORS = "Largest |form(x) - formula(x)| per shape (float32; the check's tolerance is 1e-5)."
-CAPTION_TIMING = "Forward time of the three forms (and the functionalized one), side by side in one run."
+CAPTION_FFN_ERRORS = (
+    "Largest |form(x) - formula(x)| per shape (float32); the checks compare each with the rounding "
+    "bound of the two evaluations."
+)
+CAPTION_TIMING = (
+    "Forward time of the three forms (and the functionalized one), side by side in one run: the "
+    "median over all runs, and the range of the per-round ratio."
+)

@@ -90,8 +90,35 @@ def test_functionalize_removes_the_in_place_ops():
         torch.testing.assert_close(ffn.ffn_inplace(x, *weights), expected, rtol=0, atol=1e-6)
 
 
-def test_time_forms_times_every_form():
+def test_time_forms_times_every_form_in_paired_rounds():
     linear = ffn.LinearFFN(8)
-    times = ffn.time_forms(forms(linear), torch.randn(2, 3, 8), repeats=5, warmup=1)
+    times = ffn.time_forms(forms(linear), torch.randn(2, 3, 8), repeats=10, warmup=1, rounds=5)
     assert set(times) == {"linear", "conv", "vmap"}
-    assert all(t > 0 for t in times.values())
+    for timing in times.values():
+        assert len(timing.samples) == 10 and len(timing.rounds) == 5
+        assert all(t > 0 for t in timing.samples) and timing.median > 0
+
+
+def test_compare_times_needs_the_same_sign_in_every_round():
+    base = ffn.Timing(samples=[1.0] * 3, rounds=[1.0, 1.0, 1.0])
+    assert ffn.compare_times(ffn.Timing([2.0] * 3, [1.1, 2.0, 1.5]), base) == "slower"
+    assert ffn.compare_times(ffn.Timing([0.5] * 3, [0.9, 0.5, 0.99]), base) == "faster"
+    # much slower on the median, but faster in one round: not a finding
+    assert ffn.compare_times(ffn.Timing([5.0] * 3, [5.0, 5.0, 0.9]), base) == "same"
+
+
+def test_rounding_bound_holds_and_a_different_function_exceeds_it():
+    torch.manual_seed(0)
+    linear = ffn.LinearFFN(32)
+    x = torch.randn(4, 16, 32)
+    weights = ffn.linear_weights(linear)
+    bound = 2 * ffn.ffn_rounding_bound(x, *weights)
+    with torch.no_grad():
+        ref = ffn.ffn_reference(x, *weights)
+        for form in forms(linear).values():
+            assert ((form(x) - ref).abs() <= bound).all()
+        exact = ffn.ffn_reference(x.double(), *(w.double() for w in weights))
+        assert ((ref.double() - exact).abs() <= bound / 2).all()  # against the float64 formula too
+        wrong = torch.relu(x @ weights[0]) @ weights[2] + weights[3]  # b1 forgotten
+        assert ((wrong - ref).abs() > bound).any()
+    assert float(bound.max()) < 1e-3 * float(ref.abs().max())  # not a vacuous bound

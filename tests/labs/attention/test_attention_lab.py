@@ -22,12 +22,37 @@ def result(tmp_path_factory):
         yield run_lab_in(AttentionLab(), tmp / "run", profile="smoke")
 
 
+@pytest.mark.slow  # runs the lab (seconds)
 def test_smoke_run_passes(result):
     assert_checks_pass(result)
     assert result.status == "passed"
     assert [ex.title[:2] for ex in result.exercises] == ["1.", "2.", "3."]
+    assert [ex.fidelity for ex in result.exercises] == ["assignment"] * 3
+    assert AttentionLab.part == "Problem 3" and AttentionLab.title.startswith("Problem 3")
 
 
+@pytest.mark.slow  # runs the lab (seconds)
+def test_every_conclusion_is_a_claim_that_holds_on_the_smoke_run(result):
+    claims = {c.name: c for ex in result.exercises for c in ex.claims}
+    timing = {n for n in claims if n.startswith(("ffn_conv1d_", "ffn_vmap_", "ffn_functionalize_"))}
+    timing |= {"ffn_linear_fastest", "vmap_bit_identical"}  # decided by the machine and the backend
+    assert {n for n, c in claims.items() if not c.holds} <= timing
+    for key in ("conv1d", "vmap", "functionalize"):  # a form is never both slower and faster
+        assert not (claims[f"ffn_{key}_slower"].holds and claims[f"ffn_{key}_faster"].holds)
+    for c in claims.values():
+        assert c.statement and c.evidence, c.name
+        assert "nan" not in c.evidence.lower()
+    assert "rounding" in claims["equivariant_f64"].baseline
+
+
+@pytest.mark.slow  # runs the lab (seconds)
+def test_cases_that_permute_nothing_are_counted_apart(result):
+    cases = assert_metric(result, "equivariance_cases")
+    nontrivial = assert_metric(result, "equivariance_cases_nontrivial")
+    assert nontrivial == cases  # the smoke shapes have no single-token sequence
+
+
+@pytest.mark.slow  # runs the lab (seconds)
 def test_metrics_are_what_the_issue_asks_for(result):
     assert_metric(result, "equivariance_max_err_f64", at_most=1e-12)
     assert_metric(result, "equivariance_max_err_f32", at_most=1e-5)
@@ -42,6 +67,7 @@ def test_metrics_are_what_the_issue_asks_for(result):
         assert_metric(result, f"ffn_time_ratio_{form}", at_least=0)
 
 
+@pytest.mark.slow  # runs the lab (seconds)
 def test_report_records(result, tmp_path_factory):
     ex1, ex2, ex3 = result.exercises
     assert "Lemma" in ex1.answer and "{{" not in ex1.answer and "{%" not in ex1.answer
@@ -53,6 +79,7 @@ def test_report_records(result, tmp_path_factory):
     assert sum(c.points for c in result.checks) > 0
 
 
+@pytest.mark.slow  # runs the lab (seconds)
 def test_a_wrong_self_attention_fails_the_lab(tmp_path, monkeypatch):
     """Swap in the K.reshape bug: the float64 equivariance check must fail (status failed)."""
     monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(tmp_path / "cache"))
@@ -69,9 +96,12 @@ def test_a_wrong_self_attention_fails_the_lab(tmp_path, monkeypatch):
         )
     assert wrong.status == "failed"
     failed = {c.name for c in wrong.checks if not c.passed}
-    assert "PS(X) = S(PX) in float64" in failed
-    assert "G = 1^T S(X) is invariant (float64)" in failed
-    assert "not equivariant" in wrong.exercises[0].answer
+    assert "PS(X) = S(PX) in float64 (error / rounding bound)" in failed
+    assert "G = 1^T S(X) is invariant (float64, error / rounding bound)" in failed
+    claims = {c.name: c.holds for c in wrong.exercises[0].claims}
+    assert claims["equivariant_f64"] is False
+    assert "**not** equivariant" in wrong.exercises[0].answer
+    assert "These are rounding errors" not in wrong.exercises[0].answer
 
 
 def test_importing_the_lab_does_not_import_torch():
