@@ -1,0 +1,230 @@
+"""Running lab jobs on a SLURM cluster, through submitit.
+
+Each lab (and each seed of a sweep) becomes one SLURM job that calls the same
+:func:`labrunner.worker.run_lab_job` as a local worker does, so a lab cannot tell where
+it ran. The job writes its ``result.json`` into the lab's folder of the run folder, which
+must be on a file system the compute nodes share with the submitting machine; submitit
+keeps its own files (the pickled job, logs) under ``<run folder>/.slurm/``.
+
+Options (``--executor-option KEY=VALUE`` or ``executor_options:`` in the config file):
+
+=============  ==============================================================
+``partition``  SLURM partition (``--partition``)
+``time``       time limit in minutes, or ``H:MM:SS`` / ``D-HH:MM:SS`` (default 60)
+``gpus``       GPUs per job (``--gpus-per-node``)
+``cpus``       CPUs per job (``--cpus-per-task``)
+``mem``        memory per job, as sbatch takes it (``16G``)
+``account``    ``--account``
+``qos``        ``--qos``
+``constraint`` ``--constraint``
+``setup``      a shell line run before the job (``module load cuda``); repeatable
+``sbatch.K``   any other sbatch option ``--K=VALUE`` (``sbatch.mail-type=END``)
+=============  ==============================================================
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+#: Option names, and the submitit (sbatch) parameter each one sets.
+OPTIONS = {
+    "partition": "partition",
+    "time": "time",
+    "gpus": "gpus_per_node",
+    "cpus": "cpus_per_task",
+    "mem": "mem",
+    "account": "account",
+    "qos": "qos",
+    "constraint": "constraint",
+    "setup": "setup",
+}
+_SBATCH_KEY = re.compile(r"^sbatch\.([a-z][a-z0-9-]{0,40})$")
+#: SLURM job states after which a job will not run again.
+FINISHED_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+    }
+)
+POLL_S = 1.0
+
+
+def parse_time(value: str) -> int:
+    """A SLURM time limit in whole minutes, rounded up. SLURM's forms: ``M``, ``M:S``,
+    ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``."""
+    text = str(value).strip()
+    days, hms = text.split("-", 1) if "-" in text else ("0", text)
+    parts = hms.split(":")
+    if not all(p.isdigit() for p in [days, *parts]) or not 1 <= len(parts) <= 3:
+        raise UsageError(f"--executor-option time={value}: expected minutes, H:MM:SS or D-HH:MM:SS")
+    numbers = [int(p) for p in parts]
+    if "-" in text:  # hours first after the days
+        hours, minutes, seconds = (numbers + [0, 0])[:3]
+    else:
+        hours, minutes, seconds = {1: (0, numbers[0], 0), 2: (0, *numbers), 3: tuple(numbers)}[len(numbers)]
+    total = ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total < 60:
+        raise UsageError(f"--executor-option time={value}: the time limit must be at least a minute")
+    return -(-total // 60)
+
+
+def slurm_parameters(options: dict[str, Any]) -> dict[str, Any]:
+    """The submitit ``SlurmExecutor`` parameters for labrunner's executor options;
+    raises UsageError naming an unknown or malformed option."""
+    params: dict[str, Any] = {"time": 60}
+    extra: dict[str, str] = {}
+    for key, value in options.items():
+        match = _SBATCH_KEY.match(key)
+        if match:
+            extra[match.group(1)] = str(value)
+            continue
+        if key not in OPTIONS:
+            known = ", ".join([*OPTIONS, "sbatch.<option>"])
+            raise UsageError(f"--executor-option {key}: unknown SLURM option (known: {known})")
+        if key == "time":
+            params["time"] = parse_time(str(value))
+        elif key in ("gpus", "cpus"):
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                raise UsageError(f"--executor-option {key}={value}: expected a whole number") from None
+            if number < (0 if key == "gpus" else 1):
+                raise UsageError(f"--executor-option {key}={value}: out of range")
+            params[OPTIONS[key]] = number
+        elif key == "setup":
+            lines = value if isinstance(value, list) else [value]
+            params["setup"] = [str(line) for line in lines]
+        else:
+            params[OPTIONS[key]] = str(value)
+    if extra:
+        params["additional_parameters"] = extra
+    return params
+
+
+def _job(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a SLURM job runs: the lab job, as a local worker would."""
+    from .worker import run_lab_job
+
+    return run_lab_job(spec)
+
+
+@dataclass
+class SlurmJob:
+    """One submitted lab job."""
+
+    lab: str
+    spec: dict[str, Any]
+    job: Any  # submitit.Job
+    state: str = "PENDING"
+    outcome: dict[str, Any] | None = field(default=None)
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job.job_id)
+
+
+class SlurmExecutor:
+    """Submits lab jobs with submitit and follows them until they end."""
+
+    name = "slurm"
+
+    def __init__(self, folder: Path, options: dict[str, Any] | None = None):
+        try:
+            import submitit
+        except ImportError:
+            raise UsageError(
+                "--executor slurm needs submitit: pip install 'labrunner[slurm]' (or pip install submitit)"
+            ) from None
+        self.folder = Path(folder)
+        self.parameters = slurm_parameters(dict(options or {}))
+        self._executor = submitit.SlurmExecutor(folder=str(self.folder / "%j"), max_num_timeout=0)
+        self._executor.update_parameters(**self.parameters)
+
+    def submit(self, spec: dict[str, Any]) -> SlurmJob:
+        """Submit one lab job; raises UsageError when sbatch refuses it."""
+        self._executor.update_parameters(job_name=f"labrunner-{spec['lab']}")
+        try:
+            job = self._executor.submit(_job, spec)
+        except Exception as exc:  # sbatch's own message: no partition, no cluster, ...
+            message = str(exc).strip().splitlines()
+            raise UsageError(
+                f"SLURM refused the job of {spec['lab']}: {message[-1] if message else exc}"
+            ) from None
+        return SlurmJob(lab=spec["lab"], spec=spec, job=job)
+
+    def follow(
+        self,
+        jobs: Iterable[SlurmJob],
+        on_state: Callable[[SlurmJob], None] = lambda job: None,
+    ) -> Iterable[SlurmJob]:
+        """Yield each job as it ends (its ``outcome`` set), calling ``on_state`` on every
+        change of state (PENDING, RUNNING, COMPLETED, FAILED, ...)."""
+        waiting = list(jobs)
+        while waiting:
+            for job in list(waiting):
+                state = job.job.state
+                if state != job.state and state != "UNKNOWN":
+                    job.state = state
+                    on_state(job)
+                if job.job.done() or job.state.split()[0] in FINISHED_STATES:
+                    job.outcome = self._outcome(job)
+                    final = self._final_state(job)
+                    if final != job.state:
+                        job.state = final
+                        on_state(job)
+                    waiting.remove(job)
+                    yield job
+            if waiting:
+                time.sleep(POLL_S)
+
+    def cancel(self, jobs: Iterable[SlurmJob]) -> None:
+        """Cancel the jobs that have not ended (Ctrl-C)."""
+        for job in jobs:
+            if job.outcome is None:
+                try:
+                    job.job.cancel(check=False)
+                except Exception:  # already gone
+                    pass
+
+    @staticmethod
+    def _final_state(job: SlurmJob) -> str:
+        """The state SLURM's accounting gives the ended job (it can lag behind the
+        result file: a job that replied is COMPLETED)."""
+        try:
+            state = job.job.watcher.get_state(job.job_id, mode="force")
+        except Exception:
+            state = job.state
+        if state.split()[0] not in FINISHED_STATES:
+            state = "COMPLETED" if job.outcome and "reply" in job.outcome else "FAILED"
+        return state
+
+    def _outcome(self, job: SlurmJob) -> dict[str, Any]:
+        """The job's reply, or the error to record for its lab."""
+        try:
+            return {"reply": job.job.result()}
+        except Exception as exc:
+            text = str(exc).strip()
+            lines = [line for line in text.splitlines() if line.strip()]
+            return {
+                "error": {
+                    "type": "SlurmJobFailed",
+                    "message": f"SLURM job {job.job_id} ended {job.state}: {lines[-1] if lines else type(exc).__name__}",
+                    "traceback": text[-4000:],
+                    "job_id": job.job_id,
+                    "state": job.state,
+                }
+            }

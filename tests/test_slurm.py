@@ -1,0 +1,127 @@
+"""The SLURM executor: its options, and lab jobs on a real one-node cluster.
+
+The cluster tests need a running SLURM cluster (``scripts/slurm-cluster.sh start``, which
+CI runs); without one they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labrunner.errors import UsageError
+from labrunner.slurm import parse_time, slurm_parameters
+
+
+def cluster_problem() -> str | None:
+    """Why no SLURM cluster can take jobs here, or None when one can."""
+    if shutil.which("sbatch") is None:
+        return "SLURM is not installed (scripts/slurm-cluster.sh install)"
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        return "submitit is not installed"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"scontrol ping failed: {exc}"
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        return "no SLURM controller answers (scripts/slurm-cluster.sh start)"
+    return None
+
+
+needs_cluster = pytest.mark.skipif(cluster_problem() is not None, reason=str(cluster_problem()))
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [("90", 90), ("5:30", 6), ("1:30:00", 90), ("2-00:00:00", 2880), ("1-2", 1560), ("0-0:1", 1)],
+)
+def test_time_limits_in_slurm_forms(text, minutes):
+    assert parse_time(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["", "1h", "-5", "1:2:3:4", "0", "0:30"])
+def test_bad_time_limits_are_one_line_errors(text):
+    with pytest.raises(UsageError, match="time="):
+        parse_time(text)
+
+
+def test_options_map_to_sbatch_parameters():
+    params = slurm_parameters(
+        {
+            "partition": "gpu",
+            "time": "2:00:00",
+            "gpus": "1",
+            "cpus": "8",
+            "mem": "32G",
+            "account": "course",
+            "setup": "module load cuda",
+            "sbatch.mail-type": "END",
+        }
+    )
+    assert params == {
+        "partition": "gpu",
+        "time": 120,
+        "gpus_per_node": 1,
+        "cpus_per_task": 8,
+        "mem": "32G",
+        "account": "course",
+        "setup": ["module load cuda"],
+        "additional_parameters": {"mail-type": "END"},
+    }
+    assert slurm_parameters({}) == {"time": 60}
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"partiton": "x"}, "unknown SLURM option"),
+        ({"cpus": "many"}, "whole number"),
+        ({"cpus": "0"}, "range"),
+    ],
+)
+def test_bad_options_name_the_option(options, match):
+    with pytest.raises(UsageError, match=match):
+        slurm_parameters(options)
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_a_lab_job_runs_on_the_cluster_and_writes_its_result(tmp_path: Path):
+    from labrunner.config import config_as_dict, resolve_lab_config
+    from labrunner.plugins import load_plugins
+    from labrunner.results import LabResult
+    from labrunner.slurm import SlurmExecutor
+
+    plugins = load_plugins([])
+    lab = plugins.labs["attention"]
+    out = tmp_path / "run" / "attention"
+    spec = {
+        "lab": "attention",
+        "plugin": plugins.lab_plugin["attention"],
+        "plugins_dirs": [],
+        "config": config_as_dict(resolve_lab_config(lab, "smoke", [])),
+        "profile": "smoke",
+        "seed": 0,
+        "device": "cpu",
+        "deterministic": False,
+        "threads": 1,
+        "out_dir": str(out),
+        "cache_dir": str(tmp_path / "cache"),
+        "state_dir": str(tmp_path / "state"),
+        "cache_key": "test",
+    }
+    executor = SlurmExecutor(tmp_path / "run" / ".slurm", {"time": "10", "cpus": "1"})
+    states: list[str] = []
+    job = executor.submit(spec)
+    assert job.job_id.isdigit()
+    (done,) = list(executor.follow([job], on_state=lambda j: states.append(j.state)))
+    assert done.outcome is not None and "reply" in done.outcome, done.outcome
+    assert done.outcome["reply"]["status"] == "passed"
+    result = LabResult.load(out / "result.json")
+    assert result.status == "passed" and result.exercises
+    assert states and states[-1] == "COMPLETED"
