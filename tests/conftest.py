@@ -1,15 +1,109 @@
+"""Fixtures shared by the whole suite, and what keeps the checkout clean.
+
+Tests never write into the source tree: this module points every cache that Python, pytest
+and hypothesis would keep in the checkout (``__pycache__``, ``.pytest_cache``,
+``.hypothesis``) at a scratch folder outside it, for this process and for every subprocess a
+test starts, and at the end of the session compares ``git status --porcelain --ignored``
+with what it was at the start: a new ignored file (byte code, build output, a report) fails
+the run, a new untracked file is reported (``LABRUNNER_TREE_CHECK=0`` turns the comparison off).
+"""
+
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import configuration as hypothesis_configuration
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PLUGINS = Path(__file__).parent / "plugins"
 BAD_PLUGINS = Path(__file__).parent / "plugins_bad"
+
+
+# --------------------------------------------------------------------------- a clean checkout
+
+
+def _scratch_dir() -> Path:
+    """A per-user folder outside the checkout for the caches the suite keeps between runs
+    (pytest's ``--lf`` data, hypothesis examples, byte code)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "user"
+    path = Path(tempfile.gettempdir()) / f"labrunner-tests-{user}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+SCRATCH = Path(os.environ.setdefault("LABRUNNER_TEST_SCRATCH", str(_scratch_dir())))
+# byte code of everything imported from here on, in this process and in subprocesses
+# (which inherit os.environ; run_subprocess passes it on even with a replaced environment)
+os.environ.setdefault("PYTHONPYCACHEPREFIX", str(SCRATCH / "pycache"))
+sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
+
+
+# hypothesis keeps its example database and constants cache in ./.hypothesis unless told
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(SCRATCH / "hypothesis"))
+hypothesis_configuration.set_hypothesis_home_dir(os.environ["HYPOTHESIS_STORAGE_DIRECTORY"])
+
+_TREE = pytest.StashKey[set]()
+#: Written by tools, not by the tests (ruff's cache, editors); left out of the comparison.
+TOOL_PATHS = (".ruff_cache/", ".benchmarks/")
+
+
+def tree_state() -> set[str] | None:
+    """Untracked and ignored files of the checkout (``git status --porcelain --ignored``,
+    file by file), or None where this is not a git checkout or git is missing."""
+    if not (ROOT / ".git").exists():
+        return None
+    try:
+        proc = subprocess.run(
+            ["git", "status", "--porcelain", "-z", "--ignored=traditional", "--untracked-files=all"],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    entries = proc.stdout.decode("utf-8", "replace").split("\0")
+    return {e for e in entries if e[:3] in ("?? ", "!! ") and not e[3:].startswith(TOOL_PATHS)}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("LABRUNNER_TREE_CHECK", "1") != "0":
+        session.config.stash[_TREE] = tree_state()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """New ignored files (byte code, build output, reports) fail the session; new untracked
+    files are listed as a warning only, since they may be someone's work in progress."""
+    before = session.config.stash.get(_TREE, None)
+    if before is None:
+        return
+    new = sorted((tree_state() or set()) - before)
+    ignored = [e for e in new if e.startswith("!! ")]
+    untracked = [e for e in new if e.startswith("?? ")]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and new:
+        title = "the tests wrote into the source tree" if ignored else "new untracked files in the checkout"
+        reporter.write_sep("=", title, red=bool(ignored), yellow=not ignored)
+        shown = "\n".join(f"  {e}" for e in (ignored + untracked)[:20])
+        reporter.write_line(
+            f"{len(new)} new file(s) in {ROOT} (git status --porcelain --ignored):\n{shown}\n"
+            "Tests write under tmp_path. New ignored files fail the run; LABRUNNER_TREE_CHECK=0 "
+            "skips the comparison."
+        )
+    if ignored:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture
@@ -40,8 +134,19 @@ def cli(workdir: Path, capsys: pytest.CaptureFixture):
 
 
 def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, **kw):
-    """Run ``python -m labrunner ...`` (or a -c program) in a fresh interpreter."""
+    """Run ``python -m labrunner ...`` (or a -c program) in a fresh interpreter.
+
+    ``env`` adds to (or overrides) this process's environment; the byte-code prefix is kept
+    unless ``env`` names its own, so the child writes no ``__pycache__`` into the checkout.
+    """
     full_env = {**os.environ, **(env or {})}
+    full_env.setdefault("PYTHONPYCACHEPREFIX", os.environ["PYTHONPYCACHEPREFIX"])
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300, **kw
     )
+
+
+def child_env(**values: str) -> dict[str, str]:
+    """A minimal environment for a subprocess that must not see this one (``PATH``-less tests),
+    still with the byte-code prefix, so the child writes nothing into the checkout."""
+    return {"PYTHONPYCACHEPREFIX": os.environ["PYTHONPYCACHEPREFIX"], **values}

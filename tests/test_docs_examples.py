@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from labrunner.plugins import load_plugins
 from labrunner.testing import run_lab_in
 
@@ -15,6 +17,7 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 
 
+@pytest.mark.slow
 def test_tutorial_lab_runs_and_its_tests_pass(tmp_path, monkeypatch):
     blocks = python_blocks()
     assert len(blocks) >= 4

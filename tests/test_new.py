@@ -29,6 +29,7 @@ def test_invalid_names_are_refused(tmp_path, cli):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "work"]
 
 
+@pytest.mark.slow
 def test_generated_plugin_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "LABRUNNER_PLUGINS"}
     env["LABRUNNER_CACHE_DIR"] = str(tmp_path / "cache")

@@ -10,6 +10,8 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 
 class Images(HTMLParser):
     def __init__(self) -> None:
@@ -21,6 +23,7 @@ class Images(HTMLParser):
             self.sources.append(dict(attrs).get("src", ""))
 
 
+@pytest.mark.slow
 def test_run_all_smoke(tmp_path: Path):
     env = {**os.environ, "LABRUNNER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("LABRUNNER_PLUGINS", None)
