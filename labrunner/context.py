@@ -7,10 +7,13 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .progress import Bar, Reporter
 from .results import FIDELITIES, Check, Claim, Exercise, LabResult, jsonable, number, write_atomic
+
+#: The type of a lab's config, so that a lab can write ``ctx: LabContext[MyConfig]``.
+ConfigT = TypeVar("ConfigT")
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -19,8 +22,14 @@ FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    """A number with ``digits`` significant digits, without scientific notation
-    for ordinary magnitudes."""
+    """``{{ x | fmt }}``, ``{{ x | fmt(5) }}``: a number with ``digits`` significant digits
+    (default 3), in plain notation for ordinary magnitudes.
+
+    Integers get thousands separators (``61,100,840``); floats of magnitude below 1e-3 or
+    from 1e12 up are written in scientific notation with ``digits`` significant digits
+    (``3.14e-05``); floats from ``10**digits`` up are rounded to an integer with separators
+    (``12,346``); ``0.0`` is ``0``; NaN and infinities are written ``nan``, ``inf``, ``-inf``.
+    numpy and torch scalars are converted first."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         value = getattr(value, "item", lambda: value)()
     if isinstance(value, int):
@@ -35,23 +44,34 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _sci(value: Any, digits: int = 2) -> str:
-    """Scientific notation, for errors such as 3.1e-16."""
+    """``{{ x | sci }}``, ``{{ x | sci(3) }}``: scientific notation with ``digits`` digits after
+    the point (default 2), for errors such as ``3.10e-16``; ``0`` is ``0.00e+00``."""
     return f"{float(value):.{digits}e}"
 
 
 def _pct(value: Any, digits: int = 1) -> str:
-    """A fraction as a percentage: 0.953 -> 95.3 %."""
+    """``{{ x | pct }}``, ``{{ x | pct(0) }}``: a fraction as a percentage with ``digits``
+    decimals (default 1) and a space before the sign: ``0.953`` gives ``95.3 %``."""
     return f"{100 * float(value):.{digits}f} %"
+
+
+#: The filters answer templates can use, besides Jinja2's own (``round``, ``join``, ...).
+FILTERS = {"fmt": _fmt, "sci": _sci, "pct": _pct}
 
 
 _ENV = None
 
 
 def render_markdown(template: str, **values: Any) -> str:
-    """Fill a Jinja2 Markdown template with measured values.
+    """Fill a Jinja2 Markdown template with measured values; returns the text, stripped.
 
-    Undefined names are an error, so a typo cannot silently drop a number.
-    Filters: ``fmt`` (significant digits), ``sci``, ``pct``.
+    Undefined names are an error, so a typo cannot silently drop a number. Filters: ``fmt``
+    (significant digits), ``sci``, ``pct`` (see :data:`FILTERS`). The environment has
+    ``trim_blocks`` and ``lstrip_blocks`` on: a line holding only a ``{% ... %}`` tag leaves no
+    empty line, and the newline right after any block tag is removed, so a blank line after
+    ``{% endif %}`` or ``{% endfor %}`` does not separate paragraphs. Write ``{% endif +%}``
+    (a ``+`` before ``%}``) to keep the newline, or leave two blank lines. No autoescaping:
+    the text is Markdown, escaped when it becomes HTML.
     """
     global _ENV
     if _ENV is None:
@@ -64,7 +84,7 @@ def render_markdown(template: str, **values: Any) -> str:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        _ENV.filters.update(fmt=_fmt, sci=_sci, pct=_pct)
+        _ENV.filters.update(FILTERS)
     return _ENV.from_string(template).render(**values).strip()
 
 
@@ -72,7 +92,13 @@ def render_markdown(template: str, **values: Any) -> str:
 
 
 class ExerciseRecorder:
-    """Records one exercise; obtained from ``ctx.exercise(title, question)``."""
+    """Records one exercise; obtained from ``with ctx.exercise(title, question) as ex:``.
+
+    After the question and the answer, the report shows figures, tables and Markdown blocks
+    in the order they were recorded, then the exercise's claims, checks and measurements.
+    An exception inside the ``with`` block propagates: the lab fails, with its traceback in
+    the report.
+    """
 
     def __init__(self, ctx: LabContext, exercise: Exercise):
         self._ctx = ctx
@@ -90,11 +116,13 @@ class ExerciseRecorder:
         self.exercise.question = text.strip()
 
     def answer(self, template: str, **values: Any) -> str:
-        """Set the answer: a Jinja2 Markdown template filled with measured ``values``.
+        """Set the answer: a Jinja2 Markdown template filled with measured ``values``; returns
+        the rendered text (see :func:`render_markdown` for filters and whitespace rules).
 
         The template also sees ``claims``: every claim recorded so far in this lab, by name,
         as ``True``/``False`` (``{% if claims.erf_smaller_than_rf %}``). A conclusion in an
-        answer branches on a claim, never on a number compared with a constant.
+        answer branches on a claim, never on a number compared with a constant. Record the
+        claims before the answer. Calling ``answer`` again replaces the answer.
         """
         self.exercise.answer = render_markdown(template, **{"claims": self._ctx.claims, **values})
         return self.exercise.answer
@@ -150,7 +178,12 @@ class ExerciseRecorder:
 
     # figures and tables
     def figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> Path:
-        """Save a matplotlib figure as ``figures/<name>.png`` and close it."""
+        """Save a matplotlib figure as ``figures/<name>.png`` in the lab's folder and close it
+        (``plt.close(fig)``: draw a new figure for the next record); returns the path.
+
+        ``name`` is a file name without extension (letters, digits, ``_``, ``-``, ``.``),
+        unique in the lab. The PNG is written at ``dpi`` with a tight bounding box.
+        """
         path = self._ctx._new_file(f"figures/{name}.png", name)
         import io
 
@@ -170,7 +203,10 @@ class ExerciseRecorder:
         columns: Sequence[str] | None = None,
         caption: str = "",
     ) -> None:
-        """Add a table: a list of rows (lists with ``columns``, or dicts)."""
+        """Add a table: a list of rows, either lists (give ``columns``, one name per cell) or
+        dicts (columns from the first row's keys unless given). Cells are any JSON values;
+        the report shows floats with 4 significant digits, so format a cell as a string to
+        choose its digits yourself. A row of the wrong length raises ``ValueError``."""
         rows = list(rows)
         if rows and isinstance(rows[0], dict):
             columns = list(columns or rows[0].keys())
@@ -186,7 +222,9 @@ class ExerciseRecorder:
 
     # numbers
     def metric(self, name: str, value: Any) -> Any:
-        """Record a number; it also goes into the lab's flat ``metrics`` map."""
+        """Record a number (int, float, or a numpy/torch scalar) and return it as a Python
+        number; it also goes into the lab's flat ``metrics`` map in ``result.json``. Names are
+        unique in the lab (``ValueError`` when recorded twice)."""
         value = number(value)
         self._ctx._add_metric(name, value)
         self.exercise.metrics[name] = value
@@ -203,7 +241,12 @@ class ExerciseRecorder:
         points: float = 1.0,
         message: str = "",
     ) -> bool:
-        """Record a pass/fail check worth ``points``; returns ``passed``."""
+        """Record a pass/fail check worth ``points``; returns ``passed``.
+
+        ``expected``, ``actual`` and ``tolerance`` are shown in the report's checks table (any
+        JSON values); ``message`` is shown beside a failed check. A lab passes when all its
+        checks pass; ``labrunner check`` totals the points.
+        """
         passed = bool(passed)
         self.exercise.checks.append(
             Check(
@@ -219,22 +262,25 @@ class ExerciseRecorder:
         return passed
 
     def check_close(self, name: str, actual: Any, expected: Any, tol: float, points: float = 1.0) -> bool:
-        """Pass when ``|actual - expected| <= tol``."""
+        """Pass when ``|actual - expected| <= tol``: ``tol`` (a keyword or the fourth argument)
+        is an *absolute* tolerance in the units of the value. For a relative tolerance pass
+        ``tol=rel * abs(expected)``. Both values must be numbers."""
         a, e = float(number(actual)), float(number(expected))
         return self.check(name, abs(a - e) <= tol, expected=e, actual=a, tolerance=f"±{tol:g}", points=points)
 
     def check_at_most(self, name: str, actual: Any, limit: Any, points: float = 1.0) -> bool:
-        """Pass when ``actual <= limit``."""
+        """Pass when ``actual <= limit`` (inclusive); ``actual`` must be a number."""
         a = number(actual)
         return self.check(name, a <= limit, expected=f"≤ {limit:g}", actual=a, points=points)
 
     def check_at_least(self, name: str, actual: Any, limit: Any, points: float = 1.0) -> bool:
-        """Pass when ``actual >= limit``."""
+        """Pass when ``actual >= limit`` (inclusive); ``actual`` must be a number."""
         a = number(actual)
         return self.check(name, a >= limit, expected=f"≥ {limit:g}", actual=a, points=points)
 
     def check_equal(self, name: str, actual: Any, expected: Any, points: float = 1.0) -> bool:
-        """Pass when ``actual == expected`` (numbers, strings, lists)."""
+        """Pass when ``actual == expected`` after conversion to JSON values (numbers, strings,
+        lists: a tuple equals the list with the same items; ``1 == 1.0``)."""
         a, e = jsonable(actual), jsonable(expected)
         return self.check(name, a == e, expected=e, actual=a, points=points)
 
@@ -242,24 +288,28 @@ class ExerciseRecorder:
 # --------------------------------------------------------------------------- context
 
 
-class LabContext:
-    """Given to ``Lab.run``. Attributes:
+class LabContext(Generic[ConfigT]):
+    """Given to ``Lab.run``; annotate it as ``LabContext[MyConfig]`` so that ``ctx.config``
+    has the config's type. Attributes:
 
     - ``config``: the resolved, validated config (a frozen instance of ``Lab.Config``).
     - ``device``: a ``torch.device`` (the run's ``--device``).
-    - ``seed``: the run's seed; ``rng`` is a ``numpy.random.Generator`` seeded with it.
-      random, numpy and torch are also seeded before ``run`` starts.
+    - ``seed``: the run's seed (an int); ``rng`` is a ``numpy.random.Generator``
+      (``numpy.random.default_rng(seed)``) and ``torch_generator()`` a ``torch.Generator``
+      seeded with it. random, numpy and torch are also seeded before ``run`` starts.
     - ``profile``: ``smoke``, ``quick``, ``full`` or a lab-defined profile name.
     - ``out_dir``: this lab's folder in the run (use ``ex.figure`` rather than writing here).
     - ``cache_dir``: a persistent folder shared by runs of this lab (weights, datasets).
     - ``state_dir``: a persistent folder for this exact config and seed (checkpoints to
       resume an interrupted run).
+    - ``deterministic``: whether ``--deterministic`` was given.
+    - ``claims``: every claim recorded so far in the lab, by name (what templates see).
     """
 
     def __init__(
         self,
         result: LabResult,
-        config: Any,
+        config: ConfigT,
         *,
         device: Any,
         seed: int,
@@ -287,11 +337,13 @@ class LabContext:
 
     @property
     def name(self) -> str:
+        """The lab's name."""
         return self.result.lab
 
     @property
     def rng(self):
-        """A ``numpy.random.Generator`` seeded with the run's seed."""
+        """A ``numpy.random.Generator`` (``numpy.random.default_rng(seed)``), created on first
+        use and then shared by the whole run of the lab."""
         if self._rng is None:
             import numpy as np
 
@@ -299,7 +351,9 @@ class LabContext:
         return self._rng
 
     def torch_generator(self, device: Any = None, offset: int = 0):
-        """A ``torch.Generator`` on ``device`` (default: CPU) seeded with ``seed + offset``."""
+        """A new ``torch.Generator`` on ``device`` (default: CPU) seeded with ``seed + offset``.
+        Each call starts a fresh stream: use different offsets for independent draws, and
+        draw on the CPU then ``.to(ctx.device)`` so that numbers do not depend on the device."""
         import torch
 
         gen = torch.Generator(device=device or "cpu")
@@ -345,7 +399,9 @@ class LabContext:
         return self._reporter.bar(desc or self.name, total=total, iterable=iterable)
 
     def file(self, name: str) -> Path:
-        """A path for an extra output file in the lab's folder (name checked)."""
+        """A path for an extra output file in the lab's folder: ``name`` is a plain file name
+        (letters, digits, ``_``, ``-``, ``.``; no folders), unique in the lab. The lab writes
+        the file itself; it is kept in the run folder but not shown in the report."""
         return self._new_file(name, name)
 
     # internal

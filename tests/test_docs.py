@@ -29,3 +29,53 @@ def test_every_hook_is_documented():
 def test_every_hook_has_a_docstring():
     for name in hook_names():
         assert (getattr(hookspecs, name).__doc__ or "").strip(), name
+
+
+# --------------------------------------------------------------------------- the API reference
+
+
+def load_apidoc():
+    import importlib.util
+
+    path = DOCS.parent / "tools" / "apidoc.py"
+    spec = importlib.util.spec_from_file_location("apidoc", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_api_reference_is_generated_from_the_current_docstrings():
+    expected = load_apidoc().render()
+    assert (DOCS / "api.md").read_text(encoding="utf-8") == expected, (
+        "docs/api.md is out of date: run python tools/apidoc.py"
+    )
+
+
+def test_api_reference_covers_what_lab_authors_use():
+    import labrunner
+    from labrunner.context import FILTERS, ExerciseRecorder, LabContext
+
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    for name in labrunner.__all__:
+        assert f"`{name}`" in text, name
+    for cls, prefix in ((LabContext, "ctx"), (ExerciseRecorder, "ex")):
+        for name, value in vars(cls).items():
+            if name.startswith("_") or not (callable(value) or isinstance(value, property)):
+                continue
+            assert f"### `{prefix}.{name}" in text, f"{prefix}.{name} is not in docs/api.md"
+            doc = value.fget.__doc__ if isinstance(value, property) else value.__doc__
+            assert (doc or "").strip(), f"{prefix}.{name} has no docstring"
+    for name in FILTERS:
+        assert f"### `{name}`" in text
+    assert "absolute" in text  # check_close's tolerance, the question lab authors asked
+
+
+def test_apidoc_check_fails_on_a_stale_page(tmp_path, monkeypatch, capsys):
+    apidoc = load_apidoc()
+    stale = tmp_path / "api.md"
+    stale.write_text("# old\n")
+    monkeypatch.setattr(apidoc, "PAGE", stale)
+    monkeypatch.setattr(apidoc, "ROOT", tmp_path)
+    assert apidoc.main(["--check"]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert apidoc.main([]) == 0 and apidoc.main(["--check"]) == 0
