@@ -16,7 +16,8 @@ import zipfile
 from pathlib import Path
 
 from .errors import UsageError
-from .report import load_run, render_report
+from .report import render_report
+from .runfolder import load_run
 
 MANIFEST = "MANIFEST.sha256"
 #: Already compressed: stored as is, which is faster and no bigger.

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import RunData, format_value, summarize
+from .report import format_value
+from .runfolder import RunData, summarize
 
 
 def grade(run: RunData) -> dict[str, Any]:

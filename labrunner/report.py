@@ -11,7 +11,6 @@ any of which a user can override with ``--template-dir``.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import math
 import os
@@ -20,12 +19,16 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
 from .results import Check, LabResult, write_atomic
+
+# The run folder's model and loading live in runfolder.py; imported here for the renderer
+# and for code that imports them from this module.
+from .runfolder import LabSummary, RunData, _date, _meta, _read_json, load_run, summarize  # noqa: F401
 
 #: Formats rendered by labrunner itself; others come from plugins.
 BUILTIN_FORMATS = {
@@ -35,8 +38,6 @@ BUILTIN_FORMATS = {
 }
 #: Executables tried, in order, to print the HTML to PDF; $LABRUNNER_CHROMIUM comes first.
 PDF_ENGINES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-#: A lab's folder in the run: a lab name, never a path elsewhere.
-_LAB_FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 PDF_HELP = (
     "no PDF engine found: install Chromium (Debian/Ubuntu: apt-get install chromium; macOS: "
     "brew install --cask chromium) or set LABRUNNER_CHROMIUM to a Chrome/Chromium executable"
@@ -44,133 +45,6 @@ PDF_HELP = (
 
 
 # --------------------------------------------------------------------------- the loaded run
-
-
-@dataclass
-class LabSummary:
-    """One row of the report's summary table (and of ``labrunner check``)."""
-
-    lab: str
-    title: str
-    status: str
-    checks_passed: int
-    checks_total: int
-    points: float
-    points_total: float
-    duration_s: float
-    cached: bool
-
-
-@dataclass
-class RunData:
-    """A run as loaded from its folder; what templates and report-format plugins receive.
-
-    - ``info``: run.json as a dict; ``settings`` and ``environment`` are parts of it.
-    - ``meta``: the title block (title, course, author, student_id, institution, date).
-    - ``labs``: each lab's :class:`~labrunner.results.LabResult`, in run order.
-    - ``config_yaml``: the text of config.yaml (the resolved config of every lab).
-    """
-
-    run_dir: Path
-    info: dict[str, Any]
-    meta: dict[str, str]
-    labs: list[LabResult] = field(default_factory=list)
-    config_yaml: str = ""
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        return self.info.get("settings", {}) or {}
-
-    @property
-    def environment(self) -> dict[str, Any]:
-        return self.info.get("environment", {}) or {}
-
-    def figure_path(self, lab: LabResult, record: dict[str, Any]) -> Path:
-        """The PNG file of a figure record of ``lab`` (always inside the lab's folder)."""
-        rel = Path(str(record.get("path", "")))
-        if rel.is_absolute() or ".." in rel.parts:
-            rel = Path("figures") / rel.name
-        return self.run_dir / lab.lab / rel
-
-    def summaries(self) -> list[LabSummary]:
-        return [summarize(lab) for lab in self.labs]
-
-    @property
-    def all_passed(self) -> bool:
-        """True when every lab passed (an errored or interrupted lab does not)."""
-        return bool(self.labs) and all(lab.status == "passed" for lab in self.labs)
-
-
-def summarize(lab: LabResult) -> LabSummary:
-    """Status, checks passed / total and points earned / total of one lab."""
-    checks = lab.checks
-    return LabSummary(
-        lab=lab.lab,
-        title=lab.title,
-        status=lab.status,
-        checks_passed=sum(c.passed for c in checks),
-        checks_total=len(checks),
-        points=sum(c.earned for c in checks),
-        points_total=sum(c.points for c in checks),
-        duration_s=lab.duration_s,
-        cached=lab.cached,
-    )
-
-
-def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
-    """Load a run folder; raises UsageError when it is not one or a file is unreadable."""
-    run_dir = Path(run_dir)
-    info = _read_json(run_dir / "run.json")
-    settings = info.get("settings", {}) or {}
-    names = [entry["lab"] for entry in info.get("labs", []) if isinstance(entry, dict) and "lab" in entry]
-    names += [n for n in settings.get("labs", []) if n not in names]  # interrupted runs
-    labs = []
-    for name in names:
-        if not isinstance(name, str) or not _LAB_FOLDER.match(name):
-            raise UsageError(f"{run_dir / 'run.json'}: invalid lab name {name!r}")
-        path = run_dir / name / "result.json"
-        if path.is_file():
-            try:
-                labs.append(LabResult.load(path))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise UsageError(f"{path}: not a valid result file ({exc})") from None
-    config_path = run_dir / "config.yaml"
-    config_yaml = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
-    return RunData(run_dir=run_dir, info=info, meta=_meta(info, author), labs=labs, config_yaml=config_yaml)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UsageError(f"{path.parent} is not a run folder (no {path.name})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a JSON object")
-    return data
-
-
-def _meta(info: dict[str, Any], author: str | None) -> dict[str, str]:
-    report = dict((info.get("settings", {}) or {}).get("report", {}) or {})
-    if author:
-        report["author"] = author
-    meta = {
-        key: str(report.get(key) or "") for key in ("title", "course", "author", "student_id", "institution")
-    }
-    meta["title"] = meta["title"] or "Lab report"
-    meta["date"] = _date(info.get("finished") or info.get("started"))
-    return meta
-
-
-def _date(stamp: Any) -> str:
-    """The run's date, e.g. '29 November 2026' (the report's date is the run's, so
-    re-rendering gives the same file)."""
-    try:
-        day = dt.datetime.fromisoformat(str(stamp))
-    except (TypeError, ValueError):
-        return ""
-    return f"{day.day} {day:%B %Y}"
 
 
 # --------------------------------------------------------------------------- formatting

@@ -73,7 +73,7 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
-    from .runner import find_run_dir
+    from .runfolder import find_run_dir
 
     return find_run_dir(args.run_dir)
 
@@ -110,7 +110,7 @@ def _plugins(args: argparse.Namespace) -> Any:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .grading import format_grades, grade
-    from .report import load_run
+    from .runfolder import load_run
 
     grades = grade(load_run(_run_dir(args)))
     if args.json:

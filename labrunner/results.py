@@ -10,13 +10,18 @@ import dataclasses
 import json
 import math
 import os
+import re
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
+
 SCHEMA_VERSION = 1
-STATUSES = ("passed", "failed", "error", "interrupted")
+#: A lab's status; "not run" marks a lab listed in a run without ever having run.
+STATUSES = ("passed", "failed", "error", "interrupted", "not run")
 
 
 def jsonable(value: Any) -> Any:
@@ -56,6 +61,162 @@ def number(value: Any) -> float | int:
     return value
 
 
+# --------------------------------------------------------------------------- reading back
+
+#: The biggest run.json or result.json read back (a result with large tables is a few MB).
+MAX_JSON_BYTES = 64 * 1024 * 1024
+#: A lab's folder in a run folder: a lab name, never a path elsewhere, never a folder the report uses.
+RESERVED_FOLDERS = frozenset({"figures"})
+#: One part of a path inside a lab's folder (figures/<name>.png): no '..', no hidden files.
+_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+class RunFileError(UsageError, ValueError):
+    """A run.json or result.json that is not what labrunner writes.
+
+    The message is one line naming the file and the field (``exercises[0].checks[1].passed:
+    expected true or false, got a string``). Being a UsageError, the command line prints it
+    and exits with status 2; being a ValueError, code that treats unreadable files alike
+    (a cache entry that fails validation) catches it too.
+    """
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message never prints a whole value."""
+    if isinstance(value, (dict, list)):
+        return f"{type(value).__name__} of {len(value)}"
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    return text if len(text) <= limit + 2 else text[:limit] + "…"
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "an integer"}
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return "a number" if math.isfinite(value) else f"the number {value}"
+    return names.get(type(value), type(value).__name__)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bool, int, float))
+
+
+_EXPECTED = {
+    str: ("a string", lambda v: isinstance(v, str)),
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", _is_int),
+    float: ("a finite number", _is_number),
+    list: ("a list", lambda v: isinstance(v, list)),
+    dict: ("an object", lambda v: isinstance(v, dict)),
+}
+_MISSING = object()
+
+
+def _where(where: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{where}[{key}]"
+    return f"{where}.{key}" if where else key
+
+
+def json_object(data: Any, where: str) -> dict[str, Any]:
+    """``data`` if it is a JSON object, else a RunFileError naming ``where``."""
+    if not isinstance(data, dict):
+        raise RunFileError(f"{where or 'the file'}: expected an object, got {_type_name(data)}")
+    return data
+
+
+def field_of(
+    data: dict[str, Any],
+    key: str,
+    where: str,
+    kind: type,
+    default: Any = _MISSING,
+    *,
+    optional: bool = False,
+) -> Any:
+    """``data[key]`` checked to be of ``kind`` (str, bool, int, float, list, dict); ``default``
+    when absent (required when no default); ``optional`` also allows null."""
+    if key not in data:
+        if default is _MISSING:
+            raise RunFileError(f"{_where(where, key)}: missing")
+        return default
+    value = data[key]
+    if optional and value is None:
+        return None
+    expected, ok = _EXPECTED[kind]
+    if not ok(value):
+        raise RunFileError(f"{_where(where, key)}: expected {expected}, got {_type_name(value)}")
+    return value
+
+
+def check_lab_name(name: Any, where: str) -> str:
+    """A lab name as a folder of the run: the lab contract's pattern, nothing else."""
+    from .lab import NAME_PATTERN
+
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in RESERVED_FOLDERS:
+        raise RunFileError(f"{where}: invalid lab name {short(name)}")
+    return name
+
+
+def check_relative_path(path: Any, where: str) -> str:
+    """A file inside a lab's folder, as a relative POSIX path without '..' or hidden parts."""
+    if isinstance(path, str) and 0 < len(path) <= 1000:
+        parts = path.split("/")
+        if len(parts) <= 8 and all(_PATH_PART.match(p) for p in parts):
+            return path
+    raise RunFileError(f"{where}: unsafe path {short(path)} (expected a file inside the lab's folder)")
+
+
+def read_json_file(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The JSON value in ``path``; a RunFileError (one line naming the file) when it cannot be
+    read, is larger than ``max_bytes``, is not UTF-8 or not JSON."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise RunFileError(f"{path}: larger than {max_bytes} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RunFileError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise RunFileError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:200]})") from None
+
+
+def check_schema(data: dict[str, Any], where: str = "", *, required: bool = True) -> int:
+    """The file's schema version, which must be the one this labrunner writes."""
+    version = field_of(data, "schema", where, int, _MISSING if required else SCHEMA_VERSION)
+    if version > SCHEMA_VERSION:
+        raise RunFileError(
+            f"{_where(where, 'schema')}: version {version} was written by a newer labrunner "
+            f"(this one reads version {SCHEMA_VERSION}); upgrade labrunner"
+        )
+    if version != SCHEMA_VERSION:
+        raise RunFileError(
+            f"{_where(where, 'schema')}: unknown version {version} (expected {SCHEMA_VERSION})"
+        )
+    return version
+
+
+# --------------------------------------------------------------------------- the records
+
+
 @dataclass
 class Check:
     """One pass/fail check, with the points it is worth."""
@@ -71,6 +232,22 @@ class Check:
     @property
     def earned(self) -> float:
         return self.points if self.passed else 0.0
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> Check:
+        d = json_object(data, where)
+        points = field_of(d, "points", where, float, 1.0)
+        if points < 0:
+            raise RunFileError(f"{_where(where, 'points')}: expected points >= 0, got {short(points)}")
+        return cls(
+            name=field_of(d, "name", where, str),
+            passed=field_of(d, "passed", where, bool),
+            expected=d.get("expected"),
+            actual=d.get("actual"),
+            tolerance=d.get("tolerance"),
+            points=points,
+            message=field_of(d, "message", where, str, ""),
+        )
 
 
 @dataclass
@@ -89,6 +266,105 @@ class Claim:
     evidence: str = ""
     baseline: str = ""
 
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> Claim:
+        d = json_object(data, where)
+        return cls(
+            name=field_of(d, "name", where, str),
+            holds=field_of(d, "holds", where, bool),
+            **{k: field_of(d, k, where, str, "") for k in ("statement", "evidence", "baseline")},
+        )
+
+
+class _ReadableAsMapping(Mapping):
+    """Lets a record be read like the dict it is in result.json (``record["kind"]``), as
+    code written against the earlier dict records does."""
+
+    def __getitem__(self, key: str) -> Any:
+        if isinstance(key, str) and key in self._names():
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
+
+
+@dataclass(eq=True)
+class FigureRecord(_ReadableAsMapping):
+    """A figure: a PNG inside the lab's folder (``figures/<name>.png``) and its caption."""
+
+    path: str
+    caption: str = ""
+    kind: str = field(default="figure", init=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "") -> FigureRecord:
+        return cls(
+            path=check_relative_path(field_of(data, "path", where, str), _where(where, "path")),
+            caption=field_of(data, "caption", where, str, ""),
+        )
+
+
+@dataclass(eq=True)
+class TableRecord(_ReadableAsMapping):
+    """A table: column headings, rows of cells (numbers or Markdown text), a caption."""
+
+    columns: list[Any]
+    rows: list[list[Any]]
+    caption: str = ""
+    kind: str = field(default="table", init=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "") -> TableRecord:
+        columns = field_of(data, "columns", where, list)
+        for i, column in enumerate(columns):
+            if not _is_scalar(column):
+                raise RunFileError(f"{_where(_where(where, 'columns'), i)}: expected a heading, got a list")
+        rows = field_of(data, "rows", where, list)
+        for i, row in enumerate(rows):
+            if not isinstance(row, list):
+                raise RunFileError(
+                    f"{_where(_where(where, 'rows'), i)}: expected a list, got {_type_name(row)}"
+                )
+        return cls(columns=columns, rows=rows, caption=field_of(data, "caption", where, str, ""))
+
+
+@dataclass(eq=True)
+class MarkdownRecord(_ReadableAsMapping):
+    """A block of Markdown (with ``$math$``) between the other records."""
+
+    text: str
+    kind: str = field(default="markdown", init=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "") -> MarkdownRecord:
+        return cls(text=field_of(data, "text", where, str))
+
+
+Record = FigureRecord | TableRecord | MarkdownRecord
+RECORD_TYPES: dict[str, type[FigureRecord] | type[TableRecord] | type[MarkdownRecord]] = {
+    "figure": FigureRecord,
+    "table": TableRecord,
+    "markdown": MarkdownRecord,
+}
+
+
+def record_from_json(data: Any, where: str = "") -> Record:
+    """The typed record of one entry of an exercise's ``records``."""
+    d = json_object(data, where)
+    kind = d.get("kind")
+    cls = RECORD_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        kinds = ", ".join(RECORD_TYPES)
+        raise RunFileError(f"{_where(where, 'kind')}: unknown record kind {short(kind)} (expected {kinds})")
+    return cls.from_json(d, where)
+
 
 FIDELITIES = ("assignment", "stand-in")
 
@@ -97,8 +373,9 @@ FIDELITIES = ("assignment", "stand-in")
 class Exercise:
     """One exercise of a lab: question, answer, and records in the order they were made.
 
-    ``records`` holds figures, tables and Markdown blocks as dicts with a ``kind``
-    key ("figure": path, caption; "table": columns, rows, caption; "markdown": text).
+    ``records`` holds figures, tables and Markdown blocks (:class:`FigureRecord`,
+    :class:`TableRecord`, :class:`MarkdownRecord` once read back; the recorder appends
+    the same fields as dicts with a ``kind`` key, and either reads as a mapping).
     ``fidelity`` is ``"assignment"`` when the exercise ran on the assignment's own material,
     ``"stand-in"`` otherwise, with the reason in ``fidelity_reason``.
     """
@@ -106,17 +383,46 @@ class Exercise:
     title: str
     question: str = ""
     answer: str = ""
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     fidelity: str = "assignment"
     fidelity_reason: str = ""
 
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> Exercise:
+        d = json_object(data, where)
+        fidelity = field_of(d, "fidelity", where, str, "assignment")
+        if fidelity not in FIDELITIES:
+            raise RunFileError(
+                f"{_where(where, 'fidelity')}: expected one of {', '.join(FIDELITIES)}, got {short(fidelity)}"
+            )
+
+        def items(key: str, read: Any) -> list[Any]:
+            at = _where(where, key)
+            return [read(item, _where(at, i)) for i, item in enumerate(field_of(d, key, where, list, []))]
+
+        return cls(
+            title=field_of(d, "title", where, str),
+            question=field_of(d, "question", where, str, ""),
+            answer=field_of(d, "answer", where, str, ""),
+            records=items("records", record_from_json),
+            metrics=field_of(d, "metrics", where, dict, {}),
+            checks=items("checks", Check.from_json),
+            claims=items("claims", Claim.from_json),
+            fidelity=fidelity,
+            fidelity_reason=field_of(d, "fidelity_reason", where, str, ""),
+        )
+
 
 @dataclass
 class LabResult:
-    """Everything one lab produced in one run; saved as ``<lab>/result.json``."""
+    """Everything one lab produced in one run; saved as ``<lab>/result.json``.
+
+    ``origin`` says where a result shown in a run came from when the lab did not run in it:
+    ``{"kind": "cache" | "earlier run", "run": <run folder name>, "finished": <when>}``.
+    """
 
     lab: str
     title: str
@@ -134,7 +440,8 @@ class LabResult:
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     exercises: list[Exercise] = field(default_factory=list)
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
+    origin: dict[str, str] | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -145,23 +452,77 @@ class LabResult:
         return jsonable(dataclasses.asdict(self))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LabResult:
-        data = dict(data)
-        exercises = []
-        for ex in data.pop("exercises", []):
-            ex = dict(ex)
-            ex["checks"] = [Check(**c) for c in ex.get("checks", [])]
-            ex["claims"] = [Claim(**c) for c in ex.get("claims", [])]
-            exercises.append(Exercise(**ex))
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(exercises=exercises, **{k: v for k, v in data.items() if k in known})
+    def from_json(cls, data: Any, where: str = "") -> LabResult:
+        """Read a result back, checking every field's type, the lab name and the schema
+        version; raises RunFileError naming the first field that is wrong."""
+        d = json_object(data, where)
+        check_schema(d, where)
+        status = field_of(d, "status", where, str, "passed")
+        if status not in STATUSES:
+            raise RunFileError(
+                f"{_where(where, 'status')}: expected one of {', '.join(STATUSES)}, got {short(status)}"
+            )
+        duration = field_of(d, "duration_s", where, float, 0.0)
+        seed = field_of(d, "seed", where, int, 0)
+        notes = field_of(d, "notes", where, list, [])
+        for i, note in enumerate(notes):
+            if not isinstance(note, str):
+                raise RunFileError(
+                    f"{_where(_where(where, 'notes'), i)}: expected a string, got {_type_name(note)}"
+                )
+        exercises = field_of(d, "exercises", where, list, [])
+        at = _where(where, "exercises")
+        return cls(
+            lab=check_lab_name(d.get("lab"), _where(where, "lab")),
+            title=field_of(d, "title", where, str),
+            version=field_of(d, "version", where, str),
+            status=status,
+            duration_s=duration,
+            seed=seed,
+            cached=field_of(d, "cached", where, bool, False),
+            config=field_of(d, "config", where, dict, {}),
+            notes=notes,
+            metrics=field_of(d, "metrics", where, dict, {}),
+            exercises=[Exercise.from_json(ex, _where(at, i)) for i, ex in enumerate(exercises)],
+            error=_error_from_json(d, where),
+            origin=_origin_from_json(d, where),
+            **{k: field_of(d, k, where, str, "") for k in ("started", "finished", "profile", "cache_key")},
+            device=field_of(d, "device", where, str, "cpu"),
+        )
 
     def save(self, path: Path) -> None:
         write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> LabResult:
-        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read ``path``; raises RunFileError (one line naming the file and field)."""
+        data = read_json_file(path)
+        try:
+            return cls.from_json(data)
+        except RunFileError as exc:
+            raise RunFileError(f"{path}: {exc}") from None
+
+
+def _error_from_json(d: dict[str, Any], where: str) -> dict[str, Any] | None:
+    error = field_of(d, "error", where, dict, None, optional=True)
+    if error is None:
+        return None
+    at = _where(where, "error")
+    out = {key: field_of(error, key, at, str, "") for key in ("type", "message", "traceback")}
+    for key, value in error.items():
+        if key not in out:
+            if not _is_scalar(value):
+                raise RunFileError(f"{_where(at, key)}: expected a single value, got {_type_name(value)}")
+            out[key] = value
+    return out
+
+
+def _origin_from_json(d: dict[str, Any], where: str) -> dict[str, str] | None:
+    origin = field_of(d, "origin", where, dict, None, optional=True)
+    if origin is None:
+        return None
+    at = _where(where, "origin")
+    return {key: field_of(origin, key, at, str) for key in origin}
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
