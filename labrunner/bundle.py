@@ -6,26 +6,69 @@ report.pdf when there is one, run.json, config.yaml, and each lab's folder
 other file in ``sha256sum`` format (``cd NAME && sha256sum -c MANIFEST.sha256``
 checks an unpacked copy). After writing, the zip is opened again and every file is
 checked against the manifest before it replaces NAME.zip.
+
+A run is handed in only when it is complete (run.json finished, a result for every lab
+it lists), has no lab "not run" (unless ``partial``) and no exercise on a stand-in
+(unless ``allow_stand_ins``). Verifying reads a zip in bounded memory: entries are
+streamed and hashed in chunks, and their sizes are capped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import time
 import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from .errors import UsageError
 from .report import render_report
-from .runfolder import load_run
+from .runfolder import RunData, load_run
 
 MANIFEST = "MANIFEST.sha256"
 #: Already compressed: stored as is, which is faster and no bigger.
 STORED_SUFFIXES = {".png", ".jpg", ".jpeg", ".pdf", ".zip", ".gz", ".pt"}
+#: What verifying accepts at most: one file, all files together, the number of files,
+#: and the manifest (a submission is a few MB; these bound a hostile zip's cost).
+MAX_ENTRY_BYTES = 256 * 1024 * 1024
+MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+MAX_ENTRIES = 20_000
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+CHUNK = 1 << 20
 
 
 class BundleError(Exception):
-    """A bundle whose contents do not match its manifest."""
+    """A bundle whose contents do not match its manifest, or that cannot be read."""
+
+
+class NotSubmittable(Exception):
+    """A run that cannot be handed in as it is (incomplete, labs not run, stand-ins)."""
+
+
+def submission_problem(run: RunData, *, partial: bool = False, allow_stand_ins: bool = False) -> str:
+    """Why ``run`` cannot be handed in, as one line, or "" when it can."""
+    if run.incomplete:
+        return f"{run.run_dir}: incomplete run: {run.incomplete} (run the labs again to finish it)"
+    if run.not_run and not partial:
+        names = ", ".join(run.not_run)
+        return (
+            f"{run.run_dir}: labs not run: {names} (run them with 'labrunner run {' '.join(run.not_run)}', "
+            "or pass --partial to hand in without them)"
+        )
+    if run.stand_ins and not allow_stand_ins:
+        by_lab: dict[str, list[str]] = {}
+        for lab, title, _reason in run.stand_ins:
+            by_lab.setdefault(lab, []).append(title)
+        names = "; ".join(f"{lab}: {', '.join(titles)}" for lab, titles in by_lab.items())
+        return (
+            f"{run.run_dir}: exercises on a stand-in, not the assignment's material: {names} "
+            "(pass --allow-stand-ins to hand them in as stand-ins)"
+        )
+    return ""
 
 
 def bundle_files(run_dir: Path) -> list[tuple[Path, str]]:
@@ -34,11 +77,16 @@ def bundle_files(run_dir: Path) -> list[tuple[Path, str]]:
     run = load_run(run_dir)
     files: list[tuple[Path, str]] = []
     for name in ("report.html", "report.md", "report.pdf", "run.json", "config.yaml"):
-        if (run_dir / name).is_file():
-            files.append((run_dir / name, name))
+        path = run_dir / name
+        if path.is_symlink():
+            raise UsageError(f"{path}: a symbolic link; a run folder holds its own files only")
+        if path.is_file():
+            files.append((path, name))
     folders = ["figures"] + [lab.lab for lab in run.labs]
     for folder in folders:
         top = run_dir / folder
+        if top.is_symlink():
+            raise UsageError(f"{top}: a symbolic link; a run folder holds its own files only")
         if not top.is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(top):  # symlinks are not followed
@@ -54,17 +102,20 @@ def bundle_files(run_dir: Path) -> list[tuple[Path, str]]:
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
+        for block in iter(lambda: fh.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def make_bundle(run_dir: Path, dest: Path) -> tuple[Path, int]:
+def make_bundle(
+    run_dir: Path, dest: Path, *, partial: bool = False, allow_stand_ins: bool = False
+) -> tuple[Path, int]:
     """Write the submission zip ``dest`` for a run folder; returns (path, files checked).
 
     Renders report.html and report.md first when the run has none. Raises
-    UsageError for a bad run folder or destination, BundleError when the written
-    zip does not verify (then ``dest`` is left untouched).
+    UsageError for a bad run folder or destination, NotSubmittable for a run that
+    cannot be handed in as it is (see :func:`submission_problem`), BundleError when
+    the written zip does not verify (then ``dest`` is left untouched).
     """
     run_dir = Path(run_dir)
     dest = Path(dest)
@@ -72,7 +123,10 @@ def make_bundle(run_dir: Path, dest: Path) -> tuple[Path, int]:
         raise UsageError(f"-o {dest}: the bundle name must end in .zip")
     if not dest.parent.is_dir():
         raise UsageError(f"-o {dest}: no such folder {dest.parent}")
-    load_run(run_dir)  # a clear error before anything is written
+    run = load_run(run_dir)  # a clear error before anything is written
+    problem = submission_problem(run, partial=partial, allow_stand_ins=allow_stand_ins)
+    if problem:
+        raise NotSubmittable(problem)
     if not (run_dir / "report.html").is_file() or not (run_dir / "report.md").is_file():
         render_report(run_dir, formats=("html", "md"))
     files = bundle_files(run_dir)
@@ -82,14 +136,15 @@ def make_bundle(run_dir: Path, dest: Path) -> tuple[Path, int]:
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for path, arcname in files:
-                data = path.read_bytes()
-                manifest_lines.append(f"{hashlib.sha256(data).hexdigest()}  {arcname}")
                 stored = path.suffix.lower() in STORED_SUFFIXES
-                zf.writestr(
-                    _info(f"{root}/{arcname}", path),
-                    data,
-                    compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
-                )
+                info = _info(f"{root}/{arcname}", path)
+                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                digest = hashlib.sha256()
+                with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as out:
+                    for block in iter(lambda src=src: src.read(CHUNK), b""):
+                        digest.update(block)
+                        out.write(block)
+                manifest_lines.append(f"{digest.hexdigest()}  {arcname}")
             zf.writestr(_info(f"{root}/{MANIFEST}", None), "\n".join(manifest_lines) + "\n")
         checked = verify_bundle(tmp)
         os.replace(tmp, dest)
@@ -99,46 +154,139 @@ def make_bundle(run_dir: Path, dest: Path) -> tuple[Path, int]:
 
 
 def _info(arcname: str, path: Path | None) -> zipfile.ZipInfo:
-    import time
-
     mtime = path.stat().st_mtime if path is not None else time.time()
     info = zipfile.ZipInfo(arcname, date_time=time.localtime(max(mtime, 315532800))[:6])
     info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
     return info
 
 
-def verify_bundle(path: Path) -> int:
+def _name_problem(name: str) -> str:
+    """Why an entry name cannot be unpacked safely, or ""."""
+    if not name or "\\" in name or "\x00" in name:
+        return "an unsafe name"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "an absolute name"
+    if ".." in name.split("/"):
+        return "a name with '..'"
+    if posixpath.normpath(name) != name.rstrip("/"):
+        return "a name that is not normalised"
+    return ""
+
+
+def _chunks(stream: IO[bytes], limit: int, name: str, path: Path) -> Iterator[bytes]:
+    """The bytes of one entry in chunks, stopping with BundleError past ``limit``."""
+    seen = 0
+    while block := stream.read(CHUNK):
+        seen += len(block)
+        if seen > limit:
+            raise BundleError(f"{path}: {_show(name)} is larger than {limit} bytes uncompressed")
+        yield block
+
+
+def _show(name: str) -> str:
+    return repr(name if len(name) <= 80 else name[:80] + "…")
+
+
+def verify_bundle(
+    path: Path,
+    *,
+    max_entry_bytes: int = MAX_ENTRY_BYTES,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+) -> int:
     """Check every file of a bundle against its manifest; returns how many were checked.
 
-    Raises BundleError naming the first problem: no manifest, a file missing, a file
-    not listed, or a checksum that differs.
+    Raises BundleError (one line) naming the first problem: not a readable zip, an entry
+    name that is absolute, has '..' or appears twice, no manifest or an empty one, a file
+    missing, a file not listed, a file larger than ``max_entry_bytes`` (or all of them
+    than ``max_total_bytes``) uncompressed, or a checksum that differs. Entries are read
+    in chunks, so memory stays small whatever the zip claims or holds.
     """
     try:
         zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise BundleError(f"{path}: not a readable zip ({exc})") from None
-    with zf:
-        names = [n for n in zf.namelist() if not n.endswith("/")]
-        manifests = [n for n in names if n.endswith("/" + MANIFEST) and n.count("/") == 1]
-        if len(manifests) != 1:
-            raise BundleError(f"{path}: no {MANIFEST} in the bundle")
-        root = manifests[0].split("/", 1)[0]
-        expected: dict[str, str] = {}
-        for line in zf.read(manifests[0]).decode("utf-8").splitlines():
-            digest, sep, name = line.partition("  ")
-            if not sep or len(digest) != 64:
-                raise BundleError(f"{path}: malformed manifest line {line!r}")
-            expected[f"{root}/{name}"] = digest
-        present = set(names) - {manifests[0]}
-        if missing := sorted(set(expected) - present):
-            raise BundleError(f"{path}: {missing[0]} is in the manifest but not in the bundle")
-        if extra := sorted(present - set(expected)):
-            raise BundleError(f"{path}: {extra[0]} is in the bundle but not in the manifest")
-        for name, digest in expected.items():
-            try:
-                data = zf.read(name)
-            except (zipfile.BadZipFile, OSError) as exc:  # a CRC error: corrupted bytes
-                raise BundleError(f"{path}: {name} cannot be read ({exc})") from None
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise BundleError(f"{path}: {name} does not match its sha256 in the manifest")
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise BundleError(f"{path}: not a readable zip ({_one_line(exc)})") from None
+    try:
+        with zf:
+            return _verify(zf, Path(path), max_entry_bytes, max_total_bytes)
+    except BundleError:
+        raise
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        UnicodeDecodeError,
+    ) as exc:  # corrupt data, an unsupported compression, an encrypted entry
+        raise BundleError(f"{path}: corrupt zip ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def _verify(zf: zipfile.ZipFile, path: Path, max_entry_bytes: int, max_total_bytes: int) -> int:
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise BundleError(f"{path}: {len(infos)} entries (at most {MAX_ENTRIES})")
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        problem = _name_problem(info.filename)
+        if problem:
+            raise BundleError(f"{path}: {_show(info.filename)} is {problem}")
+        if info.filename in seen:
+            raise BundleError(f"{path}: {_show(info.filename)} appears twice")
+        seen.add(info.filename)
+        if info.file_size > max_entry_bytes:
+            raise BundleError(
+                f"{path}: {_show(info.filename)} is larger than {max_entry_bytes} bytes uncompressed"
+            )
+        total += info.file_size
+        if total > max_total_bytes:
+            raise BundleError(f"{path}: the files are larger than {max_total_bytes} bytes uncompressed")
+    files = {info.filename: info for info in infos if not info.is_dir()}
+    manifests = [n for n in files if n.endswith("/" + MANIFEST) and n.count("/") == 1]
+    if len(manifests) != 1:
+        raise BundleError(f"{path}: no {MANIFEST} in the bundle")
+    root = manifests[0].split("/", 1)[0]
+    with zf.open(files[manifests[0]]) as fh:
+        text = b"".join(_chunks(fh, MAX_MANIFEST_BYTES, manifests[0], path)).decode("utf-8")
+    expected: dict[str, str] = {}
+    for line in text.splitlines():
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise BundleError(f"{path}: malformed manifest line {_show(line)}")
+        if _name_problem(name):
+            raise BundleError(f"{path}: the manifest lists {_show(name)}, {_name_problem(name)}")
+        if f"{root}/{name}" in expected:
+            raise BundleError(f"{path}: the manifest lists {_show(name)} twice")
+        expected[f"{root}/{name}"] = digest
+    if not expected:
+        raise BundleError(f"{path}: {MANIFEST} lists no files")
+    present = set(files) - {manifests[0]}
+    if missing := sorted(set(expected) - present):
+        raise BundleError(f"{path}: {missing[0]} is in the manifest but not in the bundle")
+    if extra := sorted(present - set(expected)):
+        raise BundleError(f"{path}: {extra[0]} is in the bundle but not in the manifest")
+    read = 0
+    for name, digest in expected.items():
+        sha = hashlib.sha256()
+        try:
+            with zf.open(files[name]) as fh:
+                for block in _chunks(fh, max_entry_bytes, name, path):
+                    read += len(block)
+                    if read > max_total_bytes:
+                        raise BundleError(
+                            f"{path}: the files are larger than {max_total_bytes} bytes uncompressed"
+                        )
+                    sha.update(block)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # a CRC error: corrupted bytes
+            raise BundleError(f"{path}: {name} cannot be read ({_one_line(exc)})") from None
+        if sha.hexdigest() != digest:
+            raise BundleError(f"{path}: {name} does not match its sha256 in the manifest")
     return len(expected)

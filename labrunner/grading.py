@@ -1,6 +1,7 @@
 """``labrunner check``: every lab's checks with points and a total, for graders.
 
-Works from the saved results only (like the report): it never runs a lab.
+Works from the saved results only (like the report): it never runs a lab. A run that is
+not finished, or that lists a lab without a result, is incomplete and never passes.
 """
 
 from __future__ import annotations
@@ -8,15 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from .report import format_value
-from .runfolder import RunData, summarize
+from .runfolder import RunData, run_totals, summarize
 
 
 def grade(run: RunData) -> dict[str, Any]:
     """The checks of a run as a JSON-ready dict: per lab (status, checks with points,
-    totals) and for the whole run; ``passed`` is True only when every lab passed."""
+    totals, points on the assignment's material and on stand-ins, where the result comes
+    from) and for the whole run; ``passed`` is True only when the run is complete and
+    every lab passed; ``incomplete`` says what is missing ("" when nothing is)."""
     labs = []
+    summaries = []
     for lab in run.labs:
         s = summarize(lab)
+        summaries.append(s)
         labs.append(
             {
                 "lab": lab.lab,
@@ -26,6 +31,15 @@ def grade(run: RunData) -> dict[str, Any]:
                 "checks_total": s.checks_total,
                 "points": s.points,
                 "points_total": s.points_total,
+                "points_assignment": s.points_assignment,
+                "points_assignment_total": s.points_assignment_total,
+                "points_stand_in": s.points_stand_in,
+                "points_stand_in_total": s.points_stand_in_total,
+                "fidelity": s.fidelity,
+                "stand_ins": [{"exercise": title, "reason": reason} for title, reason in s.stand_ins],
+                "origin": s.origin,
+                "origin_run": s.origin_run,
+                "date": s.date,
                 "error": lab.error,
                 "checks": [
                     {
@@ -38,33 +52,54 @@ def grade(run: RunData) -> dict[str, Any]:
                         "actual": c.actual,
                         "tolerance": c.tolerance,
                         "message": c.message,
+                        "fidelity": ex.fidelity,
                     }
                     for ex in lab.exercises
                     for c in ex.checks
                 ],
             }
         )
+    totals = run_totals(summaries)
+    incomplete = run.incomplete
     return {
         "run_dir": str(run.run_dir),
-        "passed": run.all_passed,
-        "labs_passed": sum(lab["status"] == "passed" for lab in labs),
-        "labs_total": len(labs),
-        "checks_passed": sum(lab["checks_passed"] for lab in labs),
-        "checks_total": sum(lab["checks_total"] for lab in labs),
-        "points": sum(lab["points"] for lab in labs),
-        "points_total": sum(lab["points_total"] for lab in labs),
+        "passed": run.all_passed and not incomplete,
+        "complete": not incomplete,
+        "incomplete": incomplete,
+        "missing": list(run.missing),
+        "not_run": run.not_run,
+        **{key: totals[key] for key in ("labs_passed", "labs_total", "checks_passed", "checks_total")},
+        **{
+            key: totals[key]
+            for key in (
+                "points",
+                "points_total",
+                "points_assignment",
+                "points_assignment_total",
+                "points_stand_in",
+                "points_stand_in_total",
+                "labs_stand_in",
+                "labs_not_run",
+            )
+        },
         "labs": labs,
     }
 
 
 def format_grades(grades: dict[str, Any], *, verbose: bool = False) -> str:
-    """The grades as text: one block per lab, a line per check, and the total."""
+    """The grades as text: one block per lab, a line per check, and the total (points on
+    stand-ins are named apart from those on the assignment's material)."""
     lines: list[str] = []
     for lab in grades["labs"]:
-        lines.append(
+        line = (
             f"{lab['lab']}  {lab['status']}  {lab['checks_passed']}/{lab['checks_total']} checks  "
             f"{lab['points']:g}/{lab['points_total']:g} points"
         )
+        if lab["points_stand_in_total"]:
+            line += f" ({lab['points_stand_in']:g}/{lab['points_stand_in_total']:g} on stand-ins)"
+        if lab["origin"] in ("cache", "earlier run"):
+            line += f"  [from {lab['origin_run'] or lab['origin']}, {lab['date']}]"
+        lines.append(line)
         for c in lab["checks"]:
             mark = "PASS" if c["passed"] else "FAIL"
             line = f"  {mark}  {c['points']:g}/{c['points_total']:g}  {c['name']}"
@@ -79,9 +114,14 @@ def format_grades(grades: dict[str, Any], *, verbose: bool = False) -> str:
         if lab["error"]:
             lines.append(f"  ERROR  {lab['error'].get('type', '')}: {lab['error'].get('message', '')}")
     verdict = "all labs passed" if grades["passed"] else "NOT all labs passed"
-    lines.append(
+    total = (
         f"total: {grades['checks_passed']}/{grades['checks_total']} checks, "
-        f"{grades['points']:g}/{grades['points_total']:g} points, "
-        f"{grades['labs_passed']}/{grades['labs_total']} labs passed ({verdict})"
+        f"{grades['points']:g}/{grades['points_total']:g} points"
     )
+    if grades["points_stand_in_total"]:
+        total += (
+            f" ({grades['points_assignment']:g}/{grades['points_assignment_total']:g} on the assignment's "
+            f"material, {grades['points_stand_in']:g}/{grades['points_stand_in_total']:g} on stand-ins)"
+        )
+    lines.append(f"{total}, {grades['labs_passed']}/{grades['labs_total']} labs passed ({verdict})")
     return "\n".join(lines)

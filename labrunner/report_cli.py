@@ -47,7 +47,8 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
         parents=parents,
         help="print each lab's checks with points; exit 0 only when all pass",
         description="Print every check of a run with its points and the total. "
-        "Exit status 0 when every lab passed, 1 otherwise.",
+        "Exit status 0 when every lab passed, 1 otherwise; an incomplete run (not finished, "
+        "or a lab it lists without a result) never passes: one line says what is missing.",
     )
     check.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help=RUN_DIR_HELP)
     check.add_argument("--json", action="store_true", help="machine-readable output for graders")
@@ -58,7 +59,9 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
         parents=parents,
         help="pack the report and results into a verified zip",
         description="Pack report.html, report.md, figures, run.json and every lab's results into "
-        "a zip with a sha256 manifest, then re-open it and verify every file.",
+        "a zip with a sha256 manifest, then re-open it and verify every file. An incomplete run is "
+        "refused; so are labs not run (unless --partial) and exercises on a stand-in (unless "
+        "--allow-stand-ins).",
     )
     submit.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help=RUN_DIR_HELP)
     submit.add_argument(
@@ -69,7 +72,29 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
         help="the zip to write (default: submission-<run>.zip)",
     )
     submit.add_argument("--verify", type=Path, metavar="ZIP", help="only verify an existing bundle")
+    submit.add_argument(
+        "--partial", action="store_true", help="hand in even though some installed labs were never run"
+    )
+    submit.add_argument(
+        "--allow-stand-ins",
+        action="store_true",
+        help="hand in exercises that ran on a stand-in (shown as such) instead of the assignment's material",
+    )
     submit.set_defaults(handler=cmd_submit)
+
+    clean = subparsers.add_parser(
+        "clean",
+        parents=parents,
+        help="remove old run folders, keeping the newest N",
+        description="Remove all but the newest N run folders of the out folder. The run 'latest' "
+        "points to is always kept, and nothing but run folders (with a run.json) is touched.",
+    )
+    clean.add_argument("--keep", type=int, required=True, metavar="N", help="how many run folders to keep")
+    clean.add_argument(
+        "--out", type=Path, default=Path("reports"), metavar="DIR", help="the out folder (default: reports)"
+    )
+    clean.add_argument("--dry-run", action="store_true", help="only print what would be removed")
+    clean.set_defaults(handler=cmd_clean)
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
@@ -115,13 +140,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     grades = grade(load_run(_run_dir(args)))
     if args.json:
         print(json.dumps(grades, indent=2, ensure_ascii=False, default=str))
-    else:
+    elif not grades["incomplete"]:
         print(format_grades(grades, verbose=getattr(args, "verbosity", 0) > 0))
+    if grades["incomplete"]:
+        print(f"labrunner: {grades['run_dir']}: incomplete run: {grades['incomplete']}", file=sys.stderr)
     return 0 if grades["passed"] else 1
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .bundle import BundleError, make_bundle, verify_bundle
+    from .bundle import BundleError, NotSubmittable, make_bundle, verify_bundle
     from .errors import UsageError
 
     try:
@@ -133,9 +160,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
             return 0
         run_dir = _run_dir(args)
         dest = args.output or Path(f"submission-{run_dir.resolve().name}.zip")
-        path, count = make_bundle(run_dir, dest)
-    except BundleError as exc:
+        path, count = make_bundle(run_dir, dest, partial=args.partial, allow_stand_ins=args.allow_stand_ins)
+    except (BundleError, NotSubmittable) as exc:
         print(f"labrunner: error: {exc}", file=sys.stderr)
         return 1
     print(f"bundle: {path} ({count} files, verified against its sha256 manifest)")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from .errors import UsageError
+    from .runfolder import clean_runs
+
+    if args.keep < 1:
+        raise UsageError(f"--keep must be at least 1, got {args.keep}")
+    removed = clean_runs(args.out, keep=args.keep, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in removed:
+        print(f"{verb}: {path}")
+    print(f"{verb} {len(removed)} run folder{'s' if len(removed) != 1 else ''}, kept the newest {args.keep}")
     return 0

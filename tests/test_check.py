@@ -31,6 +31,7 @@ def test_grade_counts_points(tmp_path):
         "actual": 0.1,
         "tolerance": None,
         "message": "",
+        "fidelity": "assignment",
     }
     assert grades["labs"][3]["error"]["type"] == "ZeroDivisionError"
 
@@ -100,3 +101,67 @@ def test_an_errored_lab_without_failed_checks_still_fails(tmp_path):
     result.save(run_dir / "lab0" / "result.json")
     grades = grade(load_run(run_dir))
     assert grades["checks_passed"] == grades["checks_total"] and grades["passed"] is False
+
+
+# --------------------------------------------------------------------------- incomplete runs
+
+
+def test_a_run_that_is_not_finished_never_passes(cli, tmp_path):
+    run_dir = make_run(tmp_path)
+    _all_passing(run_dir)
+    assert cli("check", str(run_dir))[0] == 0
+    info = json.loads((run_dir / "run.json").read_text())
+    info["status"] = "running"
+    write_json(run_dir / "run.json", info)
+    status, out, err = cli("check", str(run_dir))
+    assert status == 1 and out == ""
+    assert (
+        err.strip() == f"labrunner: {run_dir}: incomplete run: run.json says the run is running, not finished"
+    )
+    status, out, err = cli("check", "--json", str(run_dir))
+    data = json.loads(out)
+    assert status == 1 and data["passed"] is False and data["complete"] is False
+    assert "not finished" in data["incomplete"] and len(err.splitlines()) == 1
+
+
+def test_a_lab_listed_without_a_result_is_named(cli, tmp_path):
+    run_dir = make_run(tmp_path)
+    _all_passing(run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    info["settings"]["labs"] += ["attention", "rnn_lm"]  # selected, never finished
+    write_json(run_dir / "run.json", info)
+    status, out, err = cli("check", str(run_dir))
+    assert status == 1
+    assert err.splitlines() == [f"labrunner: {run_dir}: incomplete run: no result for labs attention, rnn_lm"]
+    grades = grade(load_run(run_dir))
+    assert grades["missing"] == ["attention", "rnn_lm"] and grades["passed"] is False
+
+
+def test_labs_not_run_and_stand_in_points_are_shown_apart(tmp_path):
+    run_dir = make_run(tmp_path)
+    _all_passing(run_dir)
+    result = LabResult.load(run_dir / "lab0" / "result.json")
+    result.exercises[0].fidelity = "stand-in"
+    result.exercises[0].fidelity_reason = "no ImageNet weights"
+    result.save(run_dir / "lab0" / "result.json")
+    info = json.loads((run_dir / "run.json").read_text())
+    info["labs"].append(
+        {"lab": "attention", "status": "not run", "title": "Attention", "origin": {"kind": "not run"}}
+    )
+    write_json(run_dir / "run.json", info)
+    grades = grade(load_run(run_dir))
+    assert grades["complete"] is True and grades["passed"] is False and grades["not_run"] == ["attention"]
+    assert (grades["points_stand_in"], grades["points_stand_in_total"]) == (2.0, 2.0)
+    assert (grades["points_assignment"], grades["points_assignment_total"]) == (0.0, 0.0)
+    lab0, attention = grades["labs"]
+    assert lab0["fidelity"] == "stand-in" and lab0["stand_ins"] == [
+        {"exercise": "1. Sums", "reason": "no ImageNet weights"}
+    ]
+    assert attention["status"] == "not run" and attention["origin"] == "not run"
+    lines = format_grades(grades).splitlines()
+    assert lines[0] == "lab0  passed  1/1 checks  2/2 points (2/2 on stand-ins)"
+    assert lines[2] == "attention  not run  0/0 checks  0/0 points"
+    assert lines[-1] == (
+        "total: 1/1 checks, 2/2 points (0/0 on the assignment's material, 2/2 on stand-ins), "
+        "1/2 labs passed (NOT all labs passed)"
+    )

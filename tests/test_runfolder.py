@@ -22,6 +22,7 @@ from labrunner.results import (
 from labrunner.runfolder import (
     LabEntry,
     RunInfo,
+    complete_run,
     find_run_dir,
     latest_run_dir,
     load_run,
@@ -231,3 +232,121 @@ def test_new_run_dirs_are_unique_and_latest_follows(tmp_path):
     assert find_run_dir(None, out) == second.resolve()
     with pytest.raises(UsageError, match="no runs found in"):
         find_run_dir(None, tmp_path / "nothing")
+
+
+# --------------------------------------------------------------------------- clean --keep N
+
+
+def _runs(out, names):
+    for name in names:
+        (out / name).mkdir(parents=True)
+        write_json(out / name / "run.json", {"status": "finished"})
+    return [out / name for name in names]
+
+
+def test_clean_keeps_the_newest_and_latest_and_nothing_else_is_touched(cli, tmp_path):
+    out = tmp_path / "reports"
+    runs = _runs(out, ["20261128-090000", "20261129-100000", "20261129-100000-2", "20261130-080000"])
+    point_latest(out, runs[0])  # latest points at the oldest run
+    (out / "notes").mkdir()
+    (out / "notes" / "run.json").write_text("{}")  # not a run folder's name: never removed
+    (out / "20261101-000000").mkdir()  # no run.json: not a run folder
+    elsewhere = tmp_path / "elsewhere" / "20261001-000000"
+    _runs(tmp_path / "elsewhere", [elsewhere.name])
+    (out / "20261002-000000").symlink_to(elsewhere, target_is_directory=True)  # a link: never followed
+    status, text, err = cli("clean", "--keep", "2", "--out", str(out), "--dry-run")
+    assert status == 0 and all(p.exists() for p in runs)
+    assert f"would remove: {runs[1]}" in text
+    status, text, err = cli("clean", "--keep", "2", "--out", str(out))
+    assert status == 0, err
+    assert [p.exists() for p in runs] == [True, False, True, True]
+    assert (out / "notes").is_dir() and (out / "20261101-000000").is_dir() and elsewhere.is_dir()
+    assert "removed 1 run folder, kept the newest 2" in text
+    assert cli("clean", "--keep", "0", "--out", str(out))[0] == 2
+
+
+# --------------------------------------------------------------------------- a complete run
+
+
+def _one_lab_run(out, name, lab, *, seed=0):
+    """A finished run folder holding one lab (from make_run's lab0, renamed)."""
+    from runfolders import make_lab
+
+    run_dir = out / name
+    run_dir.mkdir(parents=True)
+    result = make_lab(run_dir, lab, figures=2)
+    result.seed = seed
+    result.finished = f"2026-11-{name[6:8]}T10:00:00+00:00"
+    result.save(run_dir / lab / "result.json")
+    write_json(
+        run_dir / "run.json",
+        {
+            "status": "finished",
+            "settings": {"labs": [lab], "seed": seed},
+            "labs": [{"lab": lab, "status": "passed", "duration_s": 1.0, "cached": False}],
+        },
+    )
+    return run_dir
+
+
+@pytest.mark.slow
+def test_complete_run_lists_every_installed_lab(tmp_path):
+    out = tmp_path / "reports"
+    old = _one_lab_run(out, "20261127-100000", "attention", seed=1)
+    newer = _one_lab_run(out, "20261128-100000", "attention", seed=2)
+    cache_entry = _one_lab_run(tmp_path / "cache", "20261126-100000", "cnn_receptive") / "cnn_receptive"
+    current = _one_lab_run(out, "20261129-100000", "rnn_lm")
+    installed = {
+        "cnn_receptive": "CNN",
+        "attention": "Attention",
+        "rnn_lm": "RNN",
+        "adversarial": "Adversarial",
+    }
+
+    added = complete_run(
+        current, installed, cached=lambda name: cache_entry if name == "cnn_receptive" else None
+    )
+    assert [(e.lab, e.status, (e.origin or {}).get("kind")) for e in added] == [
+        ("cnn_receptive", "passed", "cache"),
+        ("attention", "passed", "earlier run"),
+        ("adversarial", "not run", "not run"),
+    ]
+    run = load_run(current)
+    assert not run.incomplete and run.not_run == ["adversarial"]
+    by_name = {s.lab: s for s in run.summaries()}
+    assert (by_name["attention"].origin, by_name["attention"].origin_run) == ("earlier run", newer.name)
+    assert by_name["attention"].seed == 2 and by_name["attention"].date == "28 November 2026"
+    assert by_name["cnn_receptive"].origin == "cache" and by_name["cnn_receptive"].cached
+    assert by_name["rnn_lm"].origin == "this run" and by_name["adversarial"].status == "not run"
+    assert by_name["adversarial"].title == "Adversarial"
+    # figures are hard links, not copies; result.json is the run's own file
+    for lab, source in (("attention", newer / "attention"), ("cnn_receptive", cache_entry)):
+        for fig in ("fig0.png", "fig1.png"):
+            assert os.path.samefile(current / lab / "figures" / fig, source / "figures" / fig)
+        assert not os.path.samefile(current / lab / "result.json", source / "result.json")
+    assert old.is_dir()
+    # carried over again, a result keeps its first origin
+    later = _one_lab_run(out, "20261130-100000", "rnn_lm")
+    complete_run(later, installed)
+    again = {s.lab: s for s in load_run(later).summaries()}
+    assert (again["attention"].origin_run, again["cnn_receptive"].origin) == (newer.name, "cache")
+    assert again["adversarial"].status == "not run"
+    # the rendered report holds every installed lab
+    from labrunner.report import render_report
+
+    render_report(later, formats=["html"])
+    html = (later / "report.html").read_text()
+    assert all(f'id="lab-{name.replace("_", "-")}"' in html for name in installed)
+
+
+def test_complete_run_skips_results_it_cannot_trust(tmp_path):
+    out = tmp_path / "reports"
+    bad = _one_lab_run(out, "20261128-100000", "attention")
+    (bad / "attention" / "result.json").write_text('{"lab": "../../x"}')
+    linked = _one_lab_run(out, "20261127-100000", "attention")
+    fig = linked / "attention" / "figures" / "fig0.png"
+    fig.unlink()
+    fig.symlink_to(tmp_path / "secret.png")
+    current = _one_lab_run(out, "20261129-100000", "rnn_lm")
+    (added,) = complete_run(current, {"attention": "Attention"})
+    assert added.status == "not run"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from test_report import make_run
 
 from labrunner.bundle import MANIFEST, BundleError, make_bundle, verify_bundle
 from labrunner.errors import UsageError
+from labrunner.results import write_json
 
 
 def test_bundle_contents_and_manifest(tmp_path):
@@ -114,3 +116,149 @@ def test_cli_submit(tmp_path):
         ["sha256sum", "--quiet", "-c", MANIFEST], cwd=tmp_path / "unpacked" / "hw", capture_output=True
     )
     assert sha.returncode == 0, sha.stdout
+
+
+# --------------------------------------------------------------------------- what is handed in
+
+
+def _edit(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    write_json(path, data)
+
+
+def test_an_incomplete_run_is_not_handed_in(cli, tmp_path):
+    run_dir = make_run(tmp_path)
+    _edit(run_dir / "run.json", lambda d: d["settings"]["labs"].append("rnn_lm"))
+    status, out, err = cli("submit", str(run_dir), "-o", str(tmp_path / "hw.zip"))
+    assert status == 1 and not (tmp_path / "hw.zip").exists()
+    assert err.splitlines() == [
+        f"labrunner: error: {run_dir}: incomplete run: no result for lab rnn_lm "
+        "(run the labs again to finish it)"
+    ]
+    _edit(run_dir / "run.json", lambda d: d.update(status="interrupted"))
+    status, out, err = cli("submit", str(run_dir), "-o", str(tmp_path / "hw.zip"), "--partial")
+    assert status == 1 and "run.json says the run is interrupted, not finished" in err
+
+
+def test_labs_not_run_need_partial(cli, tmp_path):
+    run_dir = make_run(tmp_path)
+    _edit(
+        run_dir / "run.json",
+        lambda d: d["labs"].extend(
+            {"lab": name, "status": "not run", "title": name.title(), "origin": {"kind": "not run"}}
+            for name in ("attention", "rnn_lm")
+        ),
+    )
+    status, out, err = cli("submit", str(run_dir), "-o", str(tmp_path / "hw.zip"))
+    assert status == 1 and not (tmp_path / "hw.zip").exists()
+    assert "labs not run: attention, rnn_lm (run them with 'labrunner run attention rnn_lm'" in err
+    assert "--partial" in err and len(err.splitlines()) == 1
+    status, out, err = cli("submit", str(run_dir), "-o", str(tmp_path / "hw.zip"), "--partial")
+    assert status == 0, err
+    assert verify_bundle(tmp_path / "hw.zip") > 0
+
+
+def test_stand_ins_need_allow_stand_ins_and_are_named(cli, tmp_path):
+    run_dir = make_run(tmp_path)
+    path = run_dir / "lab0" / "result.json"
+    _edit(
+        path, lambda d: d["exercises"][0].update(fidelity="stand-in", fidelity_reason="no ImageNet weights")
+    )
+    status, out, err = cli("submit", str(run_dir), "-o", str(tmp_path / "hw.zip"))
+    assert status == 1 and not (tmp_path / "hw.zip").exists()
+    assert "exercises on a stand-in, not the assignment's material: lab0: 1. Sums" in err
+    assert "--allow-stand-ins" in err and len(err.splitlines()) == 1
+    status, out, err = cli("submit", str(run_dir), "-o", str(tmp_path / "hw.zip"), "--allow-stand-ins")
+    assert status == 0, err
+
+
+# --------------------------------------------------------------------------- hostile bundles
+
+
+def _zip(path, entries):
+    """A zip of (name, bytes) entries, written as given (duplicates included)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about duplicate names
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in entries:
+                zf.writestr(name, data)
+    return path
+
+
+def _manifest(*names_data):
+    return "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in names_data).encode()
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (
+            [("s/../evil.txt", b"x"), ("s/MANIFEST.sha256", _manifest(("../evil.txt", b"x")))],
+            "a name with '..'",
+        ),
+        ([("/s/x.txt", b"x"), ("s/MANIFEST.sha256", _manifest(("x.txt", b"x")))], "is an absolute name"),
+        ([("s/a.txt", b"x"), ("s/MANIFEST.sha256", _manifest(("../../a.txt", b"x")))], "lists '../../a.txt'"),
+        ([("s/a.txt", b"x"), ("s/MANIFEST.sha256", _manifest(("/etc/a.txt", b"x")))], "an absolute name"),
+        (
+            [("s/a.txt", b"x"), ("s/a.txt", b"y"), ("s/MANIFEST.sha256", _manifest(("a.txt", b"x")))],
+            "appears twice",
+        ),
+        (
+            [("s/a.txt", b"x"), ("s/MANIFEST.sha256", _manifest(("a.txt", b"x"), ("a.txt", b"x")))],
+            "lists 'a.txt' twice",
+        ),
+        ([("s/MANIFEST.sha256", b"")], "MANIFEST.sha256 lists no files"),
+        ([("s/a.txt", b"x"), ("s/MANIFEST.sha256", b"x" * 200 + b"\n")], "malformed manifest line 'xxxx"),
+    ],
+)
+def test_verify_rejects_unsafe_names_duplicates_and_empty_manifests(tmp_path, entries, message):
+    path = _zip(tmp_path / "s.zip", entries)
+    with pytest.raises(BundleError, match=message) as info:
+        verify_bundle(path)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_a_corrupt_zip_is_one_line(cli, tmp_path):
+    dest, _ = make_bundle(make_run(tmp_path), tmp_path / "s.zip")
+    data = bytearray(dest.read_bytes())
+    broken = tmp_path / "broken.zip"
+    for cut in (data[: len(data) // 2], data[:-30], data[:100] + bytes(200) + data[300:]):
+        broken.write_bytes(bytes(cut))
+        status, out, err = cli("submit", "--verify", str(broken))
+        assert status == 1 and len(err.splitlines()) == 1 and err.startswith(f"labrunner: error: {broken}:")
+    status, out, err = cli("submit", "--verify", str(tmp_path / "missing.zip"))
+    assert status == 2 and "no such file" in err
+
+
+def _bomb(path, size, name="s/zeros.bin"):
+    """A zip holding ``size`` zero bytes (a few hundred KB compressed), written in chunks."""
+    digest = hashlib.sha256()
+    block = bytes(1 << 20)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open(name, "w", force_zip64=True) as fh:
+            for _ in range(size // len(block)):
+                fh.write(block)
+                digest.update(block)
+        zf.writestr("s/MANIFEST.sha256", f"{digest.hexdigest()}  zeros.bin\n")
+    return path
+
+
+def test_verify_reads_a_zip_bomb_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    path = _bomb(tmp_path / "bomb.zip", 48 << 20)
+    assert path.stat().st_size < 1 << 20  # 48 MB of zeros in well under 1 MB
+    tracemalloc.start()
+    try:
+        assert verify_bundle(path) == 1  # within the default limits: hashed in chunks
+        with pytest.raises(BundleError, match=r"zeros.bin' is larger than 16777216 bytes uncompressed"):
+            verify_bundle(path, max_entry_bytes=16 << 20)
+        with pytest.raises(BundleError, match="the files are larger than 1048576 bytes"):
+            verify_bundle(path, max_total_bytes=1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB"
