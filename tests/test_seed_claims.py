@@ -1,0 +1,89 @@
+"""benchmarks/seed_claims.py: claims whose outcome depends on the seed, and answers with "nan"."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from labrunner.results import Claim, Exercise, LabResult
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "seed_claims.py"
+
+
+@pytest.fixture(scope="module")
+def seed_claims():
+    spec = importlib.util.spec_from_file_location("seed_claims", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def result(seed: int, holds: dict[str, bool], answer: str = "fine", lab: str = "demo") -> LabResult:
+    claims = [Claim(name=n, holds=h, statement=f"{n} holds") for n, h in holds.items()]
+    ex = Exercise(title="1. Q", question="q?", answer=answer, claims=claims)
+    return LabResult(lab=lab, title="Demo", version="1", seed=seed, exercises=[ex])
+
+
+def test_seeds_parse_ranges_and_lists(seed_claims):
+    assert seed_claims.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert seed_claims.parse_seeds("3,1,1") == [1, 3]
+    for bad in ("4-0", "a", ""):
+        with pytest.raises(Exception, match="--seeds"):
+            seed_claims.parse_seeds(bad)
+
+
+def test_only_claims_that_flip_or_go_missing_are_listed(seed_claims):
+    by_seed = {
+        0: [result(0, {"stable": True, "flips": True, "sometimes": True})],
+        1: [result(1, {"stable": True, "flips": False})],
+    }
+    outcomes = seed_claims.claim_outcomes(by_seed)
+    assert outcomes[("demo", "flips")] == {0: True, 1: False}
+    assert seed_claims.varying(outcomes, [0, 1]) == [("demo", "flips"), ("demo", "sometimes")]
+
+
+def test_answers_showing_nan_are_found_but_not_words_containing_it(seed_claims):
+    by_seed = {
+        0: [result(0, {}, answer="The loss was nan after 3 steps."), result(0, {}, "nanoGPT", "other")]
+    }
+    (found,) = seed_claims.nan_texts(by_seed)
+    assert found[:3] == (0, "demo", "1. Q: answer") and "loss was nan" in found[3]
+
+
+def test_results_from_another_seed_or_run_are_ignored(seed_claims, tmp_path):
+    for name, res in {
+        "a": result(2, {"x": True}, lab="a"),
+        "b": result(3, {"x": True}, lab="b"),
+        "c": LabResult(
+            lab="c", title="C", version="1", seed=2, origin={"kind": "cache", "run": "r", "finished": ""}
+        ),
+    }.items():
+        (tmp_path / name).mkdir()
+        res.save(tmp_path / name / "result.json")
+    assert [r.lab for r in seed_claims.results_of(tmp_path, 2)] == ["a"]
+
+
+@pytest.mark.slow
+def test_two_seeds_of_a_real_lab(seed_claims, tmp_path, capsys):
+    status = seed_claims.main(
+        [
+            "--labs",
+            "attention",
+            "--profile",
+            "smoke",
+            "--seeds",
+            "0-1",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status in (0, 1)  # 1 when a timing claim flips on a busy machine
+    assert "seed 0:" in out and "seed 1:" in out and "attention passed" in out
+    assert "0 text(s) containing 'nan'" in out
+    assert (tmp_path / "seed-1" / "latest" / "attention" / "result.json").is_file()
+    assert (tmp_path / "cache-0").is_dir() and (tmp_path / "cache-1").is_dir()
