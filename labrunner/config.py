@@ -1,13 +1,23 @@
 """Config resolution: lab defaults < profile < config file < ``--set`` overrides.
 
-Everything is validated against the lab's ``Config`` dataclass before any file
-is written; a problem is a :class:`UsageError` naming the key and its source.
+Everything is validated against the lab's ``Config`` dataclass, the bounds its fields
+declare and the lab's own ``validate``, before any file is written; a problem is a
+:class:`UsageError` naming the key and its source (option, or file and line).
+
+YAML is read with ``safe_load`` semantics and bounded: the file's size, its nesting depth
+and the number of values once aliases are expanded (a "billion laughs" file is refused
+before it is built). ``1e-3`` reads as a number, as in YAML 1.2.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
+import math
+import os
+import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +28,15 @@ from .errors import UsageError, did_you_mean
 from .lab import Lab, profile_names
 
 DEFAULT_CONFIG_FILE = "labrunner.yaml"
+DEFAULT_OUT = "reports"
+#: Bounds on what a config file (or a ``--set`` value) may make the loader build.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 100_000
+#: torch.manual_seed takes at most 64 bits.
+MAX_SEED = 2**64 - 1
+#: Field metadata a lab's Config may declare: ``field(default=8, metadata={"min": 1})``.
+BOUNDS = {"min": ">=", "max": "<=", "above": ">", "below": "<"}
 TOP_LEVEL_KEYS = ("profile", "seed", "device", "deterministic", "threads", "out", "report", "labs")
 REPORT_KEYS = ("title", "course", "author", "student_id", "institution", "order")
 
@@ -35,31 +54,209 @@ class RunConfig:
     report: dict[str, str] = field(default_factory=dict)
     labs: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    #: The line of each key path in the file (``seed``, ``labs.attention.trials``).
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def where(self, path: str) -> str:
+        """``file:line`` of the key path ``path`` (the file alone when the line is unknown)."""
+        line = self.lines.get(path)
+        return f"{self.source}:{line}" if line else self.source
+
+
+class LayerValues(dict):
+    """One source's settings of one lab, knowing where each was written (``file:line``)."""
+
+    def __init__(self, values: dict[str, Any], where: dict[str, str] | None = None) -> None:
+        super().__init__(values)
+        self.where = where or {}
 
 
 # --------------------------------------------------------------------------- files
 
 
-def load_yaml_file(path: Path) -> Any:
-    """Parse a YAML file safely; errors name the file and line."""
+def _short(value: Any, limit: int = 60) -> str:
+    """A value's repr for a message, cut short: never the whole of a huge value."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 2, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 50, 50, 40
+
+#: YAML 1.1 reads ``1e-3`` and ``1.0e3`` (no dot, or no sign after the ``e``) as strings.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+@functools.cache
+def _loader_class() -> type:
     import yaml
 
-    path = Path(path)
+    class BoundedLoader(yaml.SafeLoader):
+        """``yaml.SafeLoader`` that refuses documents nested too deeply or whose aliases
+        expand to too many values, while composing (before anything is built)."""
+
+        def __init__(self, text: str, name: str) -> None:
+            super().__init__(text)
+            self.name = name
+            self.depth = 0
+            self.values = 0
+            self.child_heights = [0]
+            self.measured: dict[int, tuple[int, int]] = {}  # id(node) -> (values, height)
+
+        def _at(self, mark: Any) -> str:
+            return f"{self.name}:{mark.line + 1}:{mark.column + 1}"
+
+        def _count(self, values: int, height: int, mark: Any) -> None:
+            self.values += values
+            if self.values > MAX_YAML_VALUES:
+                raise UsageError(
+                    f"{self._at(mark)}: more than {MAX_YAML_VALUES:,} values once aliases are "
+                    "expanded; a config this large is refused"
+                )
+            if self.depth + height > MAX_YAML_DEPTH:
+                raise UsageError(f"{self._at(mark)}: nested deeper than {MAX_YAML_DEPTH} levels")
+            self.child_heights[-1] = max(self.child_heights[-1], height)
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                node = self.anchors.get(event.anchor)
+                if node is not None:
+                    if id(node) not in self.measured:
+                        raise UsageError(
+                            f"{self._at(event.start_mark)}: alias *{_one_line(event.anchor, 40)} "
+                            "refers to a value that contains it"
+                        )
+                    self._count(*self.measured[id(node)], event.start_mark)
+                return super().compose_node(parent, index)
+            if self.depth + 1 > MAX_YAML_DEPTH:
+                raise UsageError(f"{self._at(event.start_mark)}: nested deeper than {MAX_YAML_DEPTH} levels")
+            before = self.values
+            self.values += 1
+            self.depth += 1
+            self.child_heights.append(0)
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+                height = 1 + self.child_heights.pop()
+            self.measured[id(node)] = (self.values - before, height)
+            self.values = before
+            self._count(*self.measured[id(node)], event.start_mark)
+            return node
+
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except ValueError as exc:  # a date such as 2024-13-40, an integer of 5000 digits
+                raise UsageError(
+                    f"{self._at(node.start_mark)}: cannot read this value: {_one_line(exc, 80)}"
+                ) from None
+
+    BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
+    return BoundedLoader
+
+
+def parse_yaml(text: str, name: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML ``text`` safely and within bounds; ``name`` (a file, ``--set ...``) starts
+    every error. Returns the data and the line of each mapping key path (``labs.x.steps``)."""
+    import yaml
+
+    loader = None
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        return yaml.safe_load(text)
+        loader = _loader_class()(text, name)  # checks every character first
+        node = loader.get_single_node()
+        lines = _key_lines(node, name) if node is not None else {}
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = exc.problem or exc.context or "invalid YAML"
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        problem = _one_line(exc.problem or exc.context or "invalid YAML")
         raise UsageError(f"malformed YAML in {where}: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise UsageError(
+            f"malformed YAML in {name}:{line}:{column}: character #x{exc.character:04x} is not allowed"
+        ) from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"malformed YAML in {path}: {exc}") from None
+        raise UsageError(f"malformed YAML in {name}: {_one_line(exc)}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, lines
+
+
+def _key_lines(root: Any, name: str) -> dict[str, int]:
+    """The line of each key path under ``root``; a key written twice in one mapping is an error."""
+    import yaml
+
+    lines: dict[str, int] = {}
+    seen: set[int] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        if id(node) in seen or not isinstance(node, yaml.MappingNode):
+            return
+        seen.add(id(node))
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            path = f"{prefix}.{key.value}" if prefix else key.value
+            line = key.start_mark.line + 1
+            if key.value in first:
+                raise UsageError(
+                    f"{name}:{line}: key {_short(path)} is written twice (first on line {first[key.value]})"
+                )
+            first[key.value] = line
+            lines[path] = line
+            walk(value, path)
+
+    walk(root, "")
+    return lines
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a config file: a regular file of at most ``MAX_CONFIG_BYTES``, in UTF-8."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            if not path.exists():
+                raise UsageError(f"config file not found: {path}")
+            raise UsageError(f"config file {path} is not a regular file")
+        size = path.stat().st_size
+        if size <= MAX_CONFIG_BYTES:
+            with path.open("rb") as stream:
+                data = stream.read(MAX_CONFIG_BYTES + 1)
+            size = len(data)
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if size > MAX_CONFIG_BYTES:
+        raise UsageError(
+            f"config file {path} is too large ({size:,} bytes; the limit is {MAX_CONFIG_BYTES:,})"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(
+            f"{path}:{line}:{column}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def load_yaml_file(path: Path) -> tuple[Any, dict[str, int]]:
+    """Parse a YAML file safely and within bounds; errors name the file and line.
+    Returns the data and the line of each key path."""
+    return parse_yaml(read_config_text(path), str(path))
 
 
 def load_run_config(path: Path | None) -> RunConfig:
@@ -69,47 +266,60 @@ def load_run_config(path: Path | None) -> RunConfig:
         if not default.is_file():
             return RunConfig()
         path = default
-    data = load_yaml_file(path)
+    data, lines = load_yaml_file(path)
     src = str(path)
+    cfg = RunConfig(source=src, lines=lines)
     if data is None:
-        return RunConfig(source=src)
+        return cfg
     if not isinstance(data, dict):
         raise UsageError(f"{src}: the top level must be a mapping, got {type(data).__name__}")
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             raise UsageError(
-                f"{src}: unknown key {key!r}{did_you_mean(str(key), TOP_LEVEL_KEYS)}; "
+                f"{cfg.where(str(key))}: unknown key {_short(key)}{did_you_mean(str(key), TOP_LEVEL_KEYS)}; "
                 f"expected one of {', '.join(TOP_LEVEL_KEYS)}"
             )
-    cfg = RunConfig(source=src)
     for key, kind in (
         ("profile", str),
         ("seed", int),
         ("device", str),
         ("deterministic", bool),
+        ("threads", int),
         ("out", str),
     ):
         if key in data and data[key] is not None:
-            setattr(cfg, key, coerce(data[key], kind, f"{src}: {key}"))
+            setattr(cfg, key, coerce(data[key], kind, f"{cfg.where(key)}: {key}"))
+    for key in ("profile", "device", "out"):
+        check_not_empty(getattr(cfg, key), f"{cfg.where(key)}: {key}", key)
+    if cfg.seed is not None:
+        check_seed(cfg.seed, f"{cfg.where('seed')}: seed")
+    if cfg.threads is not None:
+        check_threads(cfg.threads, f"{cfg.where('threads')}: threads")
     report = data.get("report") or {}
     if not isinstance(report, dict):
-        raise UsageError(f"{src}: report must be a mapping")
+        raise UsageError(f"{cfg.where('report')}: report must be a mapping")
     for key, value in report.items():
+        where = cfg.where(f"report.{key}")
         if key not in REPORT_KEYS:
-            raise UsageError(f"{src}: unknown key 'report.{key}'{did_you_mean(str(key), REPORT_KEYS)}")
+            raise UsageError(
+                f"{where}: unknown key 'report.{_one_line(key, 60)}'{did_you_mean(str(key), REPORT_KEYS)}"
+            )
         if key == "order":  # the labs' order in the report: a list of lab names
-            cfg.report[key] = report_order(value, f"{src}: report.order")  # type: ignore[assignment]
+            cfg.report[key] = report_order(value, f"{where}: report.order")  # type: ignore[assignment]
             continue
-        cfg.report[key] = coerce(value, str, f"{src}: report.{key}")
+        cfg.report[key] = coerce(value, str, f"{where}: report.{key}")
     labs = data.get("labs") or {}
     if not isinstance(labs, dict):
-        raise UsageError(f"{src}: labs must be a mapping of lab name to settings")
+        raise UsageError(f"{cfg.where('labs')}: labs must be a mapping of lab name to settings")
     for name, values in labs.items():
         if values is None:
             values = {}
         if not isinstance(values, dict):
-            raise UsageError(f"{src}: labs.{name} must be a mapping of settings")
-        cfg.labs[str(name)] = dict(values)
+            raise UsageError(
+                f"{cfg.where(f'labs.{name}')}: labs.{_one_line(name, 60)} must be a mapping of settings"
+            )
+        where = {str(key): cfg.where(f"labs.{name}.{key}") for key in values}
+        cfg.labs[str(name)] = LayerValues(values, where)
     return cfg
 
 
@@ -129,30 +339,118 @@ def parse_set(items: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, st
 
     Returns (lab overrides, report overrides).
     """
-    import yaml
-
     labs: dict[str, dict[str, Any]] = {}
     report: dict[str, str] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         lab, dot, name = key.strip().partition(".")
+        shown = _short(item)
         if not sep or not dot or not lab or not name or "." in name:
-            raise UsageError(f"bad --set {item!r}: expected LAB.KEY=VALUE, for example attention.trials=20")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise UsageError(f"bad --set {item!r}: the value is not valid YAML") from None
+            raise UsageError(f"bad --set {shown}: expected LAB.KEY=VALUE, for example attention.trials=20")
+        value = parse_yaml(raw, f"--set {shown}")[0] if raw.strip() else ""
         if isinstance(value, dict):
-            raise UsageError(f"bad --set {item!r}: the value must be a scalar or a list")
+            raise UsageError(f"bad --set {shown}: the value must be a scalar or a list")
         if lab == "report":
             if name not in REPORT_KEYS:
                 raise UsageError(
-                    f"--set {item!r}: unknown key 'report.{name}'{did_you_mean(name, REPORT_KEYS)}"
+                    f"--set {shown}: unknown key 'report.{_one_line(name, 60)}'{did_you_mean(name, REPORT_KEYS)}"
                 )
-            report[name] = report_order(value, f"--set {item!r}") if name == "order" else str(value)  # type: ignore[assignment]
+            report[name] = report_order(value, f"--set {shown}") if name == "order" else str(value)  # type: ignore[assignment]
         else:
             labs.setdefault(lab, {})[name] = value
     return labs, report
+
+
+# --------------------------------------------------------------------------- run options
+
+_EXPECTED = {
+    "profile": "expected a profile name such as smoke, quick or full",
+    "device": "expected auto, cpu, cuda, cuda:N or mps",
+    "out": "expected a folder",
+}
+
+
+def check_not_empty(value: str | None, where: str, key: str) -> None:
+    """Refuse an empty ``--profile ''`` (or ``profile: ''``) instead of silently using the default."""
+    if value is not None and not value.strip():
+        raise UsageError(f"{where} is empty; {_EXPECTED[key]}")
+
+
+def check_seed(seed: int, where: str) -> None:
+    """A seed is 0 to 2**64 - 1 (what torch.manual_seed takes)."""
+    if seed < 0:
+        raise UsageError(f"{where} must be >= 0, got {_short(seed)}")
+    if seed > MAX_SEED:
+        raise UsageError(f"{where} must be below 2**64 (torch's seed range), got {_short(seed)}")
+
+
+def check_threads(threads: int, where: str) -> None:
+    """Threads are 1 to the machine's CPU count."""
+    if threads < 1:
+        raise UsageError(f"{where} must be >= 1, got {_short(threads)}")
+    cpus = os.cpu_count()
+    if cpus and threads > cpus:
+        raise UsageError(f"{where} is {_short(threads)}, more than this machine's {cpus} CPUs")
+
+
+def check_out_dir(out: Path, where: str) -> None:
+    """``out`` is a folder that exists and is writable, or can be made inside one that is."""
+    out = Path(out)
+    probe = out
+    try:
+        while not (probe.exists() or probe.is_symlink()) and probe != probe.parent:
+            probe = probe.parent
+        is_dir = probe.is_dir()
+    except OSError as exc:
+        raise UsageError(f"{where} {out}: cannot look at {probe}: {exc.strerror or exc}") from None
+    if not is_dir:
+        what = "a file" if probe.is_file() else "not a folder"
+        named = "it" if probe == out else str(probe)
+        raise UsageError(f"{where} {out}: {named} is {what}, not a folder to write runs into")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        named = "the folder" if probe == out else f"{probe}"
+        raise UsageError(f"{where} {out}: {named} is not writable")
+
+
+def check_run_options(
+    file_cfg: RunConfig,
+    *,
+    profile: str | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    threads: int | None = None,
+    out: str | None = None,
+    writes: bool = True,
+) -> None:
+    """Check the run options given on the command line and, when the command writes a run,
+    the folder it writes into (``--out``, else the config file's ``out``, else ``reports``).
+    Values from the config file were checked when it was read. Raises UsageError."""
+    check_not_empty(profile, "--profile", "profile")
+    check_not_empty(device, "--device", "device")
+    if seed is not None:
+        check_seed(seed, "--seed")
+    if threads is not None:
+        check_threads(threads, "--threads")
+    if not writes:
+        return
+    check_not_empty(out, "--out", "out")
+    if out is not None:
+        check_out_dir(Path(out), "--out")
+    elif file_cfg.out is not None:
+        check_out_dir(Path(file_cfg.out), f"{file_cfg.where('out')}: out")
+    else:
+        check_out_dir(Path(DEFAULT_OUT), "the default output folder")
+
+
+def check_set_labs(sets: dict[str, dict[str, Any]], selected: list[str]) -> None:
+    """Refuse ``--set LAB.KEY=...`` for a lab this run does not select (it would do nothing)."""
+    for lab, values in sets.items():
+        if lab not in selected:
+            key = next(iter(values), "")
+            raise UsageError(
+                f"--set {_one_line(f'{lab}.{key}', 60)}: lab {lab!r} is not selected in this run "
+                f"(selected: {', '.join(selected)}); name it on the command line or drop the --set"
+            )
 
 
 # --------------------------------------------------------------------------- types
@@ -173,8 +471,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) < 40 else text[:37] + '...'}"
+    return f"{type(value).__name__} {_short(value, 40)}"
 
 
 def coerce(value: Any, tp: Any, where: str) -> Any:
@@ -251,26 +548,86 @@ def resolve_lab_config(
     layers: list[tuple[str, dict[str, Any]]],
 ) -> Any:
     """Build the config of ``lab``: defaults, then the profile, then each
-    ``(source, values)`` layer in order (config file, ``--set``)."""
+    ``(source, values)`` layer in order (config file, ``--set``); then check the bounds
+    its fields declare and the lab's own ``validate``."""
     if profile not in profile_names(lab):
         raise UsageError(
-            f"unknown profile {profile!r} for lab {lab.name!r}{did_you_mean(profile, profile_names(lab))}; "
-            f"expected one of {', '.join(profile_names(lab))}"
+            f"unknown profile {_short(profile)} for lab {lab.name!r}"
+            f"{did_you_mean(profile, profile_names(lab))}; expected one of {', '.join(profile_names(lab))}"
         )
     types_ = config_types(lab.Config)
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # where each value was set: "--set", "labrunner.yaml:7", ...
     for source, layer in [
         (f"profile {profile!r} of lab {lab.name!r}", lab.profiles.get(profile, {})),
         *layers,
     ]:
+        lines = getattr(layer, "where", {})
         for key, value in layer.items():
+            where = lines.get(key) or source
             if key not in types_:
-                raise UsageError(f"{source}: unknown key '{lab.name}.{key}'{did_you_mean(str(key), types_)}")
-            values[key] = coerce(value, types_[key], f"{source}: {lab.name}.{key}")
+                raise UsageError(
+                    f"{where}: unknown key '{lab.name}.{_one_line(key, 60)}'{did_you_mean(str(key), types_)}"
+                )
+            values[key] = coerce(value, types_[key], f"{where}: {lab.name}.{key}")
+            sources[key] = where
     try:
-        return lab.Config(**values)
+        config = lab.Config(**values)
     except (TypeError, ValueError) as exc:  # a Config's own __post_init__ validation
-        raise UsageError(f"invalid config for lab {lab.name!r}: {exc}") from None
+        raise _invalid(lab, exc, sources) from None
+    check_bounds(lab, config, sources)
+    try:
+        lab.validate(config)
+    except ValueError as exc:
+        raise _invalid(lab, exc, sources) from None
+    return config
+
+
+def check_bounds(lab: Lab, config: Any, sources: dict[str, str] | None = None) -> None:
+    """Check every number of ``config`` against the bounds its field declares in its
+    metadata (``min``, ``max``: inclusive; ``above``, ``below``: exclusive), in lists too."""
+    sources = sources or {}
+    for f in dataclasses.fields(config):
+        bounds = {key: f.metadata[key] for key in BOUNDS if key in f.metadata}
+        for key, bound in bounds.items():
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                raise UsageError(
+                    f"lab {lab.name!r}: config field {f.name!r} declares {key}={_short(bound)}, "
+                    "which is not a number"
+                )
+        if not bounds:
+            continue
+        where = sources.get(f.name, f"default of lab {lab.name!r}")
+        for path, number in _numbers(getattr(config, f.name), f"{lab.name}.{f.name}"):
+            for key, bound in bounds.items():
+                if math.isnan(number) or not _holds(number, BOUNDS[key], bound):
+                    raise UsageError(f"{where}: {path} must be {BOUNDS[key]} {bound}, got {_short(number)}")
+
+
+def _holds(number: float, op: str, bound: float) -> bool:
+    return {">=": number >= bound, "<=": number <= bound, ">": number > bound, "<": number < bound}[op]
+
+
+def _numbers(value: Any, path: str) -> collections.abc.Iterator[tuple[str, float]]:
+    """Every number in ``value`` (itself, or inside lists, tuples and mappings), with its path."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield path, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{path}.{key}")
+
+
+def _invalid(lab: Lab, exc: Exception, sources: dict[str, str]) -> UsageError:
+    """A lab's refusal as one line; ``"field: why"`` is shown with where ``field`` was set."""
+    message = _one_line(exc)
+    key, colon, _ = message.partition(":")
+    if colon and key.strip() in {f.name for f in dataclasses.fields(lab.Config)}:
+        where = sources.get(key.strip(), f"default of lab {lab.name!r}")
+        return UsageError(f"{where}: {lab.name}.{message}")
+    return UsageError(f"invalid config for lab {lab.name!r}: {message}")
 
 
 def config_as_dict(config: Any) -> dict[str, Any]:

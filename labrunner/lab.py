@@ -63,6 +63,15 @@ class Lab:
         """Run the lab, recording its exercises through ``ctx``."""
         raise NotImplementedError(f"lab {self.name!r} does not implement run(ctx)")
 
+    def validate(self, config: Any) -> None:
+        """Refuse settings this lab cannot run with: raise ``ValueError("field: why")``.
+
+        Called with the resolved config before anything runs or is written; the message
+        becomes the one-line error, shown with where ``field`` was set. The default accepts
+        every config. A bound on one number is simpler declared on the field:
+        ``draws: int = field(default=8, metadata={"min": 1})``.
+        """
+
     def __repr__(self) -> str:
         return f"<Lab {self.name} {self.version}>"
 

@@ -147,3 +147,102 @@ def test_config_command_prints_resolved_yaml(cli, workdir):
             "interrupt": False,
         }
     }
+
+
+# --------------------------------------------------------------------------- bounded, located YAML
+
+
+def test_key_lines_and_layer_sources(tmp_path, counter):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 1\n\nlabs:\n  counter:\n    steps: 2\n    mode: median\n")
+    cfg = load_run_config(path)
+    assert cfg.where("seed") == f"{path}:1"
+    assert cfg.where("labs.counter.steps") == f"{path}:5"
+    assert cfg.where("nowhere") == str(path)
+    with pytest.raises(UsageError, match=rf"^{path}:6: counter.mode: expected one of"):
+        resolve_lab_config(counter, "quick", [(cfg.source, cfg.labs["counter"])])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seed: 1\nthreads: 1\nseed: 2\n", r"c.yaml:3: key 'seed' is written twice \(first on line 1\)"),
+        ("seed: 2024-13-40\n", r"c.yaml:1:7: cannot read this value: month must be in 1..12"),
+        ("seed: " + "9" * 5000 + "\n", r"c.yaml:1:7: cannot read this value: Exceeds the limit"),
+        ("a: &a [1, *a]\n", r"c.yaml:1:11: alias \*a refers to a value that contains it"),
+        ("seed: 1\nlabel: \x07\n", r"malformed YAML in .*c.yaml:2:8: character #x0007 is not allowed"),
+        ("seed: *nothing\n", r"malformed YAML in .*c.yaml:1:7: found undefined alias"),
+    ],
+)
+def test_bad_yaml_is_one_located_line(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message) as info:
+        load_run_config(path)
+    assert "\n" not in str(info.value)
+    assert len(str(info.value)) < 300
+
+
+def test_depth_counts_what_aliases_expand_to(tmp_path):
+    # each anchor is shallow, but the chain expands far deeper than any config
+    rows = ["a0: &a0 " + "[" * 40 + "]" * 40]
+    rows += [f"a{i}: &a{i} " + "[" * 30 + f"*a{i - 1}" + "]" * 30 for i in range(1, 5)]
+    path = tmp_path / "c.yaml"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(UsageError, match=r"c.yaml:2:\d+: nested deeper than 64 levels"):
+        load_run_config(path)
+
+
+def test_config_file_that_is_not_a_file(tmp_path):
+    with pytest.raises(UsageError, match="is not a regular file"):
+        load_run_config(tmp_path)
+
+
+def test_threads_in_config_file_are_read(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("threads: 1\n")
+    assert load_run_config(path).threads == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("1e-3", 0.001), ("1.5E3", 1500.0), ("-2e+2", -200.0), ("1_000", 1000)]
+)
+def test_numbers_in_exponent_form(raw, value):
+    labs, _ = parse_set([f"counter.scale={raw}"])
+    assert labs["counter"]["scale"] == value
+    assert type(labs["counter"]["scale"]) is type(value)
+
+
+def test_words_stay_words():
+    labs, _ = parse_set(["counter.label=e5", "counter.mode=1e", "counter.noisy=yes"])
+    assert labs["counter"] == {"label": "e5", "mode": "1e", "noisy": True}
+
+
+def test_messages_never_repr_a_whole_value(counter):
+    huge = list(range(100_000))
+    with pytest.raises(UsageError) as info:
+        resolve_lab_config(counter, "quick", [("--set", {"steps": huge})])
+    assert len(str(info.value)) < 200
+    assert str(info.value).startswith("--set: counter.steps: expected int, got list [0, 1, 2, 3, ...]")
+
+
+def test_bound_declared_with_a_non_number(monkeypatch):
+    from dataclasses import dataclass, field
+
+    import labrunner
+
+    @dataclass(frozen=True)
+    class TypoConfig:
+        draws: int = field(default=2, metadata={"min": "1"})
+
+    class Lab(labrunner.Lab):
+        name = "typo"
+        title = "Typo"
+        Config = TypoConfig
+
+        def run(self, ctx): ...
+
+    with pytest.raises(
+        UsageError, match="lab 'typo': config field 'draws' declares min='1', which is not a number"
+    ):
+        resolve_lab_config(Lab(), "quick", [])
