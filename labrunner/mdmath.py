@@ -144,8 +144,75 @@ def _sanitized(mathml: str) -> str:
     return ET.tostring(root, encoding="unicode", short_empty_elements=False)
 
 
+#: Relations a long displayed formula may break before (at the top level only).
+_BREAK_BEFORE = re.compile(
+    r"=|<|>|\\(?:approx|leq?|geq?|neq?|equiv|sim|simeq|propto|to|Rightarrow|iff|quad|qquad)(?![A-Za-z])"
+)
+#: A displayed formula shorter than this stays one piece.
+_BREAK_MIN_CHARS = 40
+
+
+def split_display(latex: str) -> list[str]:
+    """``latex`` cut before each top-level relation (``=``, ``\\le``, ``\\approx``, ...,
+    ``\\quad``): the pieces a long displayed formula may wrap between on a narrow page.
+
+    Only the top level is cut: never inside braces, ``\\left ... \\right`` or an
+    environment, so each piece is a formula of its own. A short formula is one piece.
+    """
+    source = latex.strip()
+    if len(source) < _BREAK_MIN_CHARS:
+        return [source]
+    pieces: list[str] = []
+    depth = 0
+    start = 0
+    i = 0
+    while i < len(source):
+        char = source[i]
+        if char == "\\":
+            word = re.match(r"\\([A-Za-z]+|.)", source[i:])
+            name = word.group(1) if word else ""
+            if name in ("left", "begin"):
+                depth += 1
+            elif name in ("right", "end"):
+                depth -= 1
+            elif depth == 0 and i > start and _BREAK_BEFORE.match(source, i):
+                pieces.append(source[start:i])
+                start = i
+            i += 1 + len(name)
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        elif (
+            depth == 0
+            and char in "=<>"
+            and source[start:i].strip()
+            and not (char == "=" and source[i - 1] in "<>!")  # <=, >=, != stay whole
+        ):
+            pieces.append(source[start:i])
+            start = i
+        i += 1
+    pieces.append(source[start:])
+    pieces = [piece.strip() for piece in pieces if piece.strip()]
+    return pieces if depth == 0 and pieces else [source]
+
+
+def _display_math(latex: str) -> str:
+    """A displayed formula: one ``<math>``, or, when long, its pieces (each a ``<math>``)
+    in a ``<span class="math-pieces">`` that wraps between pieces instead of overflowing."""
+    pieces = split_display(latex)
+    if len(pieces) > 1:
+        rendered = [latex_to_mathml(piece, True) for piece in pieces]
+        if not any("math-error" in r for r in rendered):
+            return '<span class="math-pieces">' + "".join(rendered) + "</span>"
+    return latex_to_mathml(latex, True)
+
+
 def _render_math(content: str, options: dict[str, Any]) -> str:
-    return latex_to_mathml(content, bool(options.get("display_mode")))
+    if options.get("display_mode"):
+        return _display_math(content)
+    return latex_to_mathml(content, False)
 
 
 def _render_image(self: Any, tokens: list, idx: int, options: Any, env: Any) -> str:

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,16 @@ from .results import Check, LabResult, write_atomic
 
 # The run folder's model and loading live in runfolder.py; imported here for the renderer
 # and for code that imports them from this module.
-from .runfolder import LabSummary, RunData, _date, _meta, _read_json, load_run, summarize  # noqa: F401
+from .runfolder import (  # noqa: F401
+    LabSummary,
+    RunData,
+    _date,
+    _meta,
+    _read_json,
+    load_run,
+    run_totals,
+    summarize,
+)
 
 #: Formats rendered by labrunner itself; others come from plugins.
 BUILTIN_FORMATS = {
@@ -53,15 +62,13 @@ PDF_HELP = (
 def format_value(value: Any) -> str:
     """A number or value as shown in tables, metrics and checks: 4 significant digits,
     scientific notation for very small or large magnitudes, '—' for nothing."""
-    if value is None:
+    if value is None or is_nonfinite(value):
         return "—"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
         if value == 0:
             return "0"
         magnitude = abs(value)
@@ -75,6 +82,36 @@ def format_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
     return str(value)
+
+
+#: How result.json stores non-finite floats (see results.jsonable), and what each means.
+_NONFINITE = {
+    "nan": "not a number: the measurement is undefined (for example a mean over no cases)",
+    "inf": "infinite",
+    "-inf": "minus infinity",
+}
+
+
+def is_nonfinite(value: Any) -> bool:
+    """True for nan and ±inf, as floats or as the strings result.json stores them as."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, str) and value in _NONFINITE
+
+
+def nonfinite_reason(value: Any) -> str:
+    """Why a value is shown as '—': 'not a number: ...', 'infinite', ...; '' otherwise."""
+    if isinstance(value, float) and not math.isfinite(value):
+        value = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return _NONFINITE.get(value, "") if isinstance(value, str) else ""
+
+
+def format_check_value(value: Any) -> str:
+    """An expected or actual value of a check: an empty list or mapping is 'none' (a check
+    comparing the items that differ expects none of them), the rest as :func:`format_value`."""
+    if isinstance(value, (list, tuple, dict)) and not value:
+        return "none"
+    return format_value(value)
 
 
 def format_duration(seconds: Any) -> str:
@@ -120,8 +157,8 @@ _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 def md_cell(value: Any) -> str:
     """A table cell of a lab (may hold inline Markdown/math) for a Markdown table;
-    anything that would open an HTML tag is escaped."""
-    if isinstance(value, str):
+    anything that would open an HTML tag is escaped; nan and ±inf are "—"."""
+    if isinstance(value, str) and not is_nonfinite(value):
         text = _TAG_START.sub("&lt;", value)
         return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
     return format_value(value).replace("|", "\\|")
@@ -145,6 +182,12 @@ class FigureView:
     def data_uri(self) -> str:
         return _data_uri(self.path)
 
+    @property
+    def width_px(self) -> int | None:
+        """The width the figure was drawn for, in CSS pixels (its pixel width at 96 dpi
+        from the PNG's own resolution), or None when the file says nothing usable."""
+        return _png_css_width(self.path)
+
 
 def _data_uri(path: Path) -> str:
     try:
@@ -155,25 +198,156 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
+def _png_css_width(path: Path) -> int | None:
+    """Pixel width x 96 / dpi of a PNG, read from its IHDR and pHYs chunks (matplotlib
+    writes both); the pixel width itself when there is no pHYs chunk."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    width = int.from_bytes(head[16:20], "big")
+    at = head.find(b"pHYs")
+    if at >= 0 and len(head) >= at + 13 and head[at + 12] == 1:  # unit: metre
+        per_metre = int.from_bytes(head[at + 4 : at + 8], "big")
+        dpi = per_metre * 0.0254
+        if 30 <= dpi <= 1200:
+            return max(1, round(width * 96 / dpi))
+    return width or None
+
+
+@dataclass
+class Fidelity:
+    """Whether a lab answered the assignment or a stand-in, and the points of each.
+
+    ``kind`` is ``"assignment"`` (every exercise on the assignment's material),
+    ``"stand-in"`` (every exercise on a stand-in) or ``"partly stand-in"``;
+    ``stand_ins`` lists (exercise title, reason) of the exercises on a stand-in.
+    """
+
+    kind: str
+    points_assignment: float
+    points_assignment_total: float
+    points_stand_in: float
+    points_stand_in_total: float
+    stand_ins: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def has_stand_in(self) -> bool:
+        return self.kind != "assignment"
+
+
+def lab_fidelity(summary: LabSummary) -> Fidelity:
+    """The :class:`Fidelity` of a lab, from its summary (points split by fidelity)."""
+    return Fidelity(
+        kind=summary.fidelity,
+        points_assignment=summary.points_assignment,
+        points_assignment_total=summary.points_assignment_total,
+        points_stand_in=summary.points_stand_in,
+        points_stand_in_total=summary.points_stand_in_total,
+        stand_ins=list(summary.stand_ins),
+    )
+
+
 @dataclass
 class LabView:
-    """One lab as the templates see it."""
+    """One lab as the templates see it.
+
+    ``part`` is where the lab belongs in the assignment ("Problem 1", or ""), ``fidelity``
+    its :class:`Fidelity`; ``measurements`` is the "All measurements" appendix: (group
+    title, anchor, {metric: value}) for each exercise with metrics, then the lab's own.
+    """
 
     result: LabResult
     summary: LabSummary
     anchor: str
     exercises: list[dict[str, Any]]
     other_metrics: dict[str, Any]
+    part: str = ""
+    fidelity: Fidelity | None = None
+    measurements: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def measurement_count(self) -> int:
+        return sum(len(values) for _title, _anchor, values in self.measurements)
+
+    @property
+    def heading(self) -> str:
+        """The part label and the title, without repeating a part the title starts with."""
+        title = self.result.title
+        if not self.part or title.lower().startswith(self.part.lower()):
+            return title
+        return f"{self.part} · {title}"
 
 
-def build_view(run: RunData) -> dict[str, Any]:
-    """Everything the templates use, from a loaded run."""
+def used_metrics(ex: Any) -> dict[str, Any]:
+    """The metrics of an exercise that its claims and checks use, in recorded order.
+
+    No record says which numbers an answer uses, so the rule is: a metric is used when a
+    claim (name, statement, evidence, baseline) or a check (name, message) names it, or
+    when it is the number a check compared (its actual or expected value). The others go
+    to the lab's "All measurements" appendix.
+    """
+    text = " ".join(
+        [f"{c.name} {c.statement} {c.evidence} {c.baseline}" for c in ex.claims]
+        + [f"{c.name} {c.message}" for c in ex.checks]
+    )
+    compared = [
+        v
+        for c in ex.checks
+        for v in (c.actual, c.expected)
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    used = {}
+    for name, value in ex.metrics.items():
+        named = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if named or (is_number and any(value == v for v in compared)):
+            used[name] = value
+    return used
+
+
+def lab_order(run: RunData, labs: Sequence[LabResult], plugins: Any = None) -> list[tuple[LabResult, str]]:
+    """The labs in the report's order, each with its part label.
+
+    The config file's ``report.order`` (a list of lab names) comes first; then each lab's
+    own ``order`` (saved in its result, or declared by the installed lab); then run order.
+    """
+    wanted = run.settings.get("report", {}) or {}
+    wanted = wanted.get("order") if isinstance(wanted, dict) else None
+    wanted = [w for w in wanted if isinstance(w, str)] if isinstance(wanted, list) else []
+    installed = getattr(plugins, "labs", None) or {}
+
+    def declared(lab: LabResult, attr: str) -> Any:
+        value = getattr(lab, attr, None)
+        if value in (None, "") and lab.lab in installed:
+            value = getattr(installed[lab.lab], attr, None)
+        return value
+
+    keyed = []
+    for index, lab in enumerate(labs):
+        order = declared(lab, "order")
+        if isinstance(order, bool) or not isinstance(order, (int, float)):
+            order = math.inf
+        position = wanted.index(lab.lab) if lab.lab in wanted else len(wanted)
+        part = declared(lab, "part")
+        keyed.append(((position, order, index), lab, part if isinstance(part, str) else ""))
+    keyed.sort(key=lambda item: item[0])
+    return [(lab, part) for _key, lab, part in keyed]
+
+
+def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
+    """Everything the templates use, from a loaded run (``plugins``, when given, supplies
+    the part and order of installed labs whose results do not record them)."""
     figure_no = 0
     table_no = 0
     labs: list[LabView] = []
-    for lab in run.labs:
+    for lab, part in lab_order(run, run.labs, plugins):
         anchor = "lab-" + slug(lab.lab)
         exercises = []
+        measurements: list[tuple[str, str, dict[str, Any]]] = []
         shown_metrics: set[str] = set()
         for i, ex in enumerate(lab.exercises, 1):
             records = []
@@ -196,29 +370,39 @@ def build_view(run: RunData) -> dict[str, Any]:
                     )
                 elif kind == "table":
                     table_no += 1
-                    records.append({**record, "number": table_no, "numeric": _numeric_columns(record)})
+                    reasons = [nonfinite_reason(c) for row in record.get("rows") or [] for c in row]
+                    records.append(
+                        {
+                            **record,
+                            "number": table_no,
+                            "numeric": _numeric_columns(record),
+                            "nonfinite_reasons": list(dict.fromkeys(r for r in reasons if r)),
+                        }
+                    )
                 elif kind == "markdown":
                     records.append(record)
             shown_metrics.update(ex.metrics)
+            ex_anchor = f"{anchor}-ex{i}"
+            if ex.metrics:
+                measurements.append((ex.title, ex_anchor, dict(ex.metrics)))
             exercises.append(
                 {
                     "exercise": ex,
-                    "anchor": f"{anchor}-ex{i}",
+                    "anchor": ex_anchor,
                     "records": records,
                     "checks_passed": sum(c.passed for c in ex.checks),
+                    "metrics": used_metrics(ex),
+                    "more_metrics": len(ex.metrics) - len(used_metrics(ex)),
                 }
             )
         other = {k: v for k, v in lab.metrics.items() if k not in shown_metrics}
-        labs.append(LabView(lab, summarize(lab), anchor, exercises, other))
-    summaries = [view.summary for view in labs]
-    totals = {
-        "checks_passed": sum(s.checks_passed for s in summaries),
-        "checks_total": sum(s.checks_total for s in summaries),
-        "points": sum(s.points for s in summaries),
-        "points_total": sum(s.points_total for s in summaries),
-        "duration_s": sum(s.duration_s for s in summaries),
-        "labs_passed": sum(s.status == "passed" for s in summaries),
-    }
+        if other:
+            measurements.append(("Other measurements of the lab", anchor, other))
+        summary = summarize(lab)
+        labs.append(
+            LabView(lab, summary, anchor, exercises, other, part, lab_fidelity(summary), measurements)
+        )
+    totals = run_totals([view.summary for view in labs])
     env = run.environment
     git = env.get("git") or {}
     settings = run.settings
@@ -250,8 +434,20 @@ def build_view(run: RunData) -> dict[str, Any]:
         "all_passed": run.all_passed,
         "environment_rows": [(k, v) for k, v in environment_rows if v not in (None, "")],
         "config_yaml": run.config_yaml or _config_yaml(run.info.get("config", {})),
+        "config_labs": [(view, _flat_config(view.result.config)) for view in labs if view.result.config],
         "run_status": run.info.get("status", ""),
     }
+
+
+def _flat_config(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A lab's resolved config as (key, value) rows; nested mappings become dotted keys."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            rows += _flat_config(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
 
 
 def _numeric_columns(table: dict[str, Any]) -> list[bool]:
@@ -324,6 +520,9 @@ def _environment(template_dir: Path | None, *, html: bool) -> Any:
         markdown=mdmath.markdown_to_html,
         markdown_inline=mdmath.markdown_inline,
         value=format_value,
+        check_value=format_check_value,
+        nonfinite_reason=nonfinite_reason,
+        css_string=css_string,
         duration=format_duration,
         points=format_points,
         slug=slug,
@@ -331,7 +530,18 @@ def _environment(template_dir: Path | None, *, html: bool) -> Any:
         md_cell=md_cell,
         tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
     )
+    env.tests["nonfinite"] = is_nonfinite
     return env
+
+
+def css_string(text: Any) -> Any:
+    """``text`` as a quoted CSS string for ``content:`` (in a ``<style>`` element): every
+    character but letters, digits and spaces is a CSS escape, so nothing can end the
+    string or the element."""
+    from markupsafe import Markup
+
+    out = "".join(c if c.isascii() and (c.isalnum() or c == " ") else f"\\{ord(c):x} " for c in str(text))
+    return Markup(f'"{out}"')
 
 
 def _render_template(name: str, view: dict[str, Any], template_dir: Path | None, *, html: bool) -> str:
@@ -359,18 +569,20 @@ def _write(path: Path, text: str) -> None:
         pass
 
 
-def render_html(run: RunData, out_dir: Path, template_dir: Path | None = None) -> Path:
+def render_html(run: RunData, out_dir: Path, template_dir: Path | None = None, plugins: Any = None) -> Path:
     """Write ``report.html``: one self-contained file (figures as data URIs, CSS inline)."""
-    view = build_view(run)
+    view = build_view(run, plugins)
     path = Path(out_dir) / "report.html"
     _write(path, _render_template("report.html.j2", view, template_dir, html=True))
     return path
 
 
-def render_markdown(run: RunData, out_dir: Path, template_dir: Path | None = None) -> Path:
+def render_markdown(
+    run: RunData, out_dir: Path, template_dir: Path | None = None, plugins: Any = None
+) -> Path:
     """Write ``report.md`` and copy its figures to ``figures/<lab>/``."""
     out_dir = Path(out_dir)
-    view = build_view(run)
+    view = build_view(run, plugins)
     figures = out_dir / "figures"
     if figures.exists():
         shutil.rmtree(figures)  # figures of an earlier render that may no longer exist
@@ -412,12 +624,16 @@ def render_pdf(html_path: Path, pdf_path: Path, engine: str | None = None, timeo
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-quic",
+            "--disable-sync",
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-extensions",
             "--no-first-run",
             "--no-default-browser-check",
             f"--user-data-dir={profile}",
+            # Chromium's own header and footer show the file's path; the report's CSS
+            # @page margin boxes print the title, the student and page numbers instead.
             "--no-pdf-header-footer",
             f"--print-to-pdf={tmp}",
             Path(html_path).resolve().as_uri(),
@@ -469,9 +685,9 @@ def render_report(
     run = load_run(run_dir, author=author)
     written: list[Path] = []
     if "html" in wanted or "pdf" in wanted:
-        written.append(render_html(run, run_dir, template_dir))
+        written.append(render_html(run, run_dir, template_dir, plugins))
     if "md" in wanted:
-        written.append(render_markdown(run, run_dir, template_dir))
+        written.append(render_markdown(run, run_dir, template_dir, plugins))
     for name in wanted:
         if name not in BUILTIN_FORMATS:
             render, _description = plugin_formats[name]

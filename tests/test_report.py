@@ -8,6 +8,7 @@ benchmarks/bench_report.py reuse it.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
 import subprocess
@@ -18,7 +19,14 @@ import pytest
 from runfolders import EVIL_TITLE, make_lab, make_run, png_bytes  # noqa: F401  (re-exported)
 
 from labrunner.errors import UsageError
-from labrunner.report import find_pdf_engine, format_value, load_run, render_report
+from labrunner.report import (
+    find_pdf_engine,
+    format_check_value,
+    format_value,
+    load_run,
+    nonfinite_reason,
+    render_report,
+)
 from labrunner.results import write_json
 
 
@@ -120,9 +128,10 @@ def test_html_is_self_contained_and_structured(tmp_path):
     assert "value above threshold" in text and "≥ 0.5" in text
     assert "Test CPU" in text and "abc123 (uncommitted changes)" in text and "2.14.1" in text
     assert "steps: 3" in "".join(page.text["pre"])
-    # order: question, answer, figure, table, markdown, metrics, checks
+    # order: question, answer, figure, table, markdown, the measurements used, checks, appendix
     body = html[html.index('id="lab-lab0-ex1"') :]
-    marks = ["Question", "Answer", "<img", "Table 1.", "Extra block", "Metrics", "Checks"]
+    marks = ["Question", "Answer", "<img", "Table 1.", "Extra block", "Measurements the claims", "Checks"]
+    marks += ["All measurements of this lab"]
     positions = [body.index(m) for m in marks]
     assert positions == sorted(positions)
 
@@ -202,7 +211,15 @@ def test_format_value():
     assert format_value(1.5e-7) == "1.500e-07"
     assert format_value(12345.6) == "12346"
     assert format_value([1, 0.5]) == "[1, 0.5]"
-    assert format_value("nan") == "nan"
+    assert format_value("nan") == "—" and format_value(float("inf")) == "—"
+    assert format_value("nan as a word") == "nan as a word"
+    assert (
+        nonfinite_reason("nan").startswith("not a number")
+        and nonfinite_reason(float("-inf")) == "minus infinity"
+    )
+    assert nonfinite_reason(3.0) == "" and nonfinite_reason("text") == ""
+    assert format_check_value([]) == "none" and format_check_value({}) == "none"
+    assert format_check_value([3]) == "[3]" and format_check_value(None) == "—"
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -586,3 +603,258 @@ def page_in_math(tag: str) -> bool:
     from labrunner.mdmath import _MATHML_TAGS
 
     return tag in _MATHML_TAGS
+
+
+# --------------------------------------------------------------------------- order, fidelity, legibility
+
+
+def _edit_result(run_dir, name, edit):
+    """Load ``<name>/result.json``, let ``edit`` change the LabResult, save it again."""
+    from labrunner.results import LabResult
+
+    path = run_dir / name / "result.json"
+    result = LabResult.load(path)
+    edit(result)
+    result.save(path)
+
+
+def _lab_ids(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'<section class="lab status-\w+" id="lab-([\w-]+)"', html)
+
+
+def test_labs_follow_the_configured_order_then_their_own(tmp_path):
+    from labrunner.lab import Lab
+
+    run_dir = make_run(tmp_path, labs=2)  # run order: lab0, lab1, counter, crashing
+    render_report(run_dir, formats=["html"])
+    assert _lab_ids((run_dir / "report.html").read_text()) == ["lab0", "lab1", "counter", "crashing"]
+
+    class Crashing(Lab):  # an installed lab declaring where it belongs
+        name = "crashing"
+        title = "A lab that raises"
+        part = "Problem 1"
+        order = 0
+
+        def run(self, ctx):
+            pass
+
+    class Installed:
+        labs = {"crashing": Crashing()}
+
+    from labrunner.report import render_html, render_markdown
+
+    render_html(load_run(run_dir), run_dir, plugins=Installed())
+    render_markdown(load_run(run_dir), run_dir, plugins=Installed())
+    html = (run_dir / "report.html").read_text()
+    assert _lab_ids(html) == ["crashing", "lab0", "lab1", "counter"]
+    assert '<p class="part-label">Problem 1</p>' in html
+    assert "## Problem 1 · A lab that raises" in (run_dir / "report.md").read_text()
+
+    info = json.loads((run_dir / "run.json").read_text())
+    info["settings"]["report"]["order"] = ["counter", "lab1"]  # as `report: {order: [...]}` saves it
+    write_json(run_dir / "run.json", info)
+    render_html(load_run(run_dir), run_dir, plugins=Installed())
+    html = (run_dir / "report.html").read_text()
+    assert _lab_ids(html) == ["counter", "lab1", "crashing", "lab0"]
+    toc = html[html.index('class="toc"') : html.index('id="summary"')]
+    assert toc.index("#lab-counter") < toc.index("#lab-lab1") < toc.index("#lab-crashing")
+
+
+def test_config_file_report_order(tmp_path):
+    from labrunner.config import load_run_config, parse_set
+
+    path = tmp_path / "labrunner.yaml"
+    path.write_text("report:\n  order: [rnn_lm, attention]\n  author: Ada\n")
+    assert load_run_config(path).report == {"order": ["rnn_lm", "attention"], "author": "Ada"}
+    path.write_text("report:\n  order: [rnn_lm, {x: 1}]\n")
+    with pytest.raises(UsageError, match=r"report\.order: expected a list of lab names"):
+        load_run_config(path)
+    assert parse_set(["report.order=[attention, rnn_lm]"])[1] == {"order": ["attention", "rnn_lm"]}
+
+
+def test_stand_in_points_are_shown_apart_from_the_assignment(tmp_path):
+    run_dir = make_run(tmp_path, labs=2)
+
+    def stand_in(result):
+        result.exercises[0].fidelity = "stand-in"
+        result.exercises[
+            0
+        ].fidelity_reason = "no ImageNet weights offline: a small CNN trained on generated images"
+
+    _edit_result(run_dir, "lab1", stand_in)
+    render_report(run_dir, formats=["html", "md"])
+    html = (run_dir / "report.html").read_text()
+    page = parse(html)
+    header = " ".join(page.text["header"])
+    # lab0 2/2 and counter 1/4 on the assignment (3/6); lab1's 2/2 points apart
+    assert "3/6 points on the assignment's material" in header
+    assert "8/8 points" not in header and "5/8 points" not in header
+    assert "lab1" in header and "2/2 more points that are not the assignment" in header
+    summary = html[html.index('id="summary"') : html.index('id="lab-')]
+    assert "Points on the assignment" in summary and "Points on stand-ins" in summary
+    assert "partly stand-in" not in summary and "stand-in</span>" in summary  # its only exercise
+    lab1 = html[html.index('id="lab-lab1"') : html.index('id="lab-counter"')]
+    assert "0/0 points on the assignment's material, 2/2 on stand-ins" in lab1
+    assert "no ImageNet weights offline" in lab1 and "1 of 1 exercise ran on a stand-in" in lab1
+    md = (run_dir / "report.md").read_text()
+    assert "3/6 points on the assignment's material" in md
+    assert "| Points (assignment) | Points (stand-in) |" in md and "no ImageNet weights offline" in md
+
+
+def test_a_run_without_stand_ins_says_so(tmp_path):
+    run_dir = make_run(tmp_path)
+    render_report(run_dir, formats=["html"])
+    html = (run_dir / "report.html").read_text()
+    assert "Points on stand-ins" not in html and "not the assignment" not in html
+    assert "3/6 points" in " ".join(parse(html).text["header"])
+
+
+def test_exercises_show_the_measurements_they_use_and_the_rest_go_to_the_appendix(tmp_path):
+    from labrunner.results import Check, Claim
+
+    run_dir = make_run(tmp_path)
+
+    def measurements(result):
+        ex = result.exercises[0]
+        ex.metrics.update({"erf_ratio": 0.44, "unused_nan": "nan", "named_in_claim": 2.5})
+        ex.claims = [Claim("much_smaller", True, "ERF is much smaller", evidence="`named_in_claim` = 2.5")]
+        ex.checks.append(Check("erf below half", True, expected="≤ 0.5", actual=0.44))
+        ex.checks.append(Check("layers that differ", True, expected=[], actual=[]))
+        ex.records[1]["rows"].append(["pool 2", "nan", "inf"])
+
+    _edit_result(run_dir, "lab0", measurements)
+    render_report(run_dir, formats=["html", "md"])
+    html = (run_dir / "report.html").read_text()
+    exercise = html[html.index('id="lab-lab0-ex1"') : html.index('id="lab-lab0-measurements"')]
+    used = exercise[exercise.index("Measurements the claims") :]
+    used = used[: used.index("</table>")]
+    for name in ("total", "erf_ratio", "named_in_claim"):  # the check's actual, a check's value, a claim
+        assert f"<code>{name}</code>" in used
+    for name in ("tiny", "unused_nan"):
+        assert name not in exercise
+    assert "2 more measurements of this exercise" in exercise
+    appendix = html[html.index('id="lab-lab0-measurements"') :]
+    appendix = appendix[: appendix.index("</details>")]
+    assert appendix.startswith('id="lab-lab0-measurements"') and "<summary>All measurements" in appendix
+    for name in ("total", "tiny", "erf_ratio", "unused_nan", "named_in_claim", "lab_only"):
+        assert f"<code>{name}</code>" in appendix
+    assert ">nan<" not in html and ">inf<" not in html  # non-finite values are "—" with the reason
+    assert '>—</span> <span class="na-reason">(not a number' in appendix
+    assert '<p class="table-note">— : infinite.</p>' in exercise  # the table says why once
+    layers = exercise[exercise.index("layers that differ") :]
+    assert "<td>none</td>" in layers and 'none <span class="message">(no item differs)</span>' in layers
+    md = (run_dir / "report.md").read_text()
+    assert "| `unused_nan` | — (not a number" in md and "none (no item differs)" in md
+    assert "<summary>All measurements of this lab (6)</summary>" in md
+
+
+def test_configuration_is_a_compact_appendix(tmp_path):
+    run_dir = make_run(tmp_path)
+    _edit_result(run_dir, "lab0", lambda r: r.config.update({"model": {"hidden": 64, "layers": [1, 2]}}))
+    render_report(run_dir, formats=["html", "md"])
+    html = (run_dir / "report.html").read_text()
+    appendix = html[html.index('id="environment"') :]
+    assert appendix.count('<dl class="config-list">') == 1  # lab0 only: the others have no config
+    for row in ("<code>steps</code></dt><dd>3</dd>", "<code>model.hidden</code></dt><dd>64</dd>"):
+        assert row in appendix
+    assert "<code>model.layers</code></dt><dd>[1, 2]</dd>" in appendix
+    assert '<details class="config-yaml screen-only">' in appendix  # the raw YAML, on screen only
+    md = (run_dir / "report.md").read_text()
+    assert "`steps` = 3 · `model.hidden` = 64 · `model.layers` = [1, 2]" in md
+
+
+def test_printed_pages_carry_title_student_and_page_numbers(tmp_path):
+    run_dir = make_run(tmp_path, report={"title": 'Hw 2 "</style><script>x</script>', "author": "Ada"})
+    render_report(run_dir, formats=["html"])
+    html = (run_dir / "report.html").read_text()
+    style = html[html.index("<style>") : html.index("</style>")]
+    assert "<" not in style[len("<style>") :] and "@top-left" in style
+    assert 'content: "Hw 2 \\22 \\3c \\2f style\\3e \\3c script\\3e x' in style
+    assert '@top-right { content: "Ada"; }' in style
+    assert 'counter(page) " of " counter(pages)' in style
+    assert len(parse(html).find("script")) == 0
+
+
+def test_figures_keep_the_width_they_were_drawn_for_and_open_full_size(tmp_path):
+    from PIL import Image
+
+    image = Image.new("RGB", (1100, 2200), "white")  # tall: 10 x 20 inches at 110 dpi
+    out = io.BytesIO()
+    image.save(out, format="PNG", dpi=(110, 110))
+    run_dir = make_run(tmp_path, png=out.getvalue())
+    render_report(run_dir, formats=["html"])
+    html = (run_dir / "report.html").read_text()
+    assert 'style="--fig-w: 960px"' in html and 'width="960"' in html  # 1100 px * 96 / 110
+    assert 'href="#figure-1-full"' in html and 'id="figure-1-full"' in html
+    css = (run_dir / "report.html").read_text()
+    assert "max-height: 34rem" not in css and ".zoomable:target" in css
+
+
+def test_long_displayed_formulas_break_between_relations():
+    from labrunner.mdmath import markdown_to_html, split_display
+
+    long = r"n_{\mathrm{out}} = \left\lfloor \frac{n + 2p - k}{s} \right\rfloor + 1, \quad j = j_{\mathrm{in}} s \le r"
+    assert split_display(long) == [
+        r"n_{\mathrm{out}}",
+        r"= \left\lfloor \frac{n + 2p - k}{s} \right\rfloor + 1,",
+        r"\quad j",
+        r"= j_{\mathrm{in}} s",
+        r"\le r",
+    ]
+    assert split_display("a = b") == ["a = b"]  # short: one piece
+    nested = r"\begin{pmatrix} a = b \\ c = d \end{pmatrix} + \sum_{i=1}^{n} x_i^2 \lesssim 1"
+    assert split_display(nested) == [nested]  # no top-level relation (\lesssim is not \le)
+    assert split_display(r"x_{i} <= y + z + aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") == [
+        "x_{i}",
+        "<= y + z + aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ]
+    html = str(markdown_to_html(f"$${long}$$"))
+    assert html.count("<math ") == 5 and '<span class="math-pieces">' in html
+    assert str(markdown_to_html("$$a = b$$")).count("<math ") == 1
+
+
+def test_list_shows_profiles_and_settings(capsys):
+    from labrunner.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("attention ") :]
+    assert "profiles: smoke, quick, full" in block
+    assert "settings (default, then each profile's value):" in block
+    assert "  draws " in block and "smoke " in block
+    assert main(["list", "-q"]) == 0
+    assert "profiles:" not in capsys.readouterr().out
+
+
+def test_labs_from_an_earlier_run_and_labs_not_run(tmp_path):
+    run_dir = make_run(tmp_path)
+
+    def earlier(result):
+        result.origin = {"kind": "earlier run", "run": "20261128-101500", "finished": result.finished}
+        result.finished = "2026-11-28T10:20:00+00:00"
+        result.profile = "quick"
+
+    _edit_result(run_dir, "lab0", earlier)
+    info = json.loads((run_dir / "run.json").read_text())
+    info["labs"] = [
+        *info.get("labs", []),
+        {"lab": "rnn_lm", "status": "not run", "title": "Problem 2: an LSTM"},
+    ]
+    info["settings"]["labs"].append("rnn_lm")
+    write_json(run_dir / "run.json", info)
+    render_report(run_dir, formats=["html", "md"])
+    html = (run_dir / "report.html").read_text()
+    page = parse(html)
+    assert "1 not run" in " ".join(page.text["header"])
+    lab0 = html[html.index('id="lab-lab0"') : html.index('id="lab-counter"')]
+    assert "This result comes from an earlier run (<code>20261128-101500</code>), 28 November 2026" in lab0
+    assert "quick profile, seed 0, cpu" in lab0
+    rnn = html[html.index('id="lab-rnn-lm"') :]
+    assert 'class="lab status-not-run"' in html and "labrunner run rnn_lm" in rnn
+    summary = html[html.index('id="summary"') : html.index('id="lab-')]
+    assert 'class="status-not-run"' in summary and "from an earlier run" in summary
+    md = (run_dir / "report.md").read_text()
+    assert "## Problem 2: an LSTM — not run" in md and "`labrunner run rnn_lm` runs it" in md
+    assert "*This result comes from an earlier run (`20261128-101500`), 28 November 2026" in md

@@ -1,0 +1,251 @@
+"""The printed report, as a student hands it in: printed by headless Chromium, read back.
+
+Every table cell's and formula's text is in the PDF's text (Chromium leaves out what a
+scroll box or a clip hides, so a cut-off column or formula is missing from it); under print
+media no element is wider than its box or than the page; each page carries the title, the
+student's name and "Page N of M"; the collapsed appendices print expanded.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import io
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import unicodedata
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from runfolders import make_run
+
+from labrunner.report import find_pdf_engine, render_report
+from labrunner.results import Exercise, LabResult
+
+ENGINE = find_pdf_engine()
+needs_chromium = pytest.mark.skipif(
+    ENGINE is None or shutil.which("pdftotext") is None, reason="needs Chromium and pdftotext (poppler-utils)"
+)
+pytestmark = [pytest.mark.slow, needs_chromium]
+
+#: A4 (210 mm) less the report's 16 mm side margins, in CSS pixels: the printed text width.
+PRINT_WIDTH_PX = round((210 - 2 * 16) / 25.4 * 96)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+#: Run in the page with the print styles on: every element wider than the page or than its
+#: own (clipping or scrolling) box, and figures or tables allowed to split across pages.
+OVERFLOW_SCRIPT = r"""<script>
+window.addEventListener('load', () => {
+  const out = [];
+  const limit = document.documentElement.clientWidth;
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    ' "' + (el.textContent || '').trim().slice(0, 50) + '"';
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.tagName === 'SCRIPT') continue;
+    const style = getComputedStyle(el);
+    if (style.display === 'none' || style.visibility === 'hidden') continue;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 && box.height === 0) continue;
+    if (box.right > limit + 1 || box.left < -1) out.push(['off the page', name(el), Math.round(box.right), limit]);
+    if (style.overflowX !== 'visible' && el.scrollWidth > el.clientWidth + 1)
+      out.push(['cut by its box', name(el), el.scrollWidth, el.clientWidth]);
+    if (el.matches('figure, table.checks, table.metrics') && style.breakInside !== 'avoid')
+      out.push(['may split across pages', name(el), style.breakInside]);
+  }
+  const pre = document.createElement('pre');
+  pre.id = 'overflow-result';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+LONG_FORMULA = (
+    r"\mathrm{alphaone} = \sum_{i=1}^{n} \frac{\mathrm{betatwo}_i + \mathrm{gammathree}_i}{2} "
+    r"+ \mathrm{deltafour} \cdot \mathrm{epsilonfive} = \mathrm{zetasix} + \mathrm{etaseven} "
+    r"+ \mathrm{thetaeight} \le \mathrm{iotanine} + \mathrm{kappaten} \approx \mathrm{omegalast}"
+)
+
+
+def print_run(tmp_path: Path) -> Path:
+    """A run whose report has what prints badly: a wide table, a long formula, a tall
+    figure, non-finite values, measurements only in the collapsed appendix."""
+    from PIL import Image
+
+    tall = Image.new("RGB", (660, 2000), "white")  # 6 x 18 inches at 110 dpi
+    buf = io.BytesIO()
+    tall.save(buf, format="PNG", dpi=(110, 110))
+    run_dir = make_run(tmp_path, labs=2, png=buf.getvalue())
+    columns = ["method", "success", "success after PNG", "median iterations", "L0 (% of values)"]
+    columns += ["L0 after PNG (%)", "L1", "L2", "L-inf", "PSNR (dB)", "ms / example"]
+    rows = [
+        [
+            "Targeted FGSM with a long method name",
+            0.1667,
+            0.1667,
+            1.0,
+            100.0,
+            100.0,
+            24575.99926,
+            443.405,
+            8.00001,
+        ]
+        + [30.069, 6.2391],
+        ["Assignment: Adam on L1 + CE", 1.0, 1.0, 6.0, 98.0143, 95.5404, 30596.0871, 624.6946, 15.3917]
+        + [27.4214, "nan"],
+    ]
+    wide = LabResult(
+        lab="wide",
+        title="Wide tables and long formulas",
+        version="1",
+        exercises=[
+            Exercise(
+                title="1. Everything at once",
+                question="Show that $$" + LONG_FORMULA + "$$",
+                answer="The identifier `a_very_long_identifier_name_that_does_not_fit_anywhere_on_a_line` and more.",
+                records=[
+                    {"kind": "table", "columns": columns, "rows": rows, "caption": "Eleven columns"},
+                    {"kind": "figure", "path": "figures/tall.png", "caption": "A tall figure"},
+                ],
+                metrics={"appendix_only_metric": 1.25, "undefined_median": "nan"},
+            )
+        ],
+        config={"models": ["vgg16", "resnet18", "resnet50", "inception_v3"], "steps": 3},
+    )
+    (run_dir / "wide" / "figures").mkdir(parents=True)
+    (run_dir / "wide" / "figures" / "tall.png").write_bytes(buf.getvalue())
+    wide.save(run_dir / "wide" / "result.json")
+    info = json.loads((run_dir / "run.json").read_text())
+    info["settings"]["labs"].append("wide")
+    (run_dir / "run.json").write_text(json.dumps(info))
+    return run_dir
+
+
+class Leaves(HTMLParser):
+    """The text of every table cell, and the leaf texts of every formula."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cells: list[str] = []
+        self.formulas: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self._depth = 0  # inside <math>
+        self._leaf: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("td", "th"):
+            self._cell = []
+        elif tag == "math":
+            self._depth += 1
+            self.formulas.append([])
+        elif self._depth and tag in ("mi", "mn", "mo", "mtext"):
+            self._leaf = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.cells.append("".join(self._cell))
+            self._cell = None
+        elif tag == "math":
+            self._depth -= 1
+        elif self._leaf is not None and tag in ("mi", "mn", "mo", "mtext"):
+            self.formulas[-1].append("".join(self._leaf))
+            self._leaf = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._leaf is not None:
+            self._leaf.append(data)
+
+
+def squash(text: str) -> str:
+    """Text compared without whitespace, with math letters (𝑛) as plain ones (n)."""
+    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).replace("\u2212", "-")
+    return text.casefold().replace("-", "")  # badges print upper-case; pdftotext joins "L-\ninf"
+
+
+def pdf_pages(pdf: Path) -> list[str]:
+    out = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return out.split("\f")[:-1]
+
+
+def overflows(html_path: Path) -> list[list]:
+    """Elements that overflow under the print styles, at the printed page's width."""
+    text = html_path.read_text(encoding="utf-8").replace("@media print {", "@media all {")
+    text = text.replace("</body>", OVERFLOW_SCRIPT + "</body>")
+    with tempfile.TemporaryDirectory(prefix="labrunner-print-test-") as tmp:
+        page = Path(tmp) / "page.html"
+        page.write_text(text, encoding="utf-8")
+        command = [ENGINE, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile"]
+        command += [f"--window-size={PRINT_WIDTH_PX},1200", "--virtual-time-budget=10000", "--dump-dom"]
+        proc = subprocess.run([*command, page.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="overflow-result">(.*?)</pre>', proc.stdout, re.S)
+    assert found, f"the page did not report (exit {proc.returncode}): {proc.stderr[-500:]}"
+    return json.loads(htmllib.unescape(found.group(1)))
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("print")
+    run_dir = print_run(tmp_path)
+    render_report(run_dir, formats=["html", "pdf"])
+    return run_dir
+
+
+def test_every_table_cell_and_formula_is_in_the_pdf(printed):
+    leaves = Leaves()
+    leaves.feed((printed / "report.html").read_text(encoding="utf-8"))
+    pages = pdf_pages(printed / "report.pdf")
+    text = squash("".join(pages))
+    assert len(leaves.cells) > 100 and len(leaves.formulas) > 10
+    # word by word: pdftotext interleaves the lines of cells that wrap
+    missing = [cell for cell in leaves.cells if not all(squash(word) in text for word in cell.split())]
+    assert not missing, f"table cells missing from the PDF: {missing[:10]}"
+    cut = [leaf for formula in leaves.formulas for leaf in formula if squash(leaf) not in text]
+    assert not cut, f"formula parts missing from the PDF: {cut[:10]}"
+    for word in ("alphaone", "omegalast", "iotanine", "Eleven columns"):
+        assert squash(word) in text, word
+    # the collapsed appendix prints expanded; nan is "—" with the reason
+    assert "appendix_only_metric" in text and "undefined_median" in text
+    assert squash("— (not a number") in text and "nan" not in re.findall(r"[a-z]+", "".join(pages))
+
+
+def test_nothing_overflows_under_print_media(printed):
+    assert overflows(printed / "report.html") == []
+
+
+def test_the_overflow_check_finds_what_the_old_styles_cut(printed, tmp_path):
+    """The same page with wide content forced into scroll boxes: the check must see it."""
+    html = (printed / "report.html").read_text(encoding="utf-8")
+    broken = tmp_path / "report.html"
+    broken.write_text(
+        html.replace(
+            "</style>",
+            ".table-scroll, div.math { overflow-x: auto !important; }"
+            " td, th { white-space: nowrap !important; } .math-pieces { flex-wrap: nowrap !important; }"
+            "</style>",
+        ),
+        encoding="utf-8",
+    )
+    kinds = {item[0] for item in overflows(broken)}
+    assert "cut by its box" in kinds
+
+
+def test_pages_carry_title_student_and_page_numbers(printed):
+    pages = pdf_pages(printed / "report.pdf")
+    assert len(pages) >= 4
+    for number, page in enumerate(pages, 1):
+        assert "Assignment 2" in page and "Ada · 12345" in page, number
+        assert f"Page {number} of {len(pages)}" in page, number
+        assert "file://" not in page  # not Chromium's own footer with the file's path
