@@ -114,6 +114,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "version": lab.version,
                 "plugin": plugins.lab_plugin[name],
                 "description": lab.description,
+                "part": lab.part,
+                "order": lab.order,
                 "profiles": profile_names(lab),
                 "config": {f.name: _default(f) for f in dataclasses.fields(lab.Config)},
             }
@@ -126,10 +128,32 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['title']}  (v{r['version']}, plugin {r['plugin']})")
-        if r["description"] and args.verbosity >= 0:
-            print(f"{'':<{width}}  {r['description']}")
+        part = f"{r['part']} · " if r["part"] and not r["title"].startswith(r["part"]) else ""
+        print(f"{r['name']:<{width}}  {part}{r['title']}  (v{r['version']}, plugin {r['plugin']})")
+        if args.verbosity < 0:
+            continue
+        pad = " " * (width + 2)
+        if r["description"]:
+            print(f"{pad}{r['description']}")
+        print(f"{pad}profiles: {', '.join(r['profiles'])}")
+        for line in _setting_lines(r["config"], plugins.labs[r["name"]].profiles):
+            print(f"{pad}{line}")
     return 0
+
+
+def _setting_lines(defaults: dict[str, Any], profiles: dict[str, dict[str, Any]]) -> list[str]:
+    """'settings:' then one line per setting: its default and what each profile sets."""
+    from .results import jsonable
+
+    if not defaults:
+        return ["settings: none"]
+    width = max(len(name) for name in defaults)
+    lines = ["settings (default, then each profile's value):"]
+    for name, value in defaults.items():
+        by_profile = [f"{p} {json.dumps(jsonable(o[name]))}" for p, o in profiles.items() if name in o]
+        extra = f"  ({', '.join(by_profile)})" if by_profile else ""
+        lines.append(f"  {name:<{width}} = {json.dumps(value)}{extra}")
+    return lines
 
 
 def _default(field: Any) -> Any:
