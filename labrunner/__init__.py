@@ -18,6 +18,12 @@ docs/api.md)::
 
 Test helpers (``run_lab``, ``assert_checks_pass``, ...) are in :mod:`labrunner.testing`,
 which needs pytest and is not imported here.
+
+Notebooks and scripts run labs with :func:`labrunner.run` and open saved runs with
+:func:`labrunner.load` (:mod:`labrunner.api`; the reference is docs/python-api.md)::
+
+    run = labrunner.run("all", profile="quick")
+    run.labs["rnn_lm"].metrics
 """
 
 from __future__ import annotations
@@ -29,7 +35,20 @@ __version__ = "0.1.0"
 #: Marker for hook implementations in plugins.
 hookimpl = pluggy.HookimplMarker("labrunner")
 
+from .api import Run, load, run  # noqa: E402
 from .context import ExerciseRecorder, LabContext  # noqa: E402
+from .errors import UsageError  # noqa: E402
 from .lab import Lab, NoConfig  # noqa: E402
 
-__all__ = ["ExerciseRecorder", "Lab", "LabContext", "NoConfig", "hookimpl", "__version__"]
+__all__ = [
+    "ExerciseRecorder",
+    "Lab",
+    "LabContext",
+    "NoConfig",
+    "Run",
+    "UsageError",
+    "hookimpl",
+    "load",
+    "run",
+    "__version__",
+]

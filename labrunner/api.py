@@ -1,0 +1,400 @@
+"""The Python API: what ``labrunner run``, ``report``, ``check`` and ``submit`` do, as
+functions for notebooks and scripts. The command line is a thin layer over these.
+
+In a notebook::
+
+    import labrunner
+    run = labrunner.run("all", profile="quick")     # same layers, cache, run folder, report
+    run                                             # the report, inline
+    run.labs["rnn_lm"].metrics["test_ppl"]
+
+Errors are exceptions: a bad setting raises :class:`labrunner.UsageError` with the one
+line the command line prints; nothing here calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+__all__ = ["ExerciseView", "LabView", "Run", "load", "run"]
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _settings_overrides(settings: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """``{"rnn_lm.epochs": 4}`` or ``{"rnn_lm": {"epochs": 4}}`` as (``LAB.KEY``, value) pairs."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in (settings or {}).items():
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"settings: keys are 'LAB.KEY' strings, not {key!r}")
+        if "." in key:
+            pairs.append((key, value))
+        elif isinstance(value, Mapping):
+            pairs.extend((f"{key}.{name}", v) for name, v in value.items())
+        else:
+            raise UsageError(f"settings: {key!r} needs a lab, as in 'rnn_lm.epochs' or {{'rnn_lm': {{...}}}}")
+    return pairs
+
+
+def _split_overrides(
+    pairs: list[tuple[str, Any]], set_items: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Lab and report overrides from Python values and ``--set`` strings (YAML)."""
+    from .config import parse_set
+
+    labs, report = parse_set(list(set_items))
+    for key, value in pairs:
+        lab, _, name = key.partition(".")
+        if not lab or not name or "." in name:
+            raise UsageError(f"settings: bad key {key!r}: expected LAB.KEY, for example 'attention.trials'")
+        if lab == "report":
+            if isinstance(value, str):
+                report.update(parse_set([f"report.{name}={value}"])[1])
+            else:
+                report[name] = value
+        else:
+            labs.setdefault(lab, {})[name] = value
+    return labs, report
+
+
+def _lab_names(labs: str | Iterable[str]) -> list[str]:
+    if isinstance(labs, str):
+        return [labs] if labs != "all" else ["all"]
+    return list(labs)
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (Colab included)."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and shell.__class__.__name__ in ("ZMQInteractiveShell", "Shell")
+
+
+def _reporter(verbosity: int) -> Any:
+    from .progress import PlainReporter, RichReporter, make_reporter
+
+    if verbosity >= 0 and in_notebook():
+        try:
+            import ipywidgets  # noqa: F401  (rich's live display in Jupyter needs it)
+        except ImportError:
+            return PlainReporter(sys.stdout, verbosity)
+        return RichReporter(sys.stdout, verbosity)
+    return make_reporter(verbosity)
+
+
+def prepare(
+    labs: str | Iterable[str] = "all",
+    *,
+    profile: str | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    settings: Mapping[str, Any] | None = None,
+    set: Sequence[str] = (),
+    config: str | Path | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    deterministic: bool | None = None,
+    threads: int | None = None,
+    isolation: str | None = None,
+    lab_timeout: float | None = None,
+    author: str | None = None,
+    plugins_dir: Sequence[str | Path] = (),
+    writes: bool = True,
+    plugins: Any = None,
+) -> tuple[Any, Any]:
+    """Load the plugins and resolve every setting of a run; returns (plugins, settings).
+    Raises UsageError and writes nothing when any input is bad."""
+    from .config import check_run_options, check_set_labs, load_run_config, resolve_settings
+    from .plugins import load_plugins
+
+    if plugins is None:
+        plugins = load_plugins([Path(p) for p in plugins_dir])
+    if isolation not in (None, "process", "none"):
+        raise UsageError(f"isolation {isolation!r}: expected 'process' or 'none'")
+    file_cfg = load_run_config(Path(config) if config else None)
+    sets, report = _split_overrides(_settings_overrides(settings), set)
+    if author:
+        report["author"] = author
+    out_text = str(out) if out is not None else None
+    check_run_options(
+        file_cfg, profile=profile, device=device, seed=seed, threads=threads, out=out_text, writes=writes
+    )
+    resolved = resolve_settings(
+        plugins,
+        _lab_names(labs),
+        file_cfg,
+        sets=sets,
+        report=report,
+        profile=profile,
+        device=device,
+        seed=seed,
+        deterministic=deterministic,
+        threads=threads,
+        out=out_text,
+        force=force,
+        check_device=writes,
+        isolation=isolation or "process",
+        lab_timeout=lab_timeout,
+        plugins_dirs=[str(p) for p in plugins_dir],
+    )
+    check_set_labs(sets, [lab.name for lab in resolved.labs])
+    return plugins, resolved
+
+
+# --------------------------------------------------------------------------- run and load
+
+
+def run(
+    labs: str | Iterable[str] = "all",
+    *,
+    profile: str | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    settings: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    isolation: str | None = None,
+    deterministic: bool | None = None,
+    threads: int | None = None,
+    lab_timeout: float | None = None,
+    config: str | Path | None = None,
+    author: str | None = None,
+    plugins_dir: Sequence[str | Path] = (),
+    set: Sequence[str] = (),
+    verbosity: int = 0,
+    report: bool = True,
+    reporter: Any = None,
+    plugins: Any = None,
+) -> Run:
+    """Run labs as ``labrunner run`` does and return the :class:`Run`.
+
+    ``labs`` is ``"all"``, a lab name or a list of names; ``settings`` changes lab
+    settings (``{"rnn_lm.epochs": 4}`` or ``{"rnn_lm": {"epochs": 4}}``, Python values);
+    ``set`` takes ``--set`` strings (YAML values). Unset options come from the config file
+    (``config``, else ``./labrunner.yaml``) and the defaults: the ``quick`` profile, the
+    best device, seed 0, ``reports/`` as the output folder, each lab in its own worker
+    process (``isolation="none"`` runs labs in this process, for debugging a lab).
+
+    Interrupting (Ctrl-C, or the notebook's interrupt button) stops the run as the
+    command line does: finished labs are kept and the returned run has
+    ``interrupted == True``; running the same call again resumes.
+    """
+    from .runner import execute
+
+    plugins, resolved = prepare(
+        labs,
+        profile=profile,
+        device=device,
+        seed=seed,
+        settings=settings,
+        set=set,
+        config=config,
+        out=out,
+        force=force,
+        deterministic=deterministic,
+        threads=threads,
+        isolation=isolation,
+        lab_timeout=lab_timeout,
+        author=author,
+        plugins_dir=plugins_dir,
+        plugins=plugins,
+    )
+    own_reporter = reporter is None
+    reporter = reporter or _reporter(verbosity)
+    try:
+        run_dir, results, interrupted = execute(resolved, plugins, reporter)
+    finally:
+        if own_reporter:
+            reporter.stop()
+    result = Run(run_dir, interrupted=interrupted, plugins=plugins)
+    result.results = results
+    if report:
+        try:
+            result.report_paths = result.render(author=author)
+        except UsageError:
+            raise
+        except Exception as exc:  # the results are saved: Run.render() can try again
+            result.report_error = f"rendering the report failed: {type(exc).__name__}: {exc}"
+    return result
+
+
+def load(path: str | Path | None = None, *, out: str | Path = "reports") -> Run:
+    """Open a saved run folder (default: ``reports/latest``); raises UsageError when it is
+    not one or a file in it is invalid."""
+    from .runfolder import find_run_dir
+
+    run_dir = find_run_dir(Path(path) if path is not None else None, Path(out))
+    loaded = Run(run_dir)
+    _ = loaded.data  # validate now: a bad folder raises here, not on first use
+    return loaded
+
+
+# --------------------------------------------------------------------------- the objects
+
+
+class Run:
+    """A run folder and what it holds.
+
+    - ``path``: the run folder; ``labs``: each lab by name (a :class:`LabView`);
+    - ``status``: ``finished``, ``interrupted`` or ``running`` (run.json), ``passed``:
+      every lab of a complete run passed, ``exit_status``: what ``labrunner run`` exits with;
+    - ``report_html`` / ``report_md``: the report files (None until rendered);
+    - :meth:`check`, :meth:`submit`, :meth:`render`; displayed in a notebook, the run shows
+      its report inline.
+    """
+
+    def __init__(self, path: str | Path, *, interrupted: bool = False, plugins: Any = None):
+        self.path = Path(path).absolute()
+        self.interrupted = interrupted
+        self.report_paths: list[Path] = []
+        self.report_error = ""
+        self.results: list[Any] = []
+        self._plugins = plugins
+        self._data: Any = None
+
+    @property
+    def data(self) -> Any:
+        """The loaded run folder (a :class:`labrunner.runfolder.RunData`)."""
+        if self._data is None:
+            from .runfolder import load_run
+
+            self._data = load_run(self.path)
+        return self._data
+
+    def reload(self) -> Run:
+        """Read the run folder again (after ``labrunner report`` or a finished job)."""
+        self._data = None
+        return self
+
+    @property
+    def labs(self) -> dict[str, LabView]:
+        return {lab.lab: LabView(self, lab) for lab in self.data.labs}
+
+    @property
+    def status(self) -> str:
+        info = self.data.run_info
+        return info.status if info is not None else str(self.data.info.get("status", ""))
+
+    @property
+    def passed(self) -> bool:
+        return not self.data.incomplete and self.data.all_passed
+
+    @property
+    def exit_status(self) -> int:
+        """0 when every lab passed, 130 after an interruption, else 1."""
+        if self.interrupted or self.status == "interrupted":
+            return 130
+        return 0 if self.passed else 1
+
+    @property
+    def report_html(self) -> Path | None:
+        path = self.path / "report.html"
+        return path if path.is_file() else None
+
+    @property
+    def report_md(self) -> Path | None:
+        path = self.path / "report.md"
+        return path if path.is_file() else None
+
+    def render(self, formats: Sequence[str] = ("html", "md"), *, author: str | None = None) -> list[Path]:
+        """Render the report again from the saved files (``labrunner report``)."""
+        from .report import render_report
+
+        paths = render_report(self.path, author=author, formats=formats, plugins=self._plugins)
+        self._data = None
+        return paths
+
+    def check(self) -> dict[str, Any]:
+        """Every check with its points, per lab and in total (``labrunner check --json``);
+        ``["passed"]`` is True only for a complete run whose labs all passed."""
+        from .grading import grade
+
+        return grade(self.data)
+
+    def submit(
+        self, path: str | Path | None = None, *, partial: bool = False, allow_stand_ins: bool = False
+    ) -> Path:
+        """Pack the report and results into a verified zip (``labrunner submit``); raises
+        :class:`labrunner.bundle.NotSubmittable` (labs not run, stand-ins) or
+        :class:`labrunner.bundle.BundleError`."""
+        from .bundle import make_bundle
+
+        dest = Path(path) if path is not None else Path(f"submission-{self.path.resolve().name}.zip")
+        written, _count = make_bundle(self.path, dest, partial=partial, allow_stand_ins=allow_stand_ins)
+        return written
+
+    def __repr__(self) -> str:
+        try:
+            labs = ", ".join(f"{name}: {lab.status}" for name, lab in self.labs.items())
+            return f"<labrunner.Run {self.path} {self.status}: {labs}>"
+        except UsageError as exc:
+            return f"<labrunner.Run {self.path} (unreadable: {exc})>"
+
+    def _repr_html_(self) -> str:
+        from .inline import run_html
+
+        return run_html(self.data)
+
+
+class LabView:
+    """One lab of a run: its saved result (``status``, ``metrics``, ``exercises``,
+    ``checks``, ``claims``, ``error``, and every other field of
+    :class:`labrunner.results.LabResult`); displayed in a notebook, it shows its section of
+    the report."""
+
+    def __init__(self, run: Run, result: Any):
+        self.run = run
+        self.result = result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.result, name)
+
+    @property
+    def exercises(self) -> list[ExerciseView]:
+        return [ExerciseView(self, i, ex) for i, ex in enumerate(self.result.exercises)]
+
+    @property
+    def claims(self) -> dict[str, bool]:
+        """Every claim of the lab by name, with its outcome."""
+        return {c.name: c.holds for ex in self.result.exercises for c in ex.claims}
+
+    @property
+    def passed(self) -> bool:
+        return self.result.status == "passed"
+
+    def __repr__(self) -> str:
+        return (
+            f"<labrunner lab {self.result.lab}: {self.result.status}, {len(self.result.exercises)} exercises>"
+        )
+
+    def _repr_html_(self) -> str:
+        from .inline import lab_html
+
+        return lab_html(self.run.data, self.result.lab)
+
+
+class ExerciseView:
+    """One exercise of a lab (``title``, ``question``, ``answer``, ``metrics``,
+    ``checks``, ``claims``, ``fidelity``); displayed in a notebook, it renders as in the
+    report."""
+
+    def __init__(self, lab: LabView, index: int, exercise: Any):
+        self.lab = lab
+        self.index = index
+        self.exercise = exercise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.exercise, name)
+
+    def __repr__(self) -> str:
+        return f"<labrunner exercise {self.exercise.title!r} of {self.lab.result.lab}>"
+
+    def _repr_html_(self) -> str:
+        from .inline import exercise_html
+
+        return exercise_html(self.lab.run.data, self.lab.result.lab, self.index)
