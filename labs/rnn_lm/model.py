@@ -1,30 +1,26 @@
-"""The assignment's LSTM language model and its trainers.
+"""The assignment's LSTM language model and the maths each question uses: the
+free-running roll-out, memory held for backward, samplers, text statistics and embeddings.
 
-Teacher forcing with truncated BPTT is the assignment's loop. Free-running training
-(the model's own argmax is the next input) and scheduled sampling share one trick:
-the inputs a free-running model would see are found by a cheap no-grad roll-out, step
-by step; the segment is then run again through the fused LSTM on those inputs with
-autograd on. That second pass is exactly the free-running computation (same inputs,
-same weights, same hidden states), so the gradient flows through the hidden states
-over the whole segment and, as in any free-running model, not through the argmax,
-which is not differentiable. It costs one extra forward pass instead of a Python loop
-of small differentiable steps.
+Free-running training (the model's own argmax is the next input) and scheduled sampling
+share one trick: the inputs a free-running model would see are found by a cheap no-grad
+roll-out, step by step; the segment is then run again through the fused LSTM on those
+inputs with autograd on. That second pass is exactly the free-running computation (same
+inputs, same weights, same hidden states), so the gradient flows through the hidden states
+over the whole segment and, as in any free-running model, not through the argmax, which is
+not differentiable. It costs one extra forward pass instead of a Python loop of small
+differentiable steps. The training loop itself is in :mod:`.training`.
 """
 
 from __future__ import annotations
 
-import math
-import time
+import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-Mode = Literal["teacher", "free", "scheduled"]
 State = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -84,7 +80,8 @@ def rollout_inputs(
     lstm = model.lstm
     weights = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
     emb, w_out, b_out = model.embed.weight, model.linear.weight.t(), model.linear.bias
-    h, c = state[0][0], state[1][0]
+    # the state may come from an autocast forward pass (bf16/fp16): the roll-out runs in the weights' dtype
+    h, c = state[0][0].to(emb.dtype), state[1][0].to(emb.dtype)
     if teacher_prob > 0:
         use_truth = torch.rand(x.shape, generator=generator, device="cpu").to(x.device) < teacher_prob
     tok = x[:, 0]
@@ -97,173 +94,6 @@ def rollout_inputs(
             tok = torch.where(use_truth[:, t], x[:, t], tok)
         inputs.append(tok)
     return torch.stack(inputs, 1)
-
-
-def inverse_sigmoid_k(total_steps: int) -> float:
-    """The k of Bengio et al.'s decay eps_i = k / (k + exp(i / k)) that reaches 0.5 halfway."""
-    lo, hi = 1.0001, max(total_steps, 3.0)
-    for _ in range(60):  # k ln k = total / 2 by bisection
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if mid * math.log(mid) < total_steps / 2 else (lo, mid)
-    return lo
-
-
-def teacher_probability(step: int, k: float) -> float:
-    """Scheduled sampling (inverse sigmoid decay): the chance to feed the true token at ``step``."""
-    return k / (k + math.exp(min(step / k, 700.0)))
-
-
-# --------------------------------------------------------------------------- training
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 5
-    batch_size: int = 20
-    seq_len: int = 30
-    lr: float = 0.002
-    clip: float = 0.5
-    #: 1: truncated BPTT (detach after every segment); K > 1: backpropagate through K segments.
-    bptt_window: int = 1
-    mode: Mode = "teacher"
-    evals_per_epoch: int = 1
-
-
-@dataclass
-class History:
-    """What training measured; evaluation time is left out of ``seconds``."""
-
-    steps: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    valid_ppl: list[float] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)  # mean over the steps since the last eval
-    epochs_done: int = 0
-    train_seconds: float = 0.0
-    train_tokens: int = 0
-    resumed_from_epoch: int = 0
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.train_tokens / self.train_seconds if self.train_seconds > 0 else float("nan")
-
-
-@torch.no_grad()
-def evaluate_ppl(model: LSTMLanguageModel, data: torch.Tensor, seq_len: int) -> float:
-    """Teacher-forced perplexity exp(mean cross-entropy) over a batchified split."""
-    model.eval()
-    state = model.init_state(data.shape[0])
-    total, count = 0.0, 0
-    for i in range(0, data.shape[1] - 1, seq_len):
-        x, y = data[:, i : i + seq_len], data[:, i + 1 : i + 1 + seq_len]
-        x = x[:, : y.shape[1]]
-        logits, state = model(x, state)
-        total += nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
-        ).item()
-        count += y.numel()
-    model.train()
-    return math.exp(total / count)
-
-
-def train_model(
-    model: LSTMLanguageModel,
-    train: torch.Tensor,
-    valid: torch.Tensor,
-    cfg: TrainConfig,
-    *,
-    checkpoint: Path | None = None,
-    progress: Callable[[int, dict], None] | None = None,
-    log: Callable[[str], None] | None = None,
-    generator: torch.Generator | None = None,
-) -> History:
-    """Train ``model`` in place on batchified ``train`` (B, L); return its :class:`History`.
-
-    Adam, gradient-norm clipping, the hidden state carried across segments and cut
-    every ``bptt_window`` segments. Validation perplexity is measured ``evals_per_epoch``
-    times per epoch. With ``checkpoint``, model, optimizer and history are saved after
-    every epoch and a rerun continues after the last saved epoch.
-    """
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    hist = History()
-    window = cfg.seq_len * cfg.bptt_window
-    starts = list(segment_starts(train.shape[1], window))
-    if not starts:
-        raise ValueError(
-            f"the training split is too short: {train.shape[1]} tokens per row of the batch, "
-            f"fewer than one segment of {window} + 1; use a smaller batch_size or seq_len"
-        )
-    total_steps = cfg.epochs * len(starts)
-    k = inverse_sigmoid_k(total_steps)
-    if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=True)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        for key, value in saved["history"].items():
-            setattr(hist, key, value)
-        if generator is not None and "generator" in saved:
-            generator.set_state(saved["generator"])
-        hist.resumed_from_epoch = hist.epochs_done
-        if log and hist.epochs_done:
-            log(f"resumed from {checkpoint.name} after epoch {hist.epochs_done}")
-    eval_at = set(np.linspace(0, len(starts), cfg.evals_per_epoch + 1).round().astype(int)[1:].tolist())
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for epoch in range(hist.epochs_done, cfg.epochs):
-        state = model.init_state(train.shape[0])
-        losses: list[torch.Tensor] = []
-        tic = time.perf_counter()
-        for j, i in enumerate(starts):
-            x, y = train[:, i : i + window], train[:, i + 1 : i + 1 + window]
-            step = epoch * len(starts) + j
-            state = detach(state)
-            if cfg.mode != "teacher":
-                p_true = teacher_probability(step, k) if cfg.mode == "scheduled" else 0.0
-                x = rollout_inputs(model, x, state, p_true, generator)
-            logits, state = model(x, state)
-            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            opt.step()
-            losses.append(loss.detach())
-            if j + 1 in eval_at:
-                hist.train_seconds += time.perf_counter() - tic
-                mean_loss = torch.stack(losses).mean().item()
-                losses = []
-                hist.steps.append(step + 1)
-                hist.seconds.append(hist.train_seconds)
-                hist.train_loss.append(mean_loss)
-                hist.valid_ppl.append(evaluate_ppl(model, valid, cfg.seq_len))
-                if progress:
-                    progress(0, {"loss": round(mean_loss, 3), "valid_ppl": round(hist.valid_ppl[-1], 2)})
-                tic = time.perf_counter()
-            if progress:
-                progress(1, {})
-        hist.train_seconds += time.perf_counter() - tic
-        hist.train_tokens += len(starts) * window * train.shape[0]
-        hist.epochs_done = epoch + 1
-        if log:
-            log(
-                f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}: train loss {hist.train_loss[-1]:.3f} "
-                f"(ppl {math.exp(hist.train_loss[-1]):.2f}), valid ppl {hist.valid_ppl[-1]:.2f}"
-            )
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, opt, hist, generator)
-    return hist
-
-
-def save_checkpoint(
-    path: Path, model: nn.Module, opt: torch.optim.Optimizer, hist: History, generator: torch.Generator | None
-) -> None:
-    """Write the checkpoint atomically (a crash mid-write leaves the previous one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields = {k: v for k, v in vars(hist).items() if k != "resumed_from_epoch"}
-    data = {"model": model.state_dict(), "optimizer": opt.state_dict(), "history": fields}
-    if generator is not None:
-        data["generator"] = generator.get_state()
-    tmp = path.with_suffix(".tmp")
-    torch.save(data, tmp)
-    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- Q2.1 measurements
@@ -289,24 +119,33 @@ def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
     return int(sum(seen.values()))
 
 
-def backward_memory(model: LSTMLanguageModel, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+def backward_memory(
+    model: LSTMLanguageModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict[str, float]:
     """Memory of one training step on (x, y): bytes saved by autograd, and on CUDA the
-    peak allocation of forward plus backward."""
+    peak allocation of forward plus backward above what was allocated before (the peak
+    statistics are reset first, so each call measures its own step). ``amp`` gives the
+    autocast context of the forward pass."""
     state = model.init_state(x.shape[0])
     out: dict[str, float] = {}
 
     def forward() -> torch.Tensor:
-        logits, _ = model(x, state)
-        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        with amp():
+            logits, _ = model(x, state)
+            return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
 
     out["saved_bytes"] = saved_tensor_bytes(forward)
     if x.is_cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
+        torch.cuda.synchronize(x.device)
+        torch.cuda.reset_peak_memory_stats(x.device)
+        base = torch.cuda.memory_allocated(x.device)
         forward().backward()
+        torch.cuda.synchronize(x.device)
+        out["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(x.device) - base
         model.zero_grad(set_to_none=True)
-        out["cuda_peak_bytes"] = torch.cuda.max_memory_allocated() - base
     return out
 
 
@@ -349,6 +188,19 @@ def next_token_probs(
     return (probs / probs.sum(-1, keepdim=True)).to(logits.dtype)
 
 
+@dataclass
+class Samples:
+    """Token ids drawn by a decoding method, one list per sequence, and the log-probability
+    (nats) of each drawn token under the model itself (untempered, untruncated)."""
+
+    ids: list[list[int]]
+    model_logp: list[list[float]]
+
+    def mean_logp(self) -> list[float]:
+        """Mean model log-probability per token of each sequence."""
+        return [sum(lp) / max(len(lp), 1) for lp in self.model_logp]
+
+
 @torch.no_grad()
 def sample_ids(
     model: LSTMLanguageModel,
@@ -356,24 +208,27 @@ def sample_ids(
     n_tokens: int,
     method: str,
     generator: torch.Generator,
+    n_samples: int = 1,
     **kw: float,
-) -> tuple[list[int], float]:
-    """``n_tokens`` ids generated after ``start``, and their mean log-probability (nats)
-    under the model itself (untempered, untruncated)."""
+) -> Samples:
+    """``n_samples`` independent sequences of ``n_tokens`` ids generated after ``start``
+    (drawn side by side as one batch), with each token's log-probability under the model."""
+    was_training = model.training
     model.eval()
-    state = model.init_state(1)
-    x = torch.tensor([[start]], device=model.linear.weight.device)
-    ids, logp = [], 0.0
+    device = model.linear.weight.device
+    state = model.init_state(n_samples)
+    x = torch.full((n_samples, 1), start, dtype=torch.long, device=device)
+    ids, logps = [], []
     for _ in range(n_tokens):
         logits, state = model(x, state)
-        logits = logits[0, -1]
+        logits = logits[:, -1]
         probs = next_token_probs(logits, method, **kw)
-        nxt = int(torch.multinomial(probs.cpu().float(), 1, generator=generator))
-        logp += float(torch.log_softmax(logits.double(), -1)[nxt])
-        ids.append(nxt)
-        x = torch.tensor([[nxt]], device=x.device)
-    model.train()
-    return ids, logp / max(n_tokens, 1)
+        nxt = torch.multinomial(probs.cpu().float(), 1, generator=generator).to(device)
+        logps.append(torch.log_softmax(logits.double(), -1).gather(1, nxt)[:, 0])
+        ids.append(nxt[:, 0])
+        x = nxt
+    model.train(was_training)
+    return Samples(torch.stack(ids, 1).tolist(), torch.stack(logps, 1).tolist())
 
 
 def distinct_n(tokens: list, n: int) -> float:

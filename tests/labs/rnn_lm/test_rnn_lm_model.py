@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from labrunner.labs.rnn_lm import model as M
+from labrunner.labs.rnn_lm import training as TR
 from torch import nn
 
 V, E, H, B, T = 11, 6, 8, 3, 5
@@ -63,12 +64,19 @@ def test_sampler_settings_are_checked():
 
 
 def test_sample_ids_is_seeded_and_greedy_is_deterministic(lm):
-    a = M.sample_ids(lm, 0, 12, "multinomial", torch.Generator().manual_seed(1))
-    b = M.sample_ids(lm, 0, 12, "multinomial", torch.Generator().manual_seed(1))
-    assert a == b and len(a[0]) == 12 and a[1] < 0
-    g1 = M.sample_ids(lm, 0, 12, "greedy", torch.Generator().manual_seed(1))
-    g2 = M.sample_ids(lm, 0, 12, "greedy", torch.Generator().manual_seed(2))
-    assert g1 == g2
+    a = M.sample_ids(lm, 0, 12, "multinomial", torch.Generator().manual_seed(1), n_samples=3)
+    b = M.sample_ids(lm, 0, 12, "multinomial", torch.Generator().manual_seed(1), n_samples=3)
+    assert a == b and len(a.ids) == 3 and all(len(ids) == 12 for ids in a.ids)
+    assert all(lp < 0 for lp in a.mean_logp())
+    # the recorded log-probabilities are the model's own, token by token
+    with torch.no_grad():
+        x = torch.tensor([[0] + a.ids[1][:-1]])
+        logits, _ = lm(x, lm.init_state(1))
+        expected = torch.log_softmax(logits[0].double(), -1).gather(1, torch.tensor(a.ids[1])[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(a.model_logp[1], dtype=torch.double), expected, atol=1e-5)
+    g1 = M.sample_ids(lm, 0, 12, "greedy", torch.Generator().manual_seed(1), n_samples=2)
+    g2 = M.sample_ids(lm, 0, 12, "greedy", torch.Generator().manual_seed(2), n_samples=2)
+    assert g1 == g2 and g1.ids[0] == g1.ids[1]
 
 
 def test_text_statistics():
@@ -180,10 +188,10 @@ def test_free_running_has_no_gradient_through_the_argmax(lm):
 
 
 def test_scheduled_sampling_schedule_decays_from_one_to_zero():
-    k = M.inverse_sigmoid_k(1000)
-    assert M.teacher_probability(0, k) > 0.9
-    assert M.teacher_probability(500, k) == pytest.approx(0.5, abs=0.02)
-    assert M.teacher_probability(1000, k) < 0.1
+    k = TR.inverse_sigmoid_k(1000)
+    assert TR.teacher_probability(0, k) > 0.9
+    assert TR.teacher_probability(500, k) == pytest.approx(0.5, abs=0.02)
+    assert TR.teacher_probability(1000, k) < 0.1
 
 
 # ---------------------------------------------------------------- training
@@ -201,9 +209,9 @@ def test_each_mode_trains(mode):
     torch.manual_seed(0)
     lm = M.LSTMLanguageModel(V, E, 16)
     train, valid = M.batchify(stream(), 4), M.batchify(stream(200, 1), 4)
-    before = M.evaluate_ppl(lm, valid, 10)
-    hist = M.train_model(
-        lm, train, valid, M.TrainConfig(epochs=2, batch_size=4, seq_len=10, lr=0.01, mode=mode)
+    before = TR.evaluate_ppl(lm, valid, 10)
+    hist = TR.train_model(
+        lm, train, valid, TR.TrainConfig(epochs=2, batch_size=4, seq_len=10, lr=0.01, mode=mode)
     )
     assert hist.epochs_done == 2 and len(hist.valid_ppl) == 2 and hist.train_tokens > 0
     assert hist.valid_ppl[-1] < before
@@ -235,18 +243,92 @@ def test_interrupted_training_resumes_from_the_checkpoint(tmp_path):
         return M.LSTMLanguageModel(V, E, 16)
 
     straight = fresh()
-    M.train_model(straight, train, valid, M.TrainConfig(epochs=2, **cfg))
+    TR.train_model(straight, train, valid, TR.TrainConfig(epochs=2, **cfg))
     ckpt = tmp_path / "ckpt.pt"
     first = fresh()
-    M.train_model(
-        first, train, valid, M.TrainConfig(epochs=1, **cfg), checkpoint=ckpt
+    TR.train_model(
+        first, train, valid, TR.TrainConfig(epochs=1, **cfg), checkpoint=ckpt
     )  # "interrupted" after epoch 1
     logs = []
     resumed = fresh()
-    hist = M.train_model(
-        resumed, train, valid, M.TrainConfig(epochs=2, **cfg), checkpoint=ckpt, log=logs.append
+    hist = TR.train_model(
+        resumed, train, valid, TR.TrainConfig(epochs=2, **cfg), checkpoint=ckpt, log=logs.append
     )
     assert hist.resumed_from_epoch == 1 and hist.epochs_done == 2
     assert any("resumed" in line for line in logs)
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_the_loop_reads_nothing_back_per_step(monkeypatch):
+    # a host read (.item(), float(), .tolist()) in the loop makes a GPU wait for the CPU:
+    # allowed once per evaluation, never per step. (Adam's step counters live on the CPU
+    # whatever the device, so reads inside torch.optim do not count.)
+    import sys
+
+    torch.manual_seed(0)
+    lm = M.LSTMLanguageModel(V, E, 16)
+    train, valid = M.batchify(stream(), 4), M.batchify(stream(200, 1), 4)
+    reads = []
+    for name in ("item", "tolist", "__float__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **kw):
+            caller = sys._getframe(1).f_code.co_filename
+            if caller.endswith(("rnn_lm/training.py", "rnn_lm/model.py")):
+                reads.append(_name)
+            return _original(self, *a, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    cfg = TR.TrainConfig(epochs=2, batch_size=4, seq_len=10, lr=0.01, evals_per_epoch=1)
+    hist = TR.train_model(lm, train, valid, cfg)
+    steps = hist.steps[-1]
+    assert steps == 2 * 14 and len(hist.valid_ppl) == 2
+    assert len(reads) <= 2 * len(hist.valid_ppl), reads  # the training loss and the rows, per evaluation
+
+
+def test_bf16_autocast_runs_on_the_cpu_and_trains():
+    torch.manual_seed(0)
+    lm = M.LSTMLanguageModel(V, E, 16)
+    with TR.autocast("bf16", torch.device("cpu")):
+        logits, _ = lm(tokens(), lm.init_state(B))
+    assert logits.dtype == torch.bfloat16
+    train, valid = M.batchify(stream(), 4), M.batchify(stream(200, 1), 4)
+    before = TR.evaluate_ppl(lm, valid, 10)
+    cfg = TR.TrainConfig(epochs=2, batch_size=4, seq_len=10, lr=0.01, precision="bf16")
+    hist = TR.train_model(lm, train, valid, cfg)
+    assert hist.valid_ppl[-1] < before
+    assert all(p.dtype == torch.float32 for p in lm.parameters())  # the weights stay fp32
+
+
+def test_fp16_on_the_cpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        TR.check_precision("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TR.check_precision("fp8", torch.device("cpu"))
+    TR.check_precision("bf16", torch.device("cpu"))
+
+
+def test_a_window_over_the_whole_row_is_one_update_per_epoch():
+    torch.manual_seed(0)
+    lm = M.LSTMLanguageModel(V, E, 16)
+    train = M.batchify(stream(), 4)  # 150 tokens per row
+    full_k = (train.shape[1] - 1) // 10
+    hist = TR.train_model(
+        lm, train, None, TR.TrainConfig(epochs=2, batch_size=4, seq_len=10, bptt_window=full_k)
+    )
+    assert hist.train_tokens == 2 * full_k * 10 * 4 and not hist.valid_ppl
+    assert len(M.segment_starts(train.shape[1], full_k * 10)) == 1
+
+
+def test_validation_rows_give_the_perplexity():
+    torch.manual_seed(0)
+    lm = M.LSTMLanguageModel(V, E, 16)
+    valid = M.batchify(stream(200, 1), 4)
+    rows = TR.row_nll(lm, valid, 7)
+    assert rows.shape == (4,)
+    # the same mean cross-entropy as one pass over the whole rows at once
+    with torch.no_grad():
+        logits, _ = lm(valid[:, :-1], lm.init_state(4))
+        full = nn.functional.cross_entropy(logits.reshape(-1, V), valid[:, 1:].reshape(-1))
+    assert TR.evaluate_ppl(lm, valid, 7) == pytest.approx(float(full.exp()), rel=1e-5)
