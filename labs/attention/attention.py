@@ -76,6 +76,7 @@ def attention_rounding_bound(
     softmax_dim: int = -1,
     causal: bool = False,
     keys_by_reshape: bool = False,
+    weights: bool = False,
 ) -> Tensor:
     """Entrywise first-order bound on ``|fl(S(X)) - S(X)|``: how far self-attention computed in
     ``dtype`` (default: ``x``'s) can be from the exact ``S(X)`` of the same inputs, by rounding alone.
@@ -86,7 +87,8 @@ def attention_rounding_bound(
     terms. ``dx`` is an error already in the input (an addition before attention). The flags
     follow the deliberate mistakes (softmax over columns, a causal mask, ``K.reshape``), so that
     each variant is compared with its own rounding. Two evaluations that agree mathematically
-    differ by at most the sum of their bounds; a larger difference is not rounding.
+    differ by at most the sum of their bounds; a larger difference is not rounding. With
+    ``weights``, the bound is on the attention matrix ``softmax(A)`` instead of ``S``.
     """
     u = unit_roundoff(dtype or x.dtype)
     x, w_q, w_k, w_v = (v.detach().to("cpu", torch.float64) for v in (x, w_q, w_k, w_v))
@@ -109,6 +111,8 @@ def attention_rounding_bound(
         a = a.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), -math.inf)
     p = torch.softmax(a, dim=softmax_dim)
     dp = softmax_rounding_bound(a, da, u, dim=softmax_dim)
+    if weights:
+        return dp
     return gamma(t, u) * (p @ v.abs()) + dp @ v.abs() + p @ dv
 
 

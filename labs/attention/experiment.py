@@ -161,6 +161,14 @@ def show_self_attention_is_permutation_equivariant(ctx: Any) -> None:
             caption=text.CAPTION_ATTENTION.replace("{{ t }}", str(cfg.figure_tokens)),
         )
 
+        ex.claim(
+            "figure_maps_match",
+            fig_err.ratio <= 1,
+            statement="in the figure, the attention matrix of PX is that of X permuted on both axes",
+            evidence=f"largest |softmax(PAP^T) - P softmax(A) P^T| = {fig_err.error:.2e}, "
+            f"{fig_err.ratio:.2e} of its rounding bound",
+            baseline=rounding_baseline(torch.float64),
+        )
         wrong = [k for k in variants if k not in position_free]
         caught = [k for k in wrong if not sweeps[k].within_rounding]
         pe_sin, pe_learned = sweeps["sinusoidal positional encoding"], sweeps["learned positional encoding"]
@@ -278,7 +286,7 @@ def show_self_attention_is_permutation_equivariant(ctx: Any) -> None:
             row_err=row_ok.error,
             fig_t=cfg.figure_tokens,
             fig_perm=", ".join(str(i + 1) for i in fig_perm),
-            fig_err=fig_err,
+            fig_err=fig_err.error,
             pe_sin=pe_sin.max_error,
             pe_learned=pe_learned.max_error,
             caught=len(caught),
@@ -309,9 +317,10 @@ def lemma_check(case: att.Case, alpha: float | None) -> att.Measured:
     return att.Measured(float(diff.abs().max()), att.ratio_to_bound(diff, bound))
 
 
-def attention_figure(ctx: Any, alpha: float | None) -> tuple[Any, list[int], float]:
+def attention_figure(ctx: Any, alpha: float | None) -> tuple[Any, list[int], att.Measured]:
     """Two rows of three panels: attention of X, of PX, and their difference, without and
-    with a positional encoding. Returns the figure, the permutation and the top row's error."""
+    with a positional encoding. Returns the figure, the permutation and the top row's error
+    with its ratio to the rounding bound of the two attention matrices."""
     t = ctx.config.figure_tokens
     d = 8
     gen = ctx.torch_generator(offset=11)
@@ -356,7 +365,10 @@ def attention_figure(ctx: Any, alpha: float | None) -> tuple[Any, list[int], flo
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046)
-    return fig, perm.tolist(), errors[0]
+    bound = p @ att.attention_rounding_bound(x, w_q, w_k, w_q, alpha, weights=True) @ p.T
+    bound = bound + att.attention_rounding_bound(p @ x, w_q, w_k, w_q, alpha, weights=True)
+    top_diff = top[1] - p @ top[0] @ p.T
+    return fig, perm.tolist(), att.Measured(errors[0], att.ratio_to_bound(top_diff, bound))
 
 
 # --------------------------------------------------------------------------- exercise 2

@@ -77,9 +77,10 @@ softmax under test does not commute with permutations.{% endif +%}
 
 The figure shows the attention matrix of a sequence of {{ fig_t }} tokens and of the same tokens in
 the order $\pi = ({{ fig_perm }})$. The tick labels of the second panel name the *original* token in
-each row and column: reading the same pair of labels in both panels gives the same weight, i.e. the
+each row and column: {% if claims.figure_maps_match %}reading the same pair of labels in both panels gives the same weight, i.e. the
 matrix is permuted on both axes, $\operatorname{softmax}(P A P^\top) = P \operatorname{softmax}(A) P^\top$
-(largest difference {{ fig_err | sci }}).
+(largest difference {{ fig_err | sci }}, within rounding){% else %}here the two panels do **not** match
+beyond rounding (largest difference {{ fig_err | sci }}): the implementation is not equivariant{% endif %}.
 
 **Positional encodings break it, as they should.** A Transformer adds a position table
 $E \in \mathbb{R}^{T \times D_\mathrm{in}}$ (row $p$ encodes position $p$) to the tokens before the first attention
@@ -251,8 +252,8 @@ Recording the aten operations that reach the kernels (a `TorchDispatchMode`), th
 ({{ inplace_names }}); {% if claims.functionalize_removes_mutation %}`torch.func.functionalize` of the same function runs none: each
 mutation is replaced by its out-of-place twin ({{ inplace_names | replace("_.", ".") }}){% else %}`torch.func.functionalize` of the same function still runs {{ n_inplace_func }}
 ({{ func_names }}){% endif %}, and the output {% if claims.functionalize_keeps_output %}is unchanged up to rounding{% else %}**changes** beyond rounding{% endif %} (largest difference {{ err_func | sci }}). Removing mutation is what lets transforms such as `vmap`, `grad`
-and compilers reason about a function as pure maths; here it shows the FFN *is* a pure function of
-$(x, W_1, b_1, W_2, b_2)$.
+and compilers reason about a function as pure maths{% if claims.functionalize_removes_mutation and claims.functionalize_keeps_output %}; here it shows the FFN *is* a pure function of
+$(x, W_1, b_1, W_2, b_2)${% endif %}.
 
 **Speed** (forward only, inference mode, $(B, T, D) = {{ timing_shape }}$, $d_\mathrm{ff} = {{ timing_dff }}$,
 on `{{ device }}`, {{ repeats }} runs per form in {{ rounds }} rounds, the forms interleaved within each
