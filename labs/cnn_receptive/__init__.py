@@ -20,8 +20,12 @@ class ReceptiveConfig:
 
     #: Exercise 2: torchvision's AlexNet at this input size.
     alexnet_input: int = 224
-    #: Exercise 3: random inputs averaged for the effective receptive field (Luo et al., 2016).
+    #: Exercise 3: random inputs averaged for the effective receptive field (Luo et al., 2016),
+    #: in all, split evenly between the initialisations.
     erf_samples: int = 16
+    #: Exercise 3: random initialisations the effective field is averaged over, when no trained
+    #: weights are in the torch hub cache (a network with trained weights uses one).
+    erf_initialisations: int = 4
     #: Exercise 5: torchvision classification models whose final field is computed and verified.
     models: tuple[str, ...] = ("vgg16", "resnet18", "resnet50", "inception_v3")
     #: Exercise 5: also verify every layer of these models at input 224 (not only the final one).
@@ -33,13 +37,13 @@ class ReceptiveConfig:
 class ReceptiveFieldLab(labrunner.Lab):
     name = "cnn_receptive"
     title = "Problem 1, Exercise 1: receptive fields of a CNN, computed and verified"
-    version = "1"
+    version = "2"
     description = "Receptive fields (n, j, r, start, centre box) of any CNN, checked against gradients"
     Config = ReceptiveConfig
     profiles = {
-        "smoke": {"erf_samples": 2, "models": ("vgg16", "resnet18")},
+        "smoke": {"erf_samples": 4, "erf_initialisations": 2, "models": ("vgg16", "resnet18")},
         "quick": {},
-        "full": {"erf_samples": 64, "verify_all_layers": True, "all_models": True},
+        "full": {"erf_samples": 64, "erf_initialisations": 8, "verify_all_layers": True, "all_models": True},
     }
 
     def run(self, ctx: labrunner.LabContext) -> None:

@@ -1,80 +1,309 @@
-"""The effective receptive field (Luo et al., 2016) of AlexNet and ResNet-18: which networks,
-with which weights, their statistics, and the heat-map figure."""
+"""The effective receptive field (Luo et al., 2016) of AlexNet and ResNet-18, and how sure
+the measurement is.
+
+Each network is measured on an input large enough to hold the whole theoretical box of its
+last feature layer's centre unit (:func:`~.networks.smallest_input_holding_box`), so the
+heat map is never cut by the image. With trained weights (from the torch hub cache) the
+inputs are the only randomness; with random weights the samples are spread over several
+initialisations too. Every statistic comes with a two-stage bootstrap interval: resample
+the initialisations, then the inputs within each (:func:`bootstrap`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
+from .geometry import LayerField
+from .networks import build_model, hub_weights, smallest_input_holding_box
+from .receptive import feature_output, receptive_fields
+from .verify import effective_field_gradients
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from .networks import build_model, hub_alexnet_weights  # noqa: E402
-from .receptive import LayerField, feature_output, receptive_fields  # noqa: E402
-from .verify import centred_mass_width, gaussian_fit  # noqa: E402
-
-
-def erf_networks(x_final: LayerField) -> tuple[list[tuple[nn.Module, LayerField]], str]:
-    """The networks whose effective field is measured, with their own weights: AlexNet
-    (ImageNet weights when the torch hub cache has them, else its default initialisation)
-    at its last pooling layer, and ResNet-18 (default initialisation) at its last block."""
-    weights = hub_alexnet_weights()
-    alexnet = build_model("alexnet")
-    if weights is not None:
-        alexnet.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        how = f"AlexNet with the ImageNet weights found in the torch hub cache (`{weights.name}`)"
-    else:
-        how = "AlexNet with torchvision's default random initialisation (no trained weights offline)"
-    resnet = build_model("resnet18")
-    r_final = feature_output(receptive_fields(resnet, x_final.input_size))
-    how += ", ResNet-18 with its default random initialisation"
-    return [(alexnet, x_final), (resnet, r_final)], how
+#: The networks whose effective field is measured: name -> label in the report.
+ERF_NETWORKS = {"alexnet": "AlexNet", "resnet18": "ResNet-18"}
+#: Share of the gradient mass that defines the extent of the effective field.
+MASS = 0.95
+#: Bootstrap resamples.
+RESAMPLES = 1000
 
 
-def erf_statistics(f: LayerField, heat: torch.Tensor) -> dict[str, Any]:
-    """Size and shape of an effective receptive field: the standard deviation of a Gaussian
-    fitted to its row and column profiles (mean of the two), ``4 std / r`` (the +-2 std width
-    against the theoretical field), the centred square holding 95 % of the mass, the worse
-    R^2 of the two fits, and the share of the mass inside the theoretical box."""
-    heat = heat.double()
-    (r0, r1), (c0, c1) = f.centre_box_clipped
-    centre = tuple((lo + hi) / 2 for lo, hi in f.centre_box)
-    _, std_x, r2_x = gaussian_fit(heat.sum(0))
-    _, std_y, r2_y = gaussian_fit(heat.sum(1))
+# --------------------------------------------------------------------------- statistics of a map
+
+
+def chebyshev_rings(shape: Sequence[int], centre: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct Chebyshev distances ``max(|row - c_r|, |col - c_c|)`` from ``centre`` in
+    a map of ``shape``, ascending, and for every pixel (flattened) the index of its ring."""
+    rows = np.arange(shape[0], dtype=np.float64)[:, None]
+    cols = np.arange(shape[1], dtype=np.float64)[None, :]
+    dist = np.maximum(np.abs(rows - centre[0]), np.abs(cols - centre[1]))
+    values, ring = np.unique(dist.ravel(), return_inverse=True)
+    return values, ring
+
+
+def mass_width(ring_mass: np.ndarray, distances: np.ndarray, fraction: float = MASS) -> np.ndarray:
+    """Side (pixels) of the smallest centred square holding ``fraction`` of the mass, from
+    the mass per ring (last axis; any leading axes are batches). The square of half-side
+    ``d`` is ``2 d + 1`` pixels wide; between two rings the side is interpolated linearly in
+    the mass, so that the measure does not move in steps of two pixels."""
+    cum = np.cumsum(ring_mass, axis=-1)
+    target = fraction * cum[..., -1:]
+    k = np.minimum((cum < target).sum(axis=-1), len(distances) - 1)
+    side = 2 * distances + 1
+    inner_side = np.where(k > 0, side[np.maximum(k - 1, 0)], 0.0)
+    inner_mass = np.where(k > 0, np.take_along_axis(cum, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0.0)
+    ring = np.take_along_axis(cum, k[..., None], -1)[..., 0] - inner_mass
+    step = np.divide(target[..., 0] - inner_mass, ring, out=np.ones_like(ring), where=ring > 0)
+    return inner_side + step * (side[k] - inner_side)
+
+
+def centred_mass_width(heat: torch.Tensor, centre: Sequence[float], fraction: float = MASS) -> float:
+    """Side (in pixels, interpolated as in :func:`mass_width`) of the smallest square centred
+    on ``centre`` (row, column) that holds ``fraction`` of the total of a 2-D non-negative
+    map: the size of the effective field."""
+    values, ring = chebyshev_rings(tuple(heat.shape), centre)
+    mass = np.bincount(ring, weights=heat.double().flatten().numpy(), minlength=len(values))
+    return float(mass_width(mass, values, fraction))
+
+
+def gaussian_fit_batch(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit a Gaussian to each 1-D non-negative profile (last axis) by its moments; return
+    (mean, standard deviation, R^2 of the fit), R^2 = 1 - SS_res / SS_tot against the curve
+    with its least-squares amplitude."""
+    p = np.asarray(profiles, dtype=np.float64)
+    x = np.arange(p.shape[-1], dtype=np.float64)
+    total = p.sum(-1, keepdims=True)
+    mean = (p * x).sum(-1, keepdims=True) / total
+    std = np.sqrt((p * (x - mean) ** 2).sum(-1, keepdims=True) / total)
+    curve = np.exp(-0.5 * ((x - mean) / np.maximum(std, 1e-9)) ** 2)
+    scale = (curve * p).sum(-1, keepdims=True) / (curve * curve).sum(-1, keepdims=True)
+    return mean[..., 0], std[..., 0], _r2(p, scale * curve)
+
+
+def gaussian_fit(profile: torch.Tensor) -> tuple[float, float, float]:
+    """:func:`gaussian_fit_batch` for one profile: (mean, standard deviation, R^2)."""
+    mean, std, r2 = gaussian_fit_batch(profile.double().numpy())
+    return float(mean), float(std), float(r2)
+
+
+def flat_fit_r2(profiles: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """R^2 of the profile a uniform field would give: constant on ``lo..hi`` (the box), zero
+    elsewhere, with its least-squares amplitude (the mean over the box)."""
+    p = np.asarray(profiles, dtype=np.float64)
+    flat = np.zeros(p.shape[-1])
+    flat[lo : hi + 1] = 1.0
+    return _r2(p, p[..., lo : hi + 1].mean(-1, keepdims=True) * flat)
+
+
+def _r2(p: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    ss_res = ((p - fit) ** 2).sum(-1)
+    ss_tot = ((p - p.mean(-1, keepdims=True)) ** 2).sum(-1)
+    # A constant profile has nothing to explain: a perfect fit is 1, any other 0 (never NaN).
+    safe = np.where(ss_tot > 0, ss_tot, 1.0)
+    return np.where(ss_tot > 0, 1.0 - ss_res / safe, np.where(ss_res > 0, 0.0, 1.0))
+
+
+# --------------------------------------------------------------------------- the measurement
+
+
+@dataclass
+class EffectiveField:
+    """The effective field of one network: the mean map and, per sample (one row per
+    initialisation, one column per input), what the statistics need."""
+
+    network: str
+    label: str
+    layer: LayerField  # at the measurement's input size
+    trained: bool
+    heat: torch.Tensor  # mean |gradient|, shape (H, W)
+    ring_mass: np.ndarray  # (inits, inputs, rings)
+    rows: np.ndarray  # (inits, inputs, W): the map summed over rows
+    cols: np.ndarray  # (inits, inputs, H)
+    ring_distances: np.ndarray
+
+    @property
+    def input_px(self) -> int:
+        return self.layer.input_size[0]
+
+    @property
+    def r(self) -> int:
+        return self.layer.rf[0]
+
+    @property
+    def box(self) -> tuple[tuple[int, int], ...]:
+        return self.layer.centre_box
+
+    @property
+    def inits(self) -> int:
+        return self.ring_mass.shape[0]
+
+    @property
+    def inputs_per_init(self) -> int:
+        return self.ring_mass.shape[1]
+
+
+def measure_effective_field(
+    name: str,
+    samples: int,
+    initialisations: int,
+    generator: torch.Generator,
+    tick: Callable[[int], None] = lambda n: None,
+    chunk: int = 2,
+) -> EffectiveField:
+    """The effective field of torchvision's ``name`` at its last feature layer: trained
+    weights when the torch hub cache has them (one initialisation), else ``initialisations``
+    default random initialisations (drawn from the global torch RNG, which the run seeds),
+    ``samples`` standard-normal inputs in all, split evenly between them. ``tick(n)`` is
+    called after every ``n`` inputs (for a progress bar)."""
+    size = smallest_input_holding_box(build_model(name, meta=True))
+    layer = feature_output(receptive_fields(build_model(name, meta=True), size))
+    weights = hub_weights(name)
+    inits = 1 if weights is not None else initialisations
+    per_init = samples // inits
+    values, ring = chebyshev_rings((size, size), [(lo + hi) / 2 for lo, hi in layer.centre_box])
+    heat = torch.zeros((size, size), dtype=torch.float64)
+    ring_mass = np.zeros((inits, per_init, len(values)))
+    rows, cols = np.zeros((inits, per_init, size)), np.zeros((inits, per_init, size))
+    for i in range(inits):
+        model = build_model(name)
+        if weights is not None:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        for start in range(0, per_init, chunk):
+            n = min(chunk, per_init - start)
+            x = torch.randn((n, 3, size, size), generator=generator)
+            maps = effective_field_gradients(model, layer, x).double()
+            heat += maps.sum(0)
+            flat = maps.flatten(1).numpy()
+            for j in range(n):
+                ring_mass[i, start + j] = np.bincount(ring, weights=flat[j], minlength=len(values))
+            rows[i, start : start + n] = maps.sum(1).numpy()
+            cols[i, start : start + n] = maps.sum(2).numpy()
+            tick(n)
+    return EffectiveField(name, ERF_NETWORKS.get(name, name), layer, weights is not None,
+                          heat / (inits * per_init), ring_mass, rows, cols, values)  # fmt: skip
+
+
+def bootstrap_indices(
+    inits: int, inputs: int, rng: np.random.Generator, resamples: int = RESAMPLES
+) -> np.ndarray:
+    """Two-stage bootstrap: for each resample, ``inits`` initialisations drawn with
+    replacement and, within each, ``inputs`` inputs drawn with replacement; flat indices
+    into an ``(inits, inputs)`` grid, shape ``(resamples, inits * inputs)``."""
+    which = rng.integers(0, inits, size=(resamples, inits, 1))
+    within = rng.integers(0, inputs, size=(resamples, inits, inputs))
+    return (which * inputs + within).reshape(resamples, -1)
+
+
+def bootstrap(
+    field: EffectiveField, rng: np.random.Generator, resamples: int = RESAMPLES
+) -> dict[str, np.ndarray]:
+    """The statistics of :func:`statistics` for the measured sample (index 0) and for each
+    bootstrap resample (indices 1..): arrays of length ``resamples + 1``."""
+    n = field.inits * field.inputs_per_init
+    idx = np.concatenate(
+        [np.arange(n)[None, :], bootstrap_indices(field.inits, field.inputs_per_init, rng, resamples)]
+    )
+    ring = field.ring_mass.reshape(n, -1)[idx].mean(1)
+    rows = field.rows.reshape(n, -1)[idx].mean(1)
+    cols = field.cols.reshape(n, -1)[idx].mean(1)
+    (r0, r1), (c0, c1) = field.box
+    _, std_x, r2_x = gaussian_fit_batch(rows)
+    _, std_y, r2_y = gaussian_fit_batch(cols)
+    width = mass_width(ring, field.ring_distances)
     std = (std_x + std_y) / 2
     return {
-        "network": "alexnet" if f.name.startswith("features") else "resnet18",
-        "label": "AlexNet" if f.name.startswith("features") else "ResNet-18",
-        "layer": f.name,
-        "r": f.rf[0],
+        "width": width,
+        "share": width / field.r,
         "std": std,
-        "ratio": 4 * std / f.rf[0],
-        "width95": centred_mass_width(heat, centre, 0.95),
-        "r2": min(r2_x, r2_y),
-        "inside": float(heat[r0 : r1 + 1, c0 : c1 + 1].sum() / heat.sum()),
+        "ratio": 4 * std / field.r,
+        "r2": np.minimum(r2_x, r2_y),
+        "r2_flat": np.maximum(flat_fit_r2(rows, c0, c1), flat_fit_r2(cols, r0, r1)),
     }
 
 
-def erf_figure(erfs: list[tuple[LayerField, torch.Tensor]]) -> Any:
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap values (index 0, the measured
+    value, excluded)."""
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(values[1:], [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def statistics(field: EffectiveField, boot: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Size and shape of an effective field, each with its 95 % bootstrap interval: the
+    centred square holding 95 % of the mass (``width``, and ``share`` = width / r), the
+    standard deviation of a Gaussian fitted to the row and column profiles (mean of the two;
+    ``ratio`` = 4 std / r, the +-2 std width against r), the worse R^2 of the two Gaussian
+    fits, the better R^2 of a flat profile over the box (what a uniform field would give),
+    the share of the mass inside the theoretical box, and the baseline ``uniform_width``:
+    the 95 % square of a field that used its whole box evenly."""
+    (r0, r1), (c0, c1) = field.box
+    heat = field.heat
+    uniform = torch.zeros_like(heat)
+    uniform[r0 : r1 + 1, c0 : c1 + 1] = 1.0
+    centre = [(lo + hi) / 2 for lo, hi in field.box]
+    out: dict[str, Any] = {
+        "network": field.network,
+        "label": field.label,
+        "layer": field.layer.name,
+        "r": field.r,
+        "input_px": field.input_px,
+        "trained": field.trained,
+        "inits": field.inits,
+        "inputs": field.inputs_per_init,
+        "uniform_width": centred_mass_width(uniform, centre),
+        "inside": float(heat[r0 : r1 + 1, c0 : c1 + 1].sum() / heat.sum()),
+    }
+    for key, values in boot.items():
+        out[key] = float(values[0])
+        out[f"{key}_lo"], out[f"{key}_hi"] = interval(values)
+    out["r2_gain_lo"], out["r2_gain_hi"] = interval(boot["r2"] - boot["r2_flat"])
+    return out
+
+
+def share_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, float, float]:
+    """``share`` of ``a`` minus ``share`` of ``b`` (independent measurements, so their
+    resamples pair up at random): the measured difference and its 95 % interval."""
+    diff = a["share"] - b["share"]
+    return (float(diff[0]), *interval(diff))
+
+
+# --------------------------------------------------------------------------- the figure
+
+
+def erf_figure(fields: Sequence[EffectiveField], stats: Sequence[dict[str, Any]]) -> Any:
+    """Top: each network's mean gradient map with its theoretical box (cyan) and the 95 %
+    mass square (white, dashed). Bottom: the column profile, its Gaussian fit and the box."""
+    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    fig, axes = plt.subplots(1, len(erfs), figsize=(5 * len(erfs), 4.6))
-    axes = np.atleast_1d(axes)
-    for ax, (f, heat) in zip(axes, erfs, strict=False):
-        im = ax.imshow(heat.numpy(), cmap="magma")
-        (r0, r1), (c0, c1) = f.centre_box
+    fig, axes = plt.subplots(2, len(fields), figsize=(5.2 * len(fields), 8.4), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.6, 1]})  # fmt: skip
+    for col, (f, s) in enumerate(zip(fields, stats, strict=True)):
+        ax = axes[0, col]
+        im = ax.imshow(f.heat.numpy(), cmap="magma")
+        (r0, r1), (c0, c1) = f.box
         ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="cyan", lw=1.5))
-        lo = min(-0.5, c0 - 2.0, r0 - 2.0)
-        hi = max(heat.shape[1] - 0.5, c1 + 2.0, r1 + 2.0)
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(hi, lo)
-        network = "AlexNet" if f.name.startswith("features") else "ResNet-18"
-        ax.set_title(f"{network} {f.name}: theoretical r = {f.rf[0]} (cyan)", fontsize=10)
+        w = s["width"]
+        cr, cc = (r0 + r1) / 2, (c0 + c1) / 2
+        ax.add_patch(Rectangle((cc - w / 2, cr - w / 2), w, w, fill=False, ec="white", lw=1.2, ls="--"))
+        ax.set_title(f"{f.label} {f.layer.name}\ninput {f.input_px} px, r = {f.r} (cyan)", fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046, label="mean |gradient|")
+        ax = axes[1, col]
+        profile = f.cols.reshape(-1, f.cols.shape[-1]).mean(0)
+        x = np.arange(len(profile))
+        mean, std, _ = gaussian_fit_batch(profile)
+        curve = np.exp(-0.5 * ((x - mean) / std) ** 2)
+        ax.plot(x, profile, color="black", lw=1.2, label="mean gradient, summed over columns")
+        ax.plot(
+            x, curve * (curve @ profile) / (curve @ curve), color="tab:orange", lw=1.2, label="Gaussian fit"
+        )
+        ax.axvspan(r0, r1, color="cyan", alpha=0.15, label="theoretical box")
+        ax.set_xlabel("input row (pixels)")
+        ax.set_title(f"{f.label}: profile; 95 % of the mass in {w:.0f} px", fontsize=10)
+        ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig

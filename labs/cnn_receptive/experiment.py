@@ -17,12 +17,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from labrunner import LabContext  # noqa: E402
 
 from . import text  # noqa: E402
-from .erf import erf_figure, erf_networks, erf_statistics  # noqa: E402
+from .erf import ERF_NETWORKS, bootstrap, erf_figure, measure_effective_field, share_difference, statistics  # noqa: E402
 from .networks import (  # noqa: E402
     ASSIGNMENT_ANSWER,
     ASSIGNMENT_INPUT,
@@ -33,9 +35,16 @@ from .networks import (  # noqa: E402
     load_grace_hopper,
     verification_size,
 )
-from .receptive import LayerField, feature_output, receptive_fields, spatial_layers, unsupported  # noqa: E402
+from .receptive import (  # noqa: E402
+    LayerField,
+    feature_output,
+    fraction_fully_inside,
+    receptive_fields,
+    spatial_layers,
+    unsupported,
+)
 from .tables import box_1based, field_rows, pair  # noqa: E402
-from .verify import effective_receptive_field, gradient_boxes, naive_measurements, relu_dead_fraction  # noqa: E402
+from .verify import gradient_boxes, naive_measurements, relu_dead_fraction  # noqa: E402
 
 # --------------------------------------------------------------------------- the lab
 
@@ -43,8 +52,7 @@ from .verify import effective_receptive_field, gradient_boxes, naive_measurement
 def run(ctx: LabContext) -> None:
     cfg = ctx.config
     assignment = assignment_network()
-    a_fields = receptive_fields(assignment, ASSIGNMENT_INPUT)
-    a_table = spatial_layers(a_fields)
+    a_table = spatial_layers(receptive_fields(assignment, ASSIGNMENT_INPUT))
     alexnet = build_model("alexnet", meta=True)
     x_fields = receptive_fields(alexnet, cfg.alexnet_input)
     x_final = feature_output(x_fields)
@@ -52,39 +60,9 @@ def run(ctx: LabContext) -> None:
 
     receptive_field_of_each_layer(ctx, a_table)
     alexnet_table(ctx, x_table, x_final)
-    verify_and_measure_effective_field(ctx, assignment, a_table, alexnet, x_table, x_final)
-    boxes_on_a_real_image(ctx, a_table, x_table)
-    more_networks(ctx, x_final)
-
-
-def receptive_field_of_each_layer(ctx: LabContext, table: list[LayerField]) -> None:
-    with ctx.exercise("1. The assignment's network", question=text.Q1) as ex:
-        rows = field_rows(table)
-        labels = ["input", *ASSIGNMENT_ANSWER]
-        for row, label in zip(rows, labels, strict=False):
-            row["layer"] = label
-        ex.table(rows, caption="Receptive fields at the centre unit; input 227 x 227, coordinates 1-based.")
-        layers = table[1:]
-        for f, (label, (n, j, r, box)) in zip(layers, ASSIGNMENT_ANSWER.items(), strict=False):
-            (lo, hi), _ = f.centre_box_clipped
-            ex.check_equal(f"{label}_n_j_r", [f.size[0], f.jump[0], f.rf[0]], [n, j, r])
-            ex.check_equal(f"{label}_centre_box", [lo + 1, hi + 1], list(box), points=2)
-            ex.metric(f"assignment_{label}_rf", f.rf[0])
-        conv1, pool1, conv2 = layers
-        computed = {label: _axis0(f) for label, f in zip(ASSIGNMENT_ANSWER, layers, strict=True)}
-        matches = all(
-            (c["n"], c["j"], c["r"], (c["lo"], c["hi"])) == ASSIGNMENT_ANSWER[label]
-            for label, c in computed.items()
-        )
-        ex.answer(
-            text.A1,
-            conv1=computed["conv1"],
-            pool1=computed["pool1"],
-            conv2=computed["conv2"],
-            n_in=ASSIGNMENT_INPUT,
-            expected=ASSIGNMENT_ANSWER,
-            matches=matches,
-        )
+    erf = verify_and_measure_effective_field(ctx, assignment, a_table, alexnet, x_table)
+    boxes_on_a_real_image(ctx, a_table, x_table, erf)
+    more_networks(ctx)
 
 
 def _axis0(f: LayerField) -> dict[str, Any]:
@@ -103,20 +81,120 @@ def _axis0(f: LayerField) -> dict[str, Any]:
     }
 
 
+def _span(box: Sequence[tuple[int, int]] | None) -> int:
+    """Pixels covered along the first axis by a 0-based box (0 for none)."""
+    return 0 if box is None else box[0][1] - box[0][0] + 1
+
+
+def receptive_field_of_each_layer(ctx: LabContext, table: list[LayerField]) -> None:
+    with ctx.exercise("1. The assignment's network", question=text.Q1) as ex:
+        rows = field_rows(table)
+        for row, label in zip(rows, ["input", *ASSIGNMENT_ANSWER], strict=False):
+            row["layer"] = label
+        ex.table(rows, caption="Receptive fields at the centre unit; input 227 x 227, coordinates 1-based.")
+        layers = table[1:]
+        for f, (label, (n, j, r, box)) in zip(layers, ASSIGNMENT_ANSWER.items(), strict=False):
+            (lo, hi), _ = f.centre_box_clipped
+            ex.check_equal(f"{label}_n_j_r", [f.size[0], f.jump[0], f.rf[0]], [n, j, r])
+            ex.check_equal(f"{label}_centre_box", [lo + 1, hi + 1], list(box), points=2)
+            ex.metric(f"assignment_{label}_rf", f.rf[0])
+        computed = {label: _axis0(f) for label, f in zip(ASSIGNMENT_ANSWER, layers, strict=True)}
+        found = {label: (c["n"], c["j"], c["r"], (c["lo"], c["hi"])) for label, c in computed.items()}
+        ex.claim(
+            "matches_worked_answer",
+            found == dict(ASSIGNMENT_ANSWER),
+            statement="The computed n, j, r and centre box of every layer equal the worked answer's.",
+            evidence="; ".join(f"{k}: computed {v}" for k, v in found.items()),
+            baseline="the worked answer (n, j, r, box): "
+            + "; ".join(f"{k}: {v}" for k, v in ASSIGNMENT_ANSWER.items()),
+        )
+        centres = [sum(b[0]) / 2 for b in (f.centre_box for f in layers)]
+        nested = all(
+            big.centre_box[0][0] <= small.centre_box[0][0] and big.centre_box[0][1] >= small.centre_box[0][1]
+            for small, big in zip(layers, layers[1:], strict=False)
+        )
+        ex.claim(
+            "assignment_boxes_concentric",
+            nested and len(set(centres)) == 1 and all(len({c for c in f.centre_box}) == 1 for f in layers),
+            statement="The centre units of all layers see nested boxes centred on the same pixel.",
+            evidence="box centres (1-based): " + ", ".join(f"{c + 1:g}" for c in centres),
+            baseline="exact geometry of the three layers",
+        )
+        ex.claim(
+            "assignment_boxes_inside_image",
+            all(f.centre_box == f.centre_box_clipped for f in layers),
+            statement="No centre box reaches into the padding.",
+            evidence="boxes (1-based): " + ", ".join(box_1based(f.centre_box) for f in layers),
+            baseline=f"the image, pixels 1..{ASSIGNMENT_INPUT}",
+        )
+        ex.answer(text.A1, conv1=computed["conv1"], pool1=computed["pool1"], conv2=computed["conv2"],
+                  n_in=ASSIGNMENT_INPUT, expected=ASSIGNMENT_ANSWER, centre_pixel=centres[-1] + 1)  # fmt: skip
+
+
 def alexnet_table(ctx: LabContext, table: list[LayerField], final: LayerField) -> None:
     with ctx.exercise("2. torchvision's AlexNet", question=text.Q2) as ex:
+        size = table[0].size[0]
         ex.table(
             field_rows(table),
             caption=f"AlexNet (torchvision), input {pair(table[0].size)}; coordinates 1-based.",
         )
         ex.metric("alexnet_rf", final.rf[0])
-        ex.check_equal("alexnet_final_rf", final.rf[0], 195, points=2)
+        ex.check_equal("alexnet_final_rf", final.rf[0], PUBLISHED_RF["alexnet"], points=2)
+        ex.claim(
+            "alexnet_rf_matches_published",
+            final.rf[0] == PUBLISHED_RF["alexnet"],
+            statement="AlexNet's final receptive field equals the published value.",
+            evidence=f"computed r = {final.rf[0]}",
+            baseline=f"r = {PUBLISHED_RF['alexnet']} (Araujo et al., Distill 2019)",
+        )
+        ex.claim(
+            "alexnet_rf_exceeds_image",
+            final.rf[0] > size,
+            statement=f"AlexNet's final receptive field is wider than the {size}-pixel image.",
+            evidence=f"r = {final.rf[0]}",
+            baseline=f"the image width, {size} pixels",
+        )
+        centre, border = final.centre_box_clipped, final.border_box_clipped
+        ex.claim(
+            "alexnet_centre_box_clipped",
+            final.centre_box != centre,
+            statement="The box of the last layer's centre unit reaches into the zero padding.",
+            evidence=f"box {box_1based(final.centre_box)}, of which {box_1based(centre)} is image",
+            baseline=f"the image, pixels 1..{size}",
+        )
+        ex.claim(
+            "alexnet_border_box_clipped",
+            final.unit_box((0,) * len(final.size)) != border,
+            statement="The box of the last layer's corner unit reaches into the zero padding.",
+            evidence=f"box {box_1based(final.unit_box((0, 0)))}, of which {box_1based(border)} is image",
+            baseline=f"the image, pixels 1..{size}",
+        )
+        ex.claim(
+            "alexnet_border_sees_less",
+            _span(border) < _span(centre),
+            statement="A unit at the border of the last layer's map sees fewer image pixels than the centre unit.",
+            evidence=f"corner unit: {_span(border)} pixels per axis; centre unit: {_span(centre)}",
+            baseline="the centre unit of the same layer (exact)",
+        )
+        units = final.size[0] * final.size[1]
+        inside = fraction_fully_inside(final)
+        ex.metric("alexnet_centre_unit_image_share", _span(centre) / size)
+        ex.metric("alexnet_border_unit_image_share", _span(border) / size)
+        ex.metric("alexnet_units_fully_inside_share", inside)
         ex.answer(
             text.A2,
             rows=[_axis0(f) | {"name": f.name, "op": f.op} for f in table[1:]],
             final=_axis0(final),
             final_name=final.name,
-            size=table[0].size[0],
+            size=size,
+            published=PUBLISHED_RF["alexnet"],
+            even=final.size[0] % 2 == 0,
+            centre_box=box_1based(centre),
+            centre_px=_span(centre),
+            border_box=box_1based(border),
+            border_px=_span(border),
+            units=units,
+            units_inside=round(inside * units),
         )
 
 
@@ -129,15 +207,8 @@ def _box_matches(
     rows, bad = [], []
     for f in layers:
         ok = measured[f.name] == f.centre_box_clipped
-        rows.append(
-            {
-                "layer": f.name,
-                "r": pair(f.rf),
-                "computed box": box_1based(f.centre_box_clipped),
-                "gradient box": box_1based(measured[f.name]),
-                "equal": "yes" if ok else "NO",
-            }
-        )
+        rows.append({"layer": f.name, "r": pair(f.rf), "computed box": box_1based(f.centre_box_clipped),
+                     "gradient box": box_1based(measured[f.name]), "equal": "yes" if ok else "NO"})  # fmt: skip
         if not ok:
             bad.append(f.name)
     return rows, bad
@@ -149,12 +220,10 @@ def verify_and_measure_effective_field(
     a_table: list[LayerField],
     alexnet: nn.Module,
     x_table: list[LayerField],
-    x_final: LayerField,
-) -> None:
-    cfg = ctx.config
+) -> list[dict[str, Any]]:
+    """Exercise 3; returns the statistics of the effective fields (AlexNet first)."""
     with ctx.exercise("3. Empirical verification, and the effective receptive field", question=text.Q3) as ex:
-        size_a = (ASSIGNMENT_INPUT, ASSIGNMENT_INPUT)
-        rows_a, bad_a = _box_matches(assignment, a_table, size_a)
+        rows_a, bad_a = _box_matches(assignment, a_table, (ASSIGNMENT_INPUT, ASSIGNMENT_INPUT))
         rows_x, bad_x = _box_matches(alexnet, x_table, x_table[0].size)
         for row, label in zip(rows_a, ASSIGNMENT_ANSWER, strict=False):
             row["layer"] = label
@@ -163,6 +232,13 @@ def verify_and_measure_effective_field(
         ex.check_equal("assignment_computed_equals_gradient", bad_a, [], points=2)
         ex.check_equal("alexnet_computed_equals_gradient", bad_x, [], points=2)
         ex.metric("layers_verified_ex3", len(rows_a) + len(rows_x))
+        ex.claim(
+            "computed_boxes_match_gradient",
+            not bad_a and not bad_x,
+            statement="Every computed centre box equals the bounding box of the probe's non-zero gradient.",
+            evidence=f"{len(rows_a) + len(rows_x)} layers compared; mismatches: {', '.join(bad_a + bad_x) or 'none'}",
+            baseline="the probe's gradient box, to the pixel",
+        )
 
         gen = ctx.torch_generator(offset=3)
         naive = naive_measurements(a_table, gen)
@@ -173,64 +249,120 @@ def verify_and_measure_effective_field(
         probe_ok = all(r["equals computed"] == "yes" for r in naive if r["variant"].startswith("probe"))
         ex.check("probe_variant_exact", probe_ok, expected=True, actual=probe_ok)
         ex.metric("naive_pool1_nonzero_pixels", pool_naive["non-zero pixels"])
+        count, area, conv1_area = pool_naive["non-zero pixels"], pool_naive["box area"], a_table[1].rf[0] ** 2
+        ex.claim(
+            "naive_pool1_misses_field",
+            count < area,
+            statement="The naive gradient of pool1's centre unit misses part of its receptive field.",
+            evidence=f"{count} non-zero pixels",
+            baseline=f"the {area} pixels of the computed box",
+        )
+        ex.claim(
+            "naive_pool1_one_conv1_field",
+            count == conv1_area,
+            statement="The naive gradient of pool1's centre unit covers exactly one conv1 unit's field.",
+            evidence=f"{count} non-zero pixels",
+            baseline=f"one conv1 field, {a_table[1].rf[0]} x {a_table[1].rf[0]} = {conv1_area} pixels",
+        )
+        ex.claim(
+            "probe_exact",
+            probe_ok,
+            statement="The probe's gradient reproduces the computed box of every layer, every pixel non-zero.",
+            evidence="; ".join(
+                f"{r['layer']}: {r['equals computed']}" for r in naive if r["variant"].startswith("probe")
+            ),
+            baseline="the computed boxes",
+        )
+        stats, diff = effective_fields(ctx, ex, gen)
+        ex.answer(text.A3, bad_a=bad_a, bad_x=bad_x, n_a=len(rows_a), n_x=len(rows_x), pool_naive=pool_naive,
+                  pool_area=area, dead=dead, stats=stats, diff=diff, trained_all=all(s["trained"] for s in stats))  # fmt: skip
+    return stats
 
-        # The effective receptive field (Luo et al., 2016), with the models' own weights.
-        erf_models, weights_how = erf_networks(x_final)
-        if "hub cache" not in weights_how:
-            ctx.note(
-                "The effective receptive fields (exercise 3) use the networks' default random "
-                "initialisation: no trained AlexNet weights were found in the torch hub cache."
+
+def effective_fields(
+    ctx: LabContext, ex: Any, gen: torch.Generator
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Measure the effective field of each network (Luo et al., 2016) and record its figure,
+    table, metrics and claims; returns the statistics of each, and the difference of their
+    shares of r (AlexNet minus ResNet-18) with its interval."""
+    cfg = ctx.config
+    fields, boots = [], []
+    rng = np.random.default_rng(ctx.seed + 3)
+    with ctx.progress(total=len(ERF_NETWORKS) * cfg.erf_samples, desc="effective receptive field") as bar:
+        for name in ERF_NETWORKS:
+            field = measure_effective_field(
+                name, cfg.erf_samples, cfg.erf_initialisations, gen, tick=bar.update
             )
-        erfs = []
-        with ctx.progress(total=len(erf_models), desc="effective receptive field") as bar:
-            for model, f in erf_models:
-                heat = effective_receptive_field(model, f, f.input_size, cfg.erf_samples, gen)
-                erfs.append((f, heat))
-                bar.update(1)
-        stats = [erf_statistics(f, heat) for f, heat in erfs]
-        ex.figure(erf_figure(erfs), "effective_receptive_field", caption=text.ERF_CAPTION)
-        ex.table(
-            [
-                {
-                    "network": s["label"],
-                    "layer": s["layer"],
-                    "theoretical r": s["r"],
-                    "Gaussian std (px)": round(s["std"], 1),
-                    "4 std / r": round(s["ratio"], 3),
-                    "95 % mass square (px)": s["width95"],
-                    "Gaussian fit R^2": round(s["r2"], 3),
-                    "mass inside box": round(s["inside"], 6),
-                }
-                for s in stats
-            ],
-            caption=f"Effective receptive fields, {cfg.erf_samples} random inputs.",
+            fields.append(field)
+            boots.append(bootstrap(field, rng))
+    untrained = [f.label for f in fields if not f.trained]
+    if untrained:
+        ex.stand_in(
+            f"no trained ImageNet weights for {' and '.join(untrained)} in the torch hub cache (offline): "
+            "their effective fields are measured on random initialisations"
         )
-        for s in stats:
-            ex.metric(f"erf_std_{s['network']}", s["std"])
-            ex.metric(f"erf_ratio_{s['network']}", s["ratio"])
-            ex.metric(f"erf_gaussian_r2_{s['network']}", s["r2"])
-        deepest = stats[-1]
-        ex.check_at_most(f"erf_much_smaller_{deepest['network']}", deepest["ratio"], 0.5)
-        ex.check_close("erf_mass_inside_box", min(s["inside"] for s in stats), 1.0, 1e-9)
-        ex.answer(
-            text.A3,
-            bad_a=bad_a,
-            bad_x=bad_x,
-            n_a=len(rows_a),
-            n_x=len(rows_x),
-            naive=naive,
-            pool_naive=pool_naive,
-            pool_area=pool_naive["box area"],
-            dead=dead,
-            probe_ok=probe_ok,
-            weights_how=weights_how,
-            stats=stats,
-            deepest=deepest,
-            samples=cfg.erf_samples,
+    stats = [statistics(f, b) for f, b in zip(fields, boots, strict=True)]
+    ex.figure(erf_figure(fields, stats), "effective_receptive_field", caption=text.ERF_CAPTION)
+    ex.table([_erf_row(s) for s in stats], caption=text.ERF_TABLE_CAPTION)
+    for s in stats:
+        net = s["network"]
+        for key in ("input_px", "std", "ratio", "width", "share", "r2"):
+            ex.metric(f"erf_{key}_{net}" if key != "r2" else f"erf_gaussian_r2_{net}", s[key])
+        ex.metric(f"erf_share_lo_{net}", s["share_lo"])
+        ex.metric(f"erf_share_hi_{net}", s["share_hi"])
+        ex.claim(
+            f"erf_smaller_than_box_{net}",
+            s["width_hi"] < s["uniform_width"],
+            statement=f"The effective field of {s['label']} is smaller than its theoretical field.",
+            evidence=f"95 % of the mean gradient lies in a centred square of {s['width']:.1f} px "
+            f"(95 % bootstrap interval {s['width_lo']:.1f} to {s['width_hi']:.1f} px; r = {s['r']})",
+            baseline=f"a field that used its whole box evenly: 95 % of its mass in {s['uniform_width']:.1f} px",
         )
+        ex.claim(
+            f"erf_gaussian_{net}",
+            s["r2_gain_lo"] > 0,
+            statement=f"The profiles of {s['label']}'s effective field are closer to a Gaussian than to a flat box.",
+            evidence=f"R^2 of the Gaussian fit {s['r2']:.3f} (interval {s['r2_lo']:.3f} to {s['r2_hi']:.3f})",
+            baseline=f"R^2 of a flat profile over the box, {s['r2_flat']:.3f}; the interval of the "
+            f"difference is {s['r2_gain_lo']:.3f} to {s['r2_gain_hi']:.3f}",
+        )
+    diff, lo, hi = share_difference(boots[0], boots[1])
+    evidence = (f"share of r in the 95 % square: {stats[0]['label']} {stats[0]['share']:.3f}, "
+                f"{stats[1]['label']} {stats[1]['share']:.3f}; difference {diff:.3f} (95 % interval {lo:.3f} to {hi:.3f})")  # fmt: skip
+    baseline = "no difference, with the bootstrap interval of the difference"
+    ex.claim("erf_share_alexnet_larger", lo > 0, evidence=evidence, baseline=baseline,
+             statement="AlexNet's effective field covers a larger share of its theoretical field than ResNet-18's.")  # fmt: skip
+    ex.claim("erf_share_resnet18_larger", hi < 0, evidence=evidence, baseline=baseline,
+             statement="ResNet-18's effective field covers a larger share of its theoretical field than AlexNet's.")  # fmt: skip
+    inside = min(s["inside"] for s in stats)
+    ex.check_close("erf_mass_inside_box", inside, 1.0, 1e-9)
+    ex.claim("erf_mass_inside_box", abs(inside - 1.0) <= 1e-9, evidence=f"smallest share inside: {inside:.12f}",
+             statement="All of the gradient mass lies inside the theoretical box.",
+             baseline="1, up to float64 rounding (1e-9)")  # fmt: skip
+    return stats, {"value": diff, "lo": lo, "hi": hi}
 
 
-def boxes_on_a_real_image(ctx: LabContext, a_table: list[LayerField], x_table: list[LayerField]) -> None:
+def _erf_row(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "network": s["label"],
+        "layer": s["layer"],
+        "input (px)": s["input_px"],
+        "weights": "ImageNet" if s["trained"] else f"random, {s['inits']} initialisations",
+        "theoretical r": s["r"],
+        "95 % mass square (px)": f"{s['width']:.1f} ({s['width_lo']:.1f} to {s['width_hi']:.1f})",
+        "uniform box (px)": f"{s['uniform_width']:.1f}",
+        "share of r": f"{s['share']:.3f} ({s['share_lo']:.3f} to {s['share_hi']:.3f})",
+        "Gaussian std (px)": f"{s['std']:.1f} ({s['std_lo']:.1f} to {s['std_hi']:.1f})",
+        "4 std / r": f"{s['ratio']:.3f}",
+        "Gaussian R^2": f"{s['r2']:.3f}",
+        "flat-box R^2": f"{s['r2_flat']:.3f}",
+        "mass inside box": f"{s['inside']:.6f}",
+    }
+
+
+def boxes_on_a_real_image(
+    ctx: LabContext, a_table: list[LayerField], x_table: list[LayerField], erf: list[dict[str, Any]]
+) -> None:
     from matplotlib.patches import Rectangle
 
     with ctx.exercise("4. The fields on a real image", question=text.Q4) as ex:
@@ -242,29 +374,21 @@ def boxes_on_a_real_image(ctx: LabContext, a_table: list[LayerField], x_table: l
             layers = table[1:]
             for i, f in enumerate(layers):
                 (r0, r1), (c0, c1) = f.centre_box
-                colour = colours(i / max(len(layers) - 1, 1))
-                ax.add_patch(
-                    Rectangle(
-                        (c0 - 0.5, r0 - 0.5),
-                        c1 - c0 + 1,
-                        r1 - r0 + 1,
-                        fill=False,
-                        ec=colour,
-                        lw=1.6,
-                        label=f"{f.name}: r = {f.rf[0]}",
-                    )  # fmt: skip
-                )
+                ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, lw=1.6,
+                                       ec=colours(i / max(len(layers) - 1, 1)), label=f"{f.name}: r = {f.rf[0]}"))  # fmt: skip
             ax.set_xlim(-0.5 - 0.1 * size, size - 0.5 + 0.1 * size)
             ax.set_ylim(size - 0.5 + 0.1 * size, -0.5 - 0.1 * size)
-            ax.set_title(f"{label}, input {size} x {size}")
+            ax.set_title(f"{label}, input {size} x {size}", fontsize=11)
             ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
         fig.tight_layout()
         ex.figure(fig, "receptive_fields_grace_hopper", caption=text.FIG_CAPTION)
-        ex.answer(text.A4, a_table=[_axis0(f) | {"name": f.name} for f in a_table[1:]],
-                  x_final=_axis0(x_table[-1]), size=x_table[0].size[0])  # fmt: skip
+        final = x_table[-1]
+        ex.answer(text.A4, a_table=[_axis0(f) | {"name": f.name} for f in a_table[1:]], x_final=_axis0(final),
+                  size=x_table[0].size[0], centre_px=_span(final.centre_box_clipped),
+                  erf=erf[0])  # fmt: skip
 
 
-def more_networks(ctx: LabContext, x_final: LayerField) -> None:
+def more_networks(ctx: LabContext) -> None:
     cfg = ctx.config
     with ctx.exercise("5. More networks", question=text.Q5) as ex:
         rows, mismatches, results = [], [], []
@@ -281,7 +405,8 @@ def more_networks(ctx: LabContext, x_final: LayerField) -> None:
             checked = 1
             if cfg.verify_all_layers:  # every layer, at input 224 (one backward pass per layer)
                 layers = [f for f in fields if f.known and f.kind != "input"]
-                at_224 = gradient_boxes(model, (224, 224), layers)
+                with ctx.progress(total=len(layers), desc=f"layers of {name}") as bar:
+                    at_224 = gradient_boxes(model, (224, 224), layers, tick=bar.update)
                 bad += [f"{f.name}@224" for f in layers if at_224[f.name] != f.centre_box_clipped]
                 checked += len(layers)
             mismatches += [f"{name}:{b}" for b in bad]
@@ -301,30 +426,49 @@ def more_networks(ctx: LabContext, x_final: LayerField) -> None:
                     "equal": "yes" if not bad else f"NO ({len(bad)})",
                 }
             )
-            results.append({"name": name, "r": final.rf[0], "j": final.jump[0], "size": size,
-                            "clipped": vfinal.centre_box_clipped != vfinal.centre_box, "layers": checked})  # fmt: skip
+            results.append(
+                {
+                    "name": name,
+                    "r": final.rf[0],
+                    "j": final.jump[0],
+                    "size": size,
+                    "layers_checked": f"{checked} layer" + ("s" if checked > 1 else ""),
+                }  # fmt: skip
+            )
             ex.metric(f"rf_{name}", final.rf[0])
             if published is not None:
                 ex.check_equal(f"{name}_published_rf", final.rf[0], published)
+            ex.claim(f"rf_exceeds_image_{name}", final.rf[0] > 224, evidence=f"r = {final.rf[0]}",
+                     statement=f"The final receptive field of {name} is wider than the 224-pixel image.",
+                     baseline="the image width, 224 pixels")  # fmt: skip
+            ex.claim(f"whole_box_verified_{name}", vfinal.centre_box_clipped == vfinal.centre_box,
+                     statement=f"The gradient check of {name} tests both edges of the centre unit's whole box.",
+                     evidence=f"at input {size}: box {box_1based(vfinal.centre_box)}",
+                     baseline=f"the image, pixels 1..{size}")  # fmt: skip
         ex.table(rows, caption="Final receptive field of each network (input 224) and its gradient check.")
         ex.check_equal("computed_equals_gradient_all_models", mismatches, [], points=3)
-        survey = survey_all_models() if cfg.all_models else None
+        ex.claim("computed_equals_gradient_all_models", not mismatches,
+                 statement="For every model the probe's gradient box equals the computed box.",
+                 evidence=f"mismatches: {', '.join(mismatches) or 'none'}",
+                 baseline="the probe's gradient box, to the pixel")  # fmt: skip
+        survey = survey_all_models(ctx) if cfg.all_models else None
         if survey is not None:
             ex.table(
                 survey["rows"], caption="Every torchvision classification model at input 224 (computed only)."
             )
             ex.metric("models_computed", survey["computed"])
             ex.metric("models_total", survey["total"])
-        ex.answer(text.A5, results=results, survey=survey, mismatches=mismatches,
-                  verify_all=cfg.verify_all_layers)  # fmt: skip
+        by_r = sorted(results, key=lambda m: m["r"])
+        ex.answer(text.A5, results=results, survey=survey, mismatches=mismatches, narrowest=by_r[0], widest=by_r[-1],
+                  one_field=by_r[0]["r"] == by_r[-1]["r"])  # fmt: skip
 
 
-def survey_all_models() -> dict[str, Any]:
+def survey_all_models(ctx: LabContext) -> dict[str, Any]:
     """The final receptive field of every torchvision classification model that traces;
     ``computed`` counts those whose whole spatial part the calculator could reason about."""
     rows, computed = [], 0
     names = classification_models()
-    for name in names:
+    for name in ctx.progress(names, desc="every torchvision model"):
         size = 299 if name == "inception_v3" else 224
         try:
             model = build_model(name, meta=True)
@@ -336,14 +480,6 @@ def survey_all_models() -> dict[str, Any]:
                          "stops at": f"{problems[0].name}: {problems[0].reason}" if problems else ""})  # fmt: skip
             computed += not problems
         except Exception as exc:  # a model fx cannot trace is reported, not fatal
-            rows.append(
-                {
-                    "model": name,
-                    "input": size,
-                    "final layer": "-",
-                    "r": "-",
-                    "j": "-",
-                    "stops at": str(exc)[:120],
-                }
-            )
+            rows.append({"model": name, "input": size, "final layer": "-", "r": "-", "j": "-",
+                         "stops at": str(exc)[:120]})  # fmt: skip
     return {"rows": rows, "computed": computed, "total": len(names)}

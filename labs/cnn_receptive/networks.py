@@ -24,7 +24,6 @@ ASSIGNMENT_ANSWER = {
 #: Final receptive fields published for these architectures (Araujo et al., "Computing
 #: receptive fields of convolutional neural networks", Distill 2019), used as a cross-check.
 PUBLISHED_RF = {"alexnet": 195, "vgg16": 212, "inception_v3": 1311}
-OFFICIAL_ALEXNET = "alexnet-owt-7be5be79.pth"
 
 
 def assignment_network(relu: bool = True, max_pool: bool = True) -> nn.Sequential:
@@ -71,9 +70,14 @@ def classification_models() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def hub_alexnet_weights() -> Path | None:
-    """The official AlexNet weights, when they happen to be in the torch hub cache."""
-    path = Path(torch.hub.get_dir()) / "checkpoints" / OFFICIAL_ALEXNET
+def hub_weights(name: str) -> Path | None:
+    """The ImageNet weights torchvision publishes for model ``name``, when they happen to be
+    in the torch hub cache (never downloaded); the file name comes from torchvision's own
+    weights API."""
+    import torchvision
+
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
     return path if path.is_file() else None
 
 
@@ -90,10 +94,10 @@ def load_grace_hopper(size: int) -> np.ndarray:
         return np.asarray(img)
 
 
-def verification_size(model: nn.Module, base: int = 224, step: int = 32, limit: int = 640) -> int:
-    """The smallest input size (``base``, ``base + step``, ...) at which the centre unit of
-    the final layer sees no padding, so that the gradient check tests the whole box and not
-    only the image border; ``limit`` when no size up to it fits."""
+def smallest_input_holding_box(model: nn.Module, base: int = 224, step: int = 16, limit: int = 1024) -> int:
+    """The smallest input size (``base``, ``base + step``, ...) at which the whole box of the
+    centre unit of the final feature layer lies inside the image (no padding in it); ``limit``
+    when no size up to it does."""
     size = base
     while size < limit:
         final = feature_output(receptive_fields(model, size))
@@ -101,3 +105,10 @@ def verification_size(model: nn.Module, base: int = 224, step: int = 32, limit: 
             return size
         size += step
     return limit
+
+
+def verification_size(model: nn.Module) -> int:
+    """The input size at which exercise 5 checks a model's final field: the smallest of 224,
+    256, ... 640 at which the centre unit sees no padding, so that the gradient check tests
+    the whole box and not only the image border."""
+    return smallest_input_holding_box(model, step=32, limit=640)

@@ -1,5 +1,5 @@
 """Questions and answer templates of the lab (Jinja2 Markdown; every number comes from
-the run, and each conclusion is conditioned on the measured values)."""
+the run, and every conclusion branches on a claim the lab recorded, ``claims.<name>``)."""
 
 RECURRENCES = r"""
 $$n_{\mathrm{out}} = \left\lfloor \frac{n_{\mathrm{in}} + 2p - k}{s} \right\rfloor + 1, \qquad
@@ -45,7 +45,7 @@ $\\mathrm{start} + (c - 1)\\, j$ and spans $r$ pixels:
 | pool1 | {{ pool1.centre }} | ${{ pool1.start | fmt }} + {{ pool1.centre - 1 }} \\cdot {{ pool1.j }} = {{ (pool1.start + (pool1.centre - 1) * pool1.j) | fmt }}$ | {{ pool1.lo }}..{{ pool1.hi }} ({{ pool1.r }} x {{ pool1.r }}) |
 | conv2 | {{ conv2.centre }} | ${{ conv2.start | fmt }} + {{ conv2.centre - 1 }} \\cdot {{ conv2.j }} = {{ (conv2.start + (conv2.centre - 1) * conv2.j) | fmt }}$ | {{ conv2.lo }}..{{ conv2.hi }} ({{ conv2.r }} x {{ conv2.r }}) |
 
-{% if matches %}
+{% if claims.matches_worked_answer %}
 These are the worked answer's values: $11 \\times 11$ (pixels 109..119), $19 \\times 19$
 (105..123) and $51 \\times 51$ (89..139), in both directions.
 {% else %}
@@ -53,10 +53,20 @@ These differ from the worked answer ({% for label, v in expected.items() %}{{ la
 {{ v[3][0] }}..{{ v[3][1] }}{% if not loop.last %}; {% endif %}{% endfor %}): see the failed checks.
 {% endif %}
 
-Because every layer is symmetric and the input size is odd, every layer's centre unit looks at
-the same centre pixel, {{ ((n_in + 1) / 2) | fmt }}, and the boxes are nested. The padding of
-conv2 does not change $\\mathrm{start}$ ($p = (k-1)/2$), and none of these boxes reaches the
-border, so no part of them falls in the padding.
+{% if claims.assignment_boxes_concentric %}
+Every layer is symmetric about its centre unit, so the centre units of all layers look at the
+same centre pixel, {{ centre_pixel | fmt }}, and their boxes are nested.
+{% else %}
+The centre units' boxes are not all centred on the same pixel: the layers are not symmetric
+about their centre units at this input size.
+{% endif %}
+The padding of conv2 does not move $\\mathrm{start}$ ($p = (k-1)/2$).
+{% if claims.assignment_boxes_inside_image %}
+None of these boxes reaches the border of the {{ n_in }}-pixel image, so no part of them falls
+in the padding.
+{% else %}
+Part of the largest box falls in the padding, outside pixels 1..{{ n_in }}.
+{% endif %}
 """
 )
 
@@ -76,16 +86,34 @@ receptive field grows by $(k-1)\\,j_{\\mathrm{in}}$ at each layer:
 
 After the second pooling the jump is 16, so each $3 \\times 3$ layer (conv3, conv4, conv5 and
 the last pooling) adds $2 \\cdot 16 = 32$ pixels. The last pooling layer, `{{ final_name }}`,
-has a receptive field of **{{ final.r }} pixels**{% if final.r == 195 %}, the known value for
-AlexNet{% else %}, not the expected 195{% endif %}.
-{% if final.n % 2 == 0 %}
+has a receptive field of **{{ final.r }} pixels**{% if claims.alexnet_rf_matches_published %},
+the published value for AlexNet (Araujo et al., 2019){% else %}, not the published
+{{ published }}: see the failed check{% endif %}.
+{% if even %}
 Its map is ${{ final.n }} \\times {{ final.n }}$: with an even size there is no single centre,
-so the table uses unit {{ final.centre }} (the left/upper of the two middle units), whose field
-spans {{ final.lo }}..{{ final.hi }} in padded coordinates; the part outside 1..{{ size }}
-lies in the zero padding.
+so the table uses unit {{ final.centre }} (the left/upper of the two middle units).
 {% endif %}
-A field of {{ final.r }} pixels on a {{ size }}-pixel image means that the last feature map
-can, in principle, see {{ (final.r / size) | pct }} of the image width from every unit.
+
+What a unit of this layer sees of the {{ size }}-pixel image depends on where it sits:
+
+* **The centre unit** (unit {{ final.centre }}) has the box {{ final.lo }}..{{ final.hi }}
+  ({{ final.r }} pixels) along each axis.
+  {% if claims.alexnet_centre_box_clipped %}Part of it is zero padding: the unit reads pixels
+  {{ centre_box }}, {{ centre_px }} of the {{ size }} pixels of each axis
+  ({{ (centre_px / size) | pct }} of the width).{% else %}All of it lies inside the image:
+  {{ centre_px }} of the {{ size }} pixels of each axis ({{ (centre_px / size) | pct }} of the
+  width).{% endif +%}
+* **A unit at the border**, the corner unit (1, 1) of the map, reads pixels {{ border_box }}:
+  {{ border_px }} pixels of each axis ({{ (border_px / size) | pct }} of the width){% if claims.alexnet_border_box_clipped %},
+  because the rest of its box lies in the padding{% endif %}{% if claims.alexnet_border_sees_less %};
+  it sees less of the image than the centre unit{% else %}; it sees as much of the image as the
+  centre unit{% endif %}.
+* {% if units_inside %}{{ units_inside }} of the {{ units }} units ({{ (units_inside / units) | pct }})
+  have their whole box inside the image; the others' boxes reach into the padding.{% else %}None of the
+  {{ units }} units has its whole box inside the image: every unit's box reaches into the padding.{% endif +%}
+
+The {{ final.r }} pixels are the size of every unit's box, padding included{% if claims.alexnet_border_sees_less %};
+how much of the image a unit actually sees falls from the centre of the map to its border{% endif %}.
 """
 
 Q3 = """
@@ -96,12 +124,13 @@ naive measurement is wrong and how to measure the theoretical field. Then measur
 """
 
 A3 = """
-**The computed boxes are exact.** For each layer, the centre unit's output was
-back-propagated to the input and the bounding box of the non-zero gradient compared with the
-computed box, restricted to the image (the calculator tracks, for every unit, the first and
-last pixel it actually reads, which at the border can stop short of the image edge where
-floor division dropped rows or the field has holes):
-{% if not bad_a and not bad_x %}
+{% if claims.computed_boxes_match_gradient %}**The computed boxes are exact.**{% else %}**The
+computed boxes disagree with the gradient in places.**{% endif %} For each layer, the centre
+unit's output was back-propagated to the input and the bounding box of the non-zero gradient
+compared with the computed box, restricted to the image (the calculator tracks, for every unit,
+the first and last pixel it actually reads, which at the border can stop short of the image
+edge where floor division dropped rows or the field has holes):
+{% if claims.computed_boxes_match_gradient %}
 all {{ n_a }} layers of the assignment's network and all {{ n_x }} layers of AlexNet agree
 to the pixel.
 {% else %}
@@ -114,15 +143,17 @@ is a subset of the receptive field:
 
 * *Max-pooling* sends the gradient of each window only to the input that won. From the
   centre unit of pool1 (channel 0) the gradient of the network as built reaches
-  {{ pool_naive["non-zero pixels"] }} pixels,
-  {%- if pool_naive["non-zero pixels"] < pool_area %} not the {{ pool_area }} of the $19 \\times 19$ field
-  {%- if pool_naive["non-zero pixels"] == 121 %}: exactly one conv1 unit's $11 \\times 11$ field{% endif %}
-  {%- else %} the whole field{% endif %}.
-* *ReLU* passes no gradient where it is inactive: measured after its ReLU, the centre unit
-  of {{ dead | pct }} of conv2's channels has a zero gradient *everywhere*, an empty field.
+  {{ pool_naive["non-zero pixels"] }} pixels{% if claims.naive_pool1_misses_field %}, not the
+  {{ pool_area }} of its field{% if claims.naive_pool1_one_conv1_field %}: exactly one conv1
+  unit's $11 \\times 11$ field, the one that won the centre window{% endif %}{% else %}, the
+  whole field of {{ pool_area }} pixels (for this input no window lost its gradient){% endif %}.
+* *ReLU* passes no gradient where it is inactive: {% if dead %}measured after its ReLU, the
+  centre unit of {{ dead | pct }} of conv2's channels has a zero gradient *everywhere*, an empty
+  field.{% else %}for this input no conv2 channel's centre unit is inactive, but any other input
+  can switch some off.{% endif +%}
 * Positive and negative weights can cancel, which makes isolated zeros possible.
 
-The table of the four variants quantifies each step: average pooling fills in the pooling
+The table of the four variants shows each step: average pooling fills in the pooling
 windows, identity activations remove the ReLU holes, and the probe is exact by construction.
 
 **How the lab measures the theoretical field.** The traced model is rebuilt with the same
@@ -132,52 +163,80 @@ same window, activations, normalisation and dropout become identities, and the c
 done in float64 so that the tiny gradients at the edge of a deep network's field do not
 underflow. Every path from an input pixel to the unit then carries a product of positive
 numbers, so the gradient is non-zero exactly on the union of all paths: the theoretical field.
-{% if probe_ok %}The probe reproduces the computed box for every layer.{% endif %}
-
+{% if claims.probe_exact %}The probe reproduces the computed box of every layer, with every
+pixel of it non-zero.{% else %}Here the probe does not reproduce every computed box: see the
+table.{% endif +%}
 
 **The effective receptive field.** Luo et al. (2016) average the gradient magnitude of the
-centre unit over random inputs, with the network's own weights: here {{ weights_how }},
-{{ samples }} standard-normal inputs. The size is measured by the standard deviation
-$\\sigma$ of a Gaussian fitted to the row and column profiles; $4\\sigma$ (the $\\pm 2\\sigma$
-width, 95 % of a Gaussian's mass per axis) is compared with the theoretical $r$:
+centre unit over random inputs, with the network's own weights.
+{% if not trained_all %}*This part runs on a stand-in:* without network access there are no
+trained ImageNet weights for {% for s in stats if not s.trained %}{{ s.label }}{% if not loop.last %} and {% endif %}{% endfor %},
+so their effective fields are those of randomly initialised networks (torchvision's default initialisation), not of the trained networks the assignment
+means; Luo et al. find that training changes the effective field.{% endif +%}
+Each network is measured on an input large enough to hold the whole theoretical box of its
+centre unit, so the image never cuts the heat map. The uncertainty comes from a two-stage
+bootstrap (1000 resamples of the initialisations, then of the inputs within each): the
+intervals below are its central 95 %.
 
 {% for s in stats %}
-* {{ s.label }} `{{ s.layer }}` (theoretical $r = {{ s.r }}$): $\\sigma = {{ s.std | fmt }}$ pixels,
-  $4\\sigma / r = {{ s.ratio | fmt }}$; 95 % of the gradient mass lies in a centred square of
-  {{ s.width95 }} pixels; the Gaussian fits the profiles with $R^2 = {{ s.r2 | fmt }}$.
+* {{ s.label }} `{{ s.layer }}` (theoretical $r = {{ s.r }}$, input {{ s.input_px }} pixels,
+  {% if s.trained %}ImageNet weights, {{ s.inputs }} inputs{% else %}{{ s.inits }} random
+  initialisations $\\times$ {{ s.inputs }} inputs{% endif %}): 95 % of the mean gradient lies in a
+  centred square of **{{ s.width | fmt }} pixels** ({{ s.width_lo | fmt }} to {{ s.width_hi | fmt }}),
+  {{ s.share | pct }} of $r$; a Gaussian fitted to the row and column profiles has
+  $\\sigma = {{ s.std | fmt }}$ pixels ({{ s.std_lo | fmt }} to {{ s.std_hi | fmt }}), so
+  $4\\sigma / r = {{ s.ratio | fmt }}$.
+  {% if claims["erf_smaller_than_box_" ~ s.network] %}The effective field of {{ s.label }} is
+  smaller than its theoretical field: a field that used its whole box evenly would put 95 % of
+  its mass in {{ s.uniform_width | fmt }} pixels, above the whole interval.{% else %}The
+  measurement cannot tell the effective field of {{ s.label }} from a field that uses its whole
+  box evenly (95 % of the mass in {{ s.uniform_width | fmt }} pixels, inside the interval or
+  below it).{% endif +%}
+  {% if claims["erf_gaussian_" ~ s.network] %}The profiles of {{ s.label }} are closer to a
+  Gaussian ($R^2 = {{ s.r2 | fmt }}$) than to the flat profile of an even field
+  ($R^2 = {{ s.r2_flat | fmt }}$).{% else %}The profiles of {{ s.label }} are not measurably
+  closer to a Gaussian ($R^2 = {{ s.r2 | fmt }}$) than to the flat profile of an even field
+  ($R^2 = {{ s.r2_flat | fmt }}$).{% endif +%}
 {% endfor %}
 
-{% if deepest.ratio <= 0.5 %}
-The effective field is much smaller than the theoretical one: for {{ deepest.label }} the
-$\\pm 2\\sigma$ width is {{ deepest.ratio | pct }} of $r$. Pixels near the centre of the box
-reach the unit through many paths, pixels near its border through few, so the border hardly
-matters.
-{% else %}
-The effective field of {{ deepest.label }} is not much smaller than its theoretical field
-($4\\sigma / r = {{ deepest.ratio | fmt }}$).
+{% if claims.erf_smaller_than_box_alexnet and claims.erf_smaller_than_box_resnet18 %}
+In both networks pixels near the centre of the box reach the unit through many paths and
+pixels near its border through few, so the border contributes little.
 {% endif %}
-
-{% if stats[0].ratio > deepest.ratio %}
+{% if claims.erf_share_alexnet_larger %}
 The shallow AlexNet, whose few layers have large kernels and strides, uses a larger share of
-its field ({{ stats[0].ratio | pct }}) than the deeper ResNet-18: the field $r$ grows linearly
-with depth, the effective field only like its square root.
-{% endif %}
-
-{% if (stats | map(attribute="r2") | min) >= 0.9 %}
-The profiles are close to Gaussian ($R^2 \\geq {{ (stats | map(attribute="r2") | min) | fmt }}$),
-as Luo et al. derive from the central limit theorem over the many paths through the network.
+its field than the deeper ResNet-18: its 95 % square is {{ stats[0].share | pct }} of its $r$
+against {{ stats[1].share | pct }}, {{ (100 * diff.value) | fmt }} points more (95 % interval
+{{ (100 * diff.lo) | fmt }} to {{ (100 * diff.hi) | fmt }}). This is what Luo et al. (2016)
+predict: $r$ grows linearly with depth, the effective field only like its square root.
+{% elif claims.erf_share_resnet18_larger %}
+ResNet-18 uses a larger share of its field than AlexNet: its 95 % square is
+{{ stats[1].share | pct }} of its $r$ against {{ stats[0].share | pct }},
+{{ (-100 * diff.value) | fmt }} points more (95 % interval {{ (-100 * diff.hi) | fmt }} to
+{{ (-100 * diff.lo) | fmt }}), against the square-root growth Luo et al. (2016) predict for
+deeper networks.
 {% else %}
-The profiles are only roughly Gaussian ($R^2$ down to {{ (stats | map(attribute="r2") | min) | fmt }}){% if samples < 8 %},
-with only {{ samples }} random inputs averaged{% endif %}.
+The shares of their fields that AlexNet and ResNet-18 use ({{ stats[0].share | pct }} and
+{{ stats[1].share | pct }} of $r$) cannot be told apart by this measurement: their difference,
+{{ (100 * diff.value) | fmt }} points, has a 95 % interval from {{ (100 * diff.lo) | fmt }} to
+{{ (100 * diff.hi) | fmt }} that contains zero.
 {% endif %}
 
-All of the gradient mass lies inside the theoretical box
-({{ (stats | map(attribute="inside") | min) | pct }}), as it must.
+{% if claims.erf_mass_inside_box %}All of the gradient mass lies inside the theoretical box, as
+it must.{% else %}Some gradient mass lies outside the theoretical box, which the geometry
+forbids: a bug.{% endif %}
 """
 
 ERF_CAPTION = (
-    "Effective receptive field of AlexNet's centre unit (mean gradient magnitude over random "
-    "inputs) against the theoretical box (cyan)."
+    "Effective receptive fields: top, the mean gradient magnitude of the centre unit over "
+    "random inputs, with the theoretical box (cyan) and the square holding 95 % of the mass "
+    "(white, dashed); bottom, the profile over the rows with its Gaussian fit."
+)
+
+ERF_TABLE_CAPTION = (
+    "Effective receptive fields, each on an input that holds its whole theoretical box; "
+    "in brackets the 95 % bootstrap intervals. The uniform box is the 95 % square of a field "
+    "that used its whole box evenly."
 )
 
 Q4 = """
@@ -190,13 +249,16 @@ FIG_CAPTION = (
 )
 
 A4 = """
-The boxes are nested and centred on the same pixel in the assignment's network
+{% if claims.assignment_boxes_concentric %}The boxes are nested and centred on the same pixel
+in the assignment's network{% else %}The boxes of the assignment's network{% endif +%}
 ({% for f in a_table %}{{ f.name }}: {{ f.r }} px{% if not loop.last %}, {% endif %}{% endfor %}).
-Already at the second convolution a unit sees a patch the size of a facial feature; AlexNet's
-last pooling layer sees {{ x_final.r }} pixels, {% if x_final.r > size %}more than the whole
-{{ size }}-pixel image (the rest is padding){% else %}almost the whole {{ size }}-pixel image{% endif %},
-although, as the effective field above shows, most of what it responds to is much closer to
-its centre.
+AlexNet's last pooling layer has a box of {{ x_final.r }} pixels{% if claims.alexnet_rf_exceeds_image %},
+wider than the whole {{ size }}-pixel image{% endif %}{% if claims.alexnet_centre_box_clipped %};
+its centre unit reads {{ centre_px }} of the image's {{ size }} pixels per axis, the rest of
+its box being padding{% else %}; its centre unit's box lies inside the image{% endif %}.
+{% if claims.erf_smaller_than_box_alexnet %}What it responds to is concentrated nearer the
+centre: its effective field (exercise 3) holds 95 % of the gradient in {{ erf.width | fmt }} pixels.
+{% endif %}
 """
 
 Q5 = """
@@ -209,30 +271,29 @@ Each model is traced with `torch.fx`, so branches and skip connections are follo
 field of a residual addition or a concatenation is the union of its inputs' fields.
 
 {% for m in results %}
-* **{{ m.name }}**: $r = {{ m.r }}$ pixels, jump {{ m.j }}{% if m.r > 224 %}: larger than the
-  224-pixel image it classifies{% endif %}. Verified at input {{ m.size }}{% if m.clipped %},
-  where the box is still larger than the image{% else %}, where the centre unit's whole box
-  lies inside the image, so the check tests both of its edges{% endif %}; {{ m.layers }} layer{{ "s" if m.layers != 1 else "" }} checked.
+* **{{ m.name }}**: $r = {{ m.r }}$ pixels, jump {{ m.j }}{% if claims["rf_exceeds_image_" ~ m.name] %}:
+  larger than the 224-pixel image it classifies{% endif %}. Verified at input {{ m.size }}{% if claims["whole_box_verified_" ~ m.name] %},
+  where the centre unit's whole box lies inside the image, so the check tests both of its
+  edges{% else %}, where the box is still larger than the image{% endif %};
+  {{ m.layers_checked }} checked.
 {% endfor %}
 
-{% if not mismatches %}
+{% if claims.computed_equals_gradient_all_models %}
 In every case the bounding box of the probe's non-zero gradient equals the computed box.
 {% else %}
 Mismatches: {{ mismatches | join(", ") }}.
 {% endif %}
-{% set widest = results | sort(attribute="r") | last %}
-{% set narrowest = results | sort(attribute="r") | first %}
-{% if widest.r != narrowest.r %}
-The fields range from {{ narrowest.r }} pixels ({{ narrowest.name }}) to {{ widest.r }} pixels
-({{ widest.name }}){% else %}The field is {{ widest.r }} pixels{% endif %}{% if widest.r > 224 %}, more than the 224-pixel image: the theoretical
-field of a deep network outgrows its input, while its effective field (exercise 3) stays a
-fraction of it, growing only like the square root of the depth (Luo et al., 2016){% endif %}.
+{% if one_field %}The field is {{ widest.r }} pixels{% else %}The fields range from
+{{ narrowest.r }} pixels ({{ narrowest.name }}) to {{ widest.r }} pixels ({{ widest.name }}){% endif %}{% if claims["rf_exceeds_image_" ~ widest.name] %},
+more than the 224-pixel image: the theoretical field of a deep network outgrows its input{% if claims.erf_smaller_than_box_resnet18 %},
+while its effective field stays smaller (exercise 3 measures it for ResNet-18){% endif %}{% endif %}.
 {% if survey %}
 
 Of the {{ survey.total }} torchvision classification models, the calculator follows the whole
-spatial part of {{ survey.computed }}; for the other {{ survey.total - survey.computed }} the
-table lists where it stopped rather than guess (attention, windows that reshape the spatial
-grid, adaptive pooling with uneven windows), and the field given is the last one it knows. Squeeze-and-excitation blocks
+spatial part of {{ survey.computed }}{% if survey.total - survey.computed %}; for the other
+{{ survey.total - survey.computed }} the table lists where it stopped rather than guess
+(attention, windows that reshape the spatial grid, adaptive pooling with uneven windows), and
+the field given is the last one it knows{% endif %}. Squeeze-and-excitation blocks
 (MobileNetV3, EfficientNet, RegNetY) pool globally and multiply back, so after the first of
 them every unit depends on the whole padded input.
 {% endif %}

@@ -9,15 +9,16 @@ average with constant positive weights, every pooling an average over its window
 activations, normalisation and dropout become identities. The non-zero gradient of the
 probe is then exactly the theoretical receptive field.
 
-:func:`effective_receptive_field` is the opposite measurement (Luo et al., 2016): the
-model as it is, with its own weights, and the mean gradient magnitude over random inputs.
+:func:`effective_field_gradients` is the opposite measurement (Luo et al., 2016): the
+model as it is, with its own weights, and the gradient magnitude for random inputs (their
+mean is the effective receptive field, :mod:`.erf`).
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -235,6 +236,7 @@ def gradient_boxes(
     input_size: Sequence[int],
     layers: Sequence[LayerField],
     in_channels: int = 3,
+    tick: Callable[[int], Any] = lambda n: None,
 ) -> dict[str, tuple[tuple[int, int], ...] | None]:
     """The measured field of the centre unit of each of ``layers`` (from
     :func:`~.receptive.receptive_fields`): the bounding box (0-based, per input axis) of
@@ -249,64 +251,34 @@ def gradient_boxes(
             out = outputs.get(f.node)
             if not isinstance(out, torch.Tensor) or not out.requires_grad:
                 boxes[f.name] = None
+                tick(1)
                 continue
             (grad,) = torch.autograd.grad(out[centre_index(out, f.dims)].sum(), x, retain_graph=True)
             boxes[f.name] = nonzero_box(grad[0])
+            tick(1)
     return boxes
 
 
 # --------------------------------------------------------------------------- effective field
 
 
-def effective_receptive_field(
+def effective_field_gradients(
     model: nn.Module,
     layer: LayerField,
-    input_size: Sequence[int],
-    samples: int,
-    generator: torch.Generator,
-    in_channels: int = 3,
+    inputs: torch.Tensor,
 ) -> torch.Tensor:
-    """Luo et al. (2016): the mean over ``samples`` standard-normal inputs of the gradient
-    magnitude of the centre unit of ``layer`` (all its channels; a
-    :class:`~.receptive.LayerField`), summed over input
-    channels. Returns a tensor of ``input_size``. The model is used as it is (eval mode)."""
+    """Luo et al. (2016): the gradient magnitude of the centre unit of ``layer`` (all its
+    channels; a :class:`~.geometry.LayerField`) with respect to each of ``inputs``
+    (standard-normal images, shape ``(samples, channels, *spatial)``), summed over input
+    channels: one map per input, shape ``(samples, *spatial)``. The model is used as it is
+    (eval mode); their mean over inputs is the effective receptive field."""
     gm = trace(model).eval()
-    x = torch.randn((samples, in_channels, *input_size), generator=generator).requires_grad_(True)
+    x = inputs.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         out = run_nodes(gm, x, {layer.node})[layer.node]
         # Samples are independent in eval mode, so one backward pass serves the whole batch.
         (grad,) = torch.autograd.grad(out[centre_index(out, layer.dims)].sum(), x)
-    return grad.abs().sum(dim=1).mean(dim=0).detach()
-
-
-def centred_mass_width(heat: torch.Tensor, centre: Sequence[float], fraction: float = 0.95) -> int:
-    """Side (in pixels) of the smallest square centred on ``centre`` (row, column) that holds
-    ``fraction`` of the total of a 2-D non-negative map: the size of the effective field."""
-    h, w = heat.shape
-    rows = torch.arange(h, dtype=torch.float64)[:, None]
-    cols = torch.arange(w, dtype=torch.float64)[None, :]
-    # Chebyshev distance from the centre: the square of half-side t holds the pixels with distance <= t.
-    dist = torch.maximum((rows - centre[0]).abs(), (cols - centre[1]).abs()).flatten()
-    order = torch.argsort(dist)
-    cum = torch.cumsum(heat.double().flatten()[order], 0)
-    k = int(torch.searchsorted(cum, fraction * cum[-1]))
-    half = float(dist[order][min(k, len(order) - 1)])
-    return int(round(2 * half + 1))
-
-
-def gaussian_fit(profile: torch.Tensor) -> tuple[float, float, float]:
-    """Fit a Gaussian to a 1-D non-negative profile by its moments; return (mean, standard
-    deviation, R^2 of the fit), R^2 = 1 - SS_res / SS_tot of the profile against the curve."""
-    p = profile.double()
-    x = torch.arange(len(p), dtype=torch.float64)
-    total = p.sum()
-    mean = float((p * x).sum() / total)
-    std = float(torch.sqrt((p * (x - mean) ** 2).sum() / total))
-    curve = torch.exp(-0.5 * ((x - mean) / max(std, 1e-9)) ** 2)
-    scale = float((curve * p).sum() / (curve * curve).sum())  # least squares amplitude
-    resid = p - scale * curve
-    r2 = 1.0 - float((resid**2).sum() / ((p - p.mean()) ** 2).sum())
-    return mean, std, r2
+    return grad.abs().sum(dim=1).detach()
 
 
 # --------------------------------------------------------------------------- naive measurements

@@ -3,15 +3,19 @@ measurement helpers (probe vs naive gradient, effective-field statistics)."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from labrunner.labs.cnn_receptive import ReceptiveFieldLab, experiment
-from labrunner.labs.cnn_receptive.networks import assignment_network
+from labrunner.labs.cnn_receptive.erf import bootstrap_indices, centred_mass_width, flat_fit_r2, gaussian_fit
+from labrunner.labs.cnn_receptive.networks import assignment_network, hub_weights
 from labrunner.labs.cnn_receptive.receptive import receptive_fields, spatial_layers
-from labrunner.labs.cnn_receptive.verify import centred_mass_width, gaussian_fit, naive_measurements
+from labrunner.labs.cnn_receptive.verify import naive_measurements
 
 from labrunner.testing import assert_checks_pass, assert_metric
 
 
+@pytest.mark.slow
 def test_smoke_run_passes_with_the_assignment_values(run_lab):
     result = run_lab(ReceptiveFieldLab(), profile="smoke")
     assert_checks_pass(result)
@@ -22,7 +26,20 @@ def test_smoke_run_passes_with_the_assignment_values(run_lab):
     assert assert_metric(result, "rf_resnet18") == 435
     # max-pooling sends the gradient of pool1's centre unit to a single conv1 unit
     assert assert_metric(result, "naive_pool1_nonzero_pixels") < 19 * 19
-    assert_metric(result, "erf_ratio_resnet18", at_most=0.5)
+    # each effective field is measured on an input that holds the whole theoretical box
+    assert assert_metric(result, "erf_input_px_alexnet") == 256
+    assert assert_metric(result, "erf_input_px_resnet18") == 464
+    claims = {c.name: c for ex in result.exercises for c in ex.claims}
+    assert claims["erf_smaller_than_box_resnet18"].holds and claims["erf_mass_inside_box"].holds
+    assert claims["alexnet_border_sees_less"].holds and not claims["alexnet_rf_exceeds_image"].holds
+    assert claims["matches_worked_answer"].holds
+    assert all(c.evidence and c.baseline for c in claims.values())
+    erf = result.exercises[2]
+    trained = hub_weights("alexnet") is not None and hub_weights("resnet18") is not None
+    assert erf.fidelity == ("assignment" if trained else "stand-in")
+    assert trained or ("random initialisations" in erf.fidelity_reason and "stand-in" in erf.answer)
+    assert [ex.fidelity for i, ex in enumerate(result.exercises) if i != 2] == ["assignment"] * 4
+    assert "87.1 %" not in result.exercises[1].answer and "57.6 %" in result.exercises[1].answer
     titles = [ex.title for ex in result.exercises]
     assert len(titles) == 5 and titles[0].startswith("1.")
     figures = [r["path"] for ex in result.exercises for r in ex.records if r["kind"] == "figure"]
@@ -30,6 +47,7 @@ def test_smoke_run_passes_with_the_assignment_values(run_lab):
     assert "109..119" in result.exercises[0].answer and "89..139" in result.exercises[0].answer
 
 
+@pytest.mark.slow
 def test_a_wrong_worked_answer_fails_its_check(run_lab, monkeypatch):
     """Only exercise 1 runs (the others are stubbed out), against a deliberately wrong answer."""
     wrong = dict(experiment.ASSIGNMENT_ANSWER, conv2=(27, 8, 49, (90, 138)))
@@ -47,8 +65,10 @@ def test_a_wrong_worked_answer_fails_its_check(run_lab, monkeypatch):
     assert set(failed) == {"conv2_n_j_r", "conv2_centre_box"}
     assert failed["conv2_centre_box"].actual == [89, 139]
     assert "differ from the worked answer" in result.exercises[0].answer
+    assert not {c.name: c.holds for c in result.exercises[0].claims}["matches_worked_answer"]
 
 
+@pytest.mark.slow
 def test_naive_gradient_misses_part_of_the_field_and_the_probe_does_not():
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -65,6 +85,21 @@ def test_effective_field_statistics_on_a_gaussian():
     mean, std, r2 = gaussian_fit(g)
     assert abs(mean - 40) < 1e-9 and abs(std - 6) < 1e-6 and r2 > 0.999999
     # a 2-D Gaussian holds 95 % of its mass in a square of half-side ~2.24 sigma
-    assert centred_mass_width(g[:, None] * g[None, :], (40, 40)) == 27
+    assert abs(centred_mass_width(g[:, None] * g[None, :], (40, 40)) - 2 * 2.236 * 6) < 0.3
     flat = torch.ones(81, dtype=torch.float64)
     assert gaussian_fit(flat)[2] < 0.9
+    step = torch.zeros(81, dtype=torch.float64)
+    step[10:51] = 1.0
+    assert flat_fit_r2(step.numpy(), 10, 50) == 1.0 and flat_fit_r2(g.numpy(), 10, 70) < 0.5
+    assert flat_fit_r2(flat.numpy(), 0, 80) == 1.0  # constant: a perfect fit, not NaN
+
+
+def test_uniform_box_baseline_and_bootstrap_indices():
+    box = torch.zeros(300, 300, dtype=torch.float64)
+    box[10:205, 10:205] = 1.0  # r = 195, evenly used: 95 % of the mass in sqrt(0.95) r
+    assert abs(centred_mass_width(box, (107, 107)) - 195 * 0.95**0.5) < 0.1
+    assert centred_mass_width(box, (107, 107), 1.0) == 195
+    idx = bootstrap_indices(4, 3, np.random.default_rng(0), resamples=50)
+    assert idx.shape == (50, 12) and idx.min() >= 0 and idx.max() <= 11
+    # the inputs drawn for a slot always belong to the initialisation drawn for it
+    assert np.unique(idx.reshape(50, 4, 3) // 3, axis=2).shape[2] == 1

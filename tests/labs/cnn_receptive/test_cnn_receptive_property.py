@@ -5,6 +5,7 @@ sizes equal PyTorch's (the calculator checks those itself and raises otherwise).
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -73,6 +74,7 @@ def conv_stack(draw):
     return nn.Sequential(*layers), size
 
 
+@pytest.mark.slow
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
 )
