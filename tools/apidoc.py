@@ -26,7 +26,8 @@ HEADER = """# API reference for lab authors
 
 Everything a lab uses is exported by `labrunner` (its `__all__`: {exports}) and, for tests,
 `labrunner.testing`. The tutorial is [writing-a-lab.md](writing-a-lab.md); the hooks are in
-[plugins.md](plugins.md).
+[plugins.md](plugins.md); running labs from Python or a notebook (`run`, `load`, `Run`) is in
+[python-api.md](python-api.md).
 
 Contents: [Lab](#lab) · [LabContext](#labcontext) · [ExerciseRecorder](#exerciserecorder) ·
 [Answer templates and filters](#answer-templates-and-filters) · [labrunner.testing](#labrunnertesting)
