@@ -11,6 +11,7 @@ any of which a user can override with ``--template-dir``.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
@@ -495,7 +496,20 @@ def builtin_template_dir() -> Path:
 
 def _environment(template_dir: Path | None, *, html: bool) -> Any:
     """A Jinja2 environment: the user's folder first, then the built-in templates,
-    which are also reachable as ``default/<name>`` for ``{% extends %}``."""
+    which are also reachable as ``default/<name>`` for ``{% extends %}``.
+
+    One environment per folder and mode is kept, so its compiled templates are reused by
+    the next render; Jinja2 recompiles a template whose file changed."""
+    if template_dir is not None:
+        template_dir = Path(template_dir)
+        if not template_dir.is_dir():
+            raise UsageError(f"--template-dir {template_dir}: no such folder")
+        return _cached_environment(str(template_dir.resolve()), html)
+    return _cached_environment(None, html)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_environment(template_dir: str | None, html: bool) -> Any:
     import jinja2
 
     from . import mdmath
@@ -503,10 +517,7 @@ def _environment(template_dir: Path | None, *, html: bool) -> Any:
     builtin = jinja2.FileSystemLoader(str(builtin_template_dir()))
     loaders: list[Any] = []
     if template_dir is not None:
-        template_dir = Path(template_dir)
-        if not template_dir.is_dir():
-            raise UsageError(f"--template-dir {template_dir}: no such folder")
-        loaders.append(jinja2.FileSystemLoader(str(template_dir)))
+        loaders.append(jinja2.FileSystemLoader(template_dir))
     loaders += [jinja2.PrefixLoader({"default": builtin}), builtin]
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),

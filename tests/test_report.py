@@ -389,6 +389,7 @@ def test_pdf_without_engine_says_what_to_install(tmp_path, monkeypatch):
     assert not (run_dir / "report.pdf").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(find_pdf_engine() is None, reason="no Chromium on this machine")
 def test_pdf_with_chromium(tmp_path):
     run_dir = make_run(tmp_path)
@@ -402,6 +403,7 @@ def test_pdf_with_chromium(tmp_path):
 # --------------------------------------------------------------------------- torch-free, CLI
 
 
+@pytest.mark.slow  # a subprocess
 def test_report_never_imports_torch(tmp_path):
     run_dir = make_run(tmp_path)
     program = (
@@ -427,6 +429,7 @@ def test_report_never_imports_torch(tmp_path):
     assert "markdown_it" in imported and not imported & {"torch", "torchvision", "numpy", "matplotlib"}
 
 
+@pytest.mark.slow  # a subprocess
 def test_cli_report(tmp_path):
     run_dir = make_run(tmp_path)
     proc = subprocess.run(
@@ -470,6 +473,7 @@ def test_cli_report(tmp_path):
     ]
 
 
+@pytest.mark.slow  # a subprocess
 def test_cli_report_pdf_without_engine(tmp_path):
     run_dir = make_run(tmp_path)
     env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
@@ -488,6 +492,7 @@ def test_cli_report_pdf_without_engine(tmp_path):
 # --------------------------------------------------------------------------- end to end, properties
 
 
+@pytest.mark.slow  # runs labs in worker processes
 def test_run_renders_the_report_and_check_and_submit_follow(cli, workdir):
     """`labrunner run` with real (tiny) labs: the report, then check, report again and submit."""
     status, out, err = cli("run", "counter", "failing", "crashing", "--profile", "smoke", "--author", "Ada L")
@@ -580,7 +585,7 @@ def test_lab_text_never_becomes_markup():
         "img",
     }  # img only with a data: source
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(pieces, max_size=30).map("".join))
     def check(text):
         for html in (markdown_to_html(text), markdown_inline(text)):
