@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .errors import describe_exception
 from .results import LabResult
+from .runfolder import link_tree
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -253,7 +254,7 @@ class ResultCache:
         try:
             if out_dir.exists():
                 shutil.rmtree(out_dir)
-            shutil.copytree(cached, out_dir)
+            link_tree(cached, out_dir)  # hard links: a cached rerun copies no figure bytes
         except OSError as exc:
             self.warn(f"cached result of {lab} (key {key}) cannot be read ({describe_exception(exc)})")
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -273,7 +274,7 @@ class ResultCache:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._clean_stale(target.parent)
             tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{key}.", suffix=".tmp"))
-            shutil.copytree(out_dir, tmp, dirs_exist_ok=True)
+            link_tree(out_dir, tmp)
             if target.exists():
                 self._remove(target)
             os.replace(tmp, target)

@@ -542,13 +542,12 @@ def point_latest(out: Path, run_dir: Path) -> None:
     symlinks are not available, the text file ``out/LATEST`` names the run)."""
     out = Path(out)
     latest = out / "latest"
-    tmp = out / f".latest.{os.getpid()}"
+    tmp = out / f".latest.{os.getpid()}.{os.urandom(4).hex()}"  # two runs never share it
     try:
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
         tmp.symlink_to(Path(run_dir).name, target_is_directory=True)
         os.replace(tmp, latest)
     except OSError:  # no symlinks (some Windows setups): a text file names the run
+        tmp.unlink(missing_ok=True)
         write_atomic(out / "LATEST", Path(run_dir).name + "\n")
 
 

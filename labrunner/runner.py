@@ -8,7 +8,6 @@ the cache in :mod:`.cache`, settings in :mod:`.config`.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import time
 import traceback
@@ -17,7 +16,7 @@ from typing import Any
 
 from . import __version__
 from .cache import ResultCache, cache_key, cache_root, source_hash
-from .config import RunSettings, config_as_dict, resolve_settings
+from .config import RunSettings, config_as_dict, load_run_config, resolve_lab_config, resolve_settings
 from .context import LabContext
 from .devices import check_device_syntax, resolve_device, seed_everything, set_threads
 from .environment import environment, git_info
@@ -25,7 +24,8 @@ from .errors import UsageError, describe_exception
 from .lab import Lab
 from .plugins import Plugins
 from .progress import Reporter
-from .results import LabResult, write_atomic, write_json
+from .results import LabResult, write_atomic
+from .runfolder import RunInfo, complete_run, find_run_dir, new_run_dir, point_latest
 
 __all__ = [
     "RunSettings",
@@ -154,52 +154,6 @@ def _save_result(result: LabResult, path: Path) -> None:
         result.save(path)
 
 
-# --------------------------------------------------------------------------- run folders
-
-
-def new_run_dir(out: Path) -> Path:
-    """``out/<timestamp>``, made unique, and ``out/latest`` pointing at it."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = out / stamp
-    n = 1
-    while True:
-        try:
-            run_dir.mkdir(parents=True)
-            break
-        except FileExistsError:  # another run started in the same second
-            n += 1
-            run_dir = out / f"{stamp}-{n}"
-    point_latest(out, run_dir)
-    return run_dir
-
-
-def point_latest(out: Path, run_dir: Path) -> None:
-    latest = out / "latest"
-    tmp = out / f".latest.{os.getpid()}.{os.urandom(4).hex()}"
-    try:
-        tmp.symlink_to(run_dir.name, target_is_directory=True)
-        os.replace(tmp, latest)
-    except OSError:  # no symlinks (some Windows setups): a text file names the run
-        tmp.unlink(missing_ok=True)
-        write_atomic(out / "LATEST", run_dir.name + "\n")
-
-
-def find_run_dir(path: Path | None, out: Path = Path("reports")) -> Path:
-    """The run folder named, or the latest one under ``out``."""
-    if path is None:
-        latest = out / "latest"
-        if latest.exists():
-            path = latest.resolve()
-        elif (out / "LATEST").is_file():
-            path = out / (out / "LATEST").read_text().strip()
-        else:
-            raise UsageError(f"no runs found in {out}/ (run 'labrunner run' first, or give RUN_DIR)")
-    path = Path(path)
-    if not (path / "run.json").is_file():
-        raise UsageError(f"{path} is not a run folder (no run.json)")
-    return path
-
-
 # --------------------------------------------------------------------------- a whole run
 
 
@@ -225,7 +179,7 @@ def execute(
         "labs": [],
         "config": {name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
     }
-    write_json(run_dir / "run.json", run_info)
+    _save_run_info(run_dir, run_info)
     write_atomic(run_dir / "config.yaml", _config_yaml(settings))
     plugins.run_started(
         run_dir=run_dir, labs=[lab.name for lab in settings.labs], settings=settings.as_dict()
@@ -249,7 +203,8 @@ def execute(
         cache.close()
         run_info["status"] = "interrupted" if interrupted else "finished"
         run_info["finished"] = now_iso()
-        write_json(run_dir / "run.json", run_info)
+        _save_run_info(run_dir, run_info)
+    interrupted = _complete(run_dir, settings, plugins, reporter, cache) or interrupted
     plugins.run_finished(run_dir=run_dir, results=results)
     return run_dir, results, interrupted
 
@@ -315,10 +270,54 @@ def _one_lab(
                 "cached": result.cached,
             }
         )
-        write_json(run_dir / "run.json", run_info)
+        _save_run_info(run_dir, run_info)
         if not result.cached and result.status in ("passed", "failed"):
             cache.put(lab.name, key, out_dir)
     return result, interrupted
+
+
+def _save_run_info(run_dir: Path, run_info: dict[str, Any]) -> None:
+    """Write run.json through its typed model (checked as every reader checks it)."""
+    RunInfo.from_json(run_info).save(run_dir / "run.json")
+
+
+def _complete(
+    run_dir: Path, settings: RunSettings, plugins: Plugins, reporter: Reporter, cache: ResultCache
+) -> bool:
+    """List every installed lab in the run folder (runfolder.complete_run): a lab not
+    selected comes from its cache entry for its current settings, else from the newest
+    earlier run, else is "not run". Returns True when Ctrl-C arrived meanwhile."""
+    installed = {name: lab.title for name, lab in plugins.labs.items()}
+    try:
+        added = complete_run(
+            run_dir, installed, cached=lambda name: _cached_entry(plugins.labs[name], settings, cache)
+        )
+    except KeyboardInterrupt:
+        return True
+    except (OSError, UsageError) as exc:  # the run itself is complete and saved
+        reporter.log(f"other installed labs not added to the report: {exc}", "warning")
+        return False
+    for entry in added:
+        origin = entry.origin or {}
+        where = origin.get("run") or origin.get("kind", "")
+        reporter.log(
+            f"{entry.lab}: not selected; shown {'as not run' if entry.status == 'not run' else 'from ' + where}"
+        )
+    return False
+
+
+def _cached_entry(lab: Lab, settings: RunSettings, cache: ResultCache) -> Path | None:
+    """The cache entry of an installed lab that was not selected, for the config it would
+    run with now (defaults, profile, config file), this seed and device; or None."""
+    try:
+        file_cfg = load_run_config(Path(settings.config_file) if settings.config_file else None)
+        layers = [(file_cfg.source, file_cfg.labs[lab.name])] if lab.name in file_cfg.labs else []
+        config = config_as_dict(resolve_lab_config(lab, settings.profile, layers))
+    except UsageError:  # its config cannot be resolved (e.g. no such profile): nothing cached
+        return None
+    key = cache_key(lab, config, settings.seed, settings.device, settings.deterministic, source_hash(lab))
+    entry = cache.entry(lab.name, key)
+    return entry if cache.usable and (entry / "result.json").is_file() else None
 
 
 def _config_yaml(settings: RunSettings) -> str:

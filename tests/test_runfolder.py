@@ -350,3 +350,36 @@ def test_complete_run_skips_results_it_cannot_trust(tmp_path):
     current = _one_lab_run(out, "20261129-100000", "rnn_lm")
     (added,) = complete_run(current, {"attention": "Attention"})
     assert added.status == "not run"
+
+
+@pytest.mark.slow
+def test_a_run_of_some_labs_reports_every_installed_lab(cli, workdir):
+    """`labrunner run counter`, then `run failing`: each report lists all three test labs,
+    the other labs taken from the cache (figures hard-linked) or listed as not run."""
+    status, out, err = cli("run", "counter", "--profile", "smoke")
+    assert status == 0, err
+    first = (workdir / "reports" / "latest").resolve()
+    run = load_run(first)
+    assert [(lab.lab, lab.status) for lab in run.labs] == [
+        ("counter", "passed"),
+        ("failing", "not run"),
+        ("crashing", "not run"),
+    ]
+    assert not run.incomplete and run.not_run == ["failing", "crashing"]
+    status, out, err = cli("submit", "-o", "hw.zip")
+    assert status == 1 and "labs not run: failing, crashing" in err
+    assert cli("submit", "-o", "hw.zip", "--partial")[0] == 0
+
+    status, out, err = cli("run", "failing", "--profile", "smoke")
+    assert status == 1, err
+    second = (workdir / "reports" / "latest").resolve()
+    run = load_run(second)
+    summaries = {s.lab: s for s in run.summaries()}
+    assert summaries["counter"].origin == "cache" and summaries["counter"].status == "passed"
+    assert summaries["failing"].origin == "this run" and summaries["crashing"].status == "not run"
+    figure = "counter/figures/steps.png"
+    assert os.path.samefile(first / figure, second / figure)  # linked, not copied
+    html = (second / "report.html").read_text()
+    assert 'id="lab-counter"' in html and 'id="lab-crashing"' in html
+    status, out, err = cli("check")
+    assert status == 1 and "counter  passed" in out and "crashing  not run" in out
