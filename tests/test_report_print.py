@@ -182,7 +182,9 @@ def pdf_pages(pdf: Path) -> list[str]:
 
 def overflows(html_path: Path) -> list[list]:
     """Elements that overflow under the print styles, at the printed page's width."""
-    text = html_path.read_text(encoding="utf-8").replace("@media print {", "@media all {")
+    text = html_path.read_text(encoding="utf-8")
+    # print media, emulated: the print rules apply, the screen-only ones do not
+    text = text.replace("@media print {", "@media all {").replace("@media screen {", "@media not all {")
     text = text.replace("</body>", OVERFLOW_SCRIPT + "</body>")
     with tempfile.TemporaryDirectory(prefix="labrunner-print-test-") as tmp:
         page = Path(tmp) / "page.html"
