@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -823,12 +824,16 @@ def test_long_displayed_formulas_break_between_relations():
 def test_list_shows_profiles_and_settings(capsys):
     from labrunner.cli import main
 
+    assert main(["list", "--json"]) == 0
+    labs = json.loads(capsys.readouterr().out)
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    block = out[out.index("attention ") :]
-    assert "profiles: smoke, quick, full" in block
-    assert "settings (default, then each profile's value):" in block
-    assert "  draws " in block and "smoke " in block
+    assert labs and out.count("settings (default, then each profile's value):") == len(labs)
+    for lab in labs:
+        block = out[out.index(f"{lab['name']} ") :]
+        assert f"profiles: {', '.join(lab['profiles'])}" in block
+        for key, value in lab["config"].items():
+            assert re.search(rf"\n +{key} += {re.escape(json.dumps(value))}", block), (lab["name"], key)
     assert main(["list", "-q"]) == 0
     assert "profiles:" not in capsys.readouterr().out
 
