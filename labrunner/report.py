@@ -165,6 +165,26 @@ def md_cell(value: Any) -> str:
     return format_value(value).replace("|", "\\|")
 
 
+#: What Markdown shows literally (code fences, code spans) and math ($$...$$, $...$).
+_MD_LITERAL = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$)", re.S)
+
+
+def md_block(value: Any) -> str:
+    """Lab text (Markdown with math) for report.md with raw HTML escaped, as report.html
+    escapes it: a ``<`` that would open a tag becomes ``&lt;``, inside math ``\\lt`` (the
+    same symbol); code spans and fenced code stay as written (Markdown shows them literally)."""
+    parts = _MD_LITERAL.split(str(value))
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(_TAG_START.sub("&lt;", part))
+        elif part.startswith("$"):
+            out.append(_TAG_START.sub(r"\\lt ", part))
+        else:
+            out.append(part)
+    return "".join(out)
+
+
 # --------------------------------------------------------------------------- the view
 
 
@@ -539,6 +559,7 @@ def _cached_environment(template_dir: str | None, html: bool) -> Any:
         slug=slug,
         md_text=md_text,
         md_cell=md_cell,
+        md_block=md_block,
         tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
     )
     env.tests["nonfinite"] = is_nonfinite

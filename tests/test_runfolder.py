@@ -383,3 +383,26 @@ def test_a_run_of_some_labs_reports_every_installed_lab(cli, workdir):
     assert 'id="lab-counter"' in html and 'id="lab-crashing"' in html
     status, out, err = cli("check")
     assert status == 1 and "counter  passed" in out and "crashing  not run" in out
+
+
+def test_report_md_escapes_raw_html_from_lab_text(tmp_path):
+    """Lab text reaches report.md as Markdown with its raw HTML escaped (as report.html
+    escapes it); code spans keep their text and math keeps its symbols."""
+    from labrunner.report import render_report
+
+    run_dir = make_run(tmp_path)
+    hostile = "<script>alert(1)</script> <img src=x onerror=alert(2)> `<eos>` $x<y$ 1 < 2"
+
+    def change(d):
+        ex = d["exercises"][0]
+        ex["question"] = ex["answer"] = hostile
+        ex["records"][0]["caption"] = ex["records"][1]["caption"] = hostile
+        ex["records"][2]["text"] = hostile
+        d["notes"] = [hostile]
+
+    _edit(run_dir / "lab0" / "result.json", change)
+    render_report(run_dir, formats=["md"])
+    text = (run_dir / "report.md").read_text()
+    assert "<script" not in text and "<img" not in text
+    assert text.count("&lt;script>alert(1)&lt;/script>") >= 6 and text.count("&lt;img src=x") >= 6
+    assert text.count("`<eos>`") == 6 and text.count("$x\\lt y$") == 6 and text.count("1 < 2") >= 6
