@@ -9,7 +9,7 @@ matplotlib are imported inside :meth:`ReceptiveFieldLab.run` (by :mod:`.experime
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import labrunner
 
@@ -18,14 +18,15 @@ import labrunner
 class ReceptiveConfig:
     """Settings of the lab; the defaults are the assignment's."""
 
-    #: Exercise 2: torchvision's AlexNet at this input size.
-    alexnet_input: int = 224
+    #: Exercise 2: torchvision's AlexNet at this input size (from 95 pixels on, its last
+    #: pooling layer has a map larger than 1 x 1).
+    alexnet_input: int = field(default=224, metadata={"min": 95})
     #: Exercise 3: random inputs averaged for the effective receptive field (Luo et al., 2016),
     #: in all, split evenly between the initialisations.
-    erf_samples: int = 16
+    erf_samples: int = field(default=16, metadata={"min": 2})
     #: Exercise 3: random initialisations the effective field is averaged over, when no trained
     #: weights are in the torch hub cache (a network with trained weights uses one).
-    erf_initialisations: int = 4
+    erf_initialisations: int = field(default=4, metadata={"min": 1})
     #: Exercise 5: torchvision classification models whose final field is computed and verified.
     models: tuple[str, ...] = ("vgg16", "resnet18", "resnet50", "inception_v3")
     #: Exercise 5: also verify every layer of these models at input 224 (not only the final one).
@@ -36,7 +37,9 @@ class ReceptiveConfig:
 
 class ReceptiveFieldLab(labrunner.Lab):
     name = "cnn_receptive"
-    title = "Problem 1, Exercise 1: receptive fields of a CNN, computed and verified"
+    title = "Problem 1, Exercise 1: receptive fields"
+    part = "Problem 1"
+    order = 1
     version = "2"
     description = "Receptive fields (n, j, r, start, centre box) of any CNN, checked against gradients"
     Config = ReceptiveConfig
@@ -46,7 +49,16 @@ class ReceptiveFieldLab(labrunner.Lab):
         "full": {"erf_samples": 64, "erf_initialisations": 8, "verify_all_layers": True, "all_models": True},
     }
 
-    def run(self, ctx: labrunner.LabContext) -> None:
+    def validate(self, config: ReceptiveConfig) -> None:
+        if config.erf_samples < config.erf_initialisations:
+            raise ValueError(
+                f"erf_samples: {config.erf_samples} inputs cannot be shared between "
+                f"{config.erf_initialisations} initialisations (erf_initialisations); give at least one each"
+            )
+        if not config.models:
+            raise ValueError("models: give at least one torchvision model name")
+
+    def run(self, ctx: labrunner.LabContext[ReceptiveConfig]) -> None:
         from . import experiment
 
         experiment.run(ctx)

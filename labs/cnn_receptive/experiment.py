@@ -23,7 +23,7 @@ from torch import nn  # noqa: E402
 
 from labrunner import LabContext  # noqa: E402
 
-from . import text  # noqa: E402
+from . import ReceptiveConfig, text  # noqa: E402
 from .erf import ERF_NETWORKS, bootstrap, erf_figure, measure_effective_field, share_difference, statistics  # noqa: E402
 from .networks import (  # noqa: E402
     ASSIGNMENT_ANSWER,
@@ -49,7 +49,7 @@ from .verify import gradient_boxes, naive_measurements, relu_dead_fraction  # no
 # --------------------------------------------------------------------------- the lab
 
 
-def run(ctx: LabContext) -> None:
+def run(ctx: LabContext[ReceptiveConfig]) -> None:
     cfg = ctx.config
     assignment = assignment_network()
     a_table = spatial_layers(receptive_fields(assignment, ASSIGNMENT_INPUT))
@@ -86,7 +86,7 @@ def _span(box: Sequence[tuple[int, int]] | None) -> int:
     return 0 if box is None else box[0][1] - box[0][0] + 1
 
 
-def receptive_field_of_each_layer(ctx: LabContext, table: list[LayerField]) -> None:
+def receptive_field_of_each_layer(ctx: LabContext[ReceptiveConfig], table: list[LayerField]) -> None:
     with ctx.exercise("1. The assignment's network", question=text.Q1) as ex:
         rows = field_rows(table)
         for row, label in zip(rows, ["input", *ASSIGNMENT_ANSWER], strict=False):
@@ -131,7 +131,7 @@ def receptive_field_of_each_layer(ctx: LabContext, table: list[LayerField]) -> N
                   n_in=ASSIGNMENT_INPUT, expected=ASSIGNMENT_ANSWER, centre_pixel=centres[-1] + 1)  # fmt: skip
 
 
-def alexnet_table(ctx: LabContext, table: list[LayerField], final: LayerField) -> None:
+def alexnet_table(ctx: LabContext[ReceptiveConfig], table: list[LayerField], final: LayerField) -> None:
     with ctx.exercise("2. torchvision's AlexNet", question=text.Q2) as ex:
         size = table[0].size[0]
         ex.table(
@@ -215,7 +215,7 @@ def _box_matches(
 
 
 def verify_and_measure_effective_field(
-    ctx: LabContext,
+    ctx: LabContext[ReceptiveConfig],
     assignment: nn.Module,
     a_table: list[LayerField],
     alexnet: nn.Module,
@@ -280,7 +280,7 @@ def verify_and_measure_effective_field(
 
 
 def effective_fields(
-    ctx: LabContext, ex: Any, gen: torch.Generator
+    ctx: LabContext[ReceptiveConfig], ex: Any, gen: torch.Generator
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Measure the effective field of each network (Luo et al., 2016) and record its figure,
     table, metrics and claims; returns the statistics of each, and the difference of their
@@ -361,7 +361,10 @@ def _erf_row(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def boxes_on_a_real_image(
-    ctx: LabContext, a_table: list[LayerField], x_table: list[LayerField], erf: list[dict[str, Any]]
+    ctx: LabContext[ReceptiveConfig],
+    a_table: list[LayerField],
+    x_table: list[LayerField],
+    erf: list[dict[str, Any]],
 ) -> None:
     from matplotlib.patches import Rectangle
 
@@ -388,7 +391,7 @@ def boxes_on_a_real_image(
                   erf=erf[0])  # fmt: skip
 
 
-def more_networks(ctx: LabContext) -> None:
+def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
     cfg = ctx.config
     with ctx.exercise("5. More networks", question=text.Q5) as ex:
         rows, mismatches, results = [], [], []
@@ -463,7 +466,7 @@ def more_networks(ctx: LabContext) -> None:
                   one_field=by_r[0]["r"] == by_r[-1]["r"])  # fmt: skip
 
 
-def survey_all_models(ctx: LabContext) -> dict[str, Any]:
+def survey_all_models(ctx: LabContext[ReceptiveConfig]) -> dict[str, Any]:
     """The final receptive field of every torchvision classification model that traces;
     ``computed`` counts those whose whole spatial part the calculator could reason about."""
     rows, computed = [], 0

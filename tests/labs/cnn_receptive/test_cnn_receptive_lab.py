@@ -103,3 +103,23 @@ def test_uniform_box_baseline_and_bootstrap_indices():
     assert idx.shape == (50, 12) and idx.min() >= 0 and idx.max() <= 11
     # the inputs drawn for a slot always belong to the initialisation drawn for it
     assert np.unique(idx.reshape(50, 4, 3) // 3, axis=2).shape[2] == 1
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"erf_samples": 1}, "erf_samples"),
+        ({"erf_samples": 4, "erf_initialisations": 8}, "erf_samples"),
+        ({"erf_initialisations": 0}, "erf_initialisations"),
+        ({"alexnet_input": 64}, "alexnet_input"),
+        ({"models": ()}, "models"),
+    ],
+)
+def test_settings_the_lab_cannot_run_with_are_refused(values, message):
+    from labrunner.config import resolve_lab_config
+    from labrunner.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        resolve_lab_config(ReceptiveFieldLab(), "quick", [("--set", values)])
+    for profile in ("smoke", "quick", "full"):
+        resolve_lab_config(ReceptiveFieldLab(), profile, [])  # every profile is runnable
