@@ -33,23 +33,14 @@ def _plugins(args: argparse.Namespace) -> Any:
 
 
 def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_device: bool) -> Any:
-    from .config import check_run_options, check_set_labs, load_run_config, parse_set
+    from .config import load_run_config, parse_set
     from .runner import resolve_settings
 
     file_cfg = load_run_config(Path(args.config) if args.config else None)
     sets, report = parse_set(args.set or [])
     if getattr(args, "author", None):
         report["author"] = args.author
-    check_run_options(
-        file_cfg,
-        profile=args.profile,
-        device=getattr(args, "device", None),
-        seed=getattr(args, "seed", None),
-        threads=getattr(args, "threads", None),
-        out=getattr(args, "out", None),
-        writes=check_device,  # `run` writes a run folder; `config` only prints
-    )
-    settings = resolve_settings(
+    return resolve_settings(
         plugins,
         labs,
         file_cfg,
@@ -64,8 +55,6 @@ def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_dev
         force=getattr(args, "force", False),
         check_device=check_device,
     )
-    check_set_labs(sets, [lab.name for lab in settings.labs])
-    return settings
 
 
 # --------------------------------------------------------------------------- commands

@@ -717,11 +717,15 @@ def resolve_settings(
     from .devices import check_device_syntax, resolve_device
 
     sets = sets or {}
+    check_run_options(
+        file_cfg, profile=profile, device=device, seed=seed, threads=threads, out=out, writes=check_device
+    )
     labs = plugins.select(lab_names)
     for name in list(file_cfg.labs) + list(sets):
         if name not in plugins.labs:
             where = f"{file_cfg.source}: labs.{name}" if name in file_cfg.labs else f"--set {name}.*"
             raise UsageError(f"{where}: unknown lab {name!r}{did_you_mean(name, plugins.labs)}")
+    check_set_labs(sets, [lab.name for lab in labs])
     profile = profile or file_cfg.profile or "quick"
     configs = {}
     for lab in labs:
@@ -735,11 +739,7 @@ def resolve_settings(
     check_device_syntax(device_requested)
     resolved_device = resolve_device(device_requested) if check_device else device_requested
     seed = seed if seed is not None else (file_cfg.seed if file_cfg.seed is not None else 0)
-    if seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {seed}")
     threads = threads if threads is not None else file_cfg.threads
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
     if isolation not in ISOLATION_MODES:
         raise UsageError(f"--isolation must be one of {', '.join(ISOLATION_MODES)}, got {isolation!r}")
     if lab_timeout is not None and not lab_timeout > 0:

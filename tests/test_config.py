@@ -246,3 +246,19 @@ def test_bound_declared_with_a_non_number(monkeypatch):
         UsageError, match="lab 'typo': config field 'draws' declares min='1', which is not a number"
     ):
         resolve_lab_config(Lab(), "quick", [])
+
+
+def test_settings_check_the_options_for_every_caller(monkeypatch):
+    # the Python API resolves settings without the command line: the same checks apply
+    from labrunner.config import RunConfig, resolve_settings
+
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs")
+    plugins = load_plugins([TEST_PLUGINS])
+    with pytest.raises(UsageError, match=r"--seed must be below 2\*\*64"):
+        resolve_settings(plugins, ["counter"], RunConfig(), seed=2**64, check_device=False)
+    with pytest.raises(UsageError, match="--profile is empty"):
+        resolve_settings(plugins, ["counter"], RunConfig(), profile="", check_device=False)
+    with pytest.raises(UsageError, match="lab 'failing' is not selected"):
+        resolve_settings(
+            plugins, ["counter"], RunConfig(), sets={"failing": {"threshold": 1.0}}, check_device=False
+        )
