@@ -54,6 +54,9 @@ def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_dev
         out=getattr(args, "out", None),
         force=getattr(args, "force", False),
         check_device=check_device,
+        isolation=getattr(args, "isolation", None) or "process",
+        lab_timeout=getattr(args, "lab_timeout", None),
+        plugins_dirs=args.plugins_dir or [],
     )
 
 
@@ -262,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="where run folders go (default: reports)")
     run.add_argument("--force", action="store_true", help="rerun labs even when a cached result matches")
     run.add_argument("--author", help="student name on the report")
+    run.add_argument(
+        "--isolation",
+        choices=("process", "none"),
+        default="process",
+        help="process (default): each lab in a fresh worker process; none: in this process (debugging)",
+    )
+    run.add_argument(
+        "--lab-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a lab that runs longer than this and record it as an error (needs --isolation process)",
+    )
     run.set_defaults(handler=cmd_run)
 
     lst = sub.add_parser("list", parents=[common], help="list installed labs")

@@ -81,6 +81,10 @@ class Reporter:
         if level == "warning":
             self._write(f"warning: {message}")
 
+    def lab_running(self, name: str) -> None:
+        """Called when a lab's ``run`` starts, after its imports and seeding (a worker
+        tells its parent, whose ``--lab-timeout`` counts from here)."""
+
     def _write(self, line: str) -> None:
         print(f"{self.prefix}{line}", file=self.stream, flush=True)
 

@@ -123,6 +123,7 @@ def run_lab(
     start = time.perf_counter()
     interrupted = False
     try:
+        reporter.lab_running(lab.name)
         lab.run(ctx)
         result.status = status_of(result)
     except KeyboardInterrupt:
@@ -165,8 +166,10 @@ def execute(
     run.json is rewritten (atomically) after each lab and once more at the end, also when
     Ctrl-C arrives at any point, so it always lists exactly the labs that finished.
     """
+    default_warn = plugins.warn
     plugins.warn = lambda message: reporter.log(message, "warning")
-    set_threads(settings.threads)
+    if settings.isolation == "none":  # else each worker sets them: torch stays out of this process
+        set_threads(settings.threads)
     cache = ResultCache(warn=plugins.warn)
     run_dir = new_run_dir(settings.out)
     run_info: dict[str, Any] = {
@@ -206,6 +209,7 @@ def execute(
         _save_run_info(run_dir, run_info)
     interrupted = _complete(run_dir, settings, plugins, reporter, cache) or interrupted
     plugins.run_finished(run_dir=run_dir, results=results)
+    plugins.warn = default_warn
     return run_dir, results, interrupted
 
 
@@ -241,22 +245,13 @@ def _one_lab(
             reporter.log(f"{lab.name}: running ({settings.profile} profile, {settings.device})")
             bar = reporter.bar(lab.name, total=None)
             try:
-                result = run_lab(
-                    lab,
-                    config,
-                    out_dir=out_dir,
-                    device=settings.device,
-                    seed=settings.seed,
-                    profile=settings.profile,
-                    deterministic=settings.deterministic,
-                    reporter=reporter,
-                    key=key,
-                    cache_dir=cache.lab_cache_dir(lab.name),
-                    state_dir=cache.state_dir(lab.name, key),
-                )
-            except KeyboardInterrupt:
-                interrupted = True
-                result = LabResult.load(out_dir / "result.json")
+                if settings.isolation == "process" and lab.name in plugins.lab_plugin:
+                    result, interrupted, facts = _run_in_worker(
+                        lab, settings, plugins, reporter, cache, key, out_dir
+                    )
+                    _complete_environment(run_info, facts)
+                else:
+                    result, interrupted = _run_here(lab, settings, reporter, cache, key, out_dir)
             finally:
                 bar.close()
             if result.status == "error":
@@ -274,6 +269,119 @@ def _one_lab(
         if not result.cached and result.status in ("passed", "failed"):
             cache.put(lab.name, key, out_dir)
     return result, interrupted
+
+
+def _run_here(
+    lab: Lab, settings: RunSettings, reporter: Reporter, cache: ResultCache, key: str, out_dir: Path
+) -> tuple[LabResult, bool]:
+    """``--isolation none``: run the lab in this process (debugging, notebooks)."""
+    try:
+        result = run_lab(
+            lab,
+            settings.configs[lab.name],
+            out_dir=out_dir,
+            device=settings.device,
+            seed=settings.seed,
+            profile=settings.profile,
+            deterministic=settings.deterministic,
+            reporter=reporter,
+            key=key,
+            cache_dir=cache.lab_cache_dir(lab.name),
+            state_dir=cache.state_dir(lab.name, key),
+        )
+    except KeyboardInterrupt:
+        return LabResult.load(out_dir / "result.json"), True
+    return result, False
+
+
+def lab_job_spec(
+    lab: Lab, settings: RunSettings, plugins: Plugins, cache: ResultCache, key: str, out_dir: Path
+) -> dict[str, Any]:
+    """The JSON-serialisable description of one lab's run that a worker executes
+    (:func:`labrunner.worker.run_lab_job`)."""
+    return {
+        "lab": lab.name,
+        "plugin": plugins.lab_plugin[lab.name],
+        "plugins_dirs": list(settings.plugins_dirs),
+        "config": config_as_dict(settings.configs[lab.name]),
+        "profile": settings.profile,
+        "seed": settings.seed,
+        "device": settings.device,
+        "deterministic": settings.deterministic,
+        "threads": settings.threads,
+        "out_dir": str(Path(out_dir).resolve()),
+        "cache_dir": str(cache.lab_cache_dir(lab.name).resolve()),
+        "state_dir": str(cache.state_dir(lab.name, key).resolve()),
+        "cache_key": key,
+    }
+
+
+def _run_in_worker(
+    lab: Lab,
+    settings: RunSettings,
+    plugins: Plugins,
+    reporter: Reporter,
+    cache: ResultCache,
+    key: str,
+    out_dir: Path,
+) -> tuple[LabResult, bool, dict[str, Any]]:
+    """``--isolation process``: run the lab in a fresh worker and read its result back;
+    a worker that ended any other way gets an error result saved for it here."""
+    from .worker import LocalWorker, WorkerOutcome
+
+    spec = lab_job_spec(lab, settings, plugins, cache, key, out_dir)
+    started = now_iso()
+    start = time.perf_counter()
+    interrupted = False
+    try:
+        outcome = LocalWorker(reporter, settings.lab_timeout).run(spec)
+    except KeyboardInterrupt:
+        interrupted = True
+        outcome = WorkerOutcome(interrupted=True)
+    if outcome.reply is not None:
+        try:
+            result = LabResult.load(Path(outcome.reply["result"]))
+            return result, interrupted or result.status == "interrupted", outcome.facts
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            outcome.error = {
+                **error_record(exc),
+                "message": f"the worker's result.json cannot be read: {describe_exception(exc)}",
+            }
+    if interrupted and (out_dir / "result.json").is_file():  # saved by the worker as it stopped
+        try:
+            return LabResult.load(out_dir / "result.json"), True, {}
+        except (OSError, ValueError, TypeError):
+            pass
+    result = LabResult(
+        lab=lab.name,
+        title=lab.title,
+        version=lab.version,
+        profile=settings.profile,
+        seed=settings.seed,
+        device=settings.device,
+        cache_key=key,
+        config=config_as_dict(settings.configs[lab.name]),
+        started=started,
+        finished=now_iso(),
+        duration_s=round(time.perf_counter() - start, 3),
+    )
+    if interrupted:
+        result.status = "interrupted"
+        result.error = {"type": "KeyboardInterrupt", "message": "interrupted by the user", "traceback": ""}
+    else:
+        result.status = "error"
+        result.error = outcome.error or {"type": "WorkerError", "message": "unknown", "traceback": ""}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.save(out_dir / "result.json")
+    return result, interrupted, {}
+
+
+def _complete_environment(run_info: dict[str, Any], facts: dict[str, Any]) -> None:
+    """Fill run.json's torch facts from the first worker that reports them."""
+    env = run_info["environment"]
+    for name in ("torch_threads", "gpu"):
+        if env.get(name) is None and facts.get(name) is not None:
+            env[name] = facts[name]
 
 
 def _save_run_info(run_dir: Path, run_info: dict[str, Any]) -> None:

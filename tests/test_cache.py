@@ -64,16 +64,16 @@ def _symlinked_figure(entry: Path) -> None:
 
 @pytest.mark.parametrize("corrupt", [_corrupt_json, _missing_figure, _wrong_types, _symlinked_figure])
 def test_an_invalid_entry_is_discarded_and_the_lab_reruns(cli, workdir, tmp_path, corrupt):
-    assert cli("run", "counter", "--profile", "smoke")[0] == 0
+    assert cli("run", "counter", "--profile", "smoke", "--isolation", "none")[0] == 0
     (entry,) = entries(tmp_path / "cache", "counter")
     corrupt(entry)
-    status, out, err = cli("run", "counter", "--profile", "smoke")
+    status, out, err = cli("run", "counter", "--profile", "smoke", "--isolation", "none")
     assert status == 0, err
     assert f"cached result of counter (key {entry.name}) discarded" in err
     assert latest_result(workdir, "counter")["cached"] is False
     # the entry was stored again, whole
     assert (entry / "figures" / "steps.png").is_file() and not (entry / "figures" / "steps.png").is_symlink()
-    assert cli("run", "counter", "--profile", "smoke")[0] == 0
+    assert cli("run", "counter", "--profile", "smoke", "--isolation", "none")[0] == 0
     assert latest_result(workdir, "counter")["cached"] is True
 
 
@@ -88,6 +88,8 @@ def test_an_unusable_cache_folder_warns_once_and_runs_uncached(cli, workdir, tmp
             "checkpointing",
             "--profile",
             "smoke",
+            "--isolation",
+            "none",
             "--plugins-dir",
             str(HOSTILE),
         )
@@ -107,7 +109,7 @@ def test_a_read_only_cache_folder_runs_uncached(cli, workdir, tmp_path, monkeypa
     cache.chmod(0o500)
     monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(cache))
     try:
-        status, out, err = cli("run", "counter", "--profile", "smoke")
+        status, out, err = cli("run", "counter", "--profile", "smoke", "--isolation", "none")
     finally:
         cache.chmod(0o700)
     assert status == 0, err
@@ -116,7 +118,7 @@ def test_a_read_only_cache_folder_runs_uncached(cli, workdir, tmp_path, monkeypa
 
 
 def test_leftover_temporary_entries_are_cleaned(cli, workdir, tmp_path):
-    assert cli("run", "counter", "--profile", "smoke")[0] == 0
+    assert cli("run", "counter", "--profile", "smoke", "--isolation", "none")[0] == 0
     folder = tmp_path / "cache" / "results" / "counter"
     stale = folder / ".0123456789abcdef.dead.tmp"
     (stale / "figures").mkdir(parents=True)
@@ -124,7 +126,7 @@ def test_leftover_temporary_entries_are_cleaned(cli, workdir, tmp_path):
     os.utime(stale, (old, old))
     fresh = folder / ".fedcba9876543210.busy.tmp"
     fresh.mkdir()
-    cli("run", "counter", "--profile", "smoke", "--force")
+    cli("run", "counter", "--profile", "smoke", "--isolation", "none", "--force")
     assert not stale.exists()
     assert fresh.exists()  # may belong to a run storing right now
 
@@ -135,6 +137,8 @@ def test_force_retrains_instead_of_resuming(cli, workdir, hostile):
         "checkpointing",
         "--profile",
         "smoke",
+        "--isolation",
+        "none",
         "--plugins-dir",
         str(HOSTILE),
     )
@@ -145,22 +149,23 @@ def test_force_retrains_instead_of_resuming(cli, workdir, hostile):
 
 
 def test_ctrl_c_while_storing_keeps_run_json_consistent(cli, workdir, tmp_path, monkeypatch):
-    import shutil
+    import labrunner.cache
 
-    real_copytree = shutil.copytree
+    real_link_tree = labrunner.cache.link_tree
 
-    def interrupted_copy(src, dst, *args, **kwargs):
-        if "results" in Path(dst).parts:  # the cache's copy, not the run folder's
-            real_copytree(src, dst, *args, **kwargs)
+    def interrupted_store(src, dst, *args, **kwargs):
+        copied = real_link_tree(src, dst, *args, **kwargs)
+        if "results" in Path(dst).parts:  # the cache's copy, not the run folder's: Ctrl-C now
             raise KeyboardInterrupt
-        return real_copytree(src, dst, *args, **kwargs)
+        return copied
 
-    monkeypatch.setattr("labrunner.cache.shutil.copytree", interrupted_copy)
-    status, out, err = cli("run", "counter", "failing", "--profile", "smoke")
-    assert status == 130
+    monkeypatch.setattr(labrunner.cache, "link_tree", interrupted_store)
+    status, out, err = cli("run", "counter", "failing", "--profile", "smoke", "--isolation", "none")
+    assert status == 130, err
     run = load((workdir / "reports" / "latest" / "run.json").resolve())
     assert run["status"] == "interrupted"
-    assert [(lab["lab"], lab["status"]) for lab in run["labs"]] == [("counter", "passed")]
+    ran = [(lab["lab"], lab["status"]) for lab in run["labs"] if lab["status"] != "not run"]
+    assert ran == [("counter", "passed")]
     assert latest_result(workdir, "counter")["status"] == "passed"
     # neither a half entry nor its temporary folder is left in the cache
     assert list((tmp_path / "cache" / "results" / "counter").iterdir()) == []

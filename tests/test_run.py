@@ -15,13 +15,19 @@ from conftest import TEST_PLUGINS
 
 from labrunner.results import LabResult
 
+#: The default (each lab in a worker process, slow to start) and the in-process run.
+ISOLATIONS = [pytest.param("process", marks=pytest.mark.slow), "none"]
+#: Tests about something else run in-process: a worker's start-up would dominate them.
+HERE = ("--isolation", "none")
+
 
 def load(path: Path):
     return json.loads(path.read_text())
 
 
-def test_run_writes_run_folder_and_results(cli, workdir):
-    status, out, err = cli("run", "counter", "--profile", "smoke", "--seed", "7")
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_run_writes_run_folder_and_results(cli, workdir, isolation):
+    status, out, err = cli("run", "counter", "--profile", "smoke", "--seed", "7", "--isolation", isolation)
     assert status == 0, err
     latest = workdir / "reports" / "latest"
     assert latest.is_symlink()
@@ -59,8 +65,11 @@ def test_run_writes_run_folder_and_results(cli, workdir):
     assert not [p for p in run_dir.rglob("*") if p.name.startswith(".")]
 
 
-def test_a_crashing_lab_fails_alone(cli, workdir):
-    status, out, err = cli("run", "crashing", "counter", "failing", "--profile", "smoke")
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_crashing_lab_fails_alone(cli, workdir, isolation):
+    status, out, err = cli(
+        "run", "crashing", "counter", "failing", "--profile", "smoke", "--isolation", isolation
+    )
     assert status == 1
     run_dir = (workdir / "reports" / "latest").resolve()
     crashed = LabResult.load(run_dir / "crashing" / "result.json")
@@ -75,11 +84,12 @@ def test_a_crashing_lab_fails_alone(cli, workdir):
     assert "crashing: error: ZeroDivisionError" in err
 
 
-def test_hooks_observe_the_run(cli):
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_hooks_observe_the_run(cli, isolation):
     import labrunner_plugins_dir.core_labs as core_labs  # loaded by the CLI from --plugins-dir
 
     core_labs.EVENTS.clear()
-    cli("run", "counter", "failing", "--profile", "smoke")
+    cli("run", "counter", "failing", "--profile", "smoke", "--isolation", isolation)
     import labrunner_plugins_dir.core_labs as reloaded
 
     assert reloaded.EVENTS == [
@@ -91,43 +101,52 @@ def test_hooks_observe_the_run(cli):
 
 
 def test_cache_reuse_and_force(cli, workdir):
-    status, out, err = cli("run", "counter", "--profile", "smoke")
+    status, out, err = cli("run", "counter", "--profile", "smoke", *HERE)
     assert status == 0
     first = load((workdir / "reports/latest/counter/result.json").resolve())
     assert first["cached"] is False
-    status, out, err = cli("run", "counter", "--profile", "smoke")
+    status, out, err = cli("run", "counter", "--profile", "smoke", *HERE)
     assert "reused cached result" in err
     second = load((workdir / "reports/latest/counter/result.json").resolve())
     assert second["cached"] is True
     assert second["metrics"] == first["metrics"]
     assert (workdir / "reports/latest/counter/figures/steps.png").is_file()
     # a different config, seed or --force runs again
-    cli("run", "counter", "--profile", "smoke", "--seed", "1")
+    cli("run", "counter", "--profile", "smoke", "--seed", "1", *HERE)
     assert load((workdir / "reports/latest/counter/result.json").resolve())["cached"] is False
-    cli("run", "counter", "--profile", "smoke", "--force")
+    cli("run", "counter", "--profile", "smoke", "--force", *HERE)
     assert load((workdir / "reports/latest/counter/result.json").resolve())["cached"] is False
-    cli("run", "counter", "--profile", "smoke", "--set", "counter.scale=2")
+    cli("run", "counter", "--profile", "smoke", "--set", "counter.scale=2", *HERE)
     assert load((workdir / "reports/latest/counter/result.json").resolve())["metrics"]["total"] == 12.0
 
 
 def test_errors_are_not_cached(cli, workdir):
-    cli("run", "crashing", "--profile", "smoke")
-    cli("run", "crashing", "--profile", "smoke")
+    cli("run", "crashing", "--profile", "smoke", *HERE)
+    cli("run", "crashing", "--profile", "smoke", *HERE)
     assert load((workdir / "reports/latest/crashing/result.json").resolve())["cached"] is False
 
 
 def test_seed_makes_runs_repeatable(cli, workdir):
     def draw(seed: str) -> float:
-        cli("run", "counter", "--profile", "smoke", "--seed", seed, "--force")
+        cli("run", "counter", "--profile", "smoke", "--seed", seed, "--force", *HERE)
         return load((workdir / "reports/latest/counter/result.json").resolve())["metrics"]["random_draw"]
 
     assert draw("3") == draw("3")
     assert draw("3") != draw("4")
 
 
-def test_interrupt_keeps_finished_labs(cli, workdir):
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_interrupt_keeps_finished_labs(cli, workdir, isolation):
     status, out, err = cli(
-        "run", "counter", "failing", "--profile", "smoke", "--set", "counter.interrupt=true"
+        "run",
+        "counter",
+        "failing",
+        "--profile",
+        "smoke",
+        "--set",
+        "counter.interrupt=true",
+        "--isolation",
+        isolation,
     )
     assert status == 130
     run_dir = (workdir / "reports" / "latest").resolve()
@@ -136,6 +155,7 @@ def test_interrupt_keeps_finished_labs(cli, workdir):
     assert not (run_dir / "failing").exists()
 
 
+@pytest.mark.slow
 def test_sigint_in_a_real_process(tmp_path):
     env = {
         **os.environ,
@@ -158,33 +178,32 @@ def test_sigint_in_a_real_process(tmp_path):
         "--set",
         "counter.steps=200",
     ]
-    proc = subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if (tmp_path / "reports" / "latest" / "failing" / "result.json").exists():
-            break
-        time.sleep(0.1)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        deadline = time.time() + 240
+        while time.time() < deadline and "counting: " not in log.read_text():  # counter is counting
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    err = log.read_text()
     assert proc.returncode == 130, err
     run_dir = (tmp_path / "reports" / "latest").resolve()
     assert LabResult.load(run_dir / "failing" / "result.json").status == "failed"
     assert LabResult.load(run_dir / "counter" / "result.json").status == "interrupted"
     # resumable: the same command reuses the finished lab
     args[args.index("counter.sleep_s=0.2")] = "counter.sleep_s=0.0"
-    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert "failing: reused cached result" in again.stderr
 
 
-def test_plain_progress_lines_when_not_a_terminal(cli):
-    status, out, err = cli("run", "counter", "--profile", "smoke", "-v")
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_plain_progress_lines_when_not_a_terminal(cli, isolation):
+    status, out, err = cli("run", "counter", "--profile", "smoke", "-v", "--isolation", isolation)
     assert "counting ..." in err
     assert "counting: 3/3" in err
     assert "[counter] counted" in err
-    status, out, err = cli("run", "counter", "--profile", "smoke", "-q", "--force")
+    status, out, err = cli("run", "counter", "--profile", "smoke", "-q", "--force", "--isolation", isolation)
     assert "counting" not in err
 
 
@@ -254,7 +273,16 @@ def test_out_and_deterministic(cli, workdir):
     before = torch.get_num_threads()
     try:
         status, out, err = cli(
-            "run", "counter", "--profile", "smoke", "--out", "elsewhere", "--deterministic", "--threads", "1"
+            "run",
+            "counter",
+            "--profile",
+            "smoke",
+            "--out",
+            "elsewhere",
+            "--deterministic",
+            "--threads",
+            "1",
+            *HERE,
         )
         assert torch.get_num_threads() == 1
     finally:
@@ -273,15 +301,15 @@ def test_editing_a_lab_reruns_it(cli, workdir, tmp_path, monkeypatch):
     (plugins / "core_labs.py").write_text(source)
     args = ("run", "counter", "--profile", "smoke", "--plugins-dir", str(plugins))
     monkeypatch.setattr("conftest.TEST_PLUGINS", plugins)
-    cli(*args, plugins=False)
-    cli(*args, plugins=False)
+    cli(*args, *HERE, plugins=False)
+    cli(*args, *HERE, plugins=False)
     assert load((workdir / "reports/latest/counter/result.json").resolve())["cached"] is True
     # an edit of the answer text (not of the version) is a new lab: it runs again
     (plugins / "core_labs.py").write_text(source.replace("for $n = {{ n }}$.", "when $n = {{ n }}$."))
     import sys
 
     sys.modules.pop("labrunner_plugins_dir.core_labs", None)
-    status, out, err = cli(*args, plugins=False)
+    status, out, err = cli(*args, *HERE, plugins=False)
     result = load((workdir / "reports/latest/counter/result.json").resolve())
     assert result["cached"] is False
     assert result["exercises"][0]["answer"].endswith("when $n = 3$.")
