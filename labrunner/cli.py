@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments get one line and exit status 2, like every other bad input (argparse
+    would print the whole usage first); subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -236,7 +245,7 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="labrunner",
         description="Run deep-learning labs and render a report you can hand in.",
         epilog="Start with: labrunner run all   (then open reports/latest/report.html)",

@@ -174,6 +174,35 @@ def test_set_for_a_lab_not_selected(refused):
     assert "--set failing.threshold: lab 'failing' is not selected in this run (selected: counter)" in line
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["run", "counter", "--seed", "abc"],
+            "labrunner run: error: argument --seed: invalid int value: 'abc'",
+        ),
+        (
+            ["run", "counter", "--threads", "1.5"],
+            "labrunner run: error: argument --threads: invalid int value",
+        ),
+        (["run", "counter", "--bogus"], "labrunner: error: unrecognized arguments: --bogus"),
+        (["run"], "labrunner run: error: the following arguments are required: LAB"),
+    ],
+)
+def test_bad_arguments_are_one_line_too(workdir, capsys, args, message):
+    from labrunner.cli import main
+
+    before = snapshot(workdir)
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--plugins-dir", str(TEST_PLUGINS)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.splitlines() == [err.strip()], "argparse's usage block is not printed"
+    assert err.startswith(message), err
+    assert "--help" in err
+    assert snapshot(workdir) == before
+
+
 # --------------------------------------------------------------------------- config files
 
 
