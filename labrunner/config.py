@@ -404,11 +404,11 @@ def check_out_dir(out: Path, where: str) -> None:
     except OSError as exc:
         raise UsageError(f"{where} {out}: cannot look at {probe}: {exc.strerror or exc}") from None
     if not is_dir:
-        what = "a file" if probe.is_file() else "not a folder"
         named = "it" if probe == out else str(probe)
-        raise UsageError(f"{where} {out}: {named} is {what}, not a folder to write runs into")
+        what = "a file, not a folder to write runs into" if probe.is_file() else "not a folder"
+        raise UsageError(f"{where} {out}: {named} is {what}")
     if not os.access(probe, os.W_OK | os.X_OK):
-        named = "the folder" if probe == out else f"{probe}"
+        named = "the folder" if probe == out else "the current folder" if probe == Path(".") else str(probe)
         raise UsageError(f"{where} {out}: {named} is not writable")
 
 
