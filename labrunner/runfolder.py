@@ -422,8 +422,11 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
     if not run_json.is_file():
         raise UsageError(f"{run_dir} is not a run folder (no run.json)")
     _inside(run_dir, "run.json")
-    run_info = RunInfo.load(run_json)
     info = _read_json(run_json)
+    try:
+        run_info = RunInfo.from_json(info)
+    except RunFileError as exc:
+        raise RunFileError(f"{run_json}: {exc}") from None
     names = [entry.lab for entry in run_info.labs]
     names += [n for n in run_info.selected if n not in names]  # interrupted runs
     labs = []
