@@ -125,6 +125,12 @@ def _loader_class() -> type:
                 raise UsageError(f"{self._at(mark)}: nested deeper than {MAX_YAML_DEPTH} levels")
             self.child_heights[-1] = max(self.child_heights[-1], height)
 
+        def fetch_flow_collection_start(self, token_class: Any) -> None:
+            # refused while scanning: the scanner would read far ahead through "[[[[..."
+            if self.flow_level >= MAX_YAML_DEPTH:
+                raise UsageError(f"{self._at(self.get_mark())}: nested deeper than {MAX_YAML_DEPTH} levels")
+            super().fetch_flow_collection_start(token_class)
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.peek_event()
             if isinstance(event, yaml.AliasEvent):
