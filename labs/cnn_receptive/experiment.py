@@ -44,7 +44,12 @@ from .receptive import (  # noqa: E402
     unsupported,
 )
 from .tables import box_1based, field_rows, pair  # noqa: E402
-from .verify import gradient_boxes, naive_measurements, relu_dead_fraction  # noqa: E402
+from .verify import (  # noqa: E402
+    average_pooling_coverage,
+    gradient_boxes,
+    naive_measurements,
+    relu_dead_fraction,
+)
 
 # --------------------------------------------------------------------------- the lab
 
@@ -140,6 +145,15 @@ def alexnet_table(ctx: LabContext[ReceptiveConfig], table: list[LayerField], fin
         )
         ex.metric("alexnet_rf", final.rf[0])
         ex.check_equal("alexnet_final_rf", final.rf[0], PUBLISHED_RF["alexnet"], points=2)
+        sizes = [f.size[0] for f in table[1:4]]
+        expected = [n for n, _, _, _ in ASSIGNMENT_ANSWER.values()]
+        ex.claim(
+            "alexnet_maps_match_assignment",
+            sizes == expected,
+            statement="AlexNet's first three layers have the map sizes of the assignment's network.",
+            evidence=f"AlexNet at {size} pixels: n = {', '.join(map(str, sizes))}",
+            baseline=f"the assignment's network at {ASSIGNMENT_INPUT} pixels: n = {', '.join(map(str, expected))}",
+        )
         ex.claim(
             "alexnet_rf_matches_published",
             final.rf[0] == PUBLISHED_RF["alexnet"],
@@ -273,9 +287,28 @@ def verify_and_measure_effective_field(
             ),
             baseline="the computed boxes",
         )
+        coverage = average_pooling_coverage(gen)
+        holes = sum(c < area for c in coverage)
+        ex.metric("avg_pool_inputs_with_holes", holes)
+        ex.claim(
+            "avg_pool_alone_leaves_holes",
+            holes > 0,
+            statement="Average pooling alone does not always give pool1's centre unit a gradient on its whole field.",
+            evidence=f"over {len(coverage)} random inputs the gradient reached {min(coverage)} to {max(coverage)} "
+            f"pixels; fewer than {area} in {holes} of them",
+            baseline=f"the {area} pixels of the computed box",
+        )
+        linear = [r for r in naive if r["variant"].startswith("average pooling, identity")]
+        ex.claim(
+            "avg_pool_identity_exact",
+            all(r["equals computed"] == "yes" for r in linear),
+            statement="With average pooling and identity activations every layer's gradient covers its whole box.",
+            evidence="; ".join(f"{r['layer']}: {r['non-zero pixels']} of {r['box area']}" for r in linear),
+            baseline="the computed boxes",
+        )
         stats, diff = effective_fields(ctx, ex, gen)
         ex.answer(text.A3, bad_a=bad_a, bad_x=bad_x, n_a=len(rows_a), n_x=len(rows_x), pool_naive=pool_naive,
-                  pool_area=area, dead=dead, stats=stats, diff=diff, trained_all=all(s["trained"] for s in stats))  # fmt: skip
+                  pool_area=area, dead=dead, coverage=coverage, holes=holes, stats=stats, diff=diff, trained_all=all(s["trained"] for s in stats))  # fmt: skip
     return stats
 
 
@@ -396,13 +429,16 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
     with ctx.exercise("5. More networks", question=text.Q5) as ex:
         rows, mismatches, results = [], [], []
         models = ["alexnet", *[m for m in cfg.models if m != "alexnet"]]
-        for name in ctx.progress(models, desc="models"):
+        bar = ctx.progress(total=len(models), desc="models")
+        for name in models:
+            bar.update(0, model=name, step="input size")
             model = build_model(name, meta=True)
             fields = receptive_fields(model, 224)
             final = feature_output(fields)
-            size = verification_size(model)
+            size = verification_size(model, tick=lambda n: bar.update(0, size=n))
             vfields = receptive_fields(model, size) if size != 224 else fields
             vfinal = feature_output(vfields)
+            bar.update(0, step="gradient check")
             measured = gradient_boxes(model, (size, size), [vfinal])
             bad = [vfinal.name] if measured[vfinal.name] != vfinal.centre_box_clipped else []
             checked = 1
@@ -441,6 +477,7 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
             ex.metric(f"rf_{name}", final.rf[0])
             if published is not None:
                 ex.check_equal(f"{name}_published_rf", final.rf[0], published)
+            bar.update(1)
             ex.claim(f"rf_exceeds_image_{name}", final.rf[0] > 224, evidence=f"r = {final.rf[0]}",
                      statement=f"The final receptive field of {name} is wider than the 224-pixel image.",
                      baseline="the image width, 224 pixels")  # fmt: skip
@@ -448,6 +485,7 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
                      statement=f"The gradient check of {name} tests both edges of the centre unit's whole box.",
                      evidence=f"at input {size}: box {box_1based(vfinal.centre_box)}",
                      baseline=f"the image, pixels 1..{size}")  # fmt: skip
+        bar.close()
         ex.table(rows, caption="Final receptive field of each network (input 224) and its gradient check.")
         ex.check_equal("computed_equals_gradient_all_models", mismatches, [], points=3)
         ex.claim("computed_equals_gradient_all_models", not mismatches,

@@ -4,6 +4,7 @@ the trained weights when the torch hub cache has them, and the photo the boxes a
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +95,19 @@ def load_grace_hopper(size: int) -> np.ndarray:
         return np.asarray(img)
 
 
-def smallest_input_holding_box(model: nn.Module, base: int = 224, step: int = 16, limit: int = 1024) -> int:
+def smallest_input_holding_box(
+    model: nn.Module,
+    base: int = 224,
+    step: int = 16,
+    limit: int = 1024,
+    tick: Callable[[int], Any] = lambda n: None,
+) -> int:
     """The smallest input size (``base``, ``base + step``, ...) at which the whole box of the
     centre unit of the final feature layer lies inside the image (no padding in it); ``limit``
-    when no size up to it does."""
+    when no size up to it does. ``tick(size)`` is called for each size tried."""
     size = base
     while size < limit:
+        tick(size)
         final = feature_output(receptive_fields(model, size))
         if final.centre_box_clipped == final.centre_box:
             return size
@@ -107,8 +115,8 @@ def smallest_input_holding_box(model: nn.Module, base: int = 224, step: int = 16
     return limit
 
 
-def verification_size(model: nn.Module) -> int:
+def verification_size(model: nn.Module, tick: Callable[[int], Any] = lambda n: None) -> int:
     """The input size at which exercise 5 checks a model's final field: the smallest of 224,
     256, ... 640 at which the centre unit sees no padding, so that the gradient check tests
     the whole box and not only the image border."""
-    return smallest_input_holding_box(model, step=32, limit=640)
+    return smallest_input_holding_box(model, step=32, limit=640, tick=tick)

@@ -76,8 +76,9 @@ layer up to the last pooling layer.
 """
 
 A2 = """
-torchvision's AlexNet takes a ${{ size }} \\times {{ size }}$ image and pads conv1 by 2, which
-turns the assignment's 227-pixel arithmetic into the same map sizes from 224 pixels. The
+Here torchvision's AlexNet takes a ${{ size }} \\times {{ size }}$ image and pads conv1 by 2{% if claims.alexnet_maps_match_assignment %},
+which gives its first layers the map sizes of the assignment's 227-pixel network{% else %};
+its map sizes differ from those of the assignment's 227-pixel network{% endif %}. The
 receptive field grows by $(k-1)\\,j_{\\mathrm{in}}$ at each layer:
 
 {% for row in rows %}
@@ -153,8 +154,17 @@ is a subset of the receptive field:
   can switch some off.{% endif +%}
 * Positive and negative weights can cancel, which makes isolated zeros possible.
 
-The table of the four variants shows each step: average pooling fills in the pooling
-windows, identity activations remove the ReLU holes, and the probe is exact by construction.
+The table of the four variants shows each step, for one random input.
+{% if claims.avg_pool_alone_leaves_holes %}Average pooling alone does not fill the pooling
+window for every input: the ReLU after conv1 still blocks the units it switched off (over
+{{ coverage | length }} random inputs the gradient of pool1's centre unit reached
+{{ coverage | min }} to {{ coverage | max }} of the {{ pool_area }} pixels, fewer than all in
+{{ holes }} of them).{% else %}Average pooling alone fills the pooling window: over
+{{ coverage | length }} random inputs the gradient of pool1's centre unit reached all
+{{ pool_area }} pixels every time.{% endif +%}
+{% if claims.avg_pool_identity_exact %}With identity activations too, every layer's gradient
+covers its whole box{% else %}Even with identity activations some layer's gradient misses part
+of its box (weights that cancel){% endif %}; the probe is exact by construction.
 
 **How the lab measures the theoretical field.** The traced model is rebuilt with the same
 geometry and a gradient that cannot vanish (the *probe*): every convolution becomes a mean

@@ -353,3 +353,19 @@ def relu_dead_fraction(seed_gen: torch.Generator) -> float:
         out = net(x)
     c = (out.shape[-1] - 1) // 2
     return float((out[0, :, c, c] <= 0).double().mean())
+
+
+def average_pooling_coverage(seed_gen: torch.Generator, inputs: int = 16) -> list[int]:
+    """For ``inputs`` random inputs, the number of input pixels reached by the gradient of
+    pool1's centre unit (channel 0) in the assignment's network with average pooling but its
+    ReLU kept: less than the whole field wherever the ReLU after conv1 switched units off."""
+    net = _copy_weights(assignment_network(max_pool=False), assignment_network()).eval()
+    counts = []
+    for _ in range(inputs):
+        x = torch.randn((1, 3, ASSIGNMENT_INPUT, ASSIGNMENT_INPUT), generator=seed_gen).requires_grad_(True)
+        with torch.enable_grad():
+            out = net.pool1(net.relu1(net.conv1(x)))
+            c = (out.shape[-1] - 1) // 2
+            (grad,) = torch.autograd.grad(out[0, 0, c, c], x)
+        counts.append(int((grad[0].abs().sum(0) > 0).sum()))
+    return counts

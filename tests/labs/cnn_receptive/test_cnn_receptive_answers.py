@@ -55,7 +55,7 @@ def values(units_inside=0, dead=0.5, trained_all=False, survey=True):
                    final_name="features.12", size=224, published=195, even=True, centre_box="1..193",
                    centre_px=193, border_box="1..129", border_px=129, units=36, units_inside=units_inside),
         "A3": dict(bad_a=[], bad_x=["features.3"], n_a=3, n_x=8,
-                   pool_naive={"non-zero pixels": 121, "box area": 361}, pool_area=361, dead=dead,
+                   pool_naive={"non-zero pixels": 121, "box area": 361}, pool_area=361, dead=dead, coverage=[253, 361, 313], holes=2,
                    stats=stats, diff={"value": 0.21, "lo": -0.01, "hi": 0.4}, trained_all=trained_all),
         "A4": dict(a_table=[conv1 | {"name": "conv1"}], x_final=final, size=224, centre_px=193, erf=stats[0]),
         "A5": dict(results=results, survey={"total": 80, "computed": 70} if survey else None,
@@ -86,6 +86,10 @@ PHRASES = {
     },
     "A2": {
         "alexnet_rf_matches_published": ("the published value for AlexNet", "not the published"),
+        "alexnet_maps_match_assignment": (
+            "which gives its first layers the map sizes",
+            "its map sizes differ",
+        ),
         "alexnet_centre_box_clipped": ("Part of it is zero padding", "All of it lies inside the image"),
         "alexnet_border_sees_less": ("sees less of the image than the", "sees as much of the image as"),
     },
@@ -93,6 +97,11 @@ PHRASES = {
         "computed_boxes_match_gradient": ("**The computed boxes are exact.**", "disagree with the gradient"),
         "naive_pool1_misses_field": ("not the\n  361 of its field", "whole field of 361 pixels"),
         "probe_exact": ("The probe reproduces the computed box", "does not reproduce every computed box"),
+        "avg_pool_alone_leaves_holes": (
+            "Average pooling alone does not fill",
+            "reached all 361 pixels every time",
+        ),
+        "avg_pool_identity_exact": ("With identity activations too", "Even with identity activations"),
         "erf_smaller_than_box_alexnet": (
             "field of AlexNet is smaller",
             "cannot tell the effective field of AlexNet",
