@@ -4,35 +4,27 @@ Everything is validated against the lab's ``Config`` dataclass, the bounds its f
 declare and the lab's own ``validate``, before any file is written; a problem is a
 :class:`UsageError` naming the key and its source (option, or file and line).
 
-YAML is read with ``safe_load`` semantics and bounded: the file's size, its nesting depth
-and the number of values once aliases are expanded (a "billion laughs" file is refused
-before it is built). ``1e-3`` reads as a number, as in YAML 1.2.
+Config files are read by :mod:`.configfile` (bounded, safe YAML with the line of each key).
 """
 
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import functools
 import math
 import os
-import re
-import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .configfile import load_yaml_file, one_line, parse_yaml, short_repr
 from .errors import UsageError, did_you_mean
 from .lab import Lab, profile_names
 
 DEFAULT_CONFIG_FILE = "labrunner.yaml"
 DEFAULT_OUT = "reports"
-#: Bounds on what a config file (or a ``--set`` value) may make the loader build.
-MAX_CONFIG_BYTES = 1 << 20
-MAX_YAML_DEPTH = 64
-MAX_YAML_VALUES = 100_000
 #: torch.manual_seed takes at most 64 bits.
 MAX_SEED = 2**64 - 1
 #: Field metadata a lab's Config may declare: ``field(default=8, metadata={"min": 1})``.
@@ -71,200 +63,6 @@ class LayerValues(dict):
         self.where = where or {}
 
 
-# --------------------------------------------------------------------------- files
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """A value's repr for a message, cut short: never the whole of a huge value."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        return f"an integer of {value.bit_length()} bits"
-    text = _REPR.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 2, 4, 4, 4
-_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 50, 50, 40
-
-#: YAML 1.1 reads ``1e-3`` and ``1.0e3`` (no dot, or no sign after the ``e``) as strings.
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
-
-
-@functools.cache
-def _loader_class() -> type:
-    import yaml
-
-    class BoundedLoader(yaml.SafeLoader):
-        """``yaml.SafeLoader`` that refuses documents nested too deeply or whose aliases
-        expand to too many values, while composing (before anything is built)."""
-
-        def __init__(self, text: str, name: str) -> None:
-            super().__init__(text)
-            self.name = name
-            self.depth = 0
-            self.values = 0
-            self.child_heights = [0]
-            self.measured: dict[int, tuple[int, int]] = {}  # id(node) -> (values, height)
-
-        def _at(self, mark: Any) -> str:
-            return f"{self.name}:{mark.line + 1}:{mark.column + 1}"
-
-        def _count(self, values: int, height: int, mark: Any) -> None:
-            self.values += values
-            if self.values > MAX_YAML_VALUES:
-                raise UsageError(
-                    f"{self._at(mark)}: more than {MAX_YAML_VALUES:,} values once aliases are "
-                    "expanded; a config this large is refused"
-                )
-            if self.depth + height > MAX_YAML_DEPTH:
-                raise UsageError(f"{self._at(mark)}: nested deeper than {MAX_YAML_DEPTH} levels")
-            self.child_heights[-1] = max(self.child_heights[-1], height)
-
-        def fetch_flow_collection_start(self, token_class: Any) -> None:
-            # refused while scanning: the scanner would read far ahead through "[[[[..."
-            if self.flow_level >= MAX_YAML_DEPTH:
-                raise UsageError(f"{self._at(self.get_mark())}: nested deeper than {MAX_YAML_DEPTH} levels")
-            super().fetch_flow_collection_start(token_class)
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            event = self.peek_event()
-            if isinstance(event, yaml.AliasEvent):
-                node = self.anchors.get(event.anchor)
-                if node is not None:
-                    if id(node) not in self.measured:
-                        raise UsageError(
-                            f"{self._at(event.start_mark)}: alias *{_one_line(event.anchor, 40)} "
-                            "refers to a value that contains it"
-                        )
-                    self._count(*self.measured[id(node)], event.start_mark)
-                return super().compose_node(parent, index)
-            if self.depth + 1 > MAX_YAML_DEPTH:
-                raise UsageError(f"{self._at(event.start_mark)}: nested deeper than {MAX_YAML_DEPTH} levels")
-            before = self.values
-            self.values += 1
-            self.depth += 1
-            self.child_heights.append(0)
-            try:
-                node = super().compose_node(parent, index)
-            finally:
-                self.depth -= 1
-                height = 1 + self.child_heights.pop()
-            self.measured[id(node)] = (self.values - before, height)
-            self.values = before
-            self._count(*self.measured[id(node)], event.start_mark)
-            return node
-
-        def construct_object(self, node: Any, deep: bool = False) -> Any:
-            try:
-                return super().construct_object(node, deep)
-            except ValueError as exc:  # a date such as 2024-13-40, an integer of 5000 digits
-                raise UsageError(
-                    f"{self._at(node.start_mark)}: cannot read this value: {_one_line(exc, 80)}"
-                ) from None
-
-    BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
-    return BoundedLoader
-
-
-def parse_yaml(text: str, name: str) -> tuple[Any, dict[str, int]]:
-    """Parse YAML ``text`` safely and within bounds; ``name`` (a file, ``--set ...``) starts
-    every error. Returns the data and the line of each mapping key path (``labs.x.steps``)."""
-    import yaml
-
-    loader = None
-    try:
-        loader = _loader_class()(text, name)  # checks every character first
-        node = loader.get_single_node()
-        lines = _key_lines(node, name) if node is not None else {}
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        problem = _one_line(exc.problem or exc.context or "invalid YAML")
-        raise UsageError(f"malformed YAML in {where}: {problem}") from None
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise UsageError(
-            f"malformed YAML in {name}:{line}:{column}: character #x{exc.character:04x} is not allowed"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"malformed YAML in {name}: {_one_line(exc)}") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    return data, lines
-
-
-def _key_lines(root: Any, name: str) -> dict[str, int]:
-    """The line of each key path under ``root``; a key written twice in one mapping is an error."""
-    import yaml
-
-    lines: dict[str, int] = {}
-    seen: set[int] = set()
-
-    def walk(node: Any, prefix: str) -> None:
-        if id(node) in seen or not isinstance(node, yaml.MappingNode):
-            return
-        seen.add(id(node))
-        first: dict[str, int] = {}
-        for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
-                continue
-            path = f"{prefix}.{key.value}" if prefix else key.value
-            line = key.start_mark.line + 1
-            if key.value in first:
-                raise UsageError(
-                    f"{name}:{line}: key {_short(path)} is written twice (first on line {first[key.value]})"
-                )
-            first[key.value] = line
-            lines[path] = line
-            walk(value, path)
-
-    walk(root, "")
-    return lines
-
-
-def read_config_text(path: Path) -> str:
-    """The text of a config file: a regular file of at most ``MAX_CONFIG_BYTES``, in UTF-8."""
-    path = Path(path)
-    try:
-        if not path.is_file():
-            if not path.exists():
-                raise UsageError(f"config file not found: {path}")
-            raise UsageError(f"config file {path} is not a regular file")
-        size = path.stat().st_size
-        if size <= MAX_CONFIG_BYTES:
-            with path.open("rb") as stream:
-                data = stream.read(MAX_CONFIG_BYTES + 1)
-            size = len(data)
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    if size > MAX_CONFIG_BYTES:
-        raise UsageError(
-            f"config file {path} is too large ({size:,} bytes; the limit is {MAX_CONFIG_BYTES:,})"
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise UsageError(
-            f"{path}:{line}:{column}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
-        ) from None
-
-
-def load_yaml_file(path: Path) -> tuple[Any, dict[str, int]]:
-    """Parse a YAML file safely and within bounds; errors name the file and line.
-    Returns the data and the line of each key path."""
-    return parse_yaml(read_config_text(path), str(path))
-
-
 def load_run_config(path: Path | None) -> RunConfig:
     """Read ``path`` (or ``./labrunner.yaml`` when it exists) into a :class:`RunConfig`."""
     if path is None:
@@ -282,7 +80,7 @@ def load_run_config(path: Path | None) -> RunConfig:
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             raise UsageError(
-                f"{cfg.where(str(key))}: unknown key {_short(key)}{did_you_mean(str(key), TOP_LEVEL_KEYS)}; "
+                f"{cfg.where(str(key))}: unknown key {short_repr(key)}{did_you_mean(str(key), TOP_LEVEL_KEYS)}; "
                 f"expected one of {', '.join(TOP_LEVEL_KEYS)}"
             )
     for key, kind in (
@@ -308,7 +106,7 @@ def load_run_config(path: Path | None) -> RunConfig:
         where = cfg.where(f"report.{key}")
         if key not in REPORT_KEYS:
             raise UsageError(
-                f"{where}: unknown key 'report.{_one_line(key, 60)}'{did_you_mean(str(key), REPORT_KEYS)}"
+                f"{where}: unknown key 'report.{one_line(key, 60)}'{did_you_mean(str(key), REPORT_KEYS)}"
             )
         if key == "order":  # the labs' order in the report: a list of lab names
             cfg.report[key] = report_order(value, f"{where}: report.order")  # type: ignore[assignment]
@@ -322,7 +120,7 @@ def load_run_config(path: Path | None) -> RunConfig:
             values = {}
         if not isinstance(values, dict):
             raise UsageError(
-                f"{cfg.where(f'labs.{name}')}: labs.{_one_line(name, 60)} must be a mapping of settings"
+                f"{cfg.where(f'labs.{name}')}: labs.{one_line(name, 60)} must be a mapping of settings"
             )
         where = {str(key): cfg.where(f"labs.{name}.{key}") for key in values}
         cfg.labs[str(name)] = LayerValues(values, where)
@@ -350,7 +148,7 @@ def parse_set(items: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, st
     for item in items:
         key, sep, raw = item.partition("=")
         lab, dot, name = key.strip().partition(".")
-        shown = _short(item)
+        shown = short_repr(item)
         if not sep or not dot or not lab or not name or "." in name:
             raise UsageError(f"bad --set {shown}: expected LAB.KEY=VALUE, for example attention.trials=20")
         value = parse_yaml(raw, f"--set {shown}")[0] if raw.strip() else ""
@@ -359,7 +157,7 @@ def parse_set(items: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, st
         if lab == "report":
             if name not in REPORT_KEYS:
                 raise UsageError(
-                    f"--set {shown}: unknown key 'report.{_one_line(name, 60)}'{did_you_mean(name, REPORT_KEYS)}"
+                    f"--set {shown}: unknown key 'report.{one_line(name, 60)}'{did_you_mean(name, REPORT_KEYS)}"
                 )
             report[name] = report_order(value, f"--set {shown}") if name == "order" else str(value)  # type: ignore[assignment]
         else:
@@ -385,18 +183,18 @@ def check_not_empty(value: str | None, where: str, key: str) -> None:
 def check_seed(seed: int, where: str) -> None:
     """A seed is 0 to 2**64 - 1 (what torch.manual_seed takes)."""
     if seed < 0:
-        raise UsageError(f"{where} must be >= 0, got {_short(seed)}")
+        raise UsageError(f"{where} must be >= 0, got {short_repr(seed)}")
     if seed > MAX_SEED:
-        raise UsageError(f"{where} must be below 2**64 (torch's seed range), got {_short(seed)}")
+        raise UsageError(f"{where} must be below 2**64 (torch's seed range), got {short_repr(seed)}")
 
 
 def check_threads(threads: int, where: str) -> None:
     """Threads are 1 to the machine's CPU count."""
     if threads < 1:
-        raise UsageError(f"{where} must be >= 1, got {_short(threads)}")
+        raise UsageError(f"{where} must be >= 1, got {short_repr(threads)}")
     cpus = os.cpu_count()
     if cpus and threads > cpus:
-        raise UsageError(f"{where} is {_short(threads)}, more than this machine's {cpus} CPUs")
+        raise UsageError(f"{where} is {short_repr(threads)}, more than this machine's {cpus} CPUs")
 
 
 def check_out_dir(out: Path, where: str) -> None:
@@ -454,7 +252,7 @@ def check_set_labs(sets: dict[str, dict[str, Any]], selected: list[str]) -> None
         if lab not in selected:
             key = next(iter(values), "")
             raise UsageError(
-                f"--set {_one_line(f'{lab}.{key}', 60)}: lab {lab!r} is not selected in this run "
+                f"--set {one_line(f'{lab}.{key}', 60)}: lab {lab!r} is not selected in this run "
                 f"(selected: {', '.join(selected)}); name it on the command line or drop the --set"
             )
 
@@ -477,7 +275,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {_short(value, 40)}"
+    return f"{type(value).__name__} {short_repr(value, 40)}"
 
 
 def coerce(value: Any, tp: Any, where: str) -> Any:
@@ -558,7 +356,7 @@ def resolve_lab_config(
     its fields declare and the lab's own ``validate``."""
     if profile not in profile_names(lab):
         raise UsageError(
-            f"unknown profile {_short(profile)} for lab {lab.name!r}"
+            f"unknown profile {short_repr(profile)} for lab {lab.name!r}"
             f"{did_you_mean(profile, profile_names(lab))}; expected one of {', '.join(profile_names(lab))}"
         )
     types_ = config_types(lab.Config)
@@ -573,7 +371,7 @@ def resolve_lab_config(
             where = lines.get(key) or source
             if key not in types_:
                 raise UsageError(
-                    f"{where}: unknown key '{lab.name}.{_one_line(key, 60)}'{did_you_mean(str(key), types_)}"
+                    f"{where}: unknown key '{lab.name}.{one_line(key, 60)}'{did_you_mean(str(key), types_)}"
                 )
             values[key] = coerce(value, types_[key], f"{where}: {lab.name}.{key}")
             sources[key] = where
@@ -598,7 +396,7 @@ def check_bounds(lab: Lab, config: Any, sources: dict[str, str] | None = None) -
         for key, bound in bounds.items():
             if isinstance(bound, bool) or not isinstance(bound, (int, float)):
                 raise UsageError(
-                    f"lab {lab.name!r}: config field {f.name!r} declares {key}={_short(bound)}, "
+                    f"lab {lab.name!r}: config field {f.name!r} declares {key}={short_repr(bound)}, "
                     "which is not a number"
                 )
         if not bounds:
@@ -607,7 +405,9 @@ def check_bounds(lab: Lab, config: Any, sources: dict[str, str] | None = None) -
         for path, number in _numbers(getattr(config, f.name), f"{lab.name}.{f.name}"):
             for key, bound in bounds.items():
                 if math.isnan(number) or not _holds(number, BOUNDS[key], bound):
-                    raise UsageError(f"{where}: {path} must be {BOUNDS[key]} {bound}, got {_short(number)}")
+                    raise UsageError(
+                        f"{where}: {path} must be {BOUNDS[key]} {bound}, got {short_repr(number)}"
+                    )
 
 
 def _holds(number: float, op: str, bound: float) -> bool:
@@ -628,7 +428,7 @@ def _numbers(value: Any, path: str) -> collections.abc.Iterator[tuple[str, float
 
 def _invalid(lab: Lab, exc: Exception, sources: dict[str, str]) -> UsageError:
     """A lab's refusal as one line; ``"field: why"`` is shown with where ``field`` was set."""
-    message = _one_line(exc)
+    message = one_line(exc)
     key, colon, _ = message.partition(":")
     if colon and key.strip() in {f.name for f in dataclasses.fields(lab.Config)}:
         where = sources.get(key.strip(), f"default of lab {lab.name!r}")
