@@ -1,13 +1,6 @@
-"""Time the receptive-field calculator over every torchvision classification model, or
-check that the lab's answers do not change with the seed.
+"""Time the receptive-field calculator over every torchvision classification model.
 
     python benchmarks/bench_cnn_receptive.py [--size 224] [--threads 1] [--models a,b,...]
-    python benchmarks/bench_cnn_receptive.py --seeds 0-4 [--profile quick] [--threads 1]
-
-With ``--seeds`` the whole lab runs once per seed (in a temporary folder and cache) and the
-script prints every claim whose outcome differs between seeds (none, when the answers hold
-under any seed), then the spread of the effective-field figures over the seeds; it exits 1
-when a claim flips.
 
 Each model is built on the meta device (no weights are allocated: the calculator needs the
 geometry only), then traced with torch.fx and its fields computed. Building the model is
@@ -31,12 +24,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", default="", help="comma-separated names (default: all)")
-    parser.add_argument("--seeds", default="", help="run the lab for these seeds (0-4 or 0,3,7)")
-    parser.add_argument("--profile", default="quick", help="the lab's profile with --seeds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.seeds:
-        raise SystemExit(claims_over_seeds(parse_seeds(args.seeds), args.profile))
 
     from labrunner.labs.cnn_receptive.networks import build_model, classification_models
     from labrunner.labs.cnn_receptive.receptive import feature_output, receptive_fields, unsupported
@@ -75,47 +64,6 @@ def main() -> None:
         f"({1000 * calc_total / max(len(calc_times), 1):.0f} ms per model on average, "
         f"median {1000 * statistics.median(calc_times or [0.0]):.0f} ms), model building {build_total:.2f} s"
     )
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-4`` or ``0,3,7`` as a list of seeds."""
-    if "-" in text:
-        lo, hi = (int(v) for v in text.split("-", 1))
-        return list(range(lo, hi + 1))
-    return [int(v) for v in text.split(",") if v]
-
-
-def claims_over_seeds(seeds: list[int], profile: str) -> int:
-    """Run the lab once per seed; print the claims that flip and the spread of the effective
-    field's figures; return 1 if any claim flips, else 0."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from labrunner.testing import run_lab_in
-
-    outcomes: dict[str, dict[int, bool]] = {}
-    metrics: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["LABRUNNER_CACHE_DIR"] = str(Path(tmp) / "cache")
-        for seed in seeds:
-            t0 = time.perf_counter()
-            result = run_lab_in("cnn_receptive", Path(tmp) / f"seed{seed}", profile=profile, seed=seed)
-            print(f"seed {seed}: {result.status} in {time.perf_counter() - t0:.0f} s")
-            for ex in result.exercises:
-                for claim in ex.claims:
-                    outcomes.setdefault(claim.name, {})[seed] = claim.holds
-            for name, value in result.metrics.items():
-                if name.startswith("erf_") and isinstance(value, (int, float)):
-                    metrics.setdefault(name, []).append(float(value))
-    flips = {name: by_seed for name, by_seed in outcomes.items() if len(set(by_seed.values())) > 1}
-    print(f"\n{len(outcomes)} claims over seeds {seeds}: {len(flips)} differ between seeds")
-    for name, by_seed in flips.items():
-        print(f"  {name}: " + ", ".join(f"seed {s} {'holds' if v else 'fails'}" for s, v in by_seed.items()))
-    print("\neffective field over the seeds (median, min to max):")
-    for name, values in sorted(metrics.items()):
-        print(f"  {name:28s} {statistics.median(values):10.4g}  {min(values):.4g} to {max(values):.4g}")
-    return 1 if flips else 0
 
 
 if __name__ == "__main__":
