@@ -180,8 +180,14 @@ def check_not_empty(value: str | None, where: str, key: str) -> None:
         raise UsageError(f"{where} is empty; {_EXPECTED[key]}")
 
 
+def _check_integer(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):  # from Python callers
+        raise UsageError(f"{where} must be an integer, got {_describe(value)}")
+
+
 def check_seed(seed: int, where: str) -> None:
     """A seed is 0 to 2**64 - 1 (what torch.manual_seed takes)."""
+    _check_integer(seed, where)
     if seed < 0:
         raise UsageError(f"{where} must be >= 0, got {short_repr(seed)}")
     if seed > MAX_SEED:
@@ -190,6 +196,7 @@ def check_seed(seed: int, where: str) -> None:
 
 def check_threads(threads: int, where: str) -> None:
     """Threads are 1 to the machine's CPU count."""
+    _check_integer(threads, where)
     if threads < 1:
         raise UsageError(f"{where} must be >= 1, got {short_repr(threads)}")
     cpus = os.cpu_count()

@@ -256,6 +256,10 @@ def test_settings_check_the_options_for_every_caller(monkeypatch):
     plugins = load_plugins([TEST_PLUGINS])
     with pytest.raises(UsageError, match=r"--seed must be below 2\*\*64"):
         resolve_settings(plugins, ["counter"], RunConfig(), seed=2**64, check_device=False)
+    with pytest.raises(UsageError, match="--seed must be an integer, got str '3'"):
+        resolve_settings(plugins, ["counter"], RunConfig(), seed="3", check_device=False)
+    with pytest.raises(UsageError, match="--threads must be an integer, got float 1.5"):
+        resolve_settings(plugins, ["counter"], RunConfig(), threads=1.5, check_device=False)
     with pytest.raises(UsageError, match="--profile is empty"):
         resolve_settings(plugins, ["counter"], RunConfig(), profile="", check_device=False)
     with pytest.raises(UsageError, match="lab 'failing' is not selected"):
