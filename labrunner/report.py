@@ -35,6 +35,7 @@ from .runfolder import (  # noqa: F401
     _date,
     _meta,
     _read_json,
+    link_file,
     load_run,
     run_totals,
     summarize,
@@ -612,7 +613,8 @@ def render_html(run: RunData, out_dir: Path, template_dir: Path | None = None, p
 def render_markdown(
     run: RunData, out_dir: Path, template_dir: Path | None = None, plugins: Any = None
 ) -> Path:
-    """Write ``report.md`` and copy its figures to ``figures/<lab>/``."""
+    """Write ``report.md`` and give it its figures in ``figures/<lab>/`` (hard links to
+    the lab's own files; copies where linking fails)."""
     out_dir = Path(out_dir)
     view = build_view(run, plugins)
     figures = out_dir / "figures"
@@ -624,7 +626,7 @@ def render_markdown(
                 if record["kind"] == "figure" and record["figure"].path.is_file():
                     target = out_dir / record["figure"].md_path
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(record["figure"].path, target)
+                    link_file(record["figure"].path, target)
     path = out_dir / "report.md"
     _write(path, _render_template("report.md.j2", view, template_dir, html=False))
     return path

@@ -644,14 +644,23 @@ def link_tree(src: Path, dst: Path, *, skip: frozenset[str] = frozenset()) -> in
             source = here / name
             if name.startswith(".") or source.is_symlink() or (rel == Path(".") and name in skip):
                 continue
-            target = dst / rel / name
-            target.unlink(missing_ok=True)
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
-                copied += 1
+            copied += link_file(source, dst / rel / name)
     return copied
+
+
+def link_file(source: Path, target: Path) -> bool:
+    """Make ``target`` a hard link to ``source`` (replacing it), or a copy where linking
+    fails (another file system, no hard links); returns True when it copied. Files of a
+    run folder are only ever replaced whole (written to a temporary file and renamed),
+    never rewritten in place, so sharing them is safe."""
+    target = Path(target)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+        return True
+    return False
 
 
 def _earlier_result(out: Path, run_dir: Path, lab: str) -> tuple[Path, LabResult] | None:

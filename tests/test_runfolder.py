@@ -406,3 +406,12 @@ def test_report_md_escapes_raw_html_from_lab_text(tmp_path):
     assert "<script" not in text and "<img" not in text
     assert text.count("&lt;script>alert(1)&lt;/script>") >= 6 and text.count("&lt;img src=x") >= 6
     assert text.count("`<eos>`") == 6 and text.count("$x\\lt y$") == 6 and text.count("1 < 2") >= 6
+
+
+def test_report_md_links_its_figures_instead_of_copying(tmp_path):
+    from labrunner.report import render_report
+
+    run_dir = make_run(tmp_path, figures=2)
+    render_report(run_dir, formats=["md"])
+    for name in ("fig0.png", "fig1.png"):
+        assert os.path.samefile(run_dir / "figures" / "lab0" / name, run_dir / "lab0" / "figures" / name)
