@@ -644,6 +644,25 @@ def find_pdf_engine() -> str | None:
     return None
 
 
+#: The first Chromium that prints CSS @page margin boxes (the report's page header and footer).
+MARGIN_BOXES_SINCE = 131
+
+
+def margin_boxes_supported(version: str) -> bool:
+    """Whether a browser whose ``--version`` says ``version`` ("Chromium 156.0.8078.114")
+    prints @page margin boxes; True when the version cannot be read (assume a recent one)."""
+    found = re.search(r"(\d+)\.\d+\.\d+", version)
+    return found is None or int(found.group(1)) >= MARGIN_BOXES_SINCE
+
+
+def _engine_version(engine: str) -> str:
+    try:
+        proc = subprocess.run([engine, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout.strip()
+
+
 def render_pdf(html_path: Path, pdf_path: Path, engine: str | None = None, timeout: float = 120) -> Path:
     """Print ``html_path`` to ``pdf_path`` with headless Chromium; raises UsageError
     (saying what to install) when no engine is available or printing fails."""
@@ -667,8 +686,9 @@ def render_pdf(html_path: Path, pdf_path: Path, engine: str | None = None, timeo
             "--no-default-browser-check",
             f"--user-data-dir={profile}",
             # Chromium's own header and footer show the file's path; the report's CSS
-            # @page margin boxes print the title, the student and page numbers instead.
-            "--no-pdf-header-footer",
+            # @page margin boxes print the title, the student and page numbers instead
+            # (Chromium 131 and later; an older one keeps its own, with page numbers).
+            *(["--no-pdf-header-footer"] if margin_boxes_supported(_engine_version(engine)) else []),
             f"--print-to-pdf={tmp}",
             Path(html_path).resolve().as_uri(),
         ]

@@ -771,6 +771,15 @@ def test_configuration_is_a_compact_appendix(tmp_path):
     assert "`steps` = 3 · `model.hidden` = 64 · `model.layers` = [1, 2]" in md
 
 
+def test_older_chromium_keeps_its_own_page_numbers():
+    from labrunner.report import margin_boxes_supported
+
+    assert margin_boxes_supported("Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)")
+    assert margin_boxes_supported("Google Chrome 131.0.6778.85")
+    assert not margin_boxes_supported("Chromium 130.0.6723.91")
+    assert margin_boxes_supported("")  # unknown: assume a recent browser
+
+
 def test_printed_pages_carry_title_student_and_page_numbers(tmp_path):
     run_dir = make_run(tmp_path, report={"title": 'Hw 2 "</style><script>x</script>', "author": "Ada"})
     render_report(run_dir, formats=["html"])
