@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEST_PLUGINS, run_subprocess
+from conftest import TEST_PLUGINS
 
 from labrunner.configfile import MAX_CONFIG_BYTES
 
@@ -132,25 +133,24 @@ def test_out_unwritable(workdir, tmp_path):
     locked.chmod(0o555)
     try:
         before = snapshot(workdir, tmp_path / "cache")
-        proc = run_subprocess_as(
-            prefix, "-m", "labrunner", "run", "counter", "--plugins-dir", str(TEST_PLUGINS),
-            "--out", "locked/runs", cwd=workdir,
-        )  # fmt: skip
+        args = [
+            "-m",
+            "labrunner",
+            "run",
+            "counter",
+            "--plugins-dir",
+            str(TEST_PLUGINS),
+            "--out",
+            "locked/runs",
+        ]
+        proc = subprocess.run(
+            [*prefix, sys.executable, *args], capture_output=True, text=True, cwd=workdir, timeout=120
+        )
         assert snapshot(workdir, tmp_path / "cache") == before
     finally:
         locked.chmod(0o755)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == ["labrunner: error: --out locked/runs: locked is not writable"]
-
-
-def run_subprocess_as(prefix: list[str], *args: str, cwd: Path):
-    if not prefix:
-        return run_subprocess(*args, cwd=cwd)
-    import subprocess
-
-    return subprocess.run(
-        [*prefix, sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
 
 
 def test_empty_profile(refused):
