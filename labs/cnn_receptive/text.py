@@ -210,21 +210,23 @@ intervals below are its central 95 %.
 {% endfor %}
 
 {% if claims.erf_smaller_than_box_alexnet and claims.erf_smaller_than_box_resnet18 %}
-In both networks pixels near the centre of the box reach the unit through many paths and
-pixels near its border through few, so the border contributes little.
+In both networks the gradient thins out towards the border of the box: Luo et al. (2016)
+explain it by the number of paths, many from pixels near the centre of the box, few from
+pixels near its border.
 {% endif %}
 {% if claims.erf_share_alexnet_larger %}
 The shallow AlexNet, whose few layers have large kernels and strides, uses a larger share of
 its field than the deeper ResNet-18: its 95 % square is {{ stats[0].share | pct }} of its $r$
 against {{ stats[1].share | pct }}, {{ (100 * diff.value) | fmt }} points more (95 % interval
-{{ (100 * diff.lo) | fmt }} to {{ (100 * diff.hi) | fmt }}). This is what Luo et al. (2016)
-predict: $r$ grows linearly with depth, the effective field only like its square root.
+{{ (100 * diff.lo) | fmt }} to {{ (100 * diff.hi) | fmt }}). This agrees with Luo et al. (2016),
+for whom $r$ grows linearly with depth and the effective field only like its square root,
+although the two networks differ in more than depth (kernels, strides, residual connections).
 {% elif claims.erf_share_resnet18_larger %}
 ResNet-18 uses a larger share of its field than AlexNet: its 95 % square is
 {{ stats[1].share | pct }} of its $r$ against {{ stats[0].share | pct }},
 {{ (-100 * diff.value) | fmt }} points more (95 % interval {{ (-100 * diff.hi) | fmt }} to
-{{ (-100 * diff.lo) | fmt }}), against the square-root growth Luo et al. (2016) predict for
-deeper networks.
+{{ (-100 * diff.lo) | fmt }}), unlike what the square-root growth of Luo et al. (2016) leads
+one to expect of the deeper network.
 {% else %}
 The shares of their fields that AlexNet and ResNet-18 use ({{ stats[0].share | pct }} and
 {{ stats[1].share | pct }} of $r$) cannot be told apart by this measurement: their difference,
@@ -296,7 +298,7 @@ Mismatches: {{ mismatches | join(", ") }}.
 {% if one_field %}The field is {{ widest.r }} pixels{% else %}The fields range from
 {{ narrowest.r }} pixels ({{ narrowest.name }}) to {{ widest.r }} pixels ({{ widest.name }}){% endif %}{% if claims["rf_exceeds_image_" ~ widest.name] %},
 more than the 224-pixel image: the theoretical field of a deep network outgrows its input{% if claims.erf_smaller_than_box_resnet18 %},
-while its effective field stays smaller (exercise 3 measures it for ResNet-18){% endif %}{% endif %}.
+while the effective field that exercise 3 measures for ResNet-18 is smaller than its $r${% endif %}{% endif %}.
 {% if survey %}
 
 Of the {{ survey.total }} torchvision classification models, the calculator follows the whole
