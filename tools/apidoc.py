@@ -100,7 +100,6 @@ def unwrap_fixture(obj: Any) -> Callable[..., Any]:
 
 
 def render() -> str:
-    sys.path.insert(0, str(ROOT))
     import labrunner
     from labrunner import context, lab, testing
 
@@ -140,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when out of date")
     args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:  # run from a checkout that is not installed
+        sys.path.insert(0, str(ROOT))
     text = render()
     if args.check:
         if not PAGE.is_file() or PAGE.read_text(encoding="utf-8") != text:
