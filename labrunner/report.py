@@ -555,6 +555,7 @@ def _cached_environment(template_dir: str | None, html: bool) -> Any:
         check_value=format_check_value,
         nonfinite_reason=nonfinite_reason,
         css_string=css_string,
+        breakable=breakable,
         duration=format_duration,
         points=format_points,
         slug=slug,
@@ -565,6 +566,15 @@ def _cached_environment(template_dir: str | None, html: bool) -> Any:
     )
     env.tests["nonfinite"] = is_nonfinite
     return env
+
+
+def breakable(name: Any) -> Any:
+    """An identifier for HTML that may wrap after each ``_`` and ``.`` (``<wbr>``), not
+    inside a word: long metric and setting names in narrow columns."""
+    from markupsafe import Markup, escape
+
+    text = str(escape(str(name)))
+    return Markup(re.sub(r"([_.])(?=.)", r"\1<wbr>", text))
 
 
 def css_string(text: Any) -> Any:

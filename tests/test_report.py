@@ -724,7 +724,7 @@ def test_exercises_show_the_measurements_they_use_and_the_rest_go_to_the_appendi
 
     def measurements(result):
         ex = result.exercises[0]
-        ex.metrics.update({"erf_ratio": 0.44, "unused_nan": "nan", "named_in_claim": 2.5})
+        ex.metrics.update({"erf_ratio": 0.44, "unused_undefined": "nan", "named_in_claim": 2.5})
         ex.claims = [Claim("much_smaller", True, "ERF is much smaller", evidence="`named_in_claim` = 2.5")]
         ex.checks.append(Check("erf below half", True, expected="≤ 0.5", actual=0.44))
         ex.checks.append(Check("layers that differ", True, expected=[], actual=[]))
@@ -738,21 +738,21 @@ def test_exercises_show_the_measurements_they_use_and_the_rest_go_to_the_appendi
     used = used[: used.index("</table>")]
     for name in ("total", "erf_ratio", "named_in_claim"):  # the check's actual, a check's value, a claim
         assert f"<code>{name}</code>" in used
-    for name in ("tiny", "unused_nan"):
+    for name in ("tiny", "unused_undefined"):
         assert name not in exercise
     assert "2 more measurements of this exercise" in exercise
     appendix = html[html.index('id="lab-lab0-measurements"') :]
     appendix = appendix[: appendix.index("</details>")]
     assert appendix.startswith('id="lab-lab0-measurements"') and "<summary>All measurements" in appendix
-    for name in ("total", "tiny", "erf_ratio", "unused_nan", "named_in_claim", "lab_only"):
-        assert f"<code>{name}</code>" in appendix
+    for name in ("total", "tiny", "erf_ratio", "unused_undefined", "named_in_claim", "lab_only"):
+        assert f"<code>{name.replace('_', '_<wbr>')}</code>" in appendix  # may wrap after "_"
     assert ">nan<" not in html and ">inf<" not in html  # non-finite values are "—" with the reason
     assert '>—</span> <span class="na-reason">(not a number' in appendix
     assert '<p class="table-note">— : infinite.</p>' in exercise  # the table says why once
     layers = exercise[exercise.index("layers that differ") :]
     assert "<td>none</td>" in layers and 'none <span class="message">(no item differs)</span>' in layers
     md = (run_dir / "report.md").read_text()
-    assert "| `unused_nan` | — (not a number" in md and "none (no item differs)" in md
+    assert "| `unused_undefined` | — (not a number" in md and "none (no item differs)" in md
     assert "<summary>All measurements of this lab (6)</summary>" in md
 
 
@@ -763,9 +763,9 @@ def test_configuration_is_a_compact_appendix(tmp_path):
     html = (run_dir / "report.html").read_text()
     appendix = html[html.index('id="environment"') :]
     assert appendix.count('<dl class="config-list">') == 1  # lab0 only: the others have no config
-    for row in ("<code>steps</code></dt><dd>3</dd>", "<code>model.hidden</code></dt><dd>64</dd>"):
+    for row in ("<code>steps</code></dt><dd>3</dd>", "<code>model.<wbr>hidden</code></dt><dd>64</dd>"):
         assert row in appendix
-    assert "<code>model.layers</code></dt><dd>[1, 2]</dd>" in appendix
+    assert "<code>model.<wbr>layers</code></dt><dd>[1, 2]</dd>" in appendix
     assert '<details class="config-yaml screen-only">' in appendix  # the raw YAML, on screen only
     md = (run_dir / "report.md").read_text()
     assert "`steps` = 3 · `model.hidden` = 64 · `model.layers` = [1, 2]" in md
