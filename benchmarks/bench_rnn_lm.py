@@ -1,33 +1,53 @@
-"""Training speed of the rnn_lm lab against a plain PyTorch loop, side by side.
+"""The rnn_lm lab's trainer against a plain PyTorch loop, and its claims over seeds.
 
-    python benchmarks/bench_rnn_lm.py                  # the quick profile's model (E 32, H 128)
-    python benchmarks/bench_rnn_lm.py --hidden 1024 --embedding 128 --tokens 20000   # the assignment's
+    python benchmarks/bench_rnn_lm.py speed                  # the quick profile's model (E 32, H 128), CPU
+    python benchmarks/bench_rnn_lm.py speed --embedding 128 --hidden 1024 --tokens 200000 \\
+        --device cuda --precision fp32,bf16                  # the assignment's size on a GPU
+    python benchmarks/bench_rnn_lm.py claims RUN_DIR [RUN_DIR ...]   # e.g. one run folder per seed
 
-Prints tokens/s of (a) the plain loop in the assignment's code shape, (b) the lab's
-teacher-forced trainer (target ratio b/a >= 0.95), (c) the lab's free-running trainer
-and (d) a naive free-running loop (nn.LSTMCell step by step with autograd), with the cost
-per token of (c) and (d) relative to teacher forcing (target for (c): <= 1.5).
-Each variant runs ``--repeats`` times in alternation; the best run counts.
+``speed`` times, in alternation and ``--repeats`` times each after a warm-up round:
+(a) the plain loop in the assignment's code shape (fp32), (b) the lab's teacher-forced
+trainer in each ``--precision``, (c) the lab's free-running trainer and (d) a naive
+free-running loop (nn.LSTMCell step by step with autograd). It prints tokens/s as median
+and interquartile range, the ratios to the plain loop, and the validation perplexity each
+teacher-forced variant reached after the same steps (equal within noise is the goal).
+
+``claims`` reads the rnn_lm result of each run folder and prints every claim whose outcome
+differs between them (the answers must not flip with the seed), then a count per claim.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from labrunner.labs.rnn_lm import corpus as C
 from labrunner.labs.rnn_lm import model as M
+from labrunner.labs.rnn_lm import training as T
 from torch import nn
 
 
-def plain_loop(model: M.LSTMLanguageModel, ids: torch.Tensor, seq: int, lr: float = 0.002) -> float:
-    """The assignment's training loop, one epoch; returns tokens/s."""
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loop(
+    model: M.LSTMLanguageModel, ids: torch.Tensor, seq: int, lr: float = 0.002
+) -> tuple[float, int]:
+    """The assignment's training loop, one epoch; returns (seconds, tokens)."""
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    b = ids.shape[0]
-    states = (torch.zeros(1, b, model.lstm.hidden_size), torch.zeros(1, b, model.lstm.hidden_size))
-    tokens, tic = 0, time.perf_counter()
+    b, hidden, device = ids.shape[0], model.lstm.hidden_size, ids.device
+    states = (torch.zeros(1, b, hidden, device=device), torch.zeros(1, b, hidden, device=device))
+    tokens = 0
+    sync(device)
+    tic = time.perf_counter()
     for i in range(0, ids.size(1) - seq, seq):
         inputs, targets = ids[:, i : i + seq], ids[:, (i + 1) : (i + 1) + seq]
         states = [s.detach() for s in states]
@@ -38,18 +58,24 @@ def plain_loop(model: M.LSTMLanguageModel, ids: torch.Tensor, seq: int, lr: floa
         nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         optimizer.step()
         tokens += inputs.numel()
-    return tokens / (time.perf_counter() - tic)
+    sync(device)
+    return time.perf_counter() - tic, tokens
 
 
-def naive_free_running(model: M.LSTMLanguageModel, ids: torch.Tensor, seq: int, lr: float = 0.002) -> float:
+def naive_free_running(
+    model: M.LSTMLanguageModel, ids: torch.Tensor, seq: int, lr: float = 0.002
+) -> tuple[float, int]:
     """Free running as usually written: an LSTMCell step by step, argmax fed back, autograd on."""
-    cell = nn.LSTMCell(model.embed.embedding_dim, model.lstm.hidden_size)
+    device = ids.device
+    cell = nn.LSTMCell(model.embed.embedding_dim, model.lstm.hidden_size).to(device)
     cell.weight_ih, cell.weight_hh = model.lstm.weight_ih_l0, model.lstm.weight_hh_l0
     cell.bias_ih, cell.bias_hh = model.lstm.bias_ih_l0, model.lstm.bias_hh_l0
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    b = ids.shape[0]
-    h, c = torch.zeros(b, model.lstm.hidden_size), torch.zeros(b, model.lstm.hidden_size)
-    tokens, tic = 0, time.perf_counter()
+    b, hidden = ids.shape[0], model.lstm.hidden_size
+    h, c = torch.zeros(b, hidden, device=device), torch.zeros(b, hidden, device=device)
+    tokens = 0
+    sync(device)
+    tic = time.perf_counter()
     for i in range(0, ids.size(1) - seq, seq):
         h, c = h.detach(), c.detach()
         inp, losses = ids[:, i], []
@@ -64,60 +90,126 @@ def naive_free_running(model: M.LSTMLanguageModel, ids: torch.Tensor, seq: int, 
         nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         optimizer.step()
         tokens += b * seq
-    return tokens / (time.perf_counter() - tic)
+    sync(device)
+    return time.perf_counter() - tic, tokens
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--embedding", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--vocab", type=int, default=200)
-    parser.add_argument("--tokens", type=int, default=40000)
-    parser.add_argument("--batch", type=int, default=20)
-    parser.add_argument("--seq", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = parser.parse_args()
+def speed(args: argparse.Namespace) -> None:
+    from labrunner.labs.rnn_lm.stats import interleaved_timing
+
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     corpus = C.synthetic_corpus(0, args.tokens, args.vocab)
-    ids = M.batchify(corpus.train, args.batch)
-    valid = M.batchify(corpus.valid, args.batch)
+    ids = M.batchify(corpus.train, args.batch, device)
+    valid = M.batchify(corpus.valid, args.batch, device)
     vocab = len(corpus.dictionary)
+    models: dict[str, M.LSTMLanguageModel] = {}
 
-    def fresh() -> M.LSTMLanguageModel:
+    def fresh(name: str) -> M.LSTMLanguageModel:
         torch.manual_seed(0)
-        return M.LSTMLanguageModel(vocab, args.embedding, args.hidden)
+        models[name] = M.LSTMLanguageModel(vocab, args.embedding, args.hidden).to(device)
+        return models[name]
 
-    def lab(mode: str) -> float:
-        cfg = M.TrainConfig(epochs=1, batch_size=args.batch, seq_len=args.seq, mode=mode)
-        return M.train_model(fresh(), ids, valid, cfg).tokens_per_s
+    def lab(name: str, mode: str, precision: str):
+        def run() -> tuple[float, int]:
+            cfg = T.TrainConfig(
+                epochs=1,
+                batch_size=args.batch,
+                seq_len=args.seq,
+                mode=mode,
+                evals_per_epoch=0,
+                precision=precision,
+            )
+            hist = T.train_model(fresh(name), ids, None, cfg)
+            return hist.train_seconds, hist.train_tokens
 
-    runs = {
-        "plain loop (assignment)": lambda: plain_loop(fresh(), ids, args.seq),
-        "lab trainer, teacher forcing": lambda: lab("teacher"),
-        "lab trainer, free running": lambda: lab("free"),
-        "naive free running (LSTMCell)": lambda: naive_free_running(fresh(), ids, args.seq),
-    }
-    best = dict.fromkeys(runs, 0.0)
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            best[name] = max(best[name], fn())
+        return run
+
+    runs = {"plain loop (assignment), fp32": lambda: plain_loop(fresh("plain"), ids, args.seq)}
+    scored = {"plain loop (assignment), fp32": "plain"}  # teacher-forced variants: same steps, same data
+    for precision in args.precision.split(","):
+        label = f"lab trainer, teacher forcing, {precision}"
+        runs[label] = lab(f"lab {precision}", "teacher", precision)
+        scored[label] = f"lab {precision}"
+    runs["lab trainer, free running, fp32"] = lab("free", "free", "fp32")
+    if not args.skip_naive:
+        runs["naive free running (LSTMCell), fp32"] = lambda: naive_free_running(
+            fresh("naive"), ids, args.seq
+        )
+    timing = interleaved_timing(runs, args.repeats)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
     print(
         f"model E={args.embedding} H={args.hidden} V={vocab}, batch {args.batch} x seq {args.seq}, "
-        f"{ids.numel()} tokens, {torch.get_num_threads()} threads, best of {args.repeats}"
+        f"{ids.numel()} tokens per epoch, {name}; {args.repeats} interleaved repeats after a warm-up"
     )
-    for name, tps in best.items():
-        print(f"  {name:32s} {tps:10.0f} tokens/s")
-    tf = best["lab trainer, teacher forcing"]
-    print(
-        f"lab / plain loop (teacher forcing):          {tf / best['plain loop (assignment)']:.3f}  (target >= 0.95)"
+    plain = timing["plain loop (assignment), fp32"]
+    for label, t in timing.items():
+        lo, hi = t.quartiles
+        line = f"  {label:40s} {1 / t.median:10.0f} tokens/s (IQR {1 / hi:.0f}-{1 / lo:.0f})"
+        line += f"   x{plain.median / t.median:.2f} of the plain loop"
+        if label in scored:
+            line += (
+                f", valid ppl after one epoch {T.evaluate_ppl(models[scored[label]], valid, args.seq):.2f}"
+            )
+        print(line)
+
+
+def claims(args: argparse.Namespace) -> int:
+    outcomes: dict[str, dict[str, bool]] = {}
+    for run in args.runs:
+        path = Path(run) / "rnn_lm" / "result.json"
+        if not path.is_file():
+            print(f"{run}: no rnn_lm/result.json", file=sys.stderr)
+            return 2
+        data = json.loads(path.read_text(encoding="utf-8"))
+        label = f"seed {data.get('seed')}" if data.get("seed") is not None else str(run)
+        for ex in data.get("exercises", []):
+            for claim in ex.get("claims", []):
+                outcomes.setdefault(claim["name"], {})[label] = claim["holds"]
+    labels = {label for o in outcomes.values() for label in o}
+    missing = {n: sorted(labels - set(o)) for n, o in outcomes.items() if set(o) != labels}
+    flips = {n: o for n, o in outcomes.items() if len(set(o.values())) > 1}
+    print(f"{len(outcomes)} claims over {len(args.runs)} runs; {len(flips)} differ between runs")
+    for name, o in flips.items():
+        held = [k for k, v in o.items() if v]
+        print(f"  {name}: holds in {len(held)} of {len(o)} ({', '.join(held) or 'none'})")
+    for name, absent in missing.items():
+        print(f"  {name}: not recorded in {', '.join(absent)}")
+    steady = {n: statistics.mode(o.values()) for n, o in outcomes.items() if n not in flips}
+    print("the same in every run: " + ", ".join(f"{n}={'yes' if v else 'no'}" for n, v in steady.items()))
+    return 1 if flips else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sp = sub.add_parser("speed", help="the lab's trainer against a plain loop")
+    sp.add_argument("--embedding", type=int, default=32)
+    sp.add_argument("--hidden", type=int, default=128)
+    sp.add_argument("--vocab", type=int, default=200)
+    sp.add_argument("--tokens", type=int, default=40000)
+    sp.add_argument("--batch", type=int, default=20)
+    sp.add_argument("--seq", type=int, default=30)
+    sp.add_argument("--repeats", type=int, default=5)
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument(
+        "--precision", default="fp32,bf16", help="comma-separated precisions of the lab's trainer"
     )
-    print(
-        f"free running cost per token, lab:            {tf / best['lab trainer, free running']:.2f}x (target <= 1.5)"
-    )
-    print(f"free running cost per token, naive loop:     {tf / best['naive free running (LSTMCell)']:.2f}x")
+    sp.add_argument("--skip-naive", action="store_true", help="leave out the slow step-by-step loop")
+    sp.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    cp = sub.add_parser("claims", help="claims whose outcome differs between runs")
+    cp.add_argument("runs", nargs="+", help="run folders (each holding rnn_lm/result.json)")
+    args = parser.parse_args()
+    if args.command == "speed":
+        speed(args)
+        return 0
+    return claims(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -33,75 +33,45 @@ class RnnLmConfig:
     download: bool = True
     #: The synthetic corpus: training tokens (valid and test get a tenth each), vocabulary
     #: size, Zipf exponent of the word frequencies, chance a sentence ends after a noun/verb/adverb.
-    synthetic_tokens: int = 40000
-    synthetic_vocab: int = 200
-    synthetic_zipf: float = 1.1
-    synthetic_end_prob: float = 0.25
+    synthetic_tokens: int = field(default=40000, metadata={"min": 1})
+    synthetic_vocab: int = field(default=200, metadata={"min": 52})
+    synthetic_zipf: float = field(default=1.1, metadata={"above": 0.0})
+    synthetic_end_prob: float = field(default=0.25, metadata={"above": 0.0, "below": 1.0})
     #: The model and its training (the assignment's values).
-    embedding_dim: int = 128
-    hidden_size: int = 1024
-    lr: float = 0.002
-    clip: float = 0.5
-    batch_size: int = 20
-    seq_len: int = 30
-    epochs: int = 5
+    embedding_dim: int = field(default=128, metadata={"min": 1})
+    hidden_size: int = field(default=1024, metadata={"min": 1})
+    lr: float = field(default=0.002, metadata={"above": 0.0})
+    clip: float = field(default=0.5, metadata={"above": 0.0})
+    batch_size: int = field(default=20, metadata={"min": 1})
+    seq_len: int = field(default=30, metadata={"min": 1})
+    epochs: int = field(default=5, metadata={"min": 1})
     #: Validation perplexity is measured this many times per epoch (for the learning curves).
-    evals_per_epoch: int = 1
+    evals_per_epoch: int = field(default=1, metadata={"min": 1})
     #: fp32, or autocast of the forward pass to bf16 or fp16 (fp16 needs CUDA; it gets a gradient scaler).
     precision: str = "fp32"
     #: Q2.1: truncated BPTT with a window of this many segments against one segment, for this
     #: many epochs; full BPTT over the whole epoch too when its memory for backward (predicted
     #: from the two) stays under full_bptt_max_mb.
-    bptt_window: int = 4
-    detach_epochs: int = 1
-    full_bptt_max_mb: float = 1024.0
+    bptt_window: int = field(default=4, metadata={"min": 2})
+    detach_epochs: int = field(default=1, metadata={"min": 1})
+    full_bptt_max_mb: float = field(default=1024.0, metadata={"above": 0.0})
     #: Timing comparisons (Q2.1, Q2.4): repeats of each variant, interleaved, each over this
     #: many windows of bptt_window segments.
-    timing_repeats: int = 5
-    timing_windows: int = 2
+    timing_repeats: int = field(default=5, metadata={"min": 1})
+    timing_windows: int = field(default=2, metadata={"min": 1})
     #: Q2.2: sequences per decoding method, tokens per sequence, and the truncated samplers.
-    sample_count: int = 20
-    sample_tokens: int = 60
-    temperature: float = 0.7
-    top_k: int = 10
-    top_p: float = 0.9
+    sample_count: int = field(default=20, metadata={"min": 1})
+    sample_tokens: int = field(default=60, metadata={"min": 1})
+    temperature: float = field(default=0.7, metadata={"above": 0.0})
+    top_k: int = field(default=10, metadata={"min": 1})
+    top_p: float = field(default=0.9, metadata={"above": 0.0, "max": 1.0})
     #: Q2.3 and Q2.5: the word pair, neighbours listed, words in the PCA figure, random vector
     #: pairs for the baseline distance distribution, seeds compared.
     distance_words: tuple[str, str] = ("army", "taxpayer")
-    neighbours: int = 5
-    pca_words: int = 60
-    random_pairs: int = 10000
-    distance_seeds: int = 3
-
-    def __post_init__(self) -> None:
-        for name in (
-            "synthetic_tokens",
-            "embedding_dim",
-            "hidden_size",
-            "batch_size",
-            "seq_len",
-            "epochs",
-            "evals_per_epoch",
-            "detach_epochs",
-            "timing_repeats",
-            "timing_windows",
-            "sample_count",
-            "sample_tokens",
-            "neighbours",
-            "random_pairs",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if len(self.distance_words) != 2:
-            raise ValueError(f"distance_words must name two words, got {len(self.distance_words)}")
-        if self.bptt_window < 2:
-            raise ValueError(
-                f"bptt_window must be at least 2 (a window of several segments), got {self.bptt_window}"
-            )
-        if self.distance_seeds < 1:
-            raise ValueError(f"distance_seeds must be at least 1, got {self.distance_seeds}")
+    neighbours: int = field(default=5, metadata={"min": 1})
+    pca_words: int = field(default=60, metadata={"min": 2})
+    random_pairs: int = field(default=10000, metadata={"min": 2})
+    distance_seeds: int = field(default=3, metadata={"min": 1})
 
 
 class RnnLmLab(labrunner.Lab):
@@ -129,9 +99,22 @@ class RnnLmLab(labrunner.Lab):
             "timing_repeats": 3,
             "distance_seeds": 2,
         },
-        "quick": {"embedding_dim": 32, "hidden_size": 128, "epochs": 3, "evals_per_epoch": 2},
+        "quick": {
+            "embedding_dim": 32,
+            "hidden_size": 128,
+            "epochs": 3,
+            "evals_per_epoch": 2,
+            "distance_seeds": 5,
+        },
         "full": {"corpus": "ptb", "top_k": 40, "pca_words": 100},
     }
+
+    def validate(self, config: RnnLmConfig) -> None:
+        """Settings the bounds on single fields cannot express."""
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"precision: must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+        if len(config.distance_words) != 2:
+            raise ValueError(f"distance_words: must name two words, got {len(config.distance_words)}")
 
     def run(self, ctx: labrunner.LabContext[RnnLmConfig]) -> None:
         from .experiment import run_experiment

@@ -236,9 +236,10 @@ def still_improving(ex, name: str, hist: History, label: str) -> bool:
     )
 
 
-def first_step_below(hist: History, level: float) -> tuple[int, float] | None:
-    """The first (step, seconds) at which validation perplexity was below ``level``."""
-    for step, sec, p in zip(hist.steps, hist.seconds, hist.valid_ppl, strict=True):
-        if p < level:
+def first_step_below(hist: History, baseline_rows: list[float]) -> tuple[int, float] | None:
+    """The first (step, seconds) at which the validation cross-entropy was measurably below
+    the baseline's (paired over the validation rows, as the claims decide)."""
+    for step, sec, rows in zip(hist.steps, hist.seconds, hist.valid_row_nll, strict=True):
+        if paired(rows, baseline_rows).below:
             return step, sec
     return None

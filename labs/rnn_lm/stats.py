@@ -113,6 +113,8 @@ class Timing:
 
     def text(self, scale: float = 1e6) -> str:
         """``12.3 (11.9–12.8)``: the median and the interquartile range, times ``scale``."""
+        if len(self.samples) == 1:
+            return f"{self.median * scale:.3g} (one run)"
         lo, hi = self.quartiles
         return f"{self.median * scale:.3g} ({lo * scale:.3g}–{hi * scale:.3g})"
 

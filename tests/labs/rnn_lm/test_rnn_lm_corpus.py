@@ -91,6 +91,7 @@ def test_grammar_rows_are_distributions_and_words_are_disjoint():
     assert {"army", "taxpayer", "N", C.EOS} <= set(words)
 
 
+@pytest.mark.slow
 def test_entropy_rate_matches_an_empirical_estimate():
     g = C.make_grammar(150, 1.1, 0.25)
     tokens = C.generate(g, 200_000, np.random.default_rng(1))

@@ -148,6 +148,7 @@ def test_bf16_smoke_run_on_the_cpu(run_lab):
     assert result.metrics["valid_ppl"] < result.metrics["unigram_ppl"] * 2
 
 
+@pytest.mark.slow
 def test_fp16_on_the_cpu_is_a_clear_error(run_lab):
     result = run_lab(RnnLmLab(), precision="fp16")
     assert result.status == "error"
@@ -158,10 +159,11 @@ def test_unknown_precision_is_a_config_error():
     from labrunner.config import resolve_lab_config
     from labrunner.errors import UsageError
 
-    with pytest.raises(UsageError, match="precision must be one of fp32, bf16, fp16"):
+    with pytest.raises(UsageError, match=r"--set: rnn_lm\.precision: must be one of fp32, bf16, fp16"):
         resolve_lab_config(RnnLmLab(), "smoke", [("--set", {"precision": "fp8"})])
-    with pytest.raises(UsageError, match="epochs must be at least 1"):
-        resolve_lab_config(RnnLmLab(), "smoke", [("--set", {"epochs": 0})])
+    for key, value, bound in (("epochs", 0, ">= 1"), ("bptt_window", 1, ">= 2"), ("top_p", 1.5, "<= 1.0")):
+        with pytest.raises(UsageError, match=f"rnn_lm.{key} must be {bound}"):
+            resolve_lab_config(RnnLmLab(), "smoke", [("--set", {key: value})])
 
 
 @pytest.mark.slow
