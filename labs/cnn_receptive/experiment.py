@@ -412,8 +412,15 @@ def boxes_on_a_real_image(
                 (r0, r1), (c0, c1) = f.centre_box
                 ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, lw=1.6,
                                        ec=colours(i / max(len(layers) - 1, 1)), label=f"{f.name}: r = {f.rf[0]}"))  # fmt: skip
-            ax.set_xlim(-0.5 - 0.1 * size, size - 0.5 + 0.1 * size)
-            ax.set_ylim(size - 0.5 + 0.1 * size, -0.5 - 0.1 * size)
+            if table is x_table:  # the corner unit of the last layer: part of its box is padding
+                (r0, r1), (c0, c1) = layers[-1].unit_box((0, 0))
+                ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, lw=1.6, ls="--",
+                                       ec="red", label=f"{layers[-1].name}, corner unit"))  # fmt: skip
+            # room around the image for the padding the boxes reach into
+            lo = min(-0.5 - 0.1 * size, *(p.get_x() - 4 for p in ax.patches))
+            hi = max(size - 0.5 + 0.1 * size, *(p.get_x() + p.get_width() + 4 for p in ax.patches))
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(hi, lo)
             ax.set_title(f"{label}, input {size} x {size}", fontsize=11)
             ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
         fig.tight_layout()
@@ -429,63 +436,62 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
     with ctx.exercise("5. More networks", question=text.Q5) as ex:
         rows, mismatches, results = [], [], []
         models = ["alexnet", *[m for m in cfg.models if m != "alexnet"]]
-        bar = ctx.progress(total=len(models), desc="models")
-        for name in models:
-            bar.update(0, model=name, step="input size")
-            model = build_model(name, meta=True)
-            fields = receptive_fields(model, 224)
-            final = feature_output(fields)
-            size = verification_size(model, tick=lambda n: bar.update(0, size=n))
-            vfields = receptive_fields(model, size) if size != 224 else fields
-            vfinal = feature_output(vfields)
-            bar.update(0, step="gradient check")
-            measured = gradient_boxes(model, (size, size), [vfinal])
-            bad = [vfinal.name] if measured[vfinal.name] != vfinal.centre_box_clipped else []
-            checked = 1
-            if cfg.verify_all_layers:  # every layer, at input 224 (one backward pass per layer)
-                layers = [f for f in fields if f.known and f.kind != "input"]
-                with ctx.progress(total=len(layers), desc=f"layers of {name}") as bar:
-                    at_224 = gradient_boxes(model, (224, 224), layers, tick=bar.update)
-                bad += [f"{f.name}@224" for f in layers if at_224[f.name] != f.centre_box_clipped]
-                checked += len(layers)
-            mismatches += [f"{name}:{b}" for b in bad]
-            published = PUBLISHED_RF.get(name)
-            rows.append(
-                {
-                    "model": name,
-                    "final layer": final.name,
-                    "n (224)": pair(final.size),
-                    "j": pair(final.jump),
-                    "r": pair(final.rf),
-                    "published r": published if published is not None else "",
-                    "verified at": size,
-                    "layers verified": checked,
-                    "computed box": box_1based(vfinal.centre_box_clipped),
-                    "gradient box": box_1based(measured[vfinal.name]),
-                    "equal": "yes" if not bad else f"NO ({len(bad)})",
-                }
-            )
-            results.append(
-                {
-                    "name": name,
-                    "r": final.rf[0],
-                    "j": final.jump[0],
-                    "size": size,
-                    "layers_checked": f"{checked} layer" + ("s" if checked > 1 else ""),
-                }  # fmt: skip
-            )
-            ex.metric(f"rf_{name}", final.rf[0])
-            if published is not None:
-                ex.check_equal(f"{name}_published_rf", final.rf[0], published)
-            bar.update(1)
-            ex.claim(f"rf_exceeds_image_{name}", final.rf[0] > 224, evidence=f"r = {final.rf[0]}",
-                     statement=f"The final receptive field of {name} is wider than the 224-pixel image.",
-                     baseline="the image width, 224 pixels")  # fmt: skip
-            ex.claim(f"whole_box_verified_{name}", vfinal.centre_box_clipped == vfinal.centre_box,
-                     statement=f"The gradient check of {name} tests both edges of the centre unit's whole box.",
-                     evidence=f"at input {size}: box {box_1based(vfinal.centre_box)}",
-                     baseline=f"the image, pixels 1..{size}")  # fmt: skip
-        bar.close()
+        with ctx.progress(total=len(models), desc="models") as bar:
+            for name in models:
+                bar.update(0, model=name, step="input size")
+                model = build_model(name, meta=True)
+                fields = receptive_fields(model, 224)
+                final = feature_output(fields)
+                size = verification_size(model, tick=lambda n: bar.update(0, size=n))
+                vfields = receptive_fields(model, size) if size != 224 else fields
+                vfinal = feature_output(vfields)
+                bar.update(0, step="gradient check")
+                measured = gradient_boxes(model, (size, size), [vfinal])
+                bad = [vfinal.name] if measured[vfinal.name] != vfinal.centre_box_clipped else []
+                checked = 1
+                if cfg.verify_all_layers:  # every layer, at input 224 (one backward pass per layer)
+                    layers = [f for f in fields if f.known and f.kind != "input"]
+                    with ctx.progress(total=len(layers), desc=f"layers of {name}") as bar:
+                        at_224 = gradient_boxes(model, (224, 224), layers, tick=bar.update)
+                    bad += [f"{f.name}@224" for f in layers if at_224[f.name] != f.centre_box_clipped]
+                    checked += len(layers)
+                mismatches += [f"{name}:{b}" for b in bad]
+                published = PUBLISHED_RF.get(name)
+                rows.append(
+                    {
+                        "model": name,
+                        "final layer": final.name,
+                        "n (224)": pair(final.size),
+                        "j": pair(final.jump),
+                        "r": pair(final.rf),
+                        "published r": published if published is not None else "",
+                        "verified at": size,
+                        "layers verified": checked,
+                        "computed box": box_1based(vfinal.centre_box_clipped),
+                        "gradient box": box_1based(measured[vfinal.name]),
+                        "equal": "yes" if not bad else f"NO ({len(bad)})",
+                    }
+                )
+                results.append(
+                    {
+                        "name": name,
+                        "r": final.rf[0],
+                        "j": final.jump[0],
+                        "size": size,
+                        "layers_checked": f"{checked} layer" + ("s" if checked > 1 else ""),
+                    }  # fmt: skip
+                )
+                ex.metric(f"rf_{name}", final.rf[0])
+                if published is not None:
+                    ex.check_equal(f"{name}_published_rf", final.rf[0], published)
+                bar.update(1)
+                ex.claim(f"rf_exceeds_image_{name}", final.rf[0] > 224, evidence=f"r = {final.rf[0]}",
+                         statement=f"The final receptive field of {name} is wider than the 224-pixel image.",
+                         baseline="the image width, 224 pixels")  # fmt: skip
+                ex.claim(f"whole_box_verified_{name}", vfinal.centre_box_clipped == vfinal.centre_box,
+                         statement=f"The gradient check of {name} tests both edges of the centre unit's whole box.",
+                         evidence=f"at input {size}: box {box_1based(vfinal.centre_box)}",
+                         baseline=f"the image, pixels 1..{size}")  # fmt: skip
         ex.table(rows, caption="Final receptive field of each network (input 224) and its gradient check.")
         ex.check_equal("computed_equals_gradient_all_models", mismatches, [], points=3)
         ex.claim("computed_equals_gradient_all_models", not mismatches,

@@ -257,7 +257,8 @@ Draw the receptive-field boxes of each layer on a real image.
 
 FIG_CAPTION = (
     "The centre unit's receptive field of each layer on Grace Hopper's photo (matplotlib's "
-    "sample image): left the assignment's network at 227 x 227, right torchvision's AlexNet."
+    "sample image): left the assignment's network at 227 x 227, right torchvision's AlexNet, "
+    "with the box of the last layer's corner unit (red, dashed), part of which lies in the padding."
 )
 
 A4 = """
