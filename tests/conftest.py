@@ -103,6 +103,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+# --------------------------------------------------------------------------- `from conftest import`
+
+_THIS = sys.modules[__name__]
+
+
+def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
+    """Keep ``conftest`` naming this module: a conftest.py in a sub-folder of tests/ is
+    imported under the same module name and would replace it for the test modules that
+    write ``from conftest import TEST_PLUGINS`` (pytest still holds the other one's fixtures)."""
+    if getattr(plugin, "__name__", None) == "conftest" and plugin is not _THIS:
+        sys.modules["conftest"] = _THIS
+
+
 # --------------------------------------------------------------------------- fixtures
 
 
