@@ -251,3 +251,31 @@ def test_pages_carry_title_student_and_page_numbers(printed):
         assert "Assignment 2" in page and "Ada · 12345" in page, number
         assert f"Page {number} of {len(pages)}" in page, number
         assert "file://" not in page  # not Chromium's own footer with the file's path
+
+
+def test_a_real_lab_prints_whole(tmp_path):
+    """The attention lab (smoke profile, real answers full of formulas and tables), run and
+    printed: every cell and formula in the PDF, nothing overflows, each page numbered."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "LABRUNNER_PLUGINS"}
+    env["LABRUNNER_CACHE_DIR"] = str(tmp_path / "cache")
+    out = tmp_path / "reports"
+    command = [sys.executable, "-m", "labrunner", "run", "attention", "--profile", "smoke"]
+    command += ["--threads", "1", "--out", str(out), "--author", "Ada"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    run_dir = (out / "latest").resolve()
+    render_report(run_dir, formats=["html", "pdf"])
+    leaves = Leaves()
+    leaves.feed((run_dir / "report.html").read_text(encoding="utf-8"))
+    pages = pdf_pages(run_dir / "report.pdf")
+    text = squash("".join(pages))
+    assert len(leaves.formulas) > 20 and len(leaves.cells) > 20
+    missing = [cell for cell in leaves.cells if not all(squash(word) in text for word in cell.split())]
+    assert not missing, missing[:10]
+    cut = [leaf for formula in leaves.formulas for leaf in formula if squash(leaf) not in text]
+    assert not cut, cut[:10]
+    assert overflows(run_dir / "report.html") == []
+    assert all(f"Page {n} of {len(pages)}" in page and "Ada" in page for n, page in enumerate(pages, 1))
