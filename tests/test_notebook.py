@@ -8,8 +8,11 @@ outputs the kernel produced.
 from __future__ import annotations
 
 import html
+import os
+import queue
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,48 @@ def test_the_example_notebook_runs_in_a_real_kernel(tmp_path, monkeypatch):
     assert printed[-1].endswith("submission.zip")
     assert (work / "submission.zip").is_file()
     assert (work / "reports" / "latest" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_interrupting_the_kernel_stops_the_run_and_keeps_finished_labs(tmp_path):
+    """The notebook's interrupt button (SIGINT to the kernel) stops labrunner.run as Ctrl-C
+    does: the lab that finished is kept and the run says it was interrupted."""
+    from conftest import TEST_PLUGINS
+    from jupyter_client.manager import start_new_kernel
+
+    env = {**os.environ, "LABRUNNER_CACHE_DIR": str(tmp_path / "cache"), "LABRUNNER_PLUGINS": "core_labs"}
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
+    try:
+        # failing finishes at once; counter then sleeps 5 s a step: interrupt it while it runs
+        code = (
+            "import labrunner\n"
+            f"run = labrunner.run(['failing', 'counter'], profile='smoke', plugins_dir=[{str(TEST_PLUGINS)!r}],"
+            " settings={'counter.sleep_s': 5.0, 'counter.steps': 20})\n"
+        )
+        msg_id = client.execute(code)
+        seen = ""
+        deadline = time.monotonic() + 300
+        while "counter: running" not in seen and time.monotonic() < deadline:
+            try:
+                content = client.get_iopub_msg(timeout=5).get("content", {})
+            except queue.Empty:
+                continue
+            seen += content.get("text", "") + str(content.get("data", {}).get("text/plain", ""))
+        assert "counter: running" in seen, seen[-2000:]
+        time.sleep(1.0)
+        manager.interrupt_kernel()
+        reply = client.get_shell_msg(timeout=120)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = client.get_shell_msg(timeout=120)
+        assert reply["content"]["status"] == "ok", reply["content"]  # no KeyboardInterrupt traceback
+
+        printed: list[str] = []
+        client.execute_interactive(
+            "print(run.interrupted, run.status, run.exit_status, run.labs['failing'].status)",
+            timeout=60,
+            output_hook=lambda msg: printed.append(msg["content"].get("text", "")),
+        )
+        assert "".join(printed).split() == ["True", "interrupted", "130", "failed"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
