@@ -422,6 +422,8 @@ class LabResult:
 
     ``origin`` says where a result shown in a run came from when the lab did not run in it:
     ``{"kind": "cache" | "earlier run", "run": <run folder name>, "finished": <when>}``.
+    ``part`` and ``order`` are the lab's place in the assignment (``Lab.part``, ``Lab.order``),
+    saved so that a report rendered later keeps the assignment's order.
     """
 
     lab: str
@@ -442,6 +444,8 @@ class LabResult:
     exercises: list[Exercise] = field(default_factory=list)
     error: dict[str, Any] | None = None
     origin: dict[str, str] | None = None
+    part: str = ""
+    order: float | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -486,7 +490,11 @@ class LabResult:
             exercises=[Exercise.from_json(ex, _where(at, i)) for i, ex in enumerate(exercises)],
             error=_error_from_json(d, where),
             origin=_origin_from_json(d, where),
-            **{k: field_of(d, k, where, str, "") for k in ("started", "finished", "profile", "cache_key")},
+            order=_order_from_json(d, where),
+            **{
+                k: field_of(d, k, where, str, "")
+                for k in ("started", "finished", "profile", "cache_key", "part")
+            },
             device=field_of(d, "device", where, str, "cpu"),
         )
 
@@ -501,6 +509,15 @@ class LabResult:
             return cls.from_json(data)
         except RunFileError as exc:
             raise RunFileError(f"{path}: {exc}") from None
+
+
+def _order_from_json(d: dict[str, Any], where: str) -> float | None:
+    order = d.get("order")
+    if order is None:
+        return None
+    if isinstance(order, bool) or not isinstance(order, (int, float)) or not math.isfinite(order):
+        raise RunFileError(f"{_where(where, 'order')}: expected a finite number or null, got {short(order)}")
+    return order
 
 
 def _error_from_json(d: dict[str, Any], where: str) -> dict[str, Any] | None:

@@ -104,6 +104,8 @@ def run_lab(
         cache_key=key,
         config=cfg_dict,
         started=now_iso(),
+        part=lab.part,
+        order=lab.order,
     )
     root = cache_root()
     ctx = LabContext(
@@ -364,6 +366,8 @@ def _run_in_worker(
         started=started,
         finished=now_iso(),
         duration_s=round(time.perf_counter() - start, 3),
+        part=lab.part,
+        order=lab.order,
     )
     if interrupted:
         result.status = "interrupted"

@@ -150,3 +150,34 @@ def test_plain_progress_lines(tmp_path):
     assert lines[0] == "steps ..."
     assert "steps: 10/20" in lines
     assert lines[-1].startswith("steps: done in")
+
+
+def test_part_and_order_are_saved_and_checked():
+    from labrunner.results import LabResult, RunFileError
+
+    result = LabResult(lab="a", title="A", version="1", part="Problem 2", order=20)
+    again = LabResult.from_json(result.to_json())
+    assert (again.part, again.order) == ("Problem 2", 20)
+    assert LabResult.from_json({k: v for k, v in result.to_json().items() if k != "order"}).order is None
+    for bad in ("20", True, float("inf")):
+        with pytest.raises(RunFileError, match="order"):
+            LabResult.from_json({**result.to_json(), "order": bad})
+
+
+def test_a_report_rendered_later_keeps_the_saved_order(tmp_path):
+    """No plugins at render time: the order saved in each result decides."""
+    from runfolders import make_run
+
+    from labrunner.report import render_report
+    from labrunner.results import LabResult
+
+    run_dir = make_run(tmp_path, labs=2)
+    for name, order in (("lab0", 30), ("lab1", 10)):
+        path = run_dir / name / "result.json"
+        result = LabResult.load(path)
+        result.order, result.part = order, f"Problem {order // 10}"
+        result.save(path)
+    render_report(run_dir, formats=["html"])
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert html.index('id="lab-lab1"') < html.index('id="lab-lab0"')
+    assert "Problem 1" in html and "Problem 3" in html
