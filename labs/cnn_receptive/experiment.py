@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from labrunner import LabContext  # noqa: E402
+from labrunner import ExerciseRecorder, LabContext  # noqa: E402
 
 from . import ReceptiveConfig, text  # noqa: E402
 from .erf import ERF_NETWORKS, bootstrap, erf_figure, measure_effective_field, share_difference, statistics  # noqa: E402
@@ -313,7 +313,7 @@ def verify_and_measure_effective_field(
 
 
 def effective_fields(
-    ctx: LabContext[ReceptiveConfig], ex: Any, gen: torch.Generator
+    ctx: LabContext[ReceptiveConfig], ex: ExerciseRecorder, gen: torch.Generator
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Measure the effective field of each network (Luo et al., 2016) and record its figure,
     table, metrics and claims; returns the statistics of each, and the difference of their
@@ -478,7 +478,8 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
                         "r": final.rf[0],
                         "j": final.jump[0],
                         "size": size,
-                        "layers_checked": f"{checked} layer" + ("s" if checked > 1 else ""),
+                        "layers_checked": "the final layer"
+                        + (f" and {checked - 1} layers at input 224" if checked > 1 else ""),
                     }  # fmt: skip
                 )
                 ex.metric(f"rf_{name}", final.rf[0])

@@ -288,7 +288,7 @@ field of a residual addition or a concatenation is the union of its inputs' fiel
   larger than the 224-pixel image it classifies{% endif %}. Verified at input {{ m.size }}{% if claims["whole_box_verified_" ~ m.name] %},
   where the centre unit's whole box lies inside the image, so the check tests both of its
   edges{% else %}, where the box is still larger than the image{% endif %};
-  {{ m.layers_checked }} checked.
+  checked: {{ m.layers_checked }}.
 {% endfor %}
 
 {% if claims.computed_equals_gradient_all_models %}

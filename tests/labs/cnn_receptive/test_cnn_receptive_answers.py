@@ -46,7 +46,7 @@ def values(units_inside=0, dead=0.5, trained_all=False, survey=True):
     for s in stats:
         s["trained"] = trained_all
     results = [
-        {"name": m, "r": r, "j": 32, "size": size, "layers_checked": "1 layer"}
+        {"name": m, "r": r, "j": 32, "size": size, "layers_checked": "the final layer"}
         for m, r, size in zip(MODELS, (195, 212, 435), (256, 224, 480), strict=True)
     ]
     return {
