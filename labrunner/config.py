@@ -29,7 +29,21 @@ DEFAULT_OUT = "reports"
 MAX_SEED = 2**64 - 1
 #: Field metadata a lab's Config may declare: ``field(default=8, metadata={"min": 1})``.
 BOUNDS = {"min": ">=", "max": "<=", "above": ">", "below": "<"}
-TOP_LEVEL_KEYS = ("profile", "seed", "device", "deterministic", "threads", "out", "report", "labs")
+TOP_LEVEL_KEYS = (
+    "profile",
+    "seed",
+    "seeds",
+    "device",
+    "deterministic",
+    "threads",
+    "out",
+    "report",
+    "executor",
+    "executor_options",
+    "labs",
+)
+#: Most seeds one sweep may run.
+MAX_SEEDS = 1000
 REPORT_KEYS = ("title", "course", "author", "student_id", "institution", "order")
 
 
@@ -44,6 +58,10 @@ class RunConfig:
     threads: int | None = None
     out: str | None = None
     report: dict[str, str] = field(default_factory=dict)
+    #: ``seeds:`` (a sweep), ``executor:`` and ``executor_options:``.
+    seeds: list[int] | None = None
+    executor: str | None = None
+    executor_options: dict[str, Any] = field(default_factory=dict)
     labs: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
     #: The line of each key path in the file (``seed``, ``labs.attention.trials``).
@@ -90,6 +108,7 @@ def load_run_config(path: Path | None) -> RunConfig:
         ("deterministic", bool),
         ("threads", int),
         ("out", str),
+        ("executor", str),
     ):
         if key in data and data[key] is not None:
             setattr(cfg, key, coerce(data[key], kind, f"{cfg.where(key)}: {key}"))
@@ -99,6 +118,18 @@ def load_run_config(path: Path | None) -> RunConfig:
         check_seed(cfg.seed, f"{cfg.where('seed')}: seed")
     if cfg.threads is not None:
         check_threads(cfg.threads, f"{cfg.where('threads')}: threads")
+    if data.get("seeds") is not None:
+        cfg.seeds = parse_seeds(data["seeds"], f"{cfg.where('seeds')}: seeds")
+    options = data.get("executor_options") or {}
+    if not isinstance(options, dict):
+        raise UsageError(f"{cfg.where('executor_options')}: executor_options must be a mapping of KEY: VALUE")
+    for key, value in options.items():
+        if not isinstance(key, str) or isinstance(value, (dict,)) or value is None:
+            raise UsageError(
+                f"{cfg.where(f'executor_options.{key}')}: executor_options.{one_line(key, 60)} "
+                "must be a plain value (or a list, for setup)"
+            )
+        cfg.executor_options[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
     report = data.get("report") or {}
     if not isinstance(report, dict):
         raise UsageError(f"{cfg.where('report')}: report must be a mapping")
@@ -192,6 +223,42 @@ def check_seed(seed: int, where: str) -> None:
         raise UsageError(f"{where} must be >= 0, got {short_repr(seed)}")
     if seed > MAX_SEED:
         raise UsageError(f"{where} must be below 2**64 (torch's seed range), got {short_repr(seed)}")
+
+
+def parse_seeds(value: Any, where: str = "--seeds") -> list[int]:
+    """A seed sweep: ``0-4``, ``0,2,5``, a mix (``0-2,7``), or a list of seeds; each seed
+    once, in the order given."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if isinstance(value, str):
+        items: list[Any] = []
+        for part in value.split(","):
+            part = part.strip()
+            first, dash, last = part.partition("-")
+            if dash and first.strip().isdigit() and last.strip().isdigit():
+                low, high = int(first), int(last)
+                if high < low or high - low >= MAX_SEEDS:
+                    raise UsageError(
+                        f"{where}: {part!r} is not a range of at most {MAX_SEEDS} seeds, low-high"
+                    )
+                items += range(low, high + 1)
+            elif part.isdigit():
+                items.append(int(part))
+            else:
+                raise UsageError(f"{where}: {one_line(part, 40)!r} is not a seed; expected e.g. 0-4 or 0,2,5")
+        value = items
+    if not isinstance(value, list) or not value:
+        raise UsageError(f"{where}: expected seeds such as 0-4, 0,2,5 or a list [0, 1, 2]")
+    seeds: list[int] = []
+    for i, seed in enumerate(value):
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UsageError(f"{where}[{i}]: expected a whole number, got {_describe(seed)}")
+        check_seed(seed, where)
+        if seed not in seeds:
+            seeds.append(seed)
+    if len(seeds) > MAX_SEEDS:
+        raise UsageError(f"{where}: at most {MAX_SEEDS} seeds, got {len(seeds)}")
+    return seeds
 
 
 def check_threads(threads: int, where: str) -> None:
@@ -475,6 +542,16 @@ class RunSettings:
     lab_timeout: float | None = None
     #: ``--plugins-dir`` folders, which a worker needs to find its lab again.
     plugins_dirs: list[str] = field(default_factory=list)
+    #: ``--executor``: where lab jobs run (``local``, ``slurm``, or a plugin's).
+    executor: str = "local"
+    #: ``--jobs``: lab jobs at a time (``None``: ``auto``, what the cores and GPUs allow).
+    jobs: int | None = 1
+    #: ``--executor-option KEY=VALUE`` over ``executor_options:`` of the config file.
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    #: ``--seeds``: a sweep, each lab once per seed (``None``: one run with ``seed``).
+    seeds: list[int] | None = None
+    #: ``--detach``: submit the jobs and return.
+    detach: bool = False
 
     def resolved_config(self) -> dict[str, Any]:
         """The settings in the config file's shape, with every lab's resolved config."""
@@ -501,6 +578,11 @@ class RunSettings:
             "labs": [lab.name for lab in self.labs],
             "isolation": self.isolation,
             "lab_timeout": self.lab_timeout,
+            "executor": self.executor,
+            "jobs": self.jobs,
+            "executor_options": dict(self.executor_options),
+            "seeds": list(self.seeds) if self.seeds else None,
+            "detach": self.detach,
         }
 
 
@@ -525,11 +607,17 @@ def resolve_settings(
     isolation: str = "process",
     lab_timeout: float | None = None,
     plugins_dirs: list[str] | None = None,
+    executor: str | None = None,
+    jobs: int | str | None = 1,
+    executor_options: dict[str, Any] | None = None,
+    seeds: Any = None,
+    detach: bool = False,
 ) -> RunSettings:
     """Resolve and validate everything a run needs; raises UsageError, writes nothing."""
     from .devices import check_device_syntax, resolve_device
 
     sets = sets or {}
+    seed_option = seed
     check_run_options(
         file_cfg, profile=profile, device=device, seed=seed, threads=threads, out=out, writes=check_device
     )
@@ -559,6 +647,35 @@ def resolve_settings(
         raise UsageError(f"--lab-timeout must be a positive number of seconds, got {lab_timeout}")
     if lab_timeout is not None and isolation == "none":
         raise UsageError("--lab-timeout needs --isolation process (a lab in this process cannot be stopped)")
+    from .executors import check_executor, parse_jobs
+
+    executor = executor or file_cfg.executor or "local"
+    check_executor(executor, plugins.executors() if hasattr(plugins, "executors") else {"local": None})
+    jobs = parse_jobs(jobs)
+    options = {**file_cfg.executor_options, **(executor_options or {})}
+    if executor == "slurm":
+        from .slurm import slurm_parameters
+
+        slurm_parameters(options)  # an unknown or malformed option is refused before anything runs
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--executor slurm needs submitit: pip install 'labrunner[slurm]' (or pip install submitit)"
+            ) from None
+    elif options:
+        raise UsageError(f"--executor-option {next(iter(options))}: the {executor} executor takes no options")
+    seed_list = parse_seeds(seeds) if seeds is not None else file_cfg.seeds
+    if seed_list is not None and seeds is not None and seed_option is not None:
+        raise UsageError("--seed and --seeds: give one seed or a sweep, not both")
+    if seed_list is not None:
+        seed = seed_list[0]
+    if executor != "local" and isolation == "none":
+        raise UsageError(f"--executor {executor} runs labs as jobs; it needs --isolation process")
+    if (jobs != 1 or (seed_list and len(seed_list) > 1)) and isolation == "none":
+        raise UsageError("--jobs and --seeds run labs in worker processes; they need --isolation process")
+    if detach and executor == "local":
+        raise UsageError("--detach needs an executor whose jobs outlive this process (--executor slurm)")
     return RunSettings(
         labs=labs,
         configs=configs,
@@ -575,4 +692,9 @@ def resolve_settings(
         isolation=isolation,
         lab_timeout=lab_timeout,
         plugins_dirs=[str(Path(p).resolve()) for p in plugins_dirs or []],
+        executor=executor,
+        jobs=jobs,
+        executor_options=options,
+        seeds=seed_list if seed_list and len(seed_list) > 1 else None,
+        detach=detach,
     )

@@ -42,6 +42,18 @@ def register_report_formats(register: Callable[[str, Callable[..., Path], str], 
     """
 
 
+@hookspec
+def register_executors(register: Callable[..., None]) -> None:
+    """Register executors (where lab jobs run) with ``register(name, build, description)``.
+
+    ``build(context)`` receives a ``labrunner.executors.ExecutorContext`` (run folder,
+    ``--executor-option`` values, number of jobs, ``--jobs``) and returns an object with
+    the methods of ``labrunner.executors.Executor`` (``run``, ``cancel``, ``submit``,
+    ``close``). Selected with ``labrunner run --executor NAME``; the built-in ``local``
+    and ``slurm`` are registered through the same ``register``.
+    """
+
+
 # ---------------------------------------------------------------------------------------
 # Observing a run
 # ---------------------------------------------------------------------------------------

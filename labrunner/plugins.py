@@ -238,6 +238,35 @@ class Plugins:
         self._call("register_report_formats", register=register)
         return formats
 
+    def executors(self) -> dict[str, Any]:
+        """The executors: the built-in ``local`` and ``slurm``, then those plugins
+        registered (``register_executors``); name -> ``labrunner.executors.ExecutorInfo``.
+        A plugin may not replace a built-in one."""
+        from .executors import ExecutorInfo, builtin_executors
+
+        found: dict[str, ExecutorInfo] = {}
+        plugin = "labrunner"
+
+        def register(name: str, build: Callable[..., Any], description: str = "") -> None:
+            if not isinstance(name, str) or not name.isidentifier():
+                self.warn(f"plugin {plugin!r}: executor name {name!r} is not a plain name; skipped")
+            elif name in found:
+                self.warn(
+                    f"plugin {plugin!r}: executor {name!r} is already registered by {found[name].plugin!r}"
+                )
+            else:
+                found[name] = ExecutorInfo(name, build, description, plugin)
+
+        builtin_executors(register)
+        caller = self.pm.hook.register_executors
+        for impl in reversed(caller.get_hookimpls()):
+            plugin = impl.plugin_name
+            try:
+                _call_with(impl.function, register=register)
+            except Exception as exc:
+                self.warn(f"plugin {plugin!r}: hook register_executors raised {describe_exception(exc)}")
+        return found
+
 
 def _print_warning(message: str) -> None:
     print(f"labrunner: warning: {message}", file=sys.stderr)

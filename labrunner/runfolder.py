@@ -75,7 +75,8 @@ __all__ = [
     "summarize",
 ]
 
-RUN_STATUSES = ("running", "finished", "interrupted")
+#: ``submitted``: ``run --detach`` submitted the labs as jobs that have not all ended yet.
+RUN_STATUSES = ("running", "finished", "interrupted", "submitted")
 #: Fields of run.json's ``settings`` whose type every reader relies on (others pass through).
 _SETTINGS_FIELDS: dict[str, tuple[type, bool]] = {
     "profile": (str, False),
@@ -452,6 +453,9 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
             labs.append(
                 LabResult(lab=name, title=entry.title or name, version="", status="not run", origin=origin)
             )
+        elif run_info.status == "submitted":  # its job has not ended: listed as still running
+            origin = {"kind": "still running", "run": run_dir.name}
+            labs.append(LabResult(lab=name, title=name, version="", status="not run", origin=origin))
         else:
             missing.append(name)
     config_path = run_dir / "config.yaml"

@@ -1,0 +1,332 @@
+"""Executors: where lab jobs run.
+
+An executor takes lab job specs (:data:`labrunner.worker.SPEC_KEYS`) and runs each with
+:func:`labrunner.worker.run_lab_job` somewhere: ``local`` in worker processes on this
+machine, ``slurm`` as jobs on a SLURM cluster (:mod:`.slurm`). The runner keeps the run
+folder, run.json, the cache and the hooks; an executor only runs jobs and tells how each
+ended (a :class:`~labrunner.worker.WorkerOutcome`).
+
+Executors are registered through the ``register_executors(register)`` hook, the built-in
+ones exactly like a plugin's (see docs/plugins.md), so Ray or dask-jobqueue can be added
+without touching the core. :meth:`Executor.run` is called from several threads at once,
+one per lab job running, up to :attr:`Executor.slots` of them.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError, did_you_mean
+from .progress import Bar, Reporter
+
+#: Executor names a run accepts when no plugin adds more.
+BUILTIN_EXECUTORS = ("local", "slurm")
+
+
+@dataclass
+class ExecutorContext:
+    """What an executor is built with."""
+
+    run_dir: Path
+    #: ``--executor-option`` values and ``executor_options:`` of the config file.
+    options: dict[str, Any]
+    #: Lab jobs this run has to run (labs times seeds, cached ones left out).
+    jobs: int
+    #: ``--jobs``: how many at a time (``None``: the executor's own choice).
+    parallel: int | None
+    #: ``--lab-timeout`` seconds, or None.
+    lab_timeout: float | None = None
+    #: The run's device, and the CUDA GPUs this machine has (0 without CUDA).
+    device: str = "cpu"
+    gpus: int = 0
+
+
+class Executor:
+    """The interface every executor implements."""
+
+    name = ""
+    #: How many lab jobs run at the same time.
+    slots = 1
+    #: Whether ``--detach`` works (the jobs outlive this process).
+    detachable = False
+
+    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+        """Run one lab job and wait for its end; returns a WorkerOutcome. ``bar`` is the
+        lab's progress bar in the parent (an executor may show the job's state there)."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop every job still running (Ctrl-C); their ``run`` calls then return."""
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``--detach``: submit one job and return what identifies it (``{"job_id": ...}``)."""
+        raise UsageError(f"--detach needs an executor whose jobs outlive this process, not {self.name!r}")
+
+    def close(self) -> None:
+        """Release what the executor holds (called once, at the end of the run)."""
+
+
+class SerialReporter(Reporter):
+    """The run's reporter shared by the threads that follow lab jobs at the same time:
+    every call reaches the wrapped reporter under one lock."""
+
+    def __init__(self, inner: Reporter) -> None:
+        super().__init__(inner.stream, inner.verbosity)
+        self.inner = inner
+        self._lock = threading.RLock()
+
+    def log(self, message: str, level: str = "info") -> None:
+        with self._lock:
+            self.inner.log(message, level)
+
+    def lab_running(self, name: str) -> None:
+        with self._lock:
+            self.inner.lab_running(name)
+
+    def _open(self, bar: Bar) -> int:
+        with self._lock:
+            return self.inner._open(bar)
+
+    def _update(self, bar: Bar) -> None:
+        with self._lock:
+            self.inner._update(bar)
+
+    def _close(self, bar: Bar) -> None:
+        with self._lock:
+            self.inner._close(bar)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.inner.stop()
+
+
+# --------------------------------------------------------------------------- local
+
+
+class LocalExecutor(Executor):
+    """Lab jobs in fresh worker processes on this machine, ``slots`` at a time."""
+
+    name = "local"
+
+    def __init__(self, slots: int, lab_timeout: float | None = None) -> None:
+        self.slots = max(1, slots)
+        self.lab_timeout = lab_timeout
+        self._running: dict[int, Any] = {}  # id -> StartedWorker
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+        from .worker import LocalWorker, WorkerOutcome, start_worker
+
+        if self._cancelled.is_set():
+            return WorkerOutcome(interrupted=True)
+        worker = start_worker()
+        with self._lock:
+            self._running[id(worker)] = worker
+        try:
+            if self._cancelled.is_set():  # Ctrl-C while it started
+                self._interrupt(worker)
+            outcome = LocalWorker(reporter, self.lab_timeout).run(spec, worker)
+        finally:
+            with self._lock:
+                self._running.pop(id(worker), None)
+        if self._cancelled.is_set():
+            outcome.interrupted = True
+        return outcome
+
+    def cancel(self) -> None:
+        """SIGINT to every worker: each saves its lab as interrupted and ends (workers are
+        in their own process group, so the terminal's Ctrl-C reaches only the parent)."""
+        self._cancelled.set()
+        with self._lock:
+            workers = list(self._running.values())
+        for worker in workers:
+            self._interrupt(worker)
+        killer = threading.Timer(_grace_s(), self._kill_left)
+        killer.daemon = True
+        killer.start()
+
+    def _interrupt(self, worker: Any) -> None:
+        from .worker import _signal_group
+
+        _signal_group(worker.process, signal.SIGINT)
+
+    def _kill_left(self) -> None:
+        from .worker import KILL, _signal_group
+
+        with self._lock:
+            workers = list(self._running.values())
+        for worker in workers:
+            _signal_group(worker.process, KILL)
+
+
+def _grace_s() -> float:
+    from .worker import INTERRUPT_GRACE_S
+
+    return INTERRUPT_GRACE_S
+
+
+def local_slots(parallel: int | None, jobs: int, device: str, gpus: int) -> int:
+    """``--jobs N`` for the local executor; ``None`` (``auto``): what the cores allow, and
+    at most one lab per GPU when the labs run on CUDA."""
+    if parallel is None:
+        parallel = os.cpu_count() or 1
+        if device.startswith("cuda"):
+            parallel = min(parallel, max(1, gpus))
+    return max(1, min(parallel, max(1, jobs)))
+
+
+class DevicePool:
+    """CUDA devices handed to labs running in parallel, one lab per GPU (round robin over
+    the free ones); without CUDA every lab gets the run's device."""
+
+    def __init__(self, device: str, gpus: int, device_requested: str = "auto") -> None:
+        self.device = device
+        self._free: queue.Queue[str] | None = None
+        if device.startswith("cuda") and ":" not in device_requested and gpus > 1:
+            self._free = queue.Queue()
+            for index in range(gpus):
+                self._free.put(f"cuda:{index}")
+
+    def take(self) -> str:
+        return self.device if self._free is None else self._free.get()
+
+    def give(self, device: str) -> None:
+        if self._free is not None:
+            self._free.put(device)
+
+
+def fair_threads(threads: int | None, slots: int) -> int | None:
+    """Torch CPU threads for each of ``slots`` labs running at once: ``--threads`` when
+    given, else a fair share of the cores (``None``, torch's own choice, for one lab)."""
+    if threads is not None or slots <= 1:
+        return threads
+    return max(1, (os.cpu_count() or 1) // slots)
+
+
+# --------------------------------------------------------------------------- slurm
+
+
+class SlurmJobsExecutor(Executor):
+    """Each lab job a SLURM job (submitit); all of them are submitted at once, and SLURM
+    decides when each runs. The job's state is shown beside the lab's bar."""
+
+    name = "slurm"
+    detachable = True
+
+    def __init__(self, context: ExecutorContext) -> None:
+        from .slurm import SlurmExecutor
+
+        self.slurm = SlurmExecutor(context.run_dir / ".slurm", context.options)
+        self.slots = max(1, context.parallel or context.jobs)
+        self._jobs: list[Any] = []
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+        from .worker import WorkerOutcome
+
+        if self._cancelled.is_set():
+            return WorkerOutcome(interrupted=True)
+        job = self.slurm.submit(spec)
+        with self._lock:
+            self._jobs.append(job)
+        reporter.log(f"{spec['lab']} (seed {spec['seed']}): SLURM job {job.job_id} submitted")
+
+        def on_state(j: Any) -> None:
+            if bar is not None:
+                bar.update(0, job=f"{j.job_id} {j.state.split()[0].lower()}")
+            reporter.log(f"{spec['lab']} (seed {spec['seed']}): SLURM job {j.job_id} {j.state}", "debug")
+
+        for ended in self.slurm.follow([job], on_state=on_state):
+            outcome = ended.outcome or {}
+            if "reply" in outcome:
+                reply = outcome["reply"]
+                return WorkerOutcome(reply=reply, facts=dict(reply.get("facts") or {}))
+            return WorkerOutcome(error=outcome.get("error"), interrupted=self._cancelled.is_set())
+        return WorkerOutcome(interrupted=True)  # pragma: no cover - follow yields every job
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            jobs = list(self._jobs)
+        self.slurm.cancel(jobs)
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        job = self.slurm.submit(spec)
+        return {"job_id": job.job_id, "folder": str(self.slurm.folder)}
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _build_local(context: ExecutorContext) -> Executor:
+    slots = local_slots(context.parallel, context.jobs, context.device, context.gpus)
+    return LocalExecutor(slots, context.lab_timeout)
+
+
+def builtin_executors(register: Callable[..., None]) -> None:
+    """The built-in executors, registered like a plugin's."""
+    register("local", _build_local, "worker processes on this machine, --jobs at a time")
+    register(
+        "slurm",
+        SlurmJobsExecutor,
+        "one SLURM job per lab and seed (submitit); pip install 'labrunner[slurm]'",
+    )
+
+
+@dataclass
+class ExecutorInfo:
+    name: str
+    build: Callable[..., Executor]
+    description: str
+    plugin: str
+
+
+def executor_names(registered: dict[str, ExecutorInfo]) -> list[str]:
+    return list(registered)
+
+
+def check_executor(name: str, registered: dict[str, ExecutorInfo]) -> str:
+    """``name`` when an executor of that name is registered, else one UsageError line."""
+    if name not in registered:
+        raise UsageError(
+            f"--executor {name}: unknown executor{did_you_mean(name, registered)}; "
+            f"expected one of {', '.join(registered)}"
+        )
+    return name
+
+
+def parse_executor_options(items: list[str], where: str = "--executor-option") -> dict[str, Any]:
+    """``KEY=VALUE`` items (repeatable; ``setup`` may be given more than once)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = str(item).partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise UsageError(f"{where} {item!r}: expected KEY=VALUE, for example partition=gpu")
+        if key == "setup":
+            options.setdefault("setup", []).append(value)
+        else:
+            options[key] = value
+    return options
+
+
+def parse_jobs(text: str | int | None) -> int | None:
+    """``--jobs N`` or ``auto`` (returned as None)."""
+    if text is None or text == "auto":
+        return None
+    try:
+        number = int(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"--jobs must be a whole number or auto, got {text!r}") from None
+    if number < 1:
+        raise UsageError(f"--jobs must be at least 1, got {number}")
+    return number

@@ -1,0 +1,172 @@
+"""Seed sweeps: one lab run once per seed, and the summary the report reads.
+
+The run folder keeps every existing reader working:
+
+    <lab>/                   the first seed's result, as in a run with one seed
+    <lab>/seeds/<seed>/      each seed's own folder (result.json, figures)
+    <lab>/sweep.json         this summary: each exercise's metrics over the seeds (mean,
+                             spread, per-seed values) and each claim with how many seeds
+                             support it
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .results import LabResult, json_object, read_json_file, write_json
+
+SWEEP_FILE = "sweep.json"
+SEEDS_DIR = "seeds"
+
+
+@dataclass
+class MetricSpread:
+    """One metric over the seeds that recorded it."""
+
+    mean: float
+    std: float  # sample standard deviation (0 for a single seed)
+    min: float
+    max: float
+    values: dict[str, float]  # seed (as text, JSON keys) -> value
+
+
+@dataclass
+class ClaimTally:
+    """One claim over the seeds: how many support it."""
+
+    name: str
+    statement: str
+    holds: int
+    of: int
+    by_seed: dict[str, bool]
+
+
+@dataclass
+class ExerciseSweep:
+    title: str
+    metrics: dict[str, MetricSpread] = field(default_factory=dict)
+    claims: list[ClaimTally] = field(default_factory=list)
+
+
+@dataclass
+class SweepSummary:
+    """``<lab>/sweep.json``."""
+
+    lab: str
+    seeds: list[int]
+    status: dict[str, str]  # seed -> the seed's status
+    metrics: dict[str, MetricSpread] = field(default_factory=dict)
+    exercises: list[ExerciseSweep] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": 1, **asdict(self)}
+
+    def save(self, path: Path) -> None:
+        write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: Path) -> SweepSummary:
+        d = json_object(read_json_file(path), str(path))
+
+        def spreads(data: dict[str, Any]) -> dict[str, MetricSpread]:
+            return {name: MetricSpread(**value) for name, value in (data or {}).items()}
+
+        return cls(
+            lab=str(d["lab"]),
+            seeds=[int(s) for s in d["seeds"]],
+            status={str(k): str(v) for k, v in d["status"].items()},
+            metrics=spreads(d.get("metrics") or {}),
+            exercises=[
+                ExerciseSweep(
+                    title=str(e["title"]),
+                    metrics=spreads(e.get("metrics") or {}),
+                    claims=[ClaimTally(**c) for c in e.get("claims") or []],
+                )
+                for e in d.get("exercises") or []
+            ],
+        )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def spread(values: dict[str, float]) -> MetricSpread:
+    numbers = list(values.values())
+    return MetricSpread(
+        mean=statistics.fmean(numbers),
+        std=statistics.stdev(numbers) if len(numbers) > 1 else 0.0,
+        min=min(numbers),
+        max=max(numbers),
+        values=dict(values),
+    )
+
+
+def _spreads(per_seed: dict[str, dict[str, Any]]) -> dict[str, MetricSpread]:
+    """Numeric metrics, in the order the first seed recorded them."""
+    names: list[str] = []
+    for metrics in per_seed.values():
+        names += [n for n in metrics if n not in names and _number(metrics[n]) is not None]
+    out = {}
+    for name in names:
+        values = {s: _number(m.get(name)) for s, m in per_seed.items()}
+        present = {s: v for s, v in values.items() if v is not None}
+        if present:
+            out[name] = spread(present)
+    return out
+
+
+def summarize_sweep(lab: str, results: list[LabResult]) -> SweepSummary:
+    """The summary of one lab's seeds (``results`` in seed order); exercises are matched by
+    title, claims by name."""
+    summary = SweepSummary(
+        lab=lab, seeds=[r.seed for r in results], status={str(r.seed): r.status for r in results}
+    )
+    summary.metrics = _spreads({str(r.seed): r.metrics for r in results})
+    titles: list[str] = []
+    for r in results:
+        titles += [ex.title for ex in r.exercises if ex.title not in titles]
+    for title in titles:
+        exercises = {
+            str(r.seed): next((ex for ex in r.exercises if ex.title == title), None) for r in results
+        }
+        found = {s: ex for s, ex in exercises.items() if ex is not None}
+        sweep = ExerciseSweep(title=title, metrics=_spreads({s: ex.metrics for s, ex in found.items()}))
+        claim_names: list[str] = []
+        for ex in found.values():
+            claim_names += [c.name for c in ex.claims if c.name not in claim_names]
+        for name in claim_names:
+            by_seed = {}
+            statement = ""
+            for seed, ex in found.items():
+                claim = next((c for c in ex.claims if c.name == name), None)
+                if claim is not None:
+                    by_seed[seed] = bool(claim.holds)
+                    statement = statement or claim.statement
+            sweep.claims.append(
+                ClaimTally(
+                    name=name,
+                    statement=statement,
+                    holds=sum(by_seed.values()),
+                    of=len(by_seed),
+                    by_seed=by_seed,
+                )
+            )
+        summary.exercises.append(sweep)
+    return summary
+
+
+def seed_dir(lab_dir: Path, seed: int) -> Path:
+    return Path(lab_dir) / SEEDS_DIR / str(int(seed))
+
+
+def load_sweep(lab_dir: Path) -> SweepSummary | None:
+    """The lab's sweep summary, or None for a lab run with one seed."""
+    path = Path(lab_dir) / SWEEP_FILE
+    return SweepSummary.load(path) if path.is_file() else None
