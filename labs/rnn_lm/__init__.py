@@ -104,7 +104,7 @@ class RnnLmLab(labrunner.Lab):
             "hidden_size": 128,
             "epochs": 3,
             "evals_per_epoch": 2,
-            "distance_seeds": 5,
+            "distance_seeds": 8,
         },
         "full": {"corpus": "ptb", "top_k": 40, "pca_words": 100},
     }

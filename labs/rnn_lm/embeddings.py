@@ -21,6 +21,7 @@ from .stats import (
     paired,
     random_cosine_distances,
     sign_counts,
+    sign_test,
 )
 
 # --------------------------------------------------------------------------- Q2.3
@@ -255,6 +256,7 @@ def q2_5_distance_under_each_training(lab: Lab, models: dict[str, Trained]) -> N
                 "d": d,
                 "counts": sign_counts([x - y for x, y in zip(final[other], final["teacher"], strict=True)]),
             }
+            diffs[other]["sign_p"] = sign_test(*diffs[other]["counts"])
             if other != "free":  # the assignment compares teacher forcing with free running
                 continue
             for name, holds, word in (

@@ -90,6 +90,16 @@ def sign_counts(values: Sequence[float]) -> tuple[int, int]:
     return sum(v < 0 for v in values), sum(v > 0 for v in values)
 
 
+def sign_test(negative: int, positive: int) -> float:
+    """Two-sided p-value of the sign test: the chance that, with no effect, at least this
+    many of the ``negative + positive`` values fall on the more common side."""
+    n, k = negative + positive, max(negative, positive)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 # --------------------------------------------------------------------------- timing
 
 

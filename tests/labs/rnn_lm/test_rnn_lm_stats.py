@@ -91,3 +91,10 @@ def test_unigram_model_is_a_smoothed_distribution_of_the_training_counts():
     counts = corpus.counts()
     assert np.isfinite(logp[counts == 0]).all()
     assert logp[np.argmax(counts)] == logp.max()
+
+
+def test_sign_test():
+    assert S.sign_test(0, 5) == pytest.approx(2 / 32)
+    assert S.sign_test(5, 0) == S.sign_test(0, 5)
+    assert S.sign_test(2, 2) == 1.0 and S.sign_test(0, 0) == 1.0
+    assert S.sign_test(1, 9) == pytest.approx(2 * 11 / 1024)
