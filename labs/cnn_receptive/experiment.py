@@ -24,7 +24,15 @@ from torch import nn  # noqa: E402
 from labrunner import ExerciseRecorder, LabContext  # noqa: E402
 
 from . import ReceptiveConfig, text  # noqa: E402
-from .erf import ERF_NETWORKS, bootstrap, erf_figure, measure_effective_field, share_difference, statistics  # noqa: E402
+from .erf import (  # noqa: E402
+    ERF_NETWORKS,
+    RESAMPLES,
+    bootstrap,
+    erf_figure,
+    measure_effective_field,
+    share_difference,
+    statistics,
+)
 from .networks import (  # noqa: E402
     ASSIGNMENT_ANSWER,
     ASSIGNMENT_INPUT,
@@ -307,8 +315,22 @@ def verify_and_measure_effective_field(
             baseline="the computed boxes",
         )
         stats, diff = effective_fields(ctx, ex, gen)
-        ex.answer(text.A3, bad_a=bad_a, bad_x=bad_x, n_a=len(rows_a), n_x=len(rows_x), pool_naive=pool_naive,
-                  pool_area=area, dead=dead, coverage=coverage, holes=holes, stats=stats, diff=diff, trained_all=all(s["trained"] for s in stats))  # fmt: skip
+        ex.answer(
+            text.A3,
+            bad_a=bad_a,
+            bad_x=bad_x,
+            n_a=len(rows_a),
+            n_x=len(rows_x),
+            pool_naive=pool_naive,
+            pool_area=area,
+            dead=dead,
+            coverage=coverage,
+            holes=holes,
+            stats=stats,
+            diff=diff,
+            trained_all=all(s["trained"] for s in stats),
+            resamples=RESAMPLES,
+        )
     return stats
 
 

@@ -185,7 +185,7 @@ so their effective fields are those of randomly initialised networks (torchvisio
 means; Luo et al. find that training changes the effective field.{% endif +%}
 Each network is measured on an input large enough to hold the whole theoretical box of its
 centre unit, so the image never cuts the heat map. The uncertainty comes from a two-stage
-bootstrap (1000 resamples of the initialisations, then of the inputs within each): the
+bootstrap ({{ resamples }} resamples of the initialisations, then of the inputs within each): the
 intervals below are its central 95 %.
 
 {% for s in stats %}
