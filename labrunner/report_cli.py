@@ -40,6 +40,12 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
     )
     report.add_argument("--author", help="student name on the report (overrides the config's report.author)")
     report.add_argument("--list-formats", action="store_true", help="list the report formats and exit")
+    report.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="a seed sweep (run --seeds): the report of seed N alone, in RUN_DIR/seeds/N/",
+    )
     report.set_defaults(handler=cmd_report)
 
     check = subparsers.add_parser(
@@ -115,6 +121,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     formats = ["html", "md"] + (["pdf"] if args.pdf else []) + list(args.format)
     run_dir = _run_dir(args)
+    if getattr(args, "seed", None) is not None:
+        from .sweep import seed_view
+
+        run_dir = seed_view(run_dir, args.seed)
     for path in render_report(
         run_dir, template_dir=args.template_dir, author=args.author, formats=formats, plugins=plugins
     ):

@@ -352,6 +352,8 @@ class RunData:
       listed as never run is a result with status ``"not run"`` and no exercises.
     - ``config_yaml``: the text of config.yaml (the resolved config of every lab).
     - ``missing``: labs run.json lists whose result.json is absent.
+    - ``sweeps``: lab name -> its :class:`~labrunner.sweep.SweepSummary`, for each lab run
+      once per seed (``--seeds``); the lab's own result is its first seed's.
     """
 
     run_dir: Path
@@ -361,6 +363,7 @@ class RunData:
     config_yaml: str = ""
     run_info: RunInfo | None = None
     missing: list[str] = field(default_factory=list)
+    sweeps: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -458,6 +461,16 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
             labs.append(LabResult(lab=name, title=name, version="", status="not run", origin=origin))
         else:
             missing.append(name)
+    sweeps = {}
+    for result in labs:
+        if (run_dir / result.lab / "sweep.json").is_file():
+            from .sweep import load_sweep
+
+            _inside(run_dir, f"{result.lab}/sweep.json")
+            try:
+                sweeps[result.lab] = load_sweep(run_dir / result.lab)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RunFileError(f"{run_dir / result.lab / 'sweep.json'}: invalid ({exc})") from None
     config_path = run_dir / "config.yaml"
     config_yaml = ""
     if config_path.exists() or config_path.is_symlink():
@@ -474,6 +487,7 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
         config_yaml=config_yaml,
         run_info=run_info,
         missing=missing,
+        sweeps=sweeps,
     )
 
 

@@ -170,3 +170,42 @@ def load_sweep(lab_dir: Path) -> SweepSummary | None:
     """The lab's sweep summary, or None for a lab run with one seed."""
     path = Path(lab_dir) / SWEEP_FILE
     return SweepSummary.load(path) if path.is_file() else None
+
+
+def seed_view(run_dir: Path, seed: int) -> Path:
+    """``<run>/seeds/<seed>/``: the run as if it had run with ``seed`` alone (each swept
+    lab's folder is that seed's, the others as they are; files are hard links), so the
+    report renders that seed's answers (``labrunner report RUN_DIR --seed N``). Raises
+    UsageError when no lab of the run ran with ``seed``."""
+    import shutil
+
+    from .errors import UsageError
+    from .runfolder import RunInfo, link_tree
+
+    run_dir = Path(run_dir)
+    info = RunInfo.load(run_dir / "run.json")
+    swept = {
+        e.lab: load_sweep(run_dir / e.lab) for e in info.labs if (run_dir / e.lab / SWEEP_FILE).is_file()
+    }
+    seeds = sorted({s for sw in swept.values() if sw for s in sw.seeds})
+    if seed not in seeds:
+        known = ", ".join(map(str, seeds)) or "none: the run has no seed sweep"
+        raise UsageError(f"--seed {seed}: no lab of {run_dir} ran with seed {seed} (seeds: {known})")
+    view = run_dir / SEEDS_DIR / str(seed)
+    if view.exists():
+        shutil.rmtree(view)
+    view.mkdir(parents=True)
+    for entry in info.labs:
+        source = seed_dir(run_dir / entry.lab, seed) if entry.lab in swept else run_dir / entry.lab
+        if entry.lab in swept and not source.is_dir():
+            entry.status, entry.origin = "not run", {"kind": "not run"}
+        elif source.is_dir():
+            link_tree(source, view / entry.lab, skip=frozenset({SEEDS_DIR, SWEEP_FILE}))
+            if entry.lab in swept:
+                entry.status = LabResult.load(source / "result.json").status
+    info.settings = {**info.settings, "seed": seed}
+    info.status = "finished" if info.status == "submitted" else info.status
+    info.save(view / "run.json")
+    if (run_dir / "config.yaml").is_file():
+        shutil.copyfile(run_dir / "config.yaml", view / "config.yaml")
+    return view
