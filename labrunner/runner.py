@@ -11,8 +11,9 @@ import datetime as dt
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cache import ResultCache, cache_key, cache_root, source_hash
@@ -26,6 +27,9 @@ from .plugins import Plugins
 from .progress import Reporter
 from .results import LabResult, write_atomic
 from .runfolder import RunInfo, complete_run, find_run_dir, new_run_dir, point_latest
+
+if TYPE_CHECKING:
+    from .worker import WorkerPool
 
 __all__ = [
     "RunSettings",
@@ -192,9 +196,17 @@ def execute(
     results: list[LabResult] = []
     interrupted = False
     labs_bar = reporter.bar("labs", total=len(settings.labs))
+    pool = None
+    if settings.isolation == "process":
+        from .worker import WorkerPool
+
+        pool = WorkerPool()
     try:
-        for lab in settings.labs:
-            result, interrupted = _one_lab(lab, settings, plugins, reporter, cache, run_dir, run_info)
+        for index, lab in enumerate(settings.labs):
+            later = settings.labs[index + 1 :]
+            result, interrupted = _one_lab(
+                lab, settings, plugins, reporter, cache, run_dir, run_info, pool, later
+            )
             results.append(result)
             plugins.lab_finished(lab=lab, result=result)
             labs_bar.update(1)
@@ -204,6 +216,8 @@ def execute(
     except KeyboardInterrupt:  # between labs, or while a finished lab was being stored
         interrupted = True
     finally:
+        if pool is not None:
+            pool.close()
         labs_bar.close()
         cache.close()
         run_info["status"] = "interrupted" if interrupted else "finished"
@@ -223,9 +237,12 @@ def _one_lab(
     cache: ResultCache,
     run_dir: Path,
     run_info: dict[str, Any],
+    pool: WorkerPool | None = None,
+    later: list[Lab] | None = None,
 ) -> tuple[LabResult, bool]:
     """Take one lab from the cache or run it, and list it in run.json; returns
-    (result, interrupted)."""
+    (result, interrupted). ``later`` are the labs still to come (whether one of them will
+    need a worker decides if the next worker starts while this lab runs)."""
     config = settings.configs[lab.name]
     out_dir = run_dir / lab.name
     key = cache_key(
@@ -247,9 +264,14 @@ def _one_lab(
             reporter.log(f"{lab.name}: running ({settings.profile} profile, {settings.device})")
             bar = reporter.bar(lab.name, total=None)
             try:
-                if settings.isolation == "process" and lab.name in plugins.lab_plugin:
+                if pool is not None and lab.name in plugins.lab_plugin:
+
+                    def start_next() -> None:
+                        if any(_will_run(other, settings, cache) for other in later or []):
+                            pool.prepare()
+
                     result, interrupted, facts = _run_in_worker(
-                        lab, settings, plugins, reporter, cache, key, out_dir
+                        lab, settings, plugins, reporter, cache, key, out_dir, pool, start_next
                     )
                     _complete_environment(run_info, facts)
                 else:
@@ -326,6 +348,8 @@ def _run_in_worker(
     cache: ResultCache,
     key: str,
     out_dir: Path,
+    pool: WorkerPool,
+    start_next: Callable[[], None],
 ) -> tuple[LabResult, bool, dict[str, Any]]:
     """``--isolation process``: run the lab in a fresh worker and read its result back;
     a worker that ended any other way gets an error result saved for it here."""
@@ -336,7 +360,7 @@ def _run_in_worker(
     start = time.perf_counter()
     interrupted = False
     try:
-        outcome = LocalWorker(reporter, settings.lab_timeout).run(spec)
+        outcome = LocalWorker(reporter, settings.lab_timeout, on_running=start_next).run(spec, pool.take())
     except KeyboardInterrupt:
         interrupted = True
         outcome = WorkerOutcome(interrupted=True)
@@ -378,6 +402,15 @@ def _run_in_worker(
     out_dir.mkdir(parents=True, exist_ok=True)
     result.save(out_dir / "result.json")
     return result, interrupted, {}
+
+
+def _will_run(lab: Lab, settings: RunSettings, cache: ResultCache) -> bool:
+    """Whether ``lab`` will need a worker in this run (no cache entry for it, or --force)."""
+    if settings.force or not cache.usable:
+        return True
+    config = config_as_dict(settings.configs[lab.name])
+    key = cache_key(lab, config, settings.seed, settings.device, settings.deterministic, source_hash(lab))
+    return not (cache.entry(lab.name, key) / "result.json").is_file()
 
 
 def _complete_environment(run_info: dict[str, Any], facts: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,12 +166,29 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="labrunner-parent-watch", daemon=True).start()
 
 
-def worker_main(spec: dict[str, Any], conn: multiprocessing.connection.Connection) -> None:
-    """The worker process: run the job, then send ``("done", reply)`` or ``("failed", error)``."""
+def _preload() -> None:
+    """What every lab needs, imported while the worker waits for its job (a spare worker
+    starts while the previous lab runs, so this time is hidden)."""
+    import labrunner.runner  # noqa: F401
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+
+
+def worker_main(conn: multiprocessing.connection.Connection) -> None:
+    """The worker process: wait for ``("job", spec)``, run it, then send ``("done", reply)``
+    or ``("failed", error)``. One job per process."""
     if hasattr(os, "setpgrp"):
         # A terminal's Ctrl-C then reaches only the parent, which forwards it once.
         os.setpgrp()
     _watch_parent()
+    try:
+        _preload()
+        _kind, spec = conn.recv()
+    except (EOFError, OSError, KeyboardInterrupt):  # a spare the parent no longer needs
+        return
     try:
         reply = run_lab_job(spec, PipeReporter(conn))
         message: tuple = ("done", reply)
@@ -252,25 +270,79 @@ def _signal_group(process: multiprocessing.process.BaseProcess, signum: int) -> 
         pass
 
 
+@dataclass
+class StartedWorker:
+    """A worker process waiting for its job, and the parent's end of its pipe."""
+
+    process: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+
+    def discard(self) -> None:
+        if self.process.is_alive():
+            _signal_group(self.process, KILL)
+        self.process.join()
+        self.conn.close()
+
+
+def start_worker() -> StartedWorker:
+    """Start a fresh worker process with ``spawn`` (it imports torch, then waits)."""
+    context = multiprocessing.get_context("spawn")
+    conn, child_conn = context.Pipe(duplex=True)
+    process = context.Process(target=worker_main, args=(child_conn,), name="labrunner-worker", daemon=True)
+    process.start()
+    child_conn.close()  # the worker holds the only other end: EOF means it is gone
+    return StartedWorker(process, conn)
+
+
+class WorkerPool:
+    """Fresh workers, one per lab, with at most one spare started ahead: while a lab runs,
+    the next lab's worker starts (Python, torch), so only the first lab waits for it."""
+
+    def __init__(self) -> None:
+        self._spare: StartedWorker | None = None
+
+    def take(self) -> StartedWorker:
+        worker, self._spare = self._spare, None
+        if worker is not None and worker.process.is_alive():
+            return worker
+        if worker is not None:
+            worker.discard()
+        return start_worker()
+
+    def prepare(self) -> None:
+        """Start the spare now (call it when another lab will need a worker)."""
+        if self._spare is None:
+            self._spare = start_worker()
+
+    def close(self) -> None:
+        if self._spare is not None:
+            self._spare.discard()
+            self._spare = None
+
+
 class LocalWorker:
     """Runs one lab job in a fresh process (``spawn``) and relays its progress."""
 
-    def __init__(self, reporter: Reporter, timeout: float | None = None):
+    def __init__(
+        self, reporter: Reporter, timeout: float | None = None, on_running: Callable[[], None] | None = None
+    ):
         self.reporter = reporter
         self.timeout = timeout
+        #: Called once the lab's ``run`` has started (the runner starts the next worker then).
+        self.on_running = on_running
         self._bars: dict[int, Bar] = {}
 
-    def run(self, spec: dict[str, Any]) -> WorkerOutcome:
-        context = multiprocessing.get_context("spawn")
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(
-            target=worker_main, args=(spec, sender), name=f"labrunner-{spec['lab']}", daemon=True
-        )
-        process.start()
-        sender.close()  # the worker holds the only writing end: EOF means it is gone
+    def run(self, spec: dict[str, Any], worker: StartedWorker | None = None) -> WorkerOutcome:
+        """Run ``spec`` in ``worker`` (a fresh one when not given) and wait for its end."""
+        worker = worker or start_worker()
+        process, receiver = worker.process, worker.conn
         outcome = WorkerOutcome()
+        timed_out = False
         try:
+            receiver.send(("job", spec))
             timed_out = self._pump(receiver, process, outcome)
+        except (BrokenPipeError, ConnectionResetError):  # it died before taking the job
+            process.join(5)
         except KeyboardInterrupt:
             self._interrupt(receiver, process, outcome)
             raise
@@ -278,10 +350,7 @@ class LocalWorker:
             for bar in self._bars.values():
                 bar.close()
             self._bars.clear()
-            if process.is_alive():
-                _signal_group(process, KILL)
-            process.join()
-            receiver.close()
+            worker.discard()
         if outcome.reply is None and outcome.error is None:
             outcome.error = exit_error(process.exitcode, self.timeout, timed_out)
         return outcome
@@ -304,8 +373,11 @@ class LocalWorker:
                 except EOFError:
                     process.join(5)
                     return False
-                if message[0] == "running" and self.timeout:
-                    deadline = time.monotonic() + self.timeout
+                if message[0] == "running":
+                    if self.timeout:
+                        deadline = time.monotonic() + self.timeout
+                    if self.on_running is not None:
+                        self.on_running()
                 self._handle(message, outcome)
                 continue
             if process.sentinel in ready:  # ended; a child of the lab may hold the pipe open

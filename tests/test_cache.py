@@ -240,7 +240,8 @@ def test_three_runs_sharing_one_cache_all_succeed(tmp_path):
             out, err = proc.communicate(timeout=300)
             assert proc.returncode == 1, err  # 'failing' fails a check; nothing else may fail
             run = load((cwd / "reports" / "latest" / "run.json").resolve())
-            assert [lab["status"] for lab in run["labs"]] == ["passed", "passed", "failed"], err
+            ran = [lab["status"] for lab in run["labs"] if lab["status"] != "not run"]
+            assert ran == ["passed", "passed", "failed"], err
             result = load((cwd / "reports" / "latest" / "many_files" / "result.json").resolve())
             assert result["metrics"]["files"] == 300
             assert len(list((cwd / "reports" / "latest" / "many_files").glob("part-*.txt"))) == 300

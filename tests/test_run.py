@@ -177,6 +177,7 @@ def test_sigint_in_a_real_process(tmp_path):
         "counter.sleep_s=0.2",
         "--set",
         "counter.steps=200",
+        "-v",  # the worker's progress lines, relayed
     ]
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr:
