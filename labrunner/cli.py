@@ -58,7 +58,18 @@ def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_dev
         isolation=getattr(args, "isolation", None) or "process",
         lab_timeout=getattr(args, "lab_timeout", None),
         plugins_dirs=args.plugins_dir or [],
+        executor=getattr(args, "executor", None),
+        jobs=getattr(args, "jobs", None),
+        executor_options=_executor_options(args),
+        seeds=getattr(args, "seeds", None),
+        detach=getattr(args, "detach", False),
     )
+
+
+def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .executors import parse_executor_options
+
+    return parse_executor_options(getattr(args, "executor_option", None) or [])
 
 
 # --------------------------------------------------------------------------- commands
@@ -77,6 +88,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         reporter.stop()
     out = sys.stdout
     print(f"\nrun folder: {run_dir}", file=out)
+    if settings.detach and not interrupted:
+        from .runner import read_jobs
+
+        jobs = read_jobs(run_dir)
+        for job in jobs:
+            print(f"  {job['lab']:<16} seed {job['seed']:<5} job {job.get('job_id', '?')}", file=out)
+        print(f"submitted {len(jobs)} jobs; see them with: labrunner status {run_dir}", file=out)
+        return 0
     print(format_summary(results), file=out)
     status = exit_status(results, interrupted)
     try:
@@ -90,6 +109,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     if interrupted:
         print("interrupted: finished labs are kept; run the same command again to resume", file=sys.stderr)
     return status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .runner import collect_jobs, find_run_dir
+
+    run_dir = find_run_dir(Path(args.run_dir) if args.run_dir else None)
+    jobs, status = collect_jobs(run_dir)
+    if args.json:
+        print(json.dumps({"run_dir": str(run_dir), "status": status, "jobs": jobs}, indent=2))
+        return 0
+    print(f"{run_dir}: {status}")
+    if not jobs:
+        print("  no jobs (the labs ran in this machine's processes)")
+    for job in jobs:
+        seed = f" seed {job['seed']}" if job.get("seed") is not None else ""
+        print(f"  {job['lab']:<16}{seed:<9} job {job.get('job_id', '?'):<10} {job.get('state', '?')}")
+    if status == "submitted":
+        print(
+            "some jobs have not ended: run labrunner status again later, or labrunner report to see what ended"
+        )
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -286,7 +326,40 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop a lab that runs longer than this and record it as an error (needs --isolation process)",
     )
+    run.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="where labs run: local (default, worker processes here) or slurm (one job per lab and seed)",
+    )
+    run.add_argument(
+        "--jobs",
+        metavar="N",
+        help="labs at a time (default 1; auto: what the cores and GPUs allow)",
+    )
+    run.add_argument(
+        "--executor-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="executor setting, e.g. partition=gpu, gpus=1, time=2:00:00 (slurm); repeatable",
+    )
+    run.add_argument("--seeds", metavar="SEEDS", help="a seed sweep: each lab once per seed (0-4, or 0,2,5)")
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="submit the jobs and return (--executor slurm); then labrunner status RUN_DIR",
+    )
     run.set_defaults(handler=cmd_run)
+
+    status = sub.add_parser(
+        "status",
+        parents=[common],
+        help="show the jobs of a run (detached SLURM runs) and collect those that ended",
+        description="Show each job of a run submitted with --detach (state from SLURM's accounting) "
+        "and list the labs whose jobs ended in run.json (the run is finished once every job has ended).",
+    )
+    status.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run folder (default: reports/latest)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=cmd_status)
 
     lst = sub.add_parser("list", parents=[common], help="list installed labs")
     lst.add_argument("--json", action="store_true", help="machine-readable output")

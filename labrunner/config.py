@@ -608,7 +608,7 @@ def resolve_settings(
     lab_timeout: float | None = None,
     plugins_dirs: list[str] | None = None,
     executor: str | None = None,
-    jobs: int | str | None = 1,
+    jobs: int | str | None = None,
     executor_options: dict[str, Any] | None = None,
     seeds: Any = None,
     detach: bool = False,
@@ -651,7 +651,8 @@ def resolve_settings(
 
     executor = executor or file_cfg.executor or "local"
     check_executor(executor, plugins.executors() if hasattr(plugins, "executors") else {"local": None})
-    jobs = parse_jobs(jobs)
+    # not given: one lab at a time here, every job at once on a cluster (its scheduler decides)
+    jobs = (1 if executor == "local" else None) if jobs is None else parse_jobs(jobs)
     options = {**file_cfg.executor_options, **(executor_options or {})}
     if executor == "slurm":
         from .slurm import slurm_parameters

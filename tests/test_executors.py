@@ -1,0 +1,203 @@
+"""Executors: the registry and its hook, the local executor's choices (jobs, threads,
+GPUs), and labs run in parallel: the same results as in sequence, a failing job recorded as
+its lab's error, Ctrl-C cancelling the running jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TEST_PLUGINS
+
+from labrunner.errors import UsageError
+from labrunner.executors import (
+    DevicePool,
+    check_executor,
+    fair_threads,
+    local_slots,
+    parse_executor_options,
+    parse_jobs,
+)
+from labrunner.plugins import load_plugins
+from labrunner.results import LabResult
+
+HOSTILE = Path(__file__).parent / "plugins_hostile"
+
+EXECUTOR_PLUGIN = '''
+import labrunner
+from labrunner.executors import Executor
+from labrunner.worker import WorkerOutcome, run_lab_job
+
+
+class InlineExecutor(Executor):
+    """Runs each lab job in this process: enough to show the hook reaches the runner."""
+
+    name = "inline"
+
+    def __init__(self, context):
+        self.slots = 1
+        self.options = context.options
+        self.seen = []
+
+    def run(self, spec, reporter, bar=None):
+        self.seen.append(spec["lab"])
+        return WorkerOutcome(reply=run_lab_job(spec))
+
+
+@labrunner.hookimpl
+def register_executors(register):
+    register("inline", InlineExecutor, "in this process")
+    register("local", InlineExecutor, "cannot replace the built-in one")
+'''
+
+
+def test_jobs_and_options_parse_or_name_the_problem():
+    assert parse_jobs("3") == 3 and parse_jobs("auto") is None and parse_jobs(None) is None
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(UsageError, match="--jobs"):
+            parse_jobs(bad)
+    options = parse_executor_options(
+        ["partition=gpu", "setup=module load cuda", "setup=source env", "time=1:00:00"]
+    )
+    assert options == {"partition": "gpu", "setup": ["module load cuda", "source env"], "time": "1:00:00"}
+    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+        parse_executor_options(["partition"])
+
+
+def test_local_jobs_fair_threads_and_one_lab_per_gpu():
+    cores = os.cpu_count() or 1
+    assert local_slots(None, 10, "cpu", 0) == min(cores, 10)  # auto: the cores
+    assert local_slots(None, 10, "cuda:0", 2) == min(cores, 2)  # auto: one lab per GPU
+    assert local_slots(4, 2, "cpu", 0) == 2  # never more slots than jobs
+    assert fair_threads(None, 1) is None and fair_threads(3, 2) == 3
+    assert fair_threads(None, 2) == max(1, cores // 2)
+    pool = DevicePool("cuda:0", 2)
+    first, second = pool.take(), pool.take()
+    assert {first, second} == {"cuda:0", "cuda:1"}
+    pool.give(first)
+    assert pool.take() == first
+    assert DevicePool("cpu", 0).take() == "cpu" and DevicePool("cuda:1", 2, "cuda:1").take() == "cuda:1"
+
+
+def test_executors_are_registered_through_the_hook(tmp_path, monkeypatch):
+    (tmp_path / "inline_executor.py").write_text(EXECUTOR_PLUGIN)
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs,inline_executor")
+    warnings: list[str] = []
+    plugins = load_plugins([TEST_PLUGINS, tmp_path])
+    plugins.warn = warnings.append
+    found = plugins.executors()
+    assert list(found) == ["local", "slurm", "inline"]
+    assert found["inline"].plugin == "inline_executor" and found["local"].plugin == "labrunner"
+    assert warnings == ["plugin 'inline_executor': executor 'local' is already registered by 'labrunner'"]
+    with pytest.raises(UsageError, match="--executor inlin: unknown executor .did you mean 'inline'"):
+        check_executor("inlin", found)
+
+
+def test_bad_executor_settings_are_refused_before_anything_is_written(cli, workdir):
+    for args, text in [
+        (["--executor", "nowhere"], "--executor nowhere: unknown executor"),
+        (["--jobs", "0"], "--jobs must be at least 1"),
+        (["--executor-option", "partition=gpu"], "the local executor takes no options"),
+        (["--detach"], "--detach needs an executor whose jobs outlive this process"),
+        (["--jobs", "2", "--isolation", "none"], "need --isolation process"),
+        (["--seeds", "0-2", "--seed", "1"], "--seed and --seeds"),
+    ]:
+        status, _out, err = cli("run", "counter", *args)
+        assert status == 2, args
+        assert text in err and len(err.strip().splitlines()) == 1, err
+    assert not (workdir / "reports").exists()
+
+
+def _results(run_dir: Path) -> dict[str, LabResult]:
+    run = json.loads((run_dir / "run.json").read_text())
+    return {
+        e["lab"]: LabResult.load(run_dir / e["lab"] / "result.json")
+        for e in run["labs"]
+        if e["status"] != "not run"
+    }
+
+
+def _measured(result: LabResult) -> list:
+    return [
+        (ex.title, ex.metrics, [(c.name, c.passed, c.actual) for c in ex.checks]) for ex in result.exercises
+    ]
+
+
+@pytest.mark.slow
+def test_two_labs_in_parallel_give_the_same_results_as_in_sequence(cli, workdir):
+    labs = ("counter", "failing")
+    status, _out, err = cli("run", *labs, "--profile", "smoke", "--threads", "1", "--out", "seq")
+    assert status == 1, err  # "failing" fails a check
+    status, _out, err = cli("run", *labs, "--profile", "smoke", "--jobs", "2", "--out", "par", "--force")
+    assert status == 1, err
+    assert "2 lab jobs, 2 at a time (local executor)" in err
+    sequential = _results((workdir / "seq" / "latest").resolve())
+    parallel = _results((workdir / "par" / "latest").resolve())
+    assert set(parallel) == set(labs)
+    for lab in labs:
+        assert _measured(parallel[lab]) == _measured(sequential[lab]), lab
+        assert not parallel[lab].cached
+    run = json.loads((workdir / "par" / "latest" / "run.json").read_text())
+    assert run["status"] == "finished" and run["settings"]["jobs"] == 2
+    # the cache still works: a cached lab is not run again
+    status, _out, err = cli("run", *labs, "--profile", "smoke", "--jobs", "2", "--out", "again")
+    assert status == 1 and err.count("reused cached result") == 2, err
+
+
+@pytest.mark.slow
+def test_a_failing_job_is_recorded_as_its_labs_error(cli, workdir, monkeypatch):
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs,hostile_labs")
+    status, _out, err = cli(
+        "run", "killed", "counter", "--plugins-dir", str(HOSTILE), "--jobs", "2", "--profile", "smoke"
+    )
+    assert status == 1, err
+    found = _results((workdir / "reports" / "latest").resolve())
+    assert found["killed"].status == "error" and found["killed"].error["type"] == "WorkerKilled"
+    assert found["counter"].status == "passed"
+
+
+@pytest.mark.slow
+def test_a_plugin_executor_runs_the_labs(cli, workdir, tmp_path, monkeypatch):
+    (tmp_path / "inline_executor.py").write_text(EXECUTOR_PLUGIN)
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs,inline_executor")
+    status, _out, err = cli(
+        "run", "counter", "--plugins-dir", str(tmp_path), "--executor", "inline", "--profile", "smoke"
+    )
+    assert status == 0, err
+    result = _results((workdir / "reports" / "latest").resolve())["counter"]
+    assert result.status == "passed" and result.exercises[0].metrics["total"] == 6.0
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_running_jobs_and_keeps_the_run_folder(workdir):
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": os.environ["PYTHONPYCACHEPREFIX"]}
+    command = [sys.executable, "-m", "labrunner", "run", "counter", "--plugins-dir", str(TEST_PLUGINS)]
+    command += ["--seeds", "0-1", "--jobs", "2", "--set", "counter.sleep_s=0.5", "--set", "counter.steps=200"]
+    child = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        started = lambda: len(list(workdir.glob("reports/*/counter/seeds/*/"))) == 2  # noqa: E731
+        while not started() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started(), "the two jobs did not start"
+        time.sleep(3)  # both workers are inside the lab now (torch imported, counting)
+        child.send_signal(signal.SIGINT)
+        _out, err = child.communicate(timeout=90)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    run_dir = (workdir / "reports" / "latest").resolve()
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "interrupted"
+    for seed in (0, 1):
+        result = LabResult.load(run_dir / "counter" / "seeds" / str(seed) / "result.json")
+        assert result.status == "interrupted", seed
+    assert [e["status"] for e in run["labs"] if e["lab"] == "counter"] == ["interrupted"]
