@@ -17,22 +17,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from labrunner import ExerciseRecorder, LabContext  # noqa: E402
+from labrunner import LabContext  # noqa: E402
 
 from . import ReceptiveConfig, text  # noqa: E402
-from .erf import (  # noqa: E402
-    ERF_NETWORKS,
-    RESAMPLES,
-    bootstrap,
-    erf_figure,
-    measure_effective_field,
-    share_difference,
-    statistics,
-)
+from .erf import RESAMPLES, effective_fields  # noqa: E402
 from .networks import (  # noqa: E402
     ASSIGNMENT_ANSWER,
     ASSIGNMENT_INPUT,
@@ -332,87 +322,6 @@ def verify_and_measure_effective_field(
             resamples=RESAMPLES,
         )
     return stats
-
-
-def effective_fields(
-    ctx: LabContext[ReceptiveConfig], ex: ExerciseRecorder, gen: torch.Generator
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Measure the effective field of each network (Luo et al., 2016) and record its figure,
-    table, metrics and claims; returns the statistics of each, and the difference of their
-    shares of r (AlexNet minus ResNet-18) with its interval."""
-    cfg = ctx.config
-    fields, boots = [], []
-    rng = np.random.default_rng(ctx.seed + 3)
-    with ctx.progress(total=len(ERF_NETWORKS) * cfg.erf_samples, desc="effective receptive field") as bar:
-        for name in ERF_NETWORKS:
-            field = measure_effective_field(
-                name, cfg.erf_samples, cfg.erf_initialisations, gen, tick=bar.update
-            )
-            fields.append(field)
-            boots.append(bootstrap(field, rng))
-    untrained = [f.label for f in fields if not f.trained]
-    if untrained:
-        ex.stand_in(
-            f"no trained ImageNet weights for {' and '.join(untrained)} in the torch hub cache (offline): "
-            "their effective fields are measured on random initialisations"
-        )
-    stats = [statistics(f, b) for f, b in zip(fields, boots, strict=True)]
-    ex.figure(erf_figure(fields, stats), "effective_receptive_field", caption=text.ERF_CAPTION)
-    ex.table([_erf_row(s) for s in stats], caption=text.ERF_TABLE_CAPTION)
-    for s in stats:
-        net = s["network"]
-        for key in ("input_px", "std", "ratio", "width", "share", "r2"):
-            ex.metric(f"erf_{key}_{net}" if key != "r2" else f"erf_gaussian_r2_{net}", s[key])
-        ex.metric(f"erf_share_lo_{net}", s["share_lo"])
-        ex.metric(f"erf_share_hi_{net}", s["share_hi"])
-        ex.claim(
-            f"erf_smaller_than_box_{net}",
-            s["width_hi"] < s["uniform_width"],
-            statement=f"The effective field of {s['label']} is smaller than its theoretical field.",
-            evidence=f"95 % of the mean gradient lies in a centred square of {s['width']:.1f} px "
-            f"(95 % bootstrap interval {s['width_lo']:.1f} to {s['width_hi']:.1f} px; r = {s['r']})",
-            baseline=f"a field that used its whole box evenly: 95 % of its mass in {s['uniform_width']:.1f} px",
-        )
-        ex.claim(
-            f"erf_gaussian_{net}",
-            s["r2_gain_lo"] > 0,
-            statement=f"The profiles of {s['label']}'s effective field are closer to a Gaussian than to a flat box.",
-            evidence=f"R^2 of the Gaussian fit {s['r2']:.3f} (interval {s['r2_lo']:.3f} to {s['r2_hi']:.3f})",
-            baseline=f"R^2 of a flat profile over the box, {s['r2_flat']:.3f}; the interval of the "
-            f"difference is {s['r2_gain_lo']:.3f} to {s['r2_gain_hi']:.3f}",
-        )
-    diff, lo, hi = share_difference(boots[0], boots[1])
-    evidence = (f"share of r in the 95 % square: {stats[0]['label']} {stats[0]['share']:.3f}, "
-                f"{stats[1]['label']} {stats[1]['share']:.3f}; difference {diff:.3f} (95 % interval {lo:.3f} to {hi:.3f})")  # fmt: skip
-    baseline = "no difference, with the bootstrap interval of the difference"
-    ex.claim("erf_share_alexnet_larger", lo > 0, evidence=evidence, baseline=baseline,
-             statement="AlexNet's effective field covers a larger share of its theoretical field than ResNet-18's.")  # fmt: skip
-    ex.claim("erf_share_resnet18_larger", hi < 0, evidence=evidence, baseline=baseline,
-             statement="ResNet-18's effective field covers a larger share of its theoretical field than AlexNet's.")  # fmt: skip
-    inside = min(s["inside"] for s in stats)
-    ex.check_close("erf_mass_inside_box", inside, 1.0, 1e-9)
-    ex.claim("erf_mass_inside_box", abs(inside - 1.0) <= 1e-9, evidence=f"smallest share inside: {inside:.12f}",
-             statement="All of the gradient mass lies inside the theoretical box.",
-             baseline="1, up to float64 rounding (1e-9)")  # fmt: skip
-    return stats, {"value": diff, "lo": lo, "hi": hi}
-
-
-def _erf_row(s: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "network": s["label"],
-        "layer": s["layer"],
-        "input (px)": s["input_px"],
-        "weights": "ImageNet" if s["trained"] else f"random, {s['inits']} initialisations",
-        "theoretical r": s["r"],
-        "95 % mass square (px)": f"{s['width']:.1f} ({s['width_lo']:.1f} to {s['width_hi']:.1f})",
-        "uniform box (px)": f"{s['uniform_width']:.1f}",
-        "share of r": f"{s['share']:.3f} ({s['share_lo']:.3f} to {s['share_hi']:.3f})",
-        "Gaussian std (px)": f"{s['std']:.1f} ({s['std_lo']:.1f} to {s['std_hi']:.1f})",
-        "4 std / r": f"{s['ratio']:.3f}",
-        "Gaussian R^2": f"{s['r2']:.3f}",
-        "flat-box R^2": f"{s['r2_flat']:.3f}",
-        "mass inside box": f"{s['inside']:.6f}",
-    }
 
 
 def boxes_on_a_real_image(
