@@ -3,6 +3,11 @@
 Every hook is documented in docs/plugins.md; a test fails when one is not.
 Implement a hook with ``@labrunner.hookimpl`` and the same argument names
 (a subset is fine).
+
+Hooks are called in the ``labrunner`` process, never in a lab's worker, through the
+typed methods of :class:`labrunner.plugins.Plugins` (``plugins.lab_started(...)``): each
+implementation on its own, so one that raises is reported as a warning naming its plugin
+and the others, and the run, go on.
 """
 
 from __future__ import annotations
