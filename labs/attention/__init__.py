@@ -3,7 +3,9 @@ readout, and the position-wise feed-forward network three ways (Problem 3 of the
 
 Importing this package stays light: torch and matplotlib are imported inside
 :meth:`AttentionLab.run`. The maths is importable on its own from :mod:`.attention`
-(``self_attention``, ``invariant_pool``, the checks) and :mod:`.ffn` (the FFN forms).
+(``self_attention``, ``invariant_pool``, the checks), :mod:`.ffn` (the FFN forms) and
+:mod:`.rounding` (the rounding bounds every claim is decided against); the exercises are in
+:mod:`.experiment` (1 and 2) and :mod:`.ffn_exercise` (3).
 """
 
 from __future__ import annotations
@@ -81,12 +83,12 @@ class AttentionLab(labrunner.Lab):
     }
 
     def run(self, ctx: labrunner.LabContext) -> None:
-        from . import experiment
+        from . import experiment, ffn_exercise
 
         experiment.describe_setup(ctx)
         experiment.show_self_attention_is_permutation_equivariant(ctx)  # Q1: P S(X) = S(PX)
         experiment.construct_permutation_invariant_readout(ctx)  # Q2: G(PX) = G(X)
-        experiment.implement_position_wise_ffn_three_ways(ctx)  # Q3: Linear, Conv1d, torch.func
+        ffn_exercise.implement_position_wise_ffn_three_ways(ctx)  # Q3: Linear, Conv1d, torch.func
 
 
 @labrunner.hookimpl

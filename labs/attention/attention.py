@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .rounding import gamma, ratio_to_bound, softmax_rounding_bound, unit_roundoff
+
 #: ``attention(x, w_q, w_k, w_v, alpha) -> S(x)``; every variant below has this signature so
 #: that the checks take the implementation under test as an argument.
 AttentionFn = Callable[[Tensor, Tensor, Tensor, Tensor, "float | None"], Tensor]
@@ -31,37 +33,6 @@ Shape = tuple[int, int, int, int]  # (T, D_in, D_k, D_v)
 
 
 # --------------------------------------------------------------------------- rounding
-
-
-def unit_roundoff(dtype: torch.dtype) -> float:
-    """``u``, half the distance from 1 to the next number: 2^-53 for float64, 2^-24 for float32."""
-    return torch.finfo(dtype).eps / 2
-
-
-def gamma(n: int, u: float) -> float:
-    """``gamma_n = n u / (1 - n u)``: a sum or dot product of ``n`` terms computed in floating
-    point, in any order, is off by at most ``gamma_n`` times the sum of the terms' magnitudes."""
-    return n * u / (1 - n * u)
-
-
-def softmax_rounding_bound(a: Tensor, da: Tensor | float, u: float, dim: int = -1) -> Tensor:
-    """First-order bound on ``|fl(softmax(a)) - softmax(a)|`` (entrywise), when the scores
-    ``a`` themselves are off by at most ``da`` (entrywise).
-
-    Each ``exp(a_j - max a)`` is off, relatively, by its score's error, the maximum's error,
-    the rounding of the subtraction and of ``exp`` (a few ``u``); the normaliser sums ``T``
-    such terms (``gamma_T``) and the division rounds once more. Masked scores (``-inf``)
-    contribute nothing.
-    """
-    a = a.to(torch.float64)
-    da = torch.as_tensor(da, dtype=torch.float64).expand_as(a)
-    masked = torch.isinf(a)
-    p = torch.softmax(a, dim=dim)
-    m = a.amax(dim, keepdim=True)
-    e = torch.where(masked, 0.0, da + da.masked_fill(masked, 0).amax(dim, keepdim=True))
-    e = e + torch.where(masked, 0.0, u * (a - m).abs() + 3 * u)
-    rel = e + e.amax(dim, keepdim=True) + gamma(a.shape[dim], u) + 2 * u
-    return p * rel
 
 
 def attention_rounding_bound(
@@ -120,15 +91,6 @@ def rounding_bound_of(attention: AttentionFn) -> Callable[..., Tensor]:
     """The rounding bound that fits ``attention``: its own ``rounding_bound`` attribute (set on
     the variants below), else :func:`attention_rounding_bound`."""
     return getattr(attention, "rounding_bound", attention_rounding_bound)
-
-
-def ratio_to_bound(difference: Tensor, bound: Tensor) -> float:
-    """``max |difference| / bound`` entrywise: at most 1 when the difference can be rounding
-    alone, above 1 when it cannot (0/0 counts as 0)."""
-    d = difference.detach().abs().to("cpu", torch.float64)
-    safe = torch.where(bound > 0, bound, 1.0)
-    ratio = torch.where(bound > 0, d / safe, torch.where(d > 0, math.inf, 0.0))
-    return float(ratio.max()) if ratio.numel() else 0.0
 
 
 # --------------------------------------------------------------------------- self-attention

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, functionalize, vmap
 
+from .rounding import gamma, unit_roundoff
+
 
 def default_d_ff(d_model: int, d_ff: int = 0) -> int:
     """The hidden width: ``d_ff`` when positive, else ``4 * d_model`` (Vaswani et al.)."""
@@ -40,16 +42,12 @@ def ffn_rounding_bound(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor
     order of the sums: the hidden layer sums ``D + 1`` terms, the output ``d_ff + 1``, and the
     ReLU passes an error on without growing it. Two forms that compute the same function
     differ by at most twice this; a larger difference is not rounding."""
-    u = torch.finfo(x.dtype).eps / 2
+    u = unit_roundoff(x.dtype)
     x, w1, b1, w2, b2 = (v.detach().to("cpu", torch.float64) for v in (x, w1, b1, w2, b2))
-
-    def gamma(n: int) -> float:
-        return n * u / (1 - n * u)
-
     h = x @ w1 + b1
-    dh = gamma(w1.shape[0] + 1) * (x.abs() @ w1.abs() + b1.abs())
+    dh = gamma(w1.shape[0] + 1, u) * (x.abs() @ w1.abs() + b1.abs())
     r = torch.clamp(h, min=0)
-    return gamma(w2.shape[0] + 1) * (r @ w2.abs() + b2.abs()) + dh @ w2.abs()
+    return gamma(w2.shape[0] + 1, u) * (r @ w2.abs() + b2.abs()) + dh @ w2.abs()
 
 
 class LinearFFN(nn.Module):
