@@ -25,21 +25,18 @@ class DataError(Exception):
     """A download or a cached file that cannot be used (network, checksum, format)."""
 
 
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (read in chunks) with ``algorithm`` ("sha256", "md5")."""
+    digest = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     """The sha256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def download(
@@ -57,7 +54,7 @@ def download(
     if (
         dest.is_file()
         and (sha256 is None or sha256_file(dest) == sha256.lower())
-        and (md5 is None or _md5_file(dest) == md5.lower())
+        and (md5 is None or file_digest(dest, "md5") == md5.lower())
     ):
         return dest
     scheme = urllib.parse.urlsplit(url).scheme
