@@ -125,3 +125,82 @@ def test_a_lab_job_runs_on_the_cluster_and_writes_its_result(tmp_path: Path):
     result = LabResult.load(out / "result.json")
     assert result.status == "passed" and result.exercises
     assert states and states[-1] == "COMPLETED"
+
+
+def _run_json(run_dir: Path) -> dict:
+    import json
+
+    return json.loads((run_dir / "run.json").read_text())
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_labrunner_runs_two_labs_as_slurm_jobs(cli, workdir, monkeypatch):
+    monkeypatch.delenv("LABRUNNER_PLUGINS")  # the built-in labs
+    args = ["attention", "cnn_receptive", "--profile", "smoke", "--threads", "1", "--executor", "slurm"]
+    status, out, err = cli(
+        "run", *args, "--executor-option", "cpus=1", "--executor-option", "time=10", plugins=False
+    )
+    assert status == 0, err
+    assert "SLURM job" in err and "submitted" in err
+    run_dir = (workdir / "reports" / "latest").resolve()
+    run = _run_json(run_dir)
+    assert run["status"] == "finished" and run["settings"]["executor"] == "slurm"
+    assert {e["lab"]: e["status"] for e in run["labs"]}["cnn_receptive"] == "passed"
+    assert {e["lab"]: e["status"] for e in run["labs"]}["attention"] == "passed"
+    assert list((run_dir / ".slurm").iterdir()), "submitit keeps its job files in the run folder"
+    assert "cnn_receptive" in out and (run_dir / "report.html").is_file()
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_a_detached_two_seed_sweep_is_collected_by_status(cli, workdir):
+    import time
+
+    status, out, err = cli(
+        "run", "counter", "--profile", "smoke", "--seeds", "0,1", "--executor", "slurm", "--detach"
+    )
+    assert status == 0, err
+    assert "submitted 2 jobs" in out
+    run_dir = (workdir / "reports" / "latest").resolve()
+    assert _run_json(run_dir)["status"] == "submitted"
+    status, _out, err = cli("check", str(run_dir))
+    assert status == 1 and "submitted, not finished" in err  # incomplete until every job ended
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status, out, err = cli("status", str(run_dir))
+        assert status == 0, err
+        if out.startswith(f"{run_dir}: finished"):
+            break
+        time.sleep(2)
+    assert out.count("COMPLETED") == 2, out
+    run = _run_json(run_dir)
+    assert run["status"] == "finished" and [e["status"] for e in run["labs"] if e["lab"] == "counter"] == [
+        "passed"
+    ]
+    assert (run_dir / "counter" / "sweep.json").is_file()
+    status, _out, err = cli("report", str(run_dir))
+    assert status == 0, err
+    assert "### Over 2 seeds (0, 1)" in (run_dir / "report.md").read_text()
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_a_job_slurm_refuses_is_that_labs_error(cli, workdir):
+    status, _out, err = cli(
+        "run",
+        "counter",
+        "--profile",
+        "smoke",
+        "--executor",
+        "slurm",
+        "--executor-option",
+        "partition=nowhere",
+    )
+    assert status == 1, err
+    run_dir = (workdir / "reports" / "latest").resolve()
+    from labrunner.results import LabResult
+
+    result = LabResult.load(run_dir / "counter" / "result.json")
+    assert result.status == "error" and result.error["type"] == "JobRefused"
+    assert "SLURM refused the job of counter" in result.error["message"]
