@@ -104,6 +104,11 @@ def prepare(
     lab_timeout: float | None = None,
     author: str | None = None,
     plugins_dir: Sequence[str | Path] = (),
+    executor: str | None = None,
+    jobs: int | str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
+    seeds: str | Sequence[int] | None = None,
+    detach: bool = False,
     writes: bool = True,
     plugins: Any = None,
 ) -> tuple[Any, Any]:
@@ -141,6 +146,11 @@ def prepare(
         isolation=isolation or "process",
         lab_timeout=lab_timeout,
         plugins_dirs=[str(p) for p in plugins_dir],
+        executor=executor,
+        jobs=jobs,
+        executor_options=dict(executor_options or {}),
+        seeds=list(seeds) if seeds is not None and not isinstance(seeds, str) else seeds,
+        detach=detach,
     )
     check_set_labs(sets, [lab.name for lab in resolved.labs])
     return plugins, resolved
@@ -166,6 +176,11 @@ def run(
     author: str | None = None,
     plugins_dir: Sequence[str | Path] = (),
     set: Sequence[str] = (),
+    executor: str | None = None,
+    jobs: int | str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
+    seeds: str | Sequence[int] | None = None,
+    detach: bool = False,
     verbosity: int = 0,
     report: bool = True,
     reporter: Any = None,
@@ -203,6 +218,11 @@ def run(
         author=author,
         plugins_dir=plugins_dir,
         plugins=plugins,
+        executor=executor,
+        jobs=jobs,
+        executor_options=executor_options,
+        seeds=seeds,
+        detach=detach,
     )
     own_reporter = reporter is None
     reporter = reporter or _reporter(verbosity)
