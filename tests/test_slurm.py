@@ -204,3 +204,45 @@ def test_a_job_slurm_refuses_is_that_labs_error(cli, workdir):
     result = LabResult.load(run_dir / "counter" / "result.json")
     assert result.status == "error" and result.error["type"] == "JobRefused"
     assert "SLURM refused the job of counter" in result.error["message"]
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_ctrl_c_cancels_the_submitted_jobs(workdir):
+    import json
+    import signal
+    import sys
+    import time
+
+    from conftest import TEST_PLUGINS
+
+    command = [sys.executable, "-m", "labrunner", "run", "counter", "--plugins-dir", str(TEST_PLUGINS)]
+    command += ["--executor", "slurm", "--set", "counter.sleep_s=1", "--set", "counter.steps=300"]
+    child = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        jobs: list[dict] = []
+        while time.monotonic() < deadline:
+            runs = sorted(workdir.glob("reports/2*/.slurm/*/"))
+            if runs:
+                job_id = runs[0].name
+                state = subprocess.run(
+                    ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
+                )
+                if state.stdout.strip() == "RUNNING":
+                    jobs.append({"job_id": job_id})
+                    break
+            time.sleep(0.5)
+        assert jobs, "the job did not start running"
+        child.send_signal(signal.SIGINT)
+        _out, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    time.sleep(2)
+    left = subprocess.run(
+        ["squeue", "-h", "-j", jobs[0]["job_id"], "-o", "%T"], capture_output=True, text=True
+    )
+    assert left.stdout.strip() in ("", "CANCELLED", "COMPLETING"), left.stdout
+    run = json.loads(((workdir / "reports" / "latest").resolve() / "run.json").read_text())
+    assert run["status"] == "interrupted"
