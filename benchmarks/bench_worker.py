@@ -7,8 +7,9 @@ The lab (``failing`` from tests/plugins) records two checks and imports nothing,
 difference of the two medians is what a worker adds per lab: starting Python with
 ``spawn``, importing labrunner and the lab's plugin, importing torch and seeding. In-process
 runs reuse this process's torch, imported once before timing. Prints the median and the
-spread (min-max) of each, and the per-lab cost; also the wall time of a ``labrunner run``
-whose lab is cached (the parent alone, which never imports torch).
+spread (min-max) of each, and the per-lab cost beside ``python -c "import torch"`` timed in
+the same loop; also the wall time of a ``labrunner run`` whose lab is cached (the parent
+alone, which never imports torch).
 """
 
 from __future__ import annotations
@@ -59,8 +60,11 @@ def main() -> None:
         tmp = Path(tmp_name)
         os.environ["LABRUNNER_CACHE_DIR"] = str(tmp / "cache")
         spec, _ = spec_for(tmp)
-        worker, here = [], []
-        for _ in range(args.repeat):  # interleaved, so load changes hit both alike
+        worker, here, torch_import = [], [], []
+        for _ in range(args.repeat):  # interleaved, so load changes hit all alike
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import torch"], check=True)
+            torch_import.append(time.perf_counter() - start)
             start = time.perf_counter()
             outcome = LocalWorker(Reporter()).run(spec)
             worker.append(time.perf_counter() - start)
@@ -81,6 +85,7 @@ def main() -> None:
     print(f"{'lab in a worker':<28} {summary(worker)}")
     print(f"{'lab in this process':<28} {summary(here)}")
     print(f"{'worker cost per lab':<28} {summary(extra)}")
+    print(f"{'import torch (alone)':<28} {summary(torch_import)}")
     print(f"{'labrunner run, lab cached':<28} {summary(cached)}")
 
 
