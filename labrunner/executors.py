@@ -185,15 +185,17 @@ def local_slots(parallel: int | None, jobs: int, device: str, gpus: int) -> int:
 
 class DevicePool:
     """CUDA devices handed to labs running in parallel, one lab per GPU (round robin over
-    the free ones); without CUDA every lab gets the run's device."""
+    the free ones; a lab waits for a free GPU): every GPU for ``cuda`` or ``auto``, the one
+    named for ``cuda:N``. Without CUDA every lab gets the run's device."""
 
     def __init__(self, device: str, gpus: int, device_requested: str = "auto") -> None:
         self.device = device
         self._free: queue.Queue[str] | None = None
-        if device.startswith("cuda") and ":" not in device_requested and gpus > 1:
+        if device.startswith("cuda") and gpus > 0:
             self._free = queue.Queue()
-            for index in range(gpus):
-                self._free.put(f"cuda:{index}")
+            named = ":" in device_requested
+            for name in [device] if named else [f"cuda:{index}" for index in range(gpus)]:
+                self._free.put(name)
 
     def take(self) -> str:
         return self.device if self._free is None else self._free.get()

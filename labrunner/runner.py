@@ -594,7 +594,9 @@ def _run_jobs(
     shared.log(f"{len(tasks)} lab jobs, {executor.slots} at a time ({executor.name} executor)")
 
     def one(lab: Lab, seed: int) -> bool:
-        device = devices.take() if devices is not None else settings.device
+        # one lab per GPU, unless the lab says it can share one (``shares_gpu = True``)
+        pooled = devices is not None and not getattr(lab, "shares_gpu", False)
+        device = devices.take() if pooled else settings.device
         try:
             task = dataclasses.replace(settings, seed=seed, threads=threads, device=device)
             _result, stop = _one_lab(
@@ -611,7 +613,7 @@ def _run_jobs(
             )
             return stop
         finally:
-            if devices is not None:
+            if pooled:
                 devices.give(device)
 
     interrupted = False

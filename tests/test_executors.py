@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -83,6 +84,10 @@ def test_local_jobs_fair_threads_and_one_lab_per_gpu():
     pool.give(first)
     assert pool.take() == first
     assert DevicePool("cpu", 0).take() == "cpu" and DevicePool("cuda:1", 2, "cuda:1").take() == "cuda:1"
+    one_gpu = DevicePool("cuda:0", 1)
+    assert one_gpu.take() == "cuda:0"
+    with pytest.raises(queue.Empty):  # the second lab waits for the GPU
+        one_gpu._free.get(timeout=0.01)
 
 
 def test_executors_are_registered_through_the_hook(tmp_path, monkeypatch):
