@@ -162,7 +162,8 @@ print("STATUS", status, "TORCH", "torch" in sys.modules, file=sys.stderr)
 @pytest.mark.slow
 def test_the_parent_never_imports_torch(tmp_path):
     env = {"LABRUNNER_CACHE_DIR": str(tmp_path / "cache"), "LABRUNNER_PLUGINS": "core_labs"}
-    argv = ["run", "counter", "--profile", "smoke", "--plugins-dir", str(TEST_PLUGINS)]
+    # --device cpu: on a machine with a GPU driver, resolving `auto` asks torch
+    argv = ["run", "counter", "--profile", "smoke", "--device", "cpu", "--plugins-dir", str(TEST_PLUGINS)]
     first = run_subprocess("-c", PROGRAM.format(argv=argv), env=env, cwd=tmp_path)
     assert "STATUS 0 TORCH False" in first.stderr, first.stderr  # the worker imported it
     second = run_subprocess("-c", PROGRAM.format(argv=argv), env=env, cwd=tmp_path)
