@@ -114,7 +114,7 @@ def prepare(
 ) -> tuple[Any, Any]:
     """Load the plugins and resolve every setting of a run; returns (plugins, settings).
     Raises UsageError and writes nothing when any input is bad."""
-    from .config import check_run_options, check_set_labs, load_run_config, resolve_settings
+    from .config import check_set_labs, load_run_config, resolve_settings
     from .plugins import load_plugins
 
     if plugins is None:
@@ -126,9 +126,6 @@ def prepare(
     if author:
         report["author"] = author
     out_text = str(out) if out is not None else None
-    check_run_options(
-        file_cfg, profile=profile, device=device, seed=seed, threads=threads, out=out_text, writes=writes
-    )
     resolved = resolve_settings(
         plugins,
         _lab_names(labs),
@@ -233,7 +230,8 @@ def run(
             reporter.stop()
     result = Run(run_dir, interrupted=interrupted, plugins=plugins)
     result.results = results
-    if report:
+    result.settings = resolved
+    if report and not resolved.detach:
         try:
             result.report_paths = result.render(author=author)
         except UsageError:
@@ -274,6 +272,10 @@ class Run:
         self.report_paths: list[Path] = []
         self.report_error = ""
         self.results: list[Any] = []
+        #: The resolved settings (``labrunner.config.RunSettings``) of a run made by :func:`run`.
+        self.settings: Any = None
+        #: Files in the zip :meth:`submit` built last.
+        self.bundle_files = 0
         self._plugins = plugins
         self._data: Any = None
 
@@ -345,7 +347,9 @@ class Run:
         from .bundle import make_bundle
 
         dest = Path(path) if path is not None else Path(f"submission-{self.path.resolve().name}.zip")
-        written, _count = make_bundle(self.path, dest, partial=partial, allow_stand_ins=allow_stand_ins)
+        written, self.bundle_files = make_bundle(
+            self.path, dest, partial=partial, allow_stand_ins=allow_stand_ins
+        )
         return written
 
     def __repr__(self) -> str:

@@ -33,37 +33,34 @@ def _plugins(args: argparse.Namespace) -> Any:
     return plugins
 
 
-def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_device: bool) -> Any:
-    from .config import load_run_config, parse_set
-    from .runner import resolve_settings
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``run`` / ``config`` as keyword arguments of :func:`labrunner.run`."""
+    return {
+        "profile": args.profile,
+        "device": getattr(args, "device", None),
+        "seed": getattr(args, "seed", None),
+        "set": args.set or [],
+        "config": args.config,
+        "out": getattr(args, "out", None),
+        "force": getattr(args, "force", False),
+        "deterministic": True if getattr(args, "deterministic", False) else None,
+        "threads": getattr(args, "threads", None),
+        "isolation": getattr(args, "isolation", None),
+        "lab_timeout": getattr(args, "lab_timeout", None),
+        "author": getattr(args, "author", None),
+        "plugins_dir": args.plugins_dir or [],
+        "executor": getattr(args, "executor", None),
+        "jobs": getattr(args, "jobs", None) or 1,
+        "executor_options": _executor_options(args),
+        "seeds": getattr(args, "seeds", None),
+        "detach": getattr(args, "detach", False),
+    }
 
-    file_cfg = load_run_config(Path(args.config) if args.config else None)
-    sets, report = parse_set(args.set or [])
-    if getattr(args, "author", None):
-        report["author"] = args.author
-    return resolve_settings(
-        plugins,
-        labs,
-        file_cfg,
-        sets=sets,
-        report=report,
-        profile=args.profile,
-        device=getattr(args, "device", None),
-        seed=getattr(args, "seed", None),
-        deterministic=True if getattr(args, "deterministic", False) else None,
-        threads=getattr(args, "threads", None),
-        out=getattr(args, "out", None),
-        force=getattr(args, "force", False),
-        check_device=check_device,
-        isolation=getattr(args, "isolation", None) or "process",
-        lab_timeout=getattr(args, "lab_timeout", None),
-        plugins_dirs=args.plugins_dir or [],
-        executor=getattr(args, "executor", None),
-        jobs=getattr(args, "jobs", None),
-        executor_options=_executor_options(args),
-        seeds=getattr(args, "seeds", None),
-        detach=getattr(args, "detach", False),
-    )
+
+def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_device: bool) -> Any:
+    from .api import prepare
+
+    return prepare(labs, plugins=plugins, writes=check_device, **_run_options(args))[1]
 
 
 def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -76,39 +73,46 @@ def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .api import run
     from .progress import make_reporter
-    from .runner import execute, exit_status, format_summary
+    from .runner import exit_status, format_summary
 
     plugins = _plugins(args)
-    settings = _settings(args, plugins, args.labs, check_device=True)
     reporter = make_reporter(args.verbosity)
     try:
-        run_dir, results, interrupted = execute(settings, plugins, reporter)
+        result = run(args.labs, plugins=plugins, reporter=reporter, report=False, **_run_options(args))
     finally:
         reporter.stop()
+    run_dir, results, interrupted = result.path, result.results, result.interrupted
     out = sys.stdout
-    print(f"\nrun folder: {run_dir}", file=out)
-    if settings.detach and not interrupted:
+    print(f"\nrun folder: {_shown(run_dir)}", file=out)
+    if result.settings.detach and not interrupted:
         from .runner import read_jobs
 
         jobs = read_jobs(run_dir)
         for job in jobs:
             print(f"  {job['lab']:<16} seed {job['seed']:<5} job {job.get('job_id', '?')}", file=out)
-        print(f"submitted {len(jobs)} jobs; see them with: labrunner status {run_dir}", file=out)
+        print(f"submitted {len(jobs)} jobs; see them with: labrunner status {_shown(run_dir)}", file=out)
         return 0
     print(format_summary(results), file=out)
     status = exit_status(results, interrupted)
     try:
-        from .report import render_report
-
-        for path in render_report(run_dir, author=args.author, plugins=plugins):
-            print(f"report: {path}", file=out)
+        for path in result.render(author=args.author):
+            print(f"report: {_shown(path)}", file=out)
     except Exception as exc:  # the results are saved: `labrunner report` can render them again
         print(f"labrunner: error: rendering the report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         status = status or 1
     if interrupted:
         print("interrupted: finished labs are kept; run the same command again to resume", file=sys.stderr)
     return status
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working folder when it lies below it, as the user typed it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def cmd_status(args: argparse.Namespace) -> int:

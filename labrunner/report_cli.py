@@ -144,10 +144,10 @@ def _plugins(args: argparse.Namespace) -> Any:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .grading import format_grades, grade
-    from .runfolder import load_run
+    from .api import load
+    from .grading import format_grades
 
-    grades = grade(load_run(_run_dir(args)))
+    grades = load(_run_dir(args)).check()
     if args.json:
         print(json.dumps(grades, indent=2, ensure_ascii=False, default=str))
     elif not grades["incomplete"]:
@@ -158,7 +158,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .bundle import BundleError, NotSubmittable, make_bundle, verify_bundle
+    from .api import Run
+    from .bundle import BundleError, NotSubmittable, verify_bundle
     from .errors import UsageError
 
     try:
@@ -170,11 +171,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
             return 0
         run_dir = _run_dir(args)
         dest = args.output or Path(f"submission-{run_dir.resolve().name}.zip")
-        path, count = make_bundle(run_dir, dest, partial=args.partial, allow_stand_ins=args.allow_stand_ins)
+        run = Run(run_dir)
+        path = run.submit(dest, partial=args.partial, allow_stand_ins=args.allow_stand_ins)
     except (BundleError, NotSubmittable) as exc:
         print(f"labrunner: error: {exc}", file=sys.stderr)
         return 1
-    print(f"bundle: {path} ({count} files, verified against its sha256 manifest)")
+    print(f"bundle: {path} ({run.bundle_files} files, verified against its sha256 manifest)")
     return 0
 
 
