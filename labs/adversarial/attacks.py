@@ -99,9 +99,15 @@ def _attack_loop(
 
 
 class _AdamMoments:
-    """Adam's moment estimates, kept per pixel for every row of the batch."""
+    """Adam's moment estimates, kept per pixel for every row of the batch (``eps`` may be a
+    per-channel tensor, see :func:`normalised_to_pixel`)."""
 
-    def __init__(self, like: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        like: torch.Tensor,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float | torch.Tensor = 1e-8,
+    ):
         self.m = torch.zeros_like(like)
         self.v = torch.zeros_like(like)
         self.betas, self.eps = betas, eps
@@ -117,6 +123,28 @@ class _AdamMoments:
         return m_hat, denom
 
 
+ADAM_EPS = 1e-8
+
+
+def normalised_to_pixel(
+    alpha: float, lr: float, std: Sequence[float] | torch.Tensor | None, like: torch.Tensor
+) -> tuple[torch.Tensor | float, torch.Tensor | float, torch.Tensor | float]:
+    """The pixel-space ``(alpha, lr, eps)`` of Adam on ``alpha * ||u' - u||_1 + CE`` over the
+    *normalised* image ``u = (x - mean) / std``, the tensor the assignment optimises.
+
+    With ``u = (x - mean) / std`` per channel c, ``||u' - u||_1 = sum |x' - x| / std_c`` and
+    ``grad_u = std_c * grad_x``. Adam's step is invariant to that scale except for its
+    ``eps``: the step in ``u`` of size ``lr * m / (sqrt(v) + eps)`` is, in pixels,
+    ``lr * std_c * m_x / (sqrt(v_x) + eps / std_c)``. So the same iterates come from pixel-space
+    Adam with ``alpha_c = alpha / std_c``, ``lr_c = lr * std_c`` and ``eps_c = eps / std_c``.
+    Without ``std`` the values are used in pixel space as they are.
+    """
+    if std is None:
+        return alpha, lr, ADAM_EPS
+    sigma = torch.as_tensor(std, dtype=like.dtype, device=like.device).view(-1, 1, 1)
+    return alpha / sigma, lr * sigma, ADAM_EPS / sigma
+
+
 def l1_adam_attack(
     model: nn.Module,
     image: torch.Tensor,
@@ -125,20 +153,25 @@ def l1_adam_attack(
     alpha: float = 0.001,
     lr: float = 0.01,
     max_iter: int = 100,
+    std: Sequence[float] | None = None,
 ) -> AttackResult:
     """The assignment's method: Adam on the image with loss
     ``alpha * ||x' - x||_1 + CE(f(x'), target)``, clamped to [0, 1] after every step.
 
     The L1 term enters through its subgradient ``alpha * sign(x' - x)`` (what autograd
-    gives for ``abs``), so the update equals ``torch.optim.Adam`` on that loss.
+    gives for ``abs``), so the update equals ``torch.optim.Adam`` on that loss. With ``std``
+    (the model's normalisation), ``alpha`` and ``lr`` are meant in the normalised space, as in
+    the assignment, and the exactly equivalent pixel-space update runs
+    (:func:`normalised_to_pixel`).
     """
     n = targets.numel()
-    adam = _AdamMoments(image.unsqueeze(0).expand(n, -1, -1, -1))
+    alpha_px, lr_px, eps_px = normalised_to_pixel(alpha, lr, std, image)
+    adam = _AdamMoments(image.unsqueeze(0).expand(n, -1, -1, -1), eps=eps_px)
 
     def update(x: torch.Tensor, grad: torch.Tensor, rows: torch.Tensor, t: int) -> torch.Tensor:
-        grad = grad + alpha * torch.sign(x - image)
+        grad = grad + alpha_px * torch.sign(x - image)
         m_hat, denom = adam.step(grad, rows, t)
-        return (x - lr * m_hat / denom).clamp_(0.0, 1.0)
+        return (x - lr_px * m_hat / denom).clamp_(0.0, 1.0)
 
     return _attack_loop(model, image, targets, max_iter, update)
 
@@ -159,6 +192,7 @@ def l1_ista_attack(
     alpha: float = 0.001,
     lr: float = 0.01,
     max_iter: int = 100,
+    std: Sequence[float] | None = None,
 ) -> AttackResult:
     """The assignment's objective solved the EAD way (Chen et al., 2018): a proximal
     gradient (ISTA) step, with the cross-entropy handled by its gradient and the L1 term by
@@ -168,14 +202,17 @@ def l1_ista_attack(
     :func:`l1_adam_attack`: with ``D = diag(sqrt(v_hat) + eps) / lr`` the step is
     ``delta <- prox_{alpha ||.||_1}^D(delta - D^{-1} m_hat)``, i.e. a soft-threshold at
     ``lr * alpha / (sqrt(v_hat) + eps)`` per pixel, followed by the box [0, 1] (the prox of
-    L1 plus a box that contains 0 is the clip of the soft-threshold).
+    L1 plus a box that contains 0 is the clip of the soft-threshold). ``std`` as in
+    :func:`l1_adam_attack`: the soft-threshold scales with the image, so the mapping of
+    :func:`normalised_to_pixel` makes this exactly ISTA in the normalised space too.
     """
     n = targets.numel()
-    adam = _AdamMoments(image.unsqueeze(0).expand(n, -1, -1, -1))
+    alpha_px, lr_px, eps_px = normalised_to_pixel(alpha, lr, std, image)
+    adam = _AdamMoments(image.unsqueeze(0).expand(n, -1, -1, -1), eps=eps_px)
 
     def update(x: torch.Tensor, grad: torch.Tensor, rows: torch.Tensor, t: int) -> torch.Tensor:
         m_hat, denom = adam.step(grad, rows, t)
-        delta = soft_threshold((x - image) - lr * m_hat / denom, lr * alpha / denom)
+        delta = soft_threshold((x - image) - lr_px * m_hat / denom, lr_px * alpha_px / denom)
         return (image + delta).clamp_(0.0, 1.0)
 
     return _attack_loop(model, image, targets, max_iter, update)
@@ -209,6 +246,102 @@ def pgd_attack(
         return torch.minimum(torch.maximum(x - step * grad.sign(), low), high)
 
     return _attack_loop(model, image, targets, max_iter, update)
+
+
+# --------------------------------------------------------------------------- why FGSM works
+
+
+def margin(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """``z_c - max_{j != c} z_j`` per row: positive exactly when the model predicts class ``c``."""
+    own = logits.gather(1, classes.view(-1, 1)).squeeze(1)
+    others = logits.scatter(1, classes.view(-1, 1), float("-inf"))
+    return own - others.amax(dim=1)
+
+
+@dataclass
+class Linearisation:
+    """The FGSM step against its first-order prediction and against random sign steps of the
+    same size, per target (all ``(T,)`` tensors; margins in logits).
+
+    ``margin``: the target's margin before the step (negative: not yet the target);
+    ``predicted``: the first-order change of the margin, ``grad margin . delta``;
+    ``actual``: its real change; ``random_mean`` / ``random_sd``: the real change under
+    random sign steps ``eps * s`` (clamped to [0, 1] like FGSM's); ``clean_actual``,
+    ``clean_random_mean``, ``clean_random_sd``: the same for the margin of the clean class.
+    """
+
+    margin: torch.Tensor
+    predicted: torch.Tensor
+    actual: torch.Tensor
+    random_mean: torch.Tensor
+    random_sd: torch.Tensor
+    clean_actual: torch.Tensor
+    clean_random_mean: torch.Tensor
+    clean_random_sd: torch.Tensor
+
+
+def fgsm_linearisation(
+    model: nn.Module,
+    image: torch.Tensor,
+    targets: torch.Tensor,
+    clean: int,
+    *,
+    eps: float,
+    draws: int,
+    generator: torch.Generator,
+) -> Linearisation:
+    """Measure what the targeted FGSM step does to the target's and the clean class's
+    margins, what the linear approximation of the model predicts, and what ``draws`` random
+    sign steps of the same L-inf size do (the baseline, with its spread)."""
+    n = targets.numel()
+    x = image.unsqueeze(0).repeat(n, 1, 1, 1).requires_grad_(True)
+    logits = model(x)
+    loss = F.cross_entropy(logits, targets, reduction="sum")
+    (g_loss,) = torch.autograd.grad(loss, x, retain_graph=True)
+    m0 = margin(logits, targets)
+    # The margin's gradient with the runner-up class held fixed: its linearisation at x.
+    (g_margin,) = torch.autograd.grad(m0.sum(), x)
+    with torch.no_grad():
+        x = x.detach()
+        cls = torch.full_like(targets, clean)
+        c0 = margin(logits.detach(), cls)
+        delta = (x - eps * g_loss.sign()).clamp(0.0, 1.0) - x
+        predicted = (g_margin * delta).flatten(1).sum(dim=1)
+        stepped = model(x + delta)
+        actual = margin(stepped, targets) - m0.detach()
+        clean_actual = margin(stepped, cls) - c0
+        signs = torch.randint(0, 2, (draws, *x.shape), generator=generator).to(x.device) * 2.0 - 1.0
+        noisy = (x.unsqueeze(0) + eps * signs).clamp(0.0, 1.0).flatten(0, 1)
+        out = model(noisy)
+        rnd = (margin(out, targets.repeat(draws)) - m0.detach().repeat(draws)).view(draws, n)
+        rnd_c = (margin(out, cls.repeat(draws)) - c0.repeat(draws)).view(draws, n)
+    sd = (lambda v: v.std(dim=0)) if draws > 1 else (lambda v: torch.zeros_like(v[0]))
+    return Linearisation(
+        margin=m0.detach().cpu(),
+        predicted=predicted.cpu(),
+        actual=actual.cpu(),
+        random_mean=rnd.mean(dim=0).cpu(),
+        random_sd=sd(rnd).cpu(),
+        clean_actual=clean_actual.cpu(),
+        clean_random_mean=rnd_c.mean(dim=0).cpu(),
+        clean_random_sd=sd(rnd_c).cpu(),
+    )
+
+
+@torch.no_grad()
+def shuffled_success(
+    model: nn.Module,
+    original: torch.Tensor,
+    adversarial: torch.Tensor,
+    target: int,
+    generator: torch.Generator,
+) -> bool:
+    """Whether the perturbation ``adversarial - original`` still reaches ``target`` with its
+    values shuffled over the image: the same norms, a random direction."""
+    delta = (adversarial - original).flatten()
+    order = torch.randperm(delta.numel(), generator=generator).to(delta.device)
+    x = (original + delta[order].view_as(original)).clamp(0.0, 1.0)
+    return int(model(x.unsqueeze(0)).argmax(dim=1)) == target
 
 
 # --------------------------------------------------------------------------- measures

@@ -9,9 +9,12 @@ import torch
 from labrunner.labs.adversarial.attacks import (
     PixelClassifier,
     fgsm_attack,
+    fgsm_linearisation,
     l1_adam_attack,
     l1_ista_attack,
+    margin,
     median,
+    normalised_to_pixel,
     perturbation_norms,
     pgd_attack,
     png_bytes,
@@ -19,6 +22,7 @@ from labrunner.labs.adversarial.attacks import (
     predict,
     psnr,
     read_png,
+    shuffled_success,
     soft_threshold,
     to_uint8,
 )
@@ -181,3 +185,104 @@ def test_already_target_counts_as_zero_iterations():
     res = l1_adam_attack(model, x, clean, max_iter=10)
     assert res.success.all() and res.iterations.tolist() == [0]
     assert torch.equal(res.adversarial[0], x)
+
+
+MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+
+
+def normalised_model(classes: int = 4, size: int = 6, seed: int = 0):
+    """A linear classifier ``net`` of normalised images, and the same as a pixel classifier."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * size * size, classes))
+    model = PixelClassifier(net, MEAN, STD).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return net, model
+
+
+def test_pixel_space_alpha_and_lr_are_the_normalised_ones_divided_and_multiplied_by_std():
+    alpha, lr, eps = normalised_to_pixel(0.001, 0.01, STD, torch.zeros(3, 1, 1))
+    assert torch.allclose(alpha.flatten(), torch.tensor([0.005, 0.004, 0.001 / 0.3]))
+    assert torch.allclose(lr.flatten(), torch.tensor([0.002, 0.0025, 0.003]))
+    assert torch.allclose(eps.flatten(), 1e-8 / torch.tensor(STD))
+    assert normalised_to_pixel(0.001, 0.01, None, torch.zeros(1)) == (0.001, 0.01, 1e-8)
+
+
+def test_l1_adam_with_std_is_torch_adam_on_the_normalised_image():
+    """The assignment's loss alpha*||u'-u||_1 + CE over u = (x - mean) / std, with torch.optim.Adam,
+    gives the same iterates as the pixel-space attack given std (boxes matched)."""
+    net, model = normalised_model()
+    x = tiny_image()
+    target = other_targets(model, x, 1)
+    alpha, lr, steps = 0.05, 1e-3, 4
+    res = l1_adam_attack(model, x, target, alpha=alpha, lr=lr, max_iter=steps, std=STD)
+    assert not res.success.any()
+    m, s = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    u0 = (x - m) / s
+    u = u0[None].clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=lr)
+    for _ in range(steps):
+        loss = alpha * (u - u0).abs().sum() + nn.functional.cross_entropy(net(u), target, reduction="sum")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # the valid-pixel box [0, 1], in normalised units
+            u.copy_(torch.maximum(torch.minimum(u, (1 - m) / s), -m / s))
+    assert torch.allclose(res.adversarial, u.detach() * s + m, atol=1e-6)
+    # Without std the same numbers would be a different (pixel-space) method.
+    plain = l1_adam_attack(model, x, target, alpha=alpha, lr=lr, max_iter=steps)
+    assert not torch.allclose(plain.adversarial, res.adversarial, atol=1e-6)
+
+
+def test_l1_ista_with_std_soft_thresholds_in_the_normalised_space():
+    """One ISTA step from x: with std, exactly ISTA on u (Adam's first step has m/sqrt(v) = sign)."""
+    net, model = normalised_model()
+    x = tiny_image()
+    target = other_targets(model, x, 1)
+    alpha, lr = 0.5, 0.02
+    res = l1_ista_attack(model, x, target, alpha=alpha, lr=lr, max_iter=1, std=STD)
+    m, s = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    u0 = ((x - m) / s)[None].requires_grad_(True)
+    (g,) = torch.autograd.grad(nn.functional.cross_entropy(net(u0), target, reduction="sum"), u0)
+    denom = g.abs() + 1e-8  # sqrt(v_hat) after one step
+    z = -lr * g / denom
+    delta_u = soft_threshold(z, lr * alpha / denom)
+    expected = (x + delta_u[0] * s).clamp(0, 1)
+    assert torch.allclose(res.adversarial[0], expected, atol=1e-6)
+
+
+def test_margin_is_positive_exactly_for_the_predicted_class():
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]])
+    assert margin(logits, torch.tensor([1, 1])).tolist() == [1.0, -6.0]
+
+
+def test_fgsm_linearisation_is_exact_for_a_linear_model_and_beats_random_steps():
+    """For a linear model the first-order prediction is the real change, unless another class
+    overtakes the runner-up, which can only make the real margin smaller; the FGSM step raises
+    the target margin far more than random sign steps of the same size."""
+    model, x = tiny_model(), tiny_image()
+    targets = other_targets(model, x)
+    clean = int(predict(model, x[None]).argmax())
+    gen = torch.Generator().manual_seed(0)
+    lin = fgsm_linearisation(model, x, targets, clean, eps=4 / 255, draws=30, generator=gen)
+    assert (lin.actual <= lin.predicted + 1e-4).all()
+    assert torch.isclose(lin.actual, lin.predicted, atol=1e-4).any()
+    assert (lin.actual > lin.random_mean + 2 * lin.random_sd).all()
+    assert (
+        lin.clean_actual.shape == lin.clean_random_mean.shape == (3,)
+    )  # towards t need not be away from clean
+    step = fgsm_attack(model, x, targets, eps=4 / 255)
+    reached = margin(model(step.adversarial), targets) > 0
+    assert torch.equal(reached, lin.margin + lin.actual > 0)  # the same step as the attack
+
+
+def test_shuffled_perturbation_keeps_nothing_but_the_values():
+    model, x = tiny_model(), tiny_image()
+    targets = other_targets(model, x, 1)
+    res = l1_adam_attack(model, x, targets, lr=0.05, max_iter=200)
+    assert res.success.all()
+    gen = torch.Generator().manual_seed(0)
+    clean = int(predict(model, x[None]).argmax())
+    assert shuffled_success(model, x, x, clean, gen)  # no perturbation: the clean class stays
+    outcomes = {shuffled_success(model, x, res.adversarial[0], int(targets[0]), gen) for _ in range(5)}
+    assert outcomes <= {True, False}
