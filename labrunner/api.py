@@ -109,6 +109,7 @@ def prepare(
     executor_options: Mapping[str, Any] | None = None,
     seeds: str | Sequence[int] | None = None,
     detach: bool = False,
+    precision: str | None = None,
     writes: bool = True,
     plugins: Any = None,
 ) -> tuple[Any, Any]:
@@ -123,6 +124,8 @@ def prepare(
         raise UsageError(f"isolation {isolation!r}: expected 'process' or 'none'")
     file_cfg = load_run_config(Path(config) if config else None)
     sets, report = _split_overrides(_settings_overrides(settings), set)
+    if precision is not None:
+        _apply_precision(precision, plugins.select(_lab_names(labs)), sets)
     if author:
         report["author"] = author
     out_text = str(out) if out is not None else None
@@ -150,7 +153,39 @@ def prepare(
         detach=detach,
     )
     check_set_labs(sets, [lab.name for lab in resolved.labs])
+    if writes:
+        _check_precision_on_device(resolved)
     return plugins, resolved
+
+
+#: Precisions of ``--precision``: fp32, or autocast of the forward passes to bf16 / fp16.
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _apply_precision(precision: str, labs: Iterable[Any], sets: dict[str, dict[str, Any]]) -> None:
+    """``--precision P`` is ``--set LAB.precision=P`` for every selected lab that has the
+    setting (an explicit ``--set LAB.precision`` wins); other labs run as they are."""
+    import dataclasses
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    for lab in labs:
+        config_type = getattr(lab, "Config", None)
+        if dataclasses.is_dataclass(config_type) and "precision" in {
+            f.name for f in dataclasses.fields(config_type)
+        }:
+            sets.setdefault(lab.name, {}).setdefault("precision", precision)
+
+
+def _check_precision_on_device(settings: Any) -> None:
+    """fp16 autocast needs CUDA: refuse it before anything runs, naming the lab."""
+    if str(settings.device).startswith("cuda"):
+        return
+    for name, config in settings.configs.items():
+        if getattr(config, "precision", None) == "fp16":
+            raise UsageError(
+                f"{name}.precision fp16 needs a CUDA device, but this run is on {settings.device}: use bf16 or fp32"
+            )
 
 
 # --------------------------------------------------------------------------- run and load
@@ -178,6 +213,7 @@ def run(
     executor_options: Mapping[str, Any] | None = None,
     seeds: str | Sequence[int] | None = None,
     detach: bool = False,
+    precision: str | None = None,
     verbosity: int = 0,
     report: bool = True,
     reporter: Any = None,
@@ -220,6 +256,7 @@ def run(
         executor_options=executor_options,
         seeds=seeds,
         detach=detach,
+        precision=precision,
     )
     own_reporter = reporter is None
     reporter = reporter or _reporter(verbosity)

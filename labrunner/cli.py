@@ -44,6 +44,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
         "out": getattr(args, "out", None),
         "force": getattr(args, "force", False),
         "deterministic": True if getattr(args, "deterministic", False) else None,
+        "precision": getattr(args, "precision", None),
         "threads": getattr(args, "threads", None),
         "isolation": getattr(args, "isolation", None),
         "lab_timeout": getattr(args, "lab_timeout", None),
@@ -309,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     run.add_argument("--seed", type=int, help="seed for random, numpy and torch (default 0)")
     run.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only")
+    run.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="forward passes in fp32, or under autocast to bf16 / fp16 (CUDA only), for labs with a precision setting",
+    )
     run.add_argument(
         "--threads",
         type=int,
