@@ -41,9 +41,11 @@ def stand_in_settings(cfg: Any) -> shapes.TrainSettings:
 def fallback_model(ctx, reason: str) -> Model:
     """The stand-in CNN (from the cache, or trained now with a bar ticking per batch)."""
     settings = stand_in_settings(ctx.config)
-    with ctx.progress(total=settings.epochs, desc="training the stand-in CNN") as bar:
+    with ctx.progress(total=shapes.train_steps(settings), desc="training the stand-in CNN (batches)") as bar:
         net, cached = shapes.load_or_train(
-            settings, ctx.cache_dir / "models", progress=lambda epoch, loss: bar.update(1, loss=loss)
+            settings,
+            ctx.cache_dir / "models",
+            progress=lambda epoch, loss: bar.update(1, epoch=f"{epoch + 1}/{settings.epochs}", loss=loss),
         )
     images, labels = shapes.held_out_set(settings)
     acc = shapes.accuracy(net, shapes.normalise(shapes.as_tensor(images)), torch.from_numpy(labels))

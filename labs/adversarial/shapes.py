@@ -140,7 +140,8 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
 def train_shapes_cnn(settings: TrainSettings, progress=None) -> ShapesCNN:
     """Train :class:`ShapesCNN` on generated shapes with Adam and cross-entropy (CPU, seconds).
 
-    ``progress`` is an optional callable ``(epoch, loss)`` called after every epoch.
+    ``progress`` is an optional callable ``(epoch, loss)`` called after every batch, with the
+    mean loss of the epoch so far (:func:`train_steps` batches in all).
     """
     images, labels = generate_shapes(settings.train_size, settings.image_size, seed=settings.seed)
     x, y = normalise(as_tensor(images)), torch.from_numpy(labels)
@@ -149,8 +150,7 @@ def train_shapes_cnn(settings: TrainSettings, progress=None) -> ShapesCNN:
         torch.manual_seed(settings.seed)
         model = ShapesCNN()
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    steps = settings.epochs * ((len(x) + settings.batch_size - 1) // settings.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=train_steps(settings))
     for epoch in range(settings.epochs):
         model.train()
         order = torch.randperm(len(x), generator=gen)
@@ -163,9 +163,14 @@ def train_shapes_cnn(settings: TrainSettings, progress=None) -> ShapesCNN:
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
-        if progress is not None:
-            progress(epoch, total / len(x))
+            if progress is not None:
+                progress(epoch, total / (i + len(idx)))
     return model.eval()
+
+
+def train_steps(settings: TrainSettings) -> int:
+    """The number of batches :func:`train_shapes_cnn` takes: what its progress counts to."""
+    return settings.epochs * -(-settings.train_size // settings.batch_size)
 
 
 def held_out_set(settings: TrainSettings) -> tuple[np.ndarray, np.ndarray]:
