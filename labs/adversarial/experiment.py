@@ -20,17 +20,23 @@ import torch
 from . import alexnet, figures, shapes, text
 from .attacks import (
     AttackResult,
+    Linearisation,
     PixelClassifier,
     fgsm_attack,
+    fgsm_linearisation,
     l1_adam_attack,
     l1_ista_attack,
+    median,
+    normalised_to_pixel,
     pgd_attack,
     predict,
+    shuffled_success,
 )
 from .figures import short
 from .images import LabImage, default_sources, load_images, skimage_available
 from .model import Model, choose_model, model_note, stand_in_settings
 from .records import MethodRun
+from .stats import BEYOND_2SD, LEVEL, binomial_tail, rate_above, rate_text, sign_test, wilson
 
 METHODS = {
     "fgsm": "Targeted FGSM",
@@ -67,8 +73,21 @@ def run_experiment(ctx) -> None:
     l1_adam_attack(net, first.image.pixels.to(ctx.device), first.targets[:1].to(ctx.device), max_iter=1)
     adam = targeted_adversarial_examples(ctx, model, net, plan)
     runs, summaries = compare_with_standard_attacks(ctx, model, net, plan, adam)
-    sparser = sparse_perturbations(ctx, net, plan, runs, summaries)
+    sparser = sparse_perturbations(ctx, model, net, plan, runs, summaries)
     smallest_visible_change(ctx, model, runs, summaries, sparser)
+
+
+def fidelity(model: Model) -> dict[str, str]:
+    """The ``ctx.exercise`` arguments saying whether the exercise ran on AlexNet or the stand-in."""
+    if not model.is_stand_in:
+        return {}
+    return {
+        "fidelity": "stand-in",
+        "reason": (
+            f"no ImageNet AlexNet weights ({model.fallback_reason}): a small CNN trained on "
+            "generated shapes stands in for AlexNet, and generated shapes for the photos"
+        ),
+    }
 
 
 def run_method(
@@ -90,6 +109,13 @@ def run_method(
     return out
 
 
+def l1_attack(cfg, model: Model, method: Callable[..., AttackResult], alpha: float) -> Attack:
+    """``method`` (Adam or ISTA on the L1 objective) with the assignment's ``alpha`` and
+    learning rate, meant in the normalised space the network sees (see ``normalised_to_pixel``)."""
+    std = model.pre.std
+    return lambda m, x, t: method(m, x, t, alpha=alpha, lr=cfg.lr, max_iter=cfg.max_iter, std=std)
+
+
 # --------------------------------------------------------------------------- exercise 1
 
 
@@ -97,7 +123,7 @@ def implement_alexnet_and_classify(ctx, model: Model, net) -> tuple[list[LabImag
     """Exercise 1: check the written-out AlexNet, classify every image; returns the images
     and their top-k class indices."""
     cfg, cats, device = ctx.config, model.categories, ctx.device
-    with ctx.exercise("1. AlexNet, written out, and top-5 classification", text.Q1) as ex:
+    with ctx.exercise("1. AlexNet, written out, and top-5 classification", text.Q1, **fidelity(model)) as ex:
         max_diff = alexnet.compare_with_torchvision(model.state_dict, seed=ctx.seed)
         with torch.device("meta"):  # shapes only: no memory, no initialisation
             n_params = alexnet.parameter_count(alexnet.AlexNet())
@@ -105,9 +131,27 @@ def implement_alexnet_and_classify(ctx, model: Model, net) -> tuple[list[LabImag
         ex.metric("alexnet_parameters", n_params)
         ex.check_at_most("own_alexnet_equals_torchvision", max_diff, 1e-5, points=2)
         ex.check_equal("alexnet_parameter_count", n_params, alexnet.ALEXNET_PARAMETERS)
+        ex.claim(
+            "alexnet_bit_identical",
+            max_diff == 0,
+            statement="the written-out AlexNet computes bit for bit what torchvision's computes",
+            evidence=f"largest difference of the logits on a random batch: {max_diff:.2e}",
+            baseline="float32 rounding: the same sums in another order differ by about 1e-7 of the logits",
+        )
         if model.is_stand_in:
+            settings = stand_in_settings(cfg)
+            n_test = settings.test_size
+            correct = round(model.fallback_accuracy * n_test)
+            chance = 1 / len(cats)
             ex.metric("fallback_test_accuracy", model.fallback_accuracy)
             ex.check_at_least("fallback_test_accuracy", model.fallback_accuracy, 0.95, points=2)
+            ex.claim(
+                "standin_beats_chance",
+                wilson(correct, n_test)[0] > chance,
+                statement="the stand-in CNN classifies held-out generated shapes far above chance",
+                evidence=f"correct on {rate_text(correct, n_test)} held-out shapes",
+                baseline=f"chance, 1/{len(cats)} = {100 * chance:.1f} %",
+            )
 
         sources = list(cfg.images) or default_sources()
         images = load_images(sources, model.pre, ctx.cache_dir / "images")
@@ -128,7 +172,7 @@ def implement_alexnet_and_classify(ctx, model: Model, net) -> tuple[list[LabImag
             + [f"{short(cats[int(c)], 28)} ({100 * float(p):.1f} %)" for p, c in zip(ps, idx, strict=True)]
             for im, ps, idx in zip(images, top_p, top_i, strict=True)
         ]
-        fig = figures.classification_figure(images, top_p, top_i, cats, cols=6 if model.is_stand_in else 5)
+        fig = figures.classification_figure(images, top_p, top_i, cats)
         ex.figure(
             fig, "classification", caption="Each image as the model sees it, titled with its top class."
         )
@@ -150,6 +194,7 @@ def implement_alexnet_and_classify(ctx, model: Model, net) -> tuple[list[LabImag
             n_params=n_params,
             photos=photos,
             accuracy=model.fallback_accuracy,
+            classes=len(cats),
             skimage=skimage_available(),
             k=k,
         )
@@ -162,12 +207,14 @@ def plan_attacks(ctx, model: Model, images: list[LabImage], top_i: torch.Tensor)
     The stand-in attacks only the generated shapes: it knows nothing about photos."""
     cfg, cats, rng = ctx.config, model.categories, ctx.rng
     pool = [i for i, im in enumerate(images) if not model.is_stand_in or im.source == "generated"]
-    chosen = sorted(rng.choice(pool, size=min(cfg.attack_images, len(pool)), replace=False).tolist())
+    every = model.is_stand_in and cfg.fallback_all_pairs
+    n_images = len(pool) if every else min(cfg.attack_images, len(pool))
+    chosen = sorted(rng.choice(pool, size=n_images, replace=False).tolist())
     plan = []
     for i in chosen:
         clean = int(top_i[i, 0])
         others = [c for c in range(len(cats)) if c != clean]
-        n_t = min(cfg.targets_per_image, len(others))
+        n_t = len(others) if every else min(cfg.targets_per_image, len(others))
         targets = torch.tensor(rng.choice(others, size=n_t, replace=False).tolist())
         plan.append(PlannedAttack(images[i], clean, targets))
     return plan
@@ -177,16 +224,13 @@ def plan_attacks(ctx, model: Model, images: list[LabImage], top_i: torch.Tensor)
 
 
 def targeted_adversarial_examples(ctx, model: Model, net, plan: list[PlannedAttack]) -> MethodRun:
-    """Exercise 2: the assignment's method, verified after the 8-bit round trip."""
+    """Exercise 2: the assignment's method, verified after the 8-bit round trip and against
+    the same perturbations shuffled over the image."""
     cfg, cats = ctx.config, model.categories
-    with ctx.exercise("2. Targeted adversarial examples: Adam on an L1 penalty", text.Q2) as ex:
+    title = "2. Targeted adversarial examples: Adam on an L1 penalty"
+    with ctx.exercise(title, text.Q2, **fidelity(model)) as ex:
         adam = run_method(
-            ctx,
-            net,
-            plan,
-            "l1_adam",
-            lambda m, x, t: l1_adam_attack(m, x, t, alpha=cfg.alpha, lr=cfg.lr, max_iter=cfg.max_iter),
-            save=True,
+            ctx, net, plan, "l1_adam", l1_attack(cfg, model, l1_adam_attack, cfg.alpha), save=True
         )
         stats = adam.summary()
         norms = adam.norms()
@@ -211,9 +255,9 @@ def targeted_adversarial_examples(ctx, model: Model, net, plan: list[PlannedAtta
         ex.figure(figures.grid_figure(adam, cats), "l1_adam_examples", caption=text.GRID_CAPTION)
         n_ok = sum(e.success for e in adam.examples)
         need = math.ceil(5 * adam.n / 6)
-        ex.metric("l1_adam_success_rate", stats["success"])
-        ex.metric("l1_adam_roundtrip_success_rate", stats["rt_success"])
-        ex.metric("l1_adam_median_iterations", stats["iterations"])
+        record(ex, "l1_adam_success_rate", stats["success"])
+        record(ex, "l1_adam_roundtrip_success_rate", stats["rt_success"])
+        record(ex, "l1_adam_median_iterations", stats["iterations"])
         rt_err = max(float((e.adversarial - e.round_trip).abs().max()) for e in adam.examples)
         ex.metric("png_round_trip_max_change", rt_err * 255)
         ex.check_at_least("l1_adam_targets_reached", n_ok, need, points=2)
@@ -222,15 +266,42 @@ def targeted_adversarial_examples(ctx, model: Model, net, plan: list[PlannedAtta
             "adversarials_are_valid_pixels",
             all(float(e.adversarial.min()) >= 0 and float(e.adversarial.max()) <= 1 for e in adam.examples),
         )
+        # Baseline: the same perturbation values in a random arrangement (same L0, L1, L2, L-inf).
+        gen = ctx.torch_generator(offset=2)
+        device = ctx.device
+        n_shuffled = sum(
+            shuffled_success(net, e.original.to(device), e.adversarial.to(device), e.target, gen)
+            for e in adam.examples
+        )
+        ex.metric("l1_adam_shuffled_success_rate", n_shuffled / adam.n)
+        ex.claim(
+            "adam_direction_matters",
+            rate_above(n_ok, adam.n, n_shuffled, adam.n),
+            statement="the targets are reached by the direction of the perturbation, not by its size",
+            evidence=(
+                f"Adam's perturbations reached {rate_text(n_ok, adam.n)}; the same values shuffled "
+                f"over the image reached {rate_text(n_shuffled, adam.n)}"
+            ),
+            baseline="the same perturbations with their values in random positions (equal norms), 95 % Wilson intervals",
+        )
+        alpha_px, lr_px, _ = normalised_to_pixel(cfg.alpha, cfg.lr, model.pre.std, torch.zeros(3, 1, 1))
         ex.answer(
             text.A2,
             s=stats,
             n=adam.n,
             n_ok=n_ok,
             n_rt=sum(e.rt_success for e in adam.examples),
+            n_shuffled=n_shuffled,
             cfg=cfg,
+            std=[float(v) for v in model.pre.std],
+            alpha_px=[float(v) for v in alpha_px.flatten()],
+            lr_px=[float(v) for v in lr_px.flatten()],
             model=model.kind,
-            lost=[j for j, e in enumerate(adam.examples) if e.success and not e.rt_success],
+            lost=[
+                {"image": e.image, "target": short(cats[e.target]), "p": e.p_target, "p_rt": e.rt_p_target}
+                for e in adam.examples
+                if e.success and not e.rt_success
+            ],
         )
 
     return adam
@@ -242,9 +313,10 @@ def targeted_adversarial_examples(ctx, model: Model, net, plan: list[PlannedAtta
 def compare_with_standard_attacks(
     ctx, model: Model, net, plan: list[PlannedAttack], adam: MethodRun
 ) -> tuple[dict[str, MethodRun], dict[str, dict[str, float]]]:
-    """Exercise 3: FGSM, PGD and the ISTA variant on the same pairs; one table of all four."""
+    """Exercise 3: FGSM, PGD and the ISTA variant on the same pairs; one table of all four,
+    and what FGSM's step does against its linear approximation and random steps."""
     cfg, cats = ctx.config, model.categories
-    with ctx.exercise("3. Baselines: FGSM and PGD against the L1 methods", text.Q3) as ex:
+    with ctx.exercise("3. Baselines: FGSM and PGD against the L1 methods", text.Q3, **fidelity(model)) as ex:
         runs = {
             "fgsm": run_method(
                 ctx, net, plan, "fgsm", lambda m, x, t: fgsm_attack(m, x, t, eps=cfg.fgsm_eps / 255)
@@ -260,11 +332,7 @@ def compare_with_standard_attacks(
             ),
             "l1_adam": adam,
             "l1_ista": run_method(
-                ctx,
-                net,
-                plan,
-                "l1_ista",
-                lambda m, x, t: l1_ista_attack(m, x, t, alpha=cfg.alpha, lr=cfg.lr, max_iter=cfg.max_iter),
+                ctx, net, plan, "l1_ista", l1_attack(cfg, model, l1_ista_attack, cfg.alpha)
             ),
         }
         summaries = {key: r.summary() for key, r in runs.items()}
@@ -294,7 +362,7 @@ def compare_with_standard_attacks(
             for stat, name in names.items():
                 if key == "l1_adam" and stat in ("success", "rt_success", "iterations"):
                     continue  # recorded in exercise 2
-                ex.metric(f"{key}_{name}", stats[stat])
+                record(ex, f"{key}_{name}", stats[stat])
         ex.table(
             cells(rows),
             caption=text.TABLE_CAPTION.format(
@@ -306,39 +374,132 @@ def compare_with_standard_attacks(
         pgd_linf = max(float(v) for v in runs["pgd"].norms()["linf"])
         ex.check_at_most("fgsm_within_eps", fgsm_linf, cfg.fgsm_eps + 1e-3)
         ex.check_at_most("pgd_within_eps", pgd_linf, cfg.pgd_eps + 1e-3)
-        ex.answer(text.A3, m=summaries, labels=METHODS, cfg=cfg, n=adam.n)
+
+        ok = {key: [float(e.success) for e in r.examples] for key, r in runs.items()}
+        pgd_vs_fgsm = sign_test(ok["pgd"], ok["fgsm"])
+        ex.claim(
+            "pgd_beats_fgsm",
+            pgd_vs_fgsm.holds,
+            statement="iterating the signed step (PGD) reaches more targets than one step (FGSM)",
+            evidence=pgd_vs_fgsm.text("only PGD reached the target", "only FGSM"),
+            baseline="the two alike: each pair where they differ a fair coin (exact sign test, one-sided 5 %)",
+        )
+        lin = fgsm_linearisation_all(ctx, net, plan)
+        step = fgsm_claims(ex, lin, cfg.random_draws)
+        ex.answer(text.A3, m=summaries, labels=METHODS, cfg=cfg, n=adam.n, step=step, test=pgd_vs_fgsm)
 
     return runs, summaries
+
+
+def fgsm_linearisation_all(ctx, net, plan: list[PlannedAttack]) -> Linearisation:
+    """:func:`fgsm_linearisation` for every planned image, concatenated in plan order."""
+    cfg, gen = ctx.config, ctx.torch_generator(offset=3)
+    parts = [
+        fgsm_linearisation(
+            net,
+            item.image.pixels.to(ctx.device),
+            item.targets.to(ctx.device),
+            item.clean,
+            eps=cfg.fgsm_eps / 255,
+            draws=cfg.random_draws,
+            generator=gen,
+        )
+        for item in plan
+    ]
+    fields = Linearisation.__dataclass_fields__
+    return Linearisation(**{f: torch.cat([getattr(p, f) for p in parts]) for f in fields})
+
+
+def fgsm_claims(ex, lin: Linearisation, draws: int) -> dict[str, Any]:
+    """Record what FGSM's step does to the margins, against random sign steps of the same
+    size and against its own first-order prediction; returns the numbers for the answer."""
+    n = int(lin.margin.numel())
+    towards = int((lin.actual > lin.random_mean + 2 * lin.random_sd).sum())
+    away = int((lin.clean_actual < lin.clean_random_mean - 2 * lin.clean_random_sd).sum())
+    over = sign_test(lin.predicted.tolist(), lin.actual.tolist())
+    p_towards, p_away = binomial_tail(towards, n, BEYOND_2SD), binomial_tail(away, n, BEYOND_2SD)
+    step = {
+        "n": n,
+        "draws": draws,
+        "gap": median(-lin.margin),
+        "predicted": median(lin.predicted),
+        "actual": median(lin.actual),
+        "random": median(lin.random_mean),
+        "random_sd": median(lin.random_sd),
+        "clean_actual": median(lin.clean_actual),
+        "clean_random": median(lin.clean_random_mean),
+        "clean_random_sd": median(lin.clean_random_sd),
+        "towards": towards,
+        "away": away,
+        "over": over,
+        "reach_predicted": int((lin.margin + lin.predicted > 0).sum()),
+        "reach_actual": int((lin.margin + lin.actual > 0).sum()),
+    }
+    for key in ("gap", "predicted", "actual", "random", "random_sd", "clean_actual", "clean_random"):
+        record(ex, f"fgsm_margin_{key}", step[key])
+    random = f"{draws} random sign steps of the same L-inf size per pair (mean ± sd)"
+    ex.claim(
+        "fgsm_step_towards_target",
+        p_towards < LEVEL,
+        statement="FGSM's signed-gradient step raises the target's logit margin far more than a random step",
+        evidence=(
+            f"median rise {step['actual']:.3g} logits; beyond the random steps' mean + 2 sd in {towards} "
+            f"of {n} pairs (random steps: median {step['random']:.3g} ± {step['random_sd']:.3g}; "
+            f"p = {p_towards:.2g} that chance gives as many)"
+        ),
+        baseline=random + "; 2.3 % of a normal spread lies beyond mean + 2 sd",
+    )
+    ex.claim(
+        "fgsm_step_away_from_clean",
+        p_away < LEVEL,
+        statement="the same step lowers the clean class's margin far more than a random step",
+        evidence=(
+            f"median change {step['clean_actual']:.3g} logits; below the random steps' mean - 2 sd in "
+            f"{away} of {n} pairs (random: median {step['clean_random']:.3g} ± "
+            f"{step['clean_random_sd']:.3g}; p = {p_away:.2g})"
+        ),
+        baseline=random,
+    )
+    ex.claim(
+        "linearisation_overestimates",
+        over.holds,
+        statement="the first-order (linear) prediction of the step's effect is larger than its real effect",
+        evidence=(
+            f"predicted rise of the target margin: median {step['predicted']:.3g} logits, real "
+            f"{step['actual']:.3g}; " + over.text("the prediction was larger", "the real rise")
+        ),
+        baseline="an exactly linear model: prediction and result equal, pairs split either way (sign test)",
+    )
+    return step
 
 
 # --------------------------------------------------------------------------- exercise 4
 
 
 def sparse_perturbations(
-    ctx, net, plan: list[PlannedAttack], runs: dict[str, MethodRun], summaries: dict[str, dict[str, float]]
+    ctx,
+    model: Model,
+    net,
+    plan: list[PlannedAttack],
+    runs: dict[str, MethodRun],
+    summaries: dict[str, dict[str, float]],
 ):
     """Exercise 4: Adam against ISTA on the L1 objective, at the assignment's alpha and larger ones;
-    returns the first alpha's results where ISTA is markedly sparser (or None)."""
+    returns the alphas at which ISTA changes fewer values than Adam beyond chance, and not."""
     cfg = ctx.config
-    with ctx.exercise("4. Sparsity: subgradient (Adam) against soft-thresholding (ISTA)", text.Q4) as ex:
+    title = "4. Sparsity: subgradient (Adam) against soft-thresholding (ISTA)"
+    with ctx.exercise(title, text.Q4, **fidelity(model)) as ex:
         a, b = summaries["l1_adam"], summaries["l1_ista"]
         attacks = {"l1_adam": l1_adam_attack, "l1_ista": l1_ista_attack}
         sweep = []
         sweep_runs: dict[tuple[str, float], MethodRun] = {}
-        for alpha in dict.fromkeys((cfg.alpha, *cfg.sparsity_alphas)):
+        alphas = list(dict.fromkeys((cfg.alpha, *cfg.sparsity_alphas)))
+        for alpha in alphas:
             for key, attack in attacks.items():
                 if alpha == cfg.alpha:
                     r = runs[key]
                 else:
-                    r = run_method(
-                        ctx,
-                        net,
-                        plan,
-                        key,
-                        lambda m, x, t, f=attack, a=alpha: f(
-                            m, x, t, alpha=a, lr=cfg.lr, max_iter=cfg.max_iter
-                        ),
-                    )
+                    r = run_method(ctx, net, plan, key, l1_attack(cfg, model, attack, alpha))
                 sweep_runs[key, alpha] = r
                 sweep.append({"method": key, "alpha": alpha, "tiny": r.tiny_fraction(), **r.summary()})
         ex.table(
@@ -359,50 +520,107 @@ def sparse_perturbations(
                     for row in sweep
                 ]
             ),
-            caption="Medians over successful examples; 0.5 level = half an 8-bit step, lost by rounding.",
+            caption=(
+                "α in the normalised space of the assignment. Medians over successful examples; "
+                "0.5 level = half an 8-bit step, lost by rounding."
+            ),
         )
         ex.figure(
-            figures.sparsity_figure(sweep_runs, cfg.alpha, max(a for _, a in sweep_runs)),
+            figures.sparsity_figure(sweep_runs, cfg.alpha, alphas[-1] if len(alphas) > 1 else cfg.alpha),
             "sparsity",
             caption=text.SPARSITY_CAPTION,
         )
         tiny = {row["method"]: row["tiny"] for row in sweep if row["alpha"] == cfg.alpha}
         for row in sweep:
             prefix = row["method"] if row["alpha"] == cfg.alpha else f"{row['method']}_alpha_{row['alpha']:g}"
-            ex.metric(f"{prefix}_changed_fraction", row["l0_pct"])
-            ex.metric(f"{prefix}_tiny_fraction", row["tiny"])
+            record(ex, f"{prefix}_changed_fraction", row["l0_pct"])
+            record(ex, f"{prefix}_tiny_fraction", row["tiny"])
             if row["alpha"] != cfg.alpha:
-                ex.metric(f"{prefix}_success_rate", row["success"])
+                record(ex, f"{prefix}_success_rate", row["success"])
         pairs = []
-        for alpha in dict.fromkeys(row["alpha"] for row in sweep):
+        for i, alpha in enumerate(alphas):
             adam_row, ista_row = (
                 next(r for r in sweep if r["alpha"] == alpha and r["method"] == k) for k in attacks
             )
-            both = adam_row["success"] > 0 and ista_row["success"] > 0
-            sparser = both and ista_row["l0_pct"] <= 0.75 * adam_row["l0_pct"]
-            pairs.append({"alpha": alpha, "adam": adam_row, "ista": ista_row, "sparser": sparser})
-        sparser = next((p for p in pairs if p["sparser"]), None)
-        sparse_ista = next(
-            (r for r in sweep if r["method"] == "l1_ista" and r["success"] > 0 and r["l0_pct"] < 0.5), None
-        )
-        sparse_adam = next(
-            (r for r in sweep if r["method"] == "l1_adam" and r["success"] > 0 and r["l0_pct"] < 0.5), None
-        )
+            test = changed_values_test(sweep_runs["l1_adam", alpha], sweep_runs["l1_ista", alpha])
+            name = "ista_sparser" if i == 0 else f"ista_sparser_alpha_{i}"
+            ex.claim(
+                name,
+                test.holds,
+                statement=f"at α = {alpha:g}, ISTA changes fewer values than Adam on the same pairs",
+                evidence=test.text("ISTA changed fewer values", "Adam"),
+                baseline="the two alike: each pair both reached a fair coin (exact sign test, one-sided 5 %)",
+            )
+            pairs.append({"alpha": alpha, "adam": adam_row, "ista": ista_row, "claim": name, "test": test})
+        sparser = {
+            "at": [p["alpha"] for p in pairs if ctx.claims[p["claim"]]],
+            "not_at": [p["alpha"] for p in pairs if not ctx.claims[p["claim"]]],
+        }
+        # The numbers quoted for the widest gap: the largest alpha at which ISTA is sparser.
+        sparser["widest"] = next((p for p in reversed(pairs) if ctx.claims[p["claim"]]), None)
+        larger = penalty_claims(ex, sweep_runs, alphas) if len(alphas) > 1 else None
         costly = next((p for p in pairs if p["ista"]["success"] < b["success"]), None)
         ex.answer(
-            text.A4,
-            a=a,
-            b=b,
-            tiny=tiny,
-            cfg=cfg,
-            pairs=pairs,
-            sparser=sparser,
-            sparse_ista=sparse_ista,
-            sparse_adam=sparse_adam,
-            costly=costly,
+            text.A4, a=a, b=b, tiny=tiny, cfg=cfg, pairs=pairs, sparser=sparser, larger=larger, costly=costly
         )
 
     return sparser
+
+
+def penalty_claims(ex, sweep_runs: dict[tuple[str, float], MethodRun], alphas: list[float]) -> dict[str, Any]:
+    """What a larger penalty does: whether ISTA changes fewer values than at the assignment's
+    alpha, and whether it loses more changed values than Adam does, pair by pair. Compared at
+    the larger alpha that leaves the most pairs reached by both methods at both alphas."""
+    keys = ("l1_adam", "l1_ista")
+
+    def reached(top: float) -> torch.Tensor:
+        ok = torch.ones(sweep_runs[keys[0], alphas[0]].n, dtype=torch.bool)
+        for key in keys:
+            ok &= sweep_runs[key, alphas[0]].successes() & sweep_runs[key, top].successes()
+        return ok
+
+    top = max(alphas[1:], key=lambda a: (int(reached(a).sum()), a))
+    both = reached(top)
+    size = float(sweep_runs[keys[0], alphas[0]].norms()["size"][0])
+    drop = {
+        key: ((sweep_runs[key, alphas[0]].norms()["l0"] - sweep_runs[key, top].norms()["l0"]) / size)[both]
+        for key in keys
+    }
+    fewer = sign_test(drop["l1_ista"].tolist(), [0.0] * int(both.sum()))
+    more = sign_test(drop["l1_ista"].tolist(), drop["l1_adam"].tolist())
+    ex.claim(
+        "ista_fewer_changes_with_larger_alpha",
+        fewer.holds,
+        statement=f"ISTA changes fewer values at α = {top:g} than at the assignment's α = {alphas[0]:g}",
+        evidence=fewer.text(f"fewer at α = {top:g}", f"more at α = {top:g}"),
+        baseline="no effect of α: each pair a fair coin (exact sign test, one-sided 5 %)",
+    )
+    ex.claim(
+        "penalty_sparsifies_ista_more_than_adam",
+        more.holds,
+        statement=f"raising α to {top:g} removes more changed values from ISTA's perturbation than from Adam's",
+        evidence=(
+            f"share of changed values dropped by a median {100 * median(drop['l1_ista']):.3g} points for ISTA "
+            f"and {100 * median(drop['l1_adam']):.3g} for Adam; " + more.text("ISTA's drop larger", "Adam's")
+            if more.n
+            else f"no pair was reached by both methods at both α = {alphas[0]:g} and α = {top:g}"
+        ),
+        baseline="the two alike: each pair a fair coin (exact sign test, one-sided 5 %)",
+    )
+    return {
+        "alpha": top,
+        "fewer": fewer,
+        "more": more,
+        "drop_ista": median(drop["l1_ista"]),
+        "drop_adam": median(drop["l1_adam"]),
+    }
+
+
+def changed_values_test(more: MethodRun, fewer: MethodRun):
+    """Sign test that ``fewer`` changes fewer values than ``more``, on the pairs both reached."""
+    both = more.successes() & fewer.successes()
+    a, b = more.norms()["l0"][both], fewer.norms()["l0"][both]
+    return sign_test(a.tolist(), b.tolist())
 
 
 # --------------------------------------------------------------------------- exercise 5
@@ -414,7 +632,7 @@ def smallest_visible_change(
     """Exercise 5: the answer, with the fair comparison on the pairs every iterative method reached."""
     cfg = ctx.config
     adam = runs["l1_adam"]
-    with ctx.exercise("5. What the numbers show", text.Q5) as ex:
+    with ctx.exercise("5. What the numbers show", text.Q5, **fidelity(model)) as ex:
         # Each method's own successes favour the pairs that are easy for it; compare the
         # iterative methods on the pairs all of them reached.
         fair = ("pgd", "l1_adam", "l1_ista")
@@ -437,23 +655,34 @@ def smallest_visible_change(
                     "PSNR (dB)": c["psnr"],
                 }
             )
-            ex.metric(f"{key}_common_median_l2", c["l2"])
-            ex.metric(f"{key}_common_median_linf", c["linf"])
+            record(ex, f"{key}_common_median_l2", c["l2"])
+            record(ex, f"{key}_common_median_linf", c["linf"])
+        best = {}
         if n_common:
             ex.table(
                 cells(rows),
                 caption=f"Medians over the {n_common} pairs that PGD and both L1 methods reached.",
             )
-        best_l2 = min(fair, key=lambda k: on_common[k]["l2"]) if n_common else None
-        best_linf = min(fair, key=lambda k: on_common[k]["linf"]) if n_common else None
+            for norm in ("l2", "linf"):
+                lowest, tests = least_pair_by_pair(runs, fair, norm, common)
+                best[norm] = lowest
+                ex.claim(
+                    f"least_{norm}_is_clear",
+                    all(t.holds for t in tests.values()),
+                    statement=f"{METHODS[lowest]} gives a smaller {norm} than each other method, pair by pair",
+                    evidence="; ".join(
+                        t.text(f"{METHODS[k]} larger", METHODS[lowest]) for k, t in tests.items()
+                    ),
+                    baseline="methods alike: each common pair a fair coin (exact sign test per other method, one-sided 5 %)",
+                )
         ex.answer(
             text.A5,
             m=summaries,
             c=on_common,
             n=adam.n,
             n_common=n_common,
-            best_l2=best_l2,
-            best_linf=best_linf,
+            best_l2=best.get("l2"),
+            best_linf=best.get("linf"),
             sparser=sparser,
             labels=METHODS,
             model=model.kind,
@@ -461,6 +690,24 @@ def smallest_visible_change(
         )
 
 
+def least_pair_by_pair(runs: dict[str, MethodRun], keys, norm: str, among: torch.Tensor):
+    """The method whose ``norm`` is smallest pair by pair on the pairs in ``among``: the one with
+    the strongest sign tests against every other (its weakest test decides), and those tests."""
+    per_pair = {key: runs[key].norms()[norm][among].tolist() for key in keys}
+    tests = {a: {b: sign_test(per_pair[b], per_pair[a]) for b in keys if b != a} for a in keys}
+    lowest = min(keys, key=lambda a: max(t.p for t in tests[a].values()))
+    return lowest, tests[lowest]
+
+
+def record(ex, name: str, value: float) -> None:
+    """A metric, left out when undefined (a median over no successes)."""
+    if not (isinstance(value, float) and math.isnan(value)):
+        ex.metric(name, value)
+
+
 def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Table rows with undefined numbers (a median over no successes) shown as a dash."""
-    return [{k: "—" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
+    """Table rows with undefined numbers (a median over no successes) shown as a dash and why."""
+    return [
+        {k: text.NO_SUCCESS if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        for row in rows
+    ]

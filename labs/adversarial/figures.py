@@ -34,13 +34,18 @@ def short(name: str, width: int = 22) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def classification_figure(images, top_p: torch.Tensor, top_i: torch.Tensor, cats: list[str], cols: int):
-    """Each image as the model sees it, titled with its top class, ``cols`` to a row."""
+#: Width of every figure in inches: the text width of an A4 page, so nothing is scaled down in print.
+PAGE_WIDTH = 7.2
+
+
+def classification_figure(images, top_p: torch.Tensor, top_i: torch.Tensor, cats: list[str]):
+    """Each image as the model sees it, titled with its top class, up to six to a row."""
     import matplotlib.pyplot as plt
 
-    cols = min(len(images), cols)
+    cols = min(len(images), 6)
     nrows = math.ceil(len(images) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.7 * nrows), squeeze=False)
+    side = PAGE_WIDTH / cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(PAGE_WIDTH, (side + 0.35) * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, im, ps, idx in zip(axes.flat, images, top_p, top_i, strict=False):
@@ -59,26 +64,39 @@ def draw_example(row, run: MethodRun, cats: list[str], j: int, title: str) -> No
     show(row[2], delta, f"perturbation x{gain:.0f}")
 
 
-def grid_figure(run: MethodRun, cats: list[str]):
-    """Every example of ``run``: one row each."""
+def triplet_axes(n: int):
+    """A figure of ``n`` (image, adversarial, perturbation) triplets, two to a row, at page width."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(run.n, 3, figsize=(7.5, 2.6 * run.n), squeeze=False)
-    for j, e in enumerate(run.examples):
-        draw_example(axes[j], run, cats, j, f"{e.image}\ntarget: {short(cats[e.target])}")
-    fig.subplots_adjust(wspace=0.05, hspace=0.35)
+    rows = max(1, math.ceil(n / 2))
+    side = PAGE_WIDTH / 6
+    fig, axes = plt.subplots(rows, 6, figsize=(PAGE_WIDTH, (side + 0.55) * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    triplets = [axes[k // 2, 3 * (k % 2) : 3 * (k % 2) + 3] for k in range(n)]
+    fig.subplots_adjust(wspace=0.08, hspace=0.5)
+    return fig, triplets
+
+
+#: At most this many examples in a figure of examples (the table lists them all).
+MAX_EXAMPLES = 6
+
+
+def grid_figure(run: MethodRun, cats: list[str]):
+    """The first :data:`MAX_EXAMPLES` examples of ``run``."""
+    examples = run.examples[:MAX_EXAMPLES]
+    fig, triplets = triplet_axes(len(examples))
+    for j, (e, row) in enumerate(zip(examples, triplets, strict=True)):
+        draw_example(row, run, cats, j, f"{e.image}\ntarget: {short(cats[e.target], 14)}")
     return fig
 
 
 def method_figure(runs: dict[str, MethodRun], cats: list[str], j: int):
-    """Example ``j`` under each method: one row per method."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(runs), 3, figsize=(7.5, 2.6 * len(runs)), squeeze=False)
-    for r, run in enumerate(runs.values()):
+    """Example ``j`` under each method."""
+    fig, triplets = triplet_axes(len(runs))
+    for run, row in zip(runs.values(), triplets, strict=True):
         e = run.examples[j]
-        draw_example(axes[r], run, cats, j, f"{run.label}\n{e.image} → {short(cats[e.target])}")
-    fig.subplots_adjust(wspace=0.05, hspace=0.35)
+        draw_example(row, run, cats, j, f"{run.label}\n{e.image} → {short(cats[e.target], 12)}")
     return fig
 
 
@@ -88,7 +106,10 @@ def sparsity_figure(runs: dict[tuple[str, float], MethodRun], alpha: float, alph
     import matplotlib.pyplot as plt
 
     alphas = [alpha] if alpha_max == alpha else [alpha, alpha_max]
-    fig, axes = plt.subplots(1, len(alphas) + 2, figsize=(3.7 * (len(alphas) + 2), 3.4))
+    fig, grid = plt.subplots(2, 2, figsize=(PAGE_WIDTH, 0.9 * PAGE_WIDTH), squeeze=False)
+    axes = list(grid.flat)  # histograms in the first row, changed pixels in the second
+    if len(alphas) == 1:
+        grid[0, 1].axis("off")
     bins = np.concatenate([[0.0], np.logspace(-4, np.log10(255), 50)])
     for ax, a in zip(axes, alphas, strict=False):
         for key, colour in (("l1_adam", "tab:blue"), ("l1_ista", "tab:orange")):
@@ -110,7 +131,8 @@ def sparsity_figure(runs: dict[tuple[str, float], MethodRun], alpha: float, alph
         ax.set_title(f"α = {a:g}", fontsize=9)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("count")
-    for ax, key in zip(axes[len(alphas) :], ("l1_adam", "l1_ista"), strict=True):
+    fig.subplots_adjust(hspace=0.45, wspace=0.3)
+    for ax, key in zip(axes[2:], ("l1_adam", "l1_ista"), strict=True):
         e = runs[key, alpha_max].examples[0]
         changed = (e.delta != 0).any(dim=0).float()
         ax.imshow(changed.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")

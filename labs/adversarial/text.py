@@ -1,7 +1,8 @@
 """Questions, answers and captions of the lab: Jinja2 Markdown filled with measured values.
 
-Every number comes from the run; where the conclusion depends on the data, the template
-branches on it.
+Every number comes from the run. Every conclusion branches on a claim recorded by the
+experiment (``claims.<name>``, decided there against a baseline with its uncertainty); a
+template compares no number with a threshold, beyond guards such as "if any target was reached".
 """
 
 MODEL_NOTE = """
@@ -30,13 +31,14 @@ The AlexNet of this lab (`alexnet.py`: five convolutions with ReLU and three max
 `features`, an adaptive average pool to $6 \times 6$, and three linear layers with dropout in
 `classifier`) has {{ n_params | fmt }} parameters, the number torchvision reports, and with the same
 weights loaded into both, its logits and those of `torchvision.models.alexnet` on a random batch
-{% if max_diff == 0 %}are bit-for-bit identical{% else %}differ by at most {{ max_diff | sci }}{% endif %}:
-the same function, not just the same shapes.
+{% if claims.alexnet_bit_identical %}are bit-for-bit identical{% else %}differ by at most {{ max_diff | sci }}{% endif %}.
 {% else %}
 The AlexNet of this lab (`alexnet.py`) has {{ n_params | fmt }} parameters and, with the same (randomly
 initialised) weights loaded into both, its logits and those of `torchvision.models.alexnet`
-{% if max_diff == 0 %}are bit-for-bit identical{% else %}differ by at most {{ max_diff | sci }}{% endif %}. Without the ImageNet weights it cannot classify photos, so the classification
-below is done by the stand-in CNN ({{ accuracy | pct }} on held-out generated shapes).
+{% if claims.alexnet_bit_identical %}are bit-for-bit identical{% else %}differ by at most {{ max_diff | sci }}{% endif %}. Without the ImageNet weights it cannot classify photos, so the classification
+below is done by the stand-in CNN: {{ accuracy | pct }} correct on held-out generated shapes, against
+a chance level of {{ (1 / classes) | pct }} for its {{ classes }} classes{% if claims.standin_beats_chance %}, so it
+has learned the shapes{% else %}, not clearly above chance: its classifications below mean little{% endif %}.
 {% endif %}
 
 Each image is resized (shorter side), centre-cropped and converted to pixels in $[0, 1]$; the
@@ -48,9 +50,8 @@ pixels. The probabilities are $\operatorname{softmax}(f(x))$.
 {% endfor %}
 {% if kind == "fallback" %}
 
-The photos are far from anything the stand-in saw in training; whatever shape it names for them,
-the probability measures nothing about the photo. That is why the attacks use the generated shapes,
-which it classifies as intended.
+The stand-in was trained on generated shapes only, so the class it gives a photo names a shape, not
+what the photo shows. The attacks therefore use generated shapes it has not seen in training.
 {% elif not skimage %}
 
 Only Grace Hopper is in the default set: install `labrunner[images]` (scikit-image) for four more photos.
@@ -67,20 +68,40 @@ over the image $x'$ and stopping as soon as the model predicts the target $t$.
 """
 
 A2 = r"""
-The image is optimised in pixel space: $x'$ starts at $x$, Adam (learning rate {{ cfg.lr }}) takes a
-step on $\mathcal{L}$ with $\alpha = {{ cfg.alpha }}$, and $x'$ is clamped to $[0, 1]$, so every
-iterate is a valid image. The three targets of one image go through the model as one batch
+The assignment's loss is written for the image $u$ the network receives, the normalised
+$u = (x - \mu) / \sigma$ with $\sigma_c$ per colour channel $c$. This lab optimises the pixels $x$
+instead (so that clamping to $[0, 1]$ keeps every iterate a valid image), with the exactly
+equivalent update. Since $u' - u = (x' - x) / \sigma_c$,
+
+$$\alpha \|u' - u\|_1 = \sum_c \frac{\alpha}{\sigma_c} \sum_{i} |x'_{c,i} - x_{c,i}|,$$
+
+so the weight in pixel space is $\alpha_c = \alpha / \sigma_c$; and as $\nabla_u = \sigma_c \nabla_x$,
+Adam's step of size $\mathrm{lr}$ in $u$ is a step of $\mathrm{lr}\,\sigma_c$ in $x$ (its $\epsilon$
+becomes $\epsilon / \sigma_c$). With the assignment's $\alpha = {{ cfg.alpha }}$ and learning rate
+{{ cfg.lr }} and $\sigma = ({% for v in std %}{{ v | fmt }}{{ ", " if not loop.last }}{% endfor %})$, the pixel-space
+weights are $\alpha_c = ({% for v in alpha_px %}{{ v | fmt }}{{ ", " if not loop.last }}{% endfor %})$ and the learning rates
+$({% for v in lr_px %}{{ v | fmt }}{{ ", " if not loop.last }}{% endfor %})$. The targets of one image go through the model as one batch
 (the summed loss keeps each copy's gradient its own), and each copy stops at the first iterate
 classified as its target (at most {{ cfg.max_iter }} steps).
 
 **{{ n_ok }} of {{ n }}** targets were reached{% if n_ok %} (median {{ s.iterations | fmt }} steps){% endif %}.
+{% if claims.adam_direction_matters %}
+The direction of the perturbation is what reaches them: the same perturbation values shuffled over
+the image (the same norms, a random direction) reach {{ n_shuffled }} of {{ n }}.
+{% else %}
+The same perturbation values shuffled over the image reach {{ n_shuffled }} of {{ n }}: with {{ n }}
+pairs the attack cannot be told apart from a random change of the same size.
+{% endif %}
 {% if n_ok %}
 An adversarial image is only useful if it survives being saved: rounded to 8 bits, written as PNG
 and classified again, **{{ n_rt }} of {{ n }}** still give the target.
 {% if lost %}
-The {{ lost | length }} that did not had stopped right at the decision boundary (the method stops at
-the first success), where moving each value by up to half a level ($0.5/255$) by rounding is enough
-to cross back. Continuing a few steps past the boundary, or demanding a margin, would fix that.
+Rounding moves each value by up to half a level ($0.5/255$). The method stops at the first iterate
+past the decision boundary, and for {{ lost | length }} of them that was close enough for rounding to
+cross back: {% for e in lost %}{{ e.image }} → {{ e.target }} had $p(t) = {{ e.p | fmt }}$ before saving and
+{{ e.p_rt | fmt }} after{{ "; " if not loop.last else "." }}{% endfor %}
+
+Continuing a few steps past the boundary, or demanding a margin, is the usual remedy (not tried here).
 {% else %}
 Rounding moves each value by at most half a level ($0.5/255$), and here it never undid a success,
 although the method stops at the first iterate past the decision boundary.
@@ -94,8 +115,8 @@ after saving: at these settings the method needs more steps or a larger learning
 """
 
 GRID_CAPTION = (
-    "Left: the image and the target. Middle: the adversarial image, titled with the class the model "
-    "gives it and its probability. Right: the perturbation around grey, amplified by the factor shown."
+    "The first pairs (the table lists all). In each triplet, left: the image and the target. "
+    "Middle: the adversarial image, titled with the class the model gives it and its probability. Right: the perturbation around grey, amplified by the factor shown."
 )
 
 Q3 = r"""
@@ -117,7 +138,7 @@ METHODS_CAPTION = (
 )
 
 A3 = r"""
-{% macro v(x) %}{% if x == x %}{{ x | fmt }}{% else %}—{% endif %}{% endmacro %}
+{% macro v(x) %}{% if x == x %}{{ x | fmt }}{% else %}— (no success){% endif %}{% endmacro %}
 The four attacks on the same {{ n }} (image, target) pairs; the norms are medians over each method's
 own successes, in grey levels of 255:
 
@@ -129,16 +150,50 @@ own successes, in grey levels of 255:
 
 {% if m.fgsm.success == 0 and m.pgd.success == 0 %}
 Neither FGSM nor PGD reaches a target inside the $\ell_\infty$ ball ($\varepsilon = {{ cfg.fgsm_eps }}/255$
-and {{ cfg.pgd_eps }}/255): at this budget the chosen classes are out of reach.
-{% elif m.fgsm.success < m.pgd.success %}
+and {{ cfg.pgd_eps }}/255): at this budget the chosen classes are out of their reach.
+{% elif claims.pgd_beats_fgsm %}
 One step is not enough for a *targeted* attack: FGSM reaches {{ m.fgsm.success | pct }} of the targets
 with $\varepsilon = {{ cfg.fgsm_eps }}/255$, while iterating the same signed step inside the same kind
-of ball (PGD, $\varepsilon = {{ cfg.pgd_eps }}/255$) reaches {{ m.pgd.success | pct }}: the linear
-approximation behind FGSM points away from the true class, but rarely far enough towards a chosen one.
+of ball (PGD, $\varepsilon = {{ cfg.pgd_eps }}/255$) reaches {{ m.pgd.success | pct }}
+({{ test.wins }} pairs only PGD reached, {{ test.losses }} only FGSM).
 {% else %}
-FGSM reaches {{ m.fgsm.success | pct }} of the targets in one step, no fewer than PGD
-({{ m.pgd.success | pct }}): on this model a single linearisation already points to the targets.
+FGSM reaches {{ m.fgsm.success | pct }} of the targets in one step and PGD {{ m.pgd.success | pct }}:
+{{ test.wins }} pairs only PGD reached and {{ test.losses }} only FGSM, a difference that chance alone gives
+too often (sign test $p = {{ test.p | fmt }}$) to rank the two on these {{ n }} pairs.
 {% endif %}
+
+**Why one step goes some way.** FGSM moves every value by $\varepsilon$ against the sign of the
+loss gradient, the best step of that size if the model were linear. Measured on the target's
+margin $z_t - \max_{j \ne t} z_j$ (the logit gap the attack has to close, a median of
+{{ step.gap | fmt }} at the start):
+{% if claims.fgsm_step_towards_target %}
+the step raises it by a median {{ step.actual | fmt }} logits, far beyond what random sign steps of the
+same size do ({{ step.random | fmt }} ± {{ step.random_sd | fmt }} over {{ step.draws }} draws; beyond
+mean + 2 sd in {{ step.towards }} of {{ step.n }} pairs): the linearisation does point towards the target.
+{% else %}
+the step changes it by a median {{ step.actual | fmt }} logits, and random sign steps of the same size
+by {{ step.random | fmt }} ± {{ step.random_sd | fmt }}: beyond their spread in only {{ step.towards }} of
+{{ step.n }} pairs, so here the gradient's sign does no better than chance.
+{% endif %}
+{% if claims.fgsm_step_away_from_clean %}
+It also pushes the image away from its clean class (that class's margin changes by a median
+{{ step.clean_actual | fmt }}, against {{ step.clean_random | fmt }} ± {{ step.clean_random_sd | fmt }} for random steps).
+{% else %}
+It does not push the image away from its clean class more than a random step does (margin change
+{{ step.clean_actual | fmt }} against {{ step.clean_random | fmt }} ± {{ step.clean_random_sd | fmt }}).
+{% endif %}
+{% if claims.linearisation_overestimates %}
+But the model is not linear over a step of {{ cfg.fgsm_eps }}/255: the first-order prediction of the rise
+(a median {{ step.predicted | fmt }}) is larger than the real rise in {{ step.over.wins }} of {{ step.n }} pairs.
+The linearisation promises {{ step.reach_predicted }} of {{ step.n }} targets, the real step reaches
+{{ step.reach_actual }}; PGD re-linearises after every small step instead.
+{% else %}
+The first-order prediction of the rise (a median {{ step.predicted | fmt }}) is not consistently larger than
+the real rise ({{ step.over.wins }} of {{ step.n }} pairs larger), so these pairs do not show the model
+bending away from its linearisation; the step falls short of the gap for the gap in {{ step.n - step.reach_actual }}
+of {{ step.n }} pairs (the linearisation promises {{ step.reach_predicted }}, the real step reaches {{ step.reach_actual }}).
+{% endif %}
+
 {% for key in ["pgd", "l1_adam", "l1_ista"] %}
 {% if m[key].success > 0 %}
 - {{ labels[key] }} changes {{ (100 * m[key].l0_pct) | fmt }} % of the values, median $\ell_\infty$
@@ -159,14 +214,18 @@ to zero. Add that variant and measure which perturbations are sparse.
 """
 
 A4 = r"""
+{% macro changed(row) %}{% if row.success > 0 %}{{ (100 * row.l0_pct) | fmt }} %{% else %}— (no success){% endif %}{% endmacro %}
 The ISTA variant keeps everything of the assignment's method (loss, $\alpha$, learning rate, Adam's
-moment estimates as a diagonal preconditioner) except how the $\ell_1$ term is treated: with
-$z = \delta - \mathrm{lr}\,\hat m / (\sqrt{\hat v} + \epsilon)$ the update is
+moment estimates as a diagonal preconditioner, the normalised space of exercise 2) except how the
+$\ell_1$ term is treated: with $z = \delta - \mathrm{lr}\,\hat m / (\sqrt{\hat v} + \epsilon)$ the update is
 
 $$\delta \leftarrow \operatorname{clip}\Big(\operatorname{sign}(z) \max\big(|z| - \tfrac{\mathrm{lr}\,\alpha}{\sqrt{\hat v} + \epsilon}, 0\big)\Big),$$
 
 the exact proximal step of $\alpha\|\delta\|_1$ in Adam's metric (the clip to valid pixels is exact
-too, because the box contains $\delta = 0$).
+too, because the box contains $\delta = 0$). Adam instead only sees the subgradient
+$\alpha \operatorname{sign}(\delta)$: it normalises every coordinate, so each value moves by about the
+learning rate per step whatever the size of its gradient, and a value that reaches zero steps across
+it rather than stopping there.
 
 {% if a.success > 0 and b.success > 0 %}
 Measured on the successful examples (medians):
@@ -178,57 +237,61 @@ Measured on the successful examples (medians):
   below half a level, {{ (100 * b.l0_8bit_pct) | fmt }} % differ after PNG; $\|\delta\|_1 = {{ b.l1 | fmt }}$;
   success {{ b.success | pct }} (Adam {{ a.success | pct }}).
 
-{% if a.l0_pct > 0.5 %}
-Adam's subgradient steps do not produce zeros: Adam normalises every coordinate, so each value moves
-by about the learning rate per step whatever the size of its gradient, and a value that reaches zero
-steps across it rather than stopping there.
+{% if claims.ista_sparser %}
+Already at the assignment's $\alpha = {{ cfg.alpha }}$ soft-thresholding changes fewer values than Adam
+in {{ pairs[0].test.wins }} of {{ pairs[0].test.n }} pairs both reached (sign test $p = {{ pairs[0].test.p | fmt }}$):
+ISTA changes {{ (100 * b.l0_pct) | fmt }} % of the values against Adam's {{ (100 * a.l0_pct) | fmt }} %.
 {% else %}
-Here Adam leaves most values exactly unchanged: a value whose gradient is exactly zero is never moved
-by Adam, and the run stopped after few steps.
-{% endif %}
-{% if b.l0_pct < 0.5 * a.l0_pct %}
-Soft-thresholding does what the penalty promises: at $\alpha = {{ cfg.alpha }}$ the ISTA perturbation
-changes {{ (100 * b.l0_pct) | fmt }} % of the values against Adam's {{ (100 * a.l0_pct) | fmt }} %.
-{% else %}
-At $\alpha = {{ cfg.alpha }}$ the soft-threshold zeroes out little: ISTA changes
-{{ (100 * b.l0_pct) | fmt }} % of the values against Adam's {{ (100 * a.l0_pct) | fmt }} %. The threshold
-is $\mathrm{lr}\,\alpha / \sqrt{\hat v}$ while the gradient step is $\mathrm{lr}\,\hat m / \sqrt{\hat v}$,
-so a value is zeroed only where the cross-entropy gradient stays below $\alpha$ in size.
+At the assignment's $\alpha = {{ cfg.alpha }}$ the soft-threshold does not make ISTA consistently sparser:
+it changes {{ (100 * b.l0_pct) | fmt }} % of the values against Adam's {{ (100 * a.l0_pct) | fmt }} % (fewer in
+{{ pairs[0].test.wins }} of {{ pairs[0].test.n }} pairs both reached, sign test $p = {{ pairs[0].test.p | fmt }}$).
+The threshold is $\mathrm{lr}\,\alpha / \sqrt{\hat v}$ while the gradient step is
+$\mathrm{lr}\,\hat m / \sqrt{\hat v}$, so a value is zeroed only where the cross-entropy gradient stays
+below $\alpha$ in size, and at this $\alpha$ few do.
 {% endif %}
 {% else %}
 At the assignment's $\alpha = {{ cfg.alpha }}$ one of the two methods reached no target (Adam
 {{ a.success | pct }}, ISTA {{ b.success | pct }}), so their perturbations cannot be compared there.
 {% endif %}
 
-Share of the values changed (and success) as the penalty grows, on the same images and targets:
+{% if pairs | length > 1 %}
+Share of the values changed (and success) as the penalty grows, on the same images and targets
+($\alpha$ in the normalised space):
 
 {% for p in pairs %}
-- $\alpha = {{ p.alpha }}$: Adam {% if p.adam.success > 0 %}{{ (100 * p.adam.l0_pct) | fmt }} %{% else %}no success{% endif %} ({{ p.adam.success | pct }}), ISTA {% if p.ista.success > 0 %}{{ (100 * p.ista.l0_pct) | fmt }} %{% else %}no success{% endif %} ({{ p.ista.success | pct }}).
+- $\alpha = {{ p.alpha }}$: Adam {{ changed(p.adam) }} ({{ p.adam.success | pct }}), ISTA {{ changed(p.ista) }} ({{ p.ista.success | pct }}){% if claims[p.claim] %}: ISTA sparser in {{ p.test.wins }} of {{ p.test.n }} pairs{% endif %}.
 {% endfor %}
 
-{% if sparser %}
-Soft-thresholding makes the difference the theory predicts once the penalty is large enough: at
-$\alpha = {{ sparser.alpha }}$ ISTA changes {{ (100 * sparser.ista.l0_pct) | fmt }} % of the values
-against Adam's {{ (100 * sparser.adam.l0_pct) | fmt }} % on the same loss{% if sparse_ista %}, and from
-$\alpha = {{ sparse_ista.alpha }}$ fewer than half of the values change, a sparse perturbation in the
-literal sense{% endif %}.
-{% if not sparse_adam %}
-Adam never gets there at any $\alpha$ tried with a success: a larger penalty shrinks its values but does
-not set them to zero.
-{% endif %}
-{% elif sparse_ista %}
-ISTA's perturbation is sparse from $\alpha = {{ sparse_ista.alpha }}$ ({{ (100 * sparse_ista.l0_pct) | fmt }} %
-changed), but not markedly sparser than Adam's at the same $\alpha$.
+{% if sparser.at and not sparser.not_at %}
+At every $\alpha$ tried ISTA changes fewer values than Adam, pair by pair beyond chance.
+{% elif sparser.at %}
+ISTA changes fewer values than Adam, pair by pair beyond chance, at $\alpha =$ {{ sparser.at | join(", ") }},
+but not at {{ sparser.not_at | join(", ") }}.
 {% else %}
-No $\alpha$ tried made ISTA markedly sparser than Adam: the textbook claim does not show at these settings.
+No $\alpha$ tried made ISTA change fewer values than Adam beyond chance: the textbook claim does not show
+at these settings.
+{% endif %}
+{% if claims.ista_fewer_changes_with_larger_alpha %}
+A larger penalty removes values from ISTA's perturbation ({{ larger.fewer.wins }} of {{ larger.fewer.n }} pairs
+reached by both methods change fewer values at $\alpha = {{ larger.alpha }}$ than at $\alpha = {{ cfg.alpha }}$,
+a median drop of {{ (100 * larger.drop_ista) | fmt }} percentage points){% if claims.penalty_sparsifies_ista_more_than_adam %},
+and far more than from Adam's ({{ (100 * larger.drop_adam) | fmt }} points; ISTA's drop larger in {{ larger.more.wins }}
+of {{ larger.more.n }} pairs): the penalty shrinks Adam's values without setting them to zero{% else %}, but
+not more than from Adam's ({{ (100 * larger.drop_adam) | fmt }} points){% endif %}.
+{% else %}
+At $\alpha = {{ larger.alpha }}$ ISTA does not change consistently fewer values than at $\alpha = {{ cfg.alpha }}$
+({{ larger.fewer.wins }} of {{ larger.fewer.n }} pairs fewer).
 {% endif %}
 {% if costly %}
-The price of the penalty is measured too: at $\alpha = {{ costly.alpha }}$ ISTA reaches only
-{{ costly.ista.success | pct }} of the targets within {{ cfg.max_iter }} steps (Adam {{ costly.adam.success | pct }}).
+The price of the penalty is measured too: at $\alpha = {{ costly.alpha }}$ ISTA reaches
+{{ costly.ista.success | pct }} of the targets within {{ cfg.max_iter }} steps (Adam {{ costly.adam.success | pct }}),
+against {{ b.success | pct }} at the assignment's $\alpha$.
 {% endif %}
-{% if a.l0_8bit_pct < 0.5 * a.l0_pct %}
-Saving as an 8-bit image is itself a hard threshold at half a level: it removes Adam's many tiny
-changes, leaving {{ (100 * a.l0_8bit_pct) | fmt }} % of the values changed in the file.
+{% endif %}
+{% if a.success > 0 %}
+Saving as an 8-bit image is itself a hard threshold at half a level: every change below it is rounded
+away, which leaves Adam's file different from the original in {{ (100 * a.l0_8bit_pct) | fmt }} % of the
+values ({{ (100 * a.l0_pct) | fmt }} % before saving).
 {% endif %}
 """
 
@@ -260,18 +323,30 @@ comparison is on the {{ n_common }} of {{ n }} pairs that PGD and both $\ell_1$ 
 | {{ labels[key] }} | {{ (100 * s.l0_pct) | fmt }} % | {{ s.l1 | fmt }} | {{ s.l2 | fmt }} | {{ s.linf | fmt }} | {{ s.psnr | fmt }} dB |
 {% endfor %}
 
-The smallest change in energy ($\ell_2$, which is what PSNR measures) comes from
-**{{ labels[best_l2] }}**, the smallest largest change of any single value ($\ell_\infty$) from
-**{{ labels[best_linf] }}**.
-{% if best_l2 != best_linf %}
-The two criteria disagree: the $\ell_\infty$ attack spreads a faint change over
-{{ (100 * c.pgd.l0_pct) | fmt }} % of the values, the $\ell_1$ methods put more change on
-{% if c.l1_adam.l0_pct < c.pgd.l0_pct %}fewer{% else %}as many{% endif %} values. Which one is less
-visible depends on the eye: faint noise everywhere is hard to see in a textured photo, a few stronger
-changes are hard to see when they sit on edges.
+{% if claims.least_l2_is_clear %}
+The smallest change in energy ($\ell_2$, which is what PSNR measures) comes from **{{ labels[best_l2] }}**,
+pair by pair against each other method.
 {% else %}
-Both criteria agree, so that method gives the least visible change here{% if m[best_l2].success < 1 %},
+No method has the smallest $\ell_2$ pair by pair beyond chance: on these {{ n_common }} pairs the methods
+cannot be ranked by $\ell_2$ (the claims list the tests of the closest, {{ labels[best_l2] }}).
+{% endif %}
+{% if claims.least_linf_is_clear %}
+The smallest largest change of any single value ($\ell_\infty$) comes from **{{ labels[best_linf] }}**,
+pair by pair against each other method.
+{% else %}
+No method has the smallest $\ell_\infty$ pair by pair beyond chance: on these {{ n_common }} pairs the
+methods cannot be ranked by $\ell_\infty$ (the claims list the tests of the closest, {{ labels[best_linf] }}).
+{% endif %}
+{% if claims.least_l2_is_clear and claims.least_linf_is_clear and best_l2 == best_linf %}
+Both criteria agree, so {{ labels[best_l2] }} gives the least visible change here{% if m[best_l2].success < 1 %},
 on the pairs it reaches at all ({{ m[best_l2].success | pct }} of them){% endif %}.
+{% elif claims.least_l2_is_clear and claims.least_linf_is_clear %}
+The two criteria disagree: PGD changes {{ (100 * c.pgd.l0_pct) | fmt }} % of the values, Adam
+{{ (100 * c.l1_adam.l0_pct) | fmt }} % and ISTA {{ (100 * c.l1_ista.l0_pct) | fmt }} %. Which one is less visible
+depends on the eye: faint noise everywhere is hard to see in a textured photo, a few stronger changes are
+hard to see when they sit on edges.
+{% else %}
+Which method gives the least visible change is therefore not decided by these pairs.
 {% endif %}
 {% else %}
 **Size of the change.** PGD and the $\ell_1$ methods have no pair they all reached, so their perturbation
@@ -280,26 +355,29 @@ sizes cannot be compared fairly at these settings (each method's own medians are
 
 {% if m.l1_adam.success > 0 and m.l1_ista.success > 0 %}
 **Sparsity.** At the assignment's $\alpha = {{ cfg.alpha }}$ Adam changes {{ (100 * m.l1_adam.l0_pct) | fmt }} %
-of the values and ISTA {{ (100 * m.l1_ista.l0_pct) | fmt }} %{% if m.l1_ista.l0_pct < 0.5 * m.l1_adam.l0_pct %}:
-only soft-thresholding is sparse, as EAD claims{% else %}: neither is sparse at this penalty{% endif %}.
+of the values and ISTA {{ (100 * m.l1_ista.l0_pct) | fmt }} %{% if claims.ista_sparser %}: soft-thresholding changes
+fewer values pair by pair, in the direction EAD claims{% else %}: at this penalty ISTA is not consistently sparser than Adam{% endif %}.
 {% else %}
 **Sparsity.** At the assignment's $\alpha$ the $\ell_1$ methods did not both succeed, so there is no
 sparsity to compare there.
 {% endif %}
-{% if sparser %}
-With $\alpha = {{ sparser.alpha }}$ ISTA changes {{ (100 * sparser.ista.l0_pct) | fmt }} % and Adam still
-{{ (100 * sparser.adam.l0_pct) | fmt }} %: the sparsity comes from the proximal step, not from the
-penalty alone.
-{% else %}
-No $\alpha$ tried in exercise 4 made ISTA markedly sparser than Adam.
+{% if sparser.widest and sparser.widest.alpha != cfg.alpha %}
+With $\alpha = {{ sparser.widest.alpha }}$ ISTA changes {{ (100 * sparser.widest.ista.l0_pct) | fmt }} % and Adam
+{{ (100 * sparser.widest.adam.l0_pct) | fmt }} %: on the same loss, the difference comes from the proximal step{% if claims.penalty_sparsifies_ista_more_than_adam %},
+and a larger penalty removes far more values from ISTA's perturbation than from Adam's{% else %};
+a larger penalty does not remove clearly more values from ISTA's perturbation than from Adam's{% endif %}.
+{% elif not sparser.at %}
+No $\alpha$ tried in exercise 4 made ISTA change fewer values than Adam beyond chance.
 {% endif %}
 
-**Saving.** Written as 8-bit PNG and classified again, the files keep {{ m.l1_adam.rt_success | pct }} of the assignment's successes
-(ISTA {{ m.l1_ista.rt_success | pct }}, PGD {{ m.pgd.rt_success | pct }}): a success should always be
-verified on the saved file, as done here.
+**Saving.** Written as 8-bit PNG and classified again, the files keep {{ m.l1_adam.rt_success | pct }} of the
+assignment's targets (ISTA {{ m.l1_ista.rt_success | pct }}, PGD {{ m.pgd.rt_success | pct }}): a success should
+always be verified on the saved file, as done here.
 {% if model == "fallback" %}
 
 *These numbers are for the stand-in CNN on generated shapes (see the note at the top), not for AlexNet
-on ImageNet photos; the conclusions about the methods carry over only qualitatively.*
+on ImageNet photos; whether each conclusion holds for AlexNet is not tested by this run.*
 {% endif %}
 """
+
+NO_SUCCESS = "— (no success)"

@@ -12,6 +12,7 @@ from labrunner.labs.adversarial import alexnet
 from labrunner.labs.adversarial.images import Preprocess
 
 
+@pytest.mark.slow  # two AlexNets built and run
 def test_alexnet_matches_torchvision_and_has_61100840_parameters():
     assert alexnet.parameter_count(alexnet.AlexNet()) == alexnet.ALEXNET_PARAMETERS == 61_100_840
     assert alexnet.compare_with_torchvision(batch=1) <= 1e-6

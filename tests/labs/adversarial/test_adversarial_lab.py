@@ -20,16 +20,10 @@ from labrunner.testing import assert_checks_pass, assert_metric, run_lab_in
 TINY = {"attack_images": 1, "targets_per_image": 1, "max_iter": 5, "sparsity_alphas": ()}
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory) -> Path:
-    """One lab cache for this module, so the stand-in CNN is trained once, not per test."""
-    return tmp_path_factory.mktemp("adversarial-cache")
-
-
 @pytest.fixture
-def run_adv(tmp_path, monkeypatch, shared_cache):
-    """Run the lab (smoke profile plus overrides) with the module's shared cache."""
-    monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(shared_cache))
+def run_adv(tmp_path, monkeypatch, adversarial_cache):
+    """Run the lab (smoke profile plus overrides) with the session's shared cache."""
+    monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(adversarial_cache))
 
     def run(**overrides):
         return run_lab_in(AdversarialLab(), tmp_path / "run", profile="smoke", **overrides)
@@ -88,13 +82,17 @@ def assert_math_converts(result) -> None:
         assert not re.search(r"\bnan\b", text)  # no undefined number reaches the prose
 
 
-def test_offline_fallback_passes_says_so_and_caches_the_cnn(run_adv, torch_home, tmp_path, shared_cache):
-    result = run_adv()
+@pytest.mark.slow
+def test_offline_fallback_passes_says_so_and_caches_the_cnn(
+    smoke_run, run_adv, torch_home, adversarial_cache
+):
+    result = smoke_run.result
     assert_checks_pass(result)
     assert result.status == "passed"
     first = result.notes[0]
     assert first.startswith("**Model: not AlexNet, but an offline stand-in**")
     assert "alexnet-owt-7be5be79.pth" in first
+    assert all(ex.fidelity == "stand-in" for ex in result.exercises)
     assert_metric(result, "fallback_test_accuracy", at_least=0.95)
     assert_metric(result, "alexnet_parameters", at_least=61_100_840, at_most=61_100_840)
     assert_metric(result, "l1_adam_success_rate", at_least=5 / 6)
@@ -103,16 +101,21 @@ def test_offline_fallback_passes_says_so_and_caches_the_cnn(run_adv, torch_home,
         assert_metric(result, f"{method}_roundtrip_success_rate", at_least=0, at_most=1)
     assert_metric(result, "l1_adam_roundtrip_success_rate", at_least=0, at_most=1)
     assert_metric(result, "png_round_trip_max_change", at_most=0.5 + 1e-3)
+    # The FGSM step measured against its linearisation and against random steps.
+    assert result.metrics["fgsm_margin_predicted"] > result.metrics["fgsm_margin_random"]
+    claims = {c.name: c for ex in result.exercises for c in ex.claims}
+    assert claims["fgsm_step_towards_target"].holds
+    assert "random sign steps" in claims["fgsm_step_towards_target"].baseline
     titles = [ex.title for ex in result.exercises]
     assert len(titles) == 5 and titles[1].startswith("2.")
     assert all(ex.answer for ex in result.exercises)
     assert_math_converts(result)
     # The assignment's six examples were written as PNG files (and classified again from them).
-    pngs = list((tmp_path / "run" / "adversarial").glob("adversarial-*.png"))
+    pngs = list((smoke_run.out / "adversarial").glob("adversarial-*.png"))
     assert len(pngs) == 6 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
     # A second run loads the trained CNN from the cache instead of training it again.
-    models = list(shared_cache.rglob("shapes_cnn-*.pt"))
+    models = list(adversarial_cache.rglob("shapes_cnn-*.pt"))
     assert len(models) == 1
     stamp = models[0].stat().st_mtime_ns
     second = run_adv(**TINY)
@@ -135,6 +138,7 @@ def save_generated_alexnet(checkpoints: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_weights_in_the_hub_cache_mean_alexnet(run_lab, torch_home, png_server):
     url, requests = png_server
     path = save_generated_alexnet(torch_home / "hub" / "checkpoints")
@@ -164,6 +168,7 @@ def test_weights_in_the_hub_cache_mean_alexnet(run_lab, torch_home, png_server):
     assert requests == ["/noise.png"]
 
 
+@pytest.mark.slow
 def test_hub_file_with_the_wrong_hash_is_not_used(run_adv, torch_home):
     checkpoints = torch_home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
@@ -173,6 +178,7 @@ def test_hub_file_with_the_wrong_hash_is_not_used(run_adv, torch_home):
     assert "does not start with 7be5be79" in result.notes[0]
 
 
+@pytest.mark.slow
 def test_a_bad_weights_path_is_an_error_not_a_silent_fallback(run_lab, tmp_path):
     bad = tmp_path / "mine.pth"
     torch.save({"w": torch.zeros(1)}, bad)
@@ -208,6 +214,7 @@ def test_unreadable_sources_raise_data_errors(tmp_path):
         images.read_source(str(tmp_path / "missing.jpg"), tmp_path)
 
 
+@pytest.mark.slow
 def test_no_success_at_all_is_reported_not_crashed(run_adv, torch_home):
     """With zero iterations nothing reaches a target: the lab fails its check, writes every
     answer (medians over no successes are undefined), and raises nothing."""
