@@ -236,3 +236,22 @@ def test_url_reachable_against_a_local_server(png_server):
     url, _ = png_server
     assert url_reachable(url, timeout=2.0)
     assert not url_reachable(url.replace("noise.png", "missing.png"), timeout=2.0)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("random_draws", 1, "adversarial.random_draws must be >= 2"),
+        ("attack_images", 0, "adversarial.attack_images must be >= 1"),
+        ("lr", 0.0, "adversarial.lr must be > 0"),
+        ("sparsity_alphas", (0.1, -1.0), "adversarial.sparsity_alphas"),
+    ],
+)
+def test_settings_the_lab_cannot_run_with_are_refused_in_one_line(setting, value, message):
+    from labrunner.config import resolve_lab_config
+    from labrunner.errors import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(message)) as info:
+        resolve_lab_config(AdversarialLab(), "smoke", [("test overrides", {setting: value})])
+    assert "\n" not in str(info.value)
+    resolve_lab_config(AdversarialLab(), "smoke", [("test overrides", {"random_draws": 2})])
