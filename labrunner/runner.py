@@ -7,6 +7,7 @@ the cache in :mod:`.cache`, settings in :mod:`.config`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -14,7 +15,8 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,9 +135,11 @@ def run_lab(
     seed_everything(seed, deterministic)
     start = time.perf_counter()
     interrupted = False
+    fallbacks: list[str] = []
     try:
         reporter.lab_running(lab.name)
-        lab.run(ctx)
+        with nondeterministic_operations(fallbacks, enabled=deterministic):
+            lab.run(ctx)
         result.status = status_of(result)
     except KeyboardInterrupt:
         interrupted = True
@@ -144,12 +148,52 @@ def run_lab(
     except (Exception, SystemExit) as exc:  # a lab's sys.exit() ends the lab, not the run
         result.status = "error"
         result.error = error_record(exc, traceback.format_exc())
+    if fallbacks:
+        names = ", ".join(f"`{name}`" for name in fallbacks)
+        result.notes.append(
+            f"With `--deterministic`, PyTorch has no deterministic implementation of {names} on "
+            f"{device}: {'it' if len(fallbacks) == 1 else 'they'} ran as usual, so repeated runs can "
+            "differ in the last digits of what depends on them."
+        )
     result.duration_s = round(time.perf_counter() - start, 3)
     result.finished = now_iso()
     _save_result(result, out_dir / "result.json")
     if interrupted:
         raise KeyboardInterrupt
     return result
+
+
+#: How PyTorch words the warning of an operation without a deterministic implementation
+#: (``torch.use_deterministic_algorithms(True, warn_only=True)``).
+_NONDETERMINISTIC = " does not have a deterministic implementation"
+
+
+@contextlib.contextmanager
+def nondeterministic_operations(found: list[str], *, enabled: bool = True) -> Iterator[list[str]]:
+    """Collect into ``found`` the operations PyTorch warns have no deterministic
+    implementation (on CUDA: scatter_add, index_add, some pooling backward passes, ...);
+    every other warning is shown as usual."""
+    if not enabled:
+        yield found
+        return
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if _NONDETERMINISTIC in text:
+            name = text.split(_NONDETERMINISTIC, 1)[0].strip()
+            if name not in found:
+                found.append(name)
+            return
+        original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("always", message=f".*{_NONDETERMINISTIC}")
+            yield found
+    finally:
+        warnings.showwarning = original
 
 
 def _save_result(result: LabResult, path: Path) -> None:

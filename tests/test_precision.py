@@ -48,3 +48,60 @@ def test_the_cli_refuses_fp16_on_the_cpu_in_one_line(builtin_labs, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs a CUDA device" in err[0]
     assert not (builtin_labs / "reports").exists()
+
+
+class WarnsLikeACudaOp:
+    """A lab whose operation warns as PyTorch does, under --deterministic, for an operation
+    without a deterministic implementation (CUDA's scatter_add_; no CPU operation warns)."""
+
+    name = "warns"
+    title = "Warns"
+    version = "1"
+    part = ""
+    order = None
+    profiles = {"smoke": {}, "quick": {}, "full": {}}
+
+    def run(self, ctx):
+        import warnings
+
+        message = (
+            "scatter_add_cuda_kernel does not have a deterministic implementation, but you set "
+            "'torch.use_deterministic_algorithms(True, warn_only=True)'."
+        )
+        for _ in range(3):
+            warnings.warn(message, UserWarning, stacklevel=1)
+        warnings.warn("an ordinary warning", UserWarning, stacklevel=1)
+        with ctx.exercise("1. Anything") as ex:
+            ex.check("ran", True)
+
+
+@pytest.mark.slow
+def test_deterministic_runs_name_the_operations_that_fall_back(tmp_path, recwarn):
+    import labrunner
+    from labrunner.runner import run_lab
+
+    lab = type("WarnsLab", (WarnsLikeACudaOp, labrunner.Lab), {})()
+    result = run_lab(
+        lab,
+        labrunner.NoConfig(),
+        out_dir=tmp_path / "warns",
+        device="cpu",
+        seed=0,
+        profile="smoke",
+        deterministic=True,
+    )
+    assert result.status == "passed"
+    (note,) = [n for n in result.notes if "--deterministic" in n]
+    assert "`scatter_add_cuda_kernel`" in note and note.count("scatter_add") == 1
+    assert any("an ordinary warning" in str(w.message) for w in recwarn)  # others still shown
+
+    plain = run_lab(
+        lab,
+        labrunner.NoConfig(),
+        out_dir=tmp_path / "plain",
+        device="cpu",
+        seed=0,
+        profile="smoke",
+        deterministic=False,
+    )
+    assert not [n for n in plain.notes if "--deterministic" in n]
