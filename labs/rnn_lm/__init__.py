@@ -57,8 +57,8 @@ class RnnLmConfig:
     full_bptt_max_mb: float = field(default=1024.0, metadata={"above": 0.0})
     #: Timing comparisons (Q2.1, Q2.4): repeats of each variant, interleaved, each over this
     #: many windows of bptt_window segments.
-    timing_repeats: int = field(default=5, metadata={"min": 1})
-    timing_windows: int = field(default=2, metadata={"min": 1})
+    timing_repeats: int = field(default=7, metadata={"min": 1})
+    timing_windows: int = field(default=4, metadata={"min": 1})
     #: Q2.2: sequences per decoding method, tokens per sequence, and the truncated samplers.
     sample_count: int = field(default=20, metadata={"min": 1})
     sample_tokens: int = field(default=60, metadata={"min": 1})

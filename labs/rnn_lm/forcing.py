@@ -55,6 +55,8 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[str, Trained]:
             "time": hh.train_seconds,
             "timing": timing[mode].text(),
             "us": timing[mode].median * 1e6,
+            # the share of teacher forcing's gain over the unigram model (cross-entropy, nats/token)
+            "share": share_of_gain(lab.unigram_rows, tr.rows, main.rows),
         }
     with lab.exercise("Q2.4 Teacher forcing", text.Q24) as ex:
         ex.figure(
@@ -152,3 +154,10 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[str, Trained]:
             one_epoch=cfg.epochs == 1,
         )
     return models
+
+
+def share_of_gain(baseline: list[float], rows: list[float], reference: list[float]) -> float:
+    """How much of the reference model's gain in cross-entropy over the baseline a model
+    achieves (1: all of it, 0: none); NaN when the reference gains nothing."""
+    gain = sum(baseline) - sum(reference)
+    return (sum(baseline) - sum(rows)) / gain if gain > 0 else float("nan")

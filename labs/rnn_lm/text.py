@@ -251,8 +251,11 @@ Final validation perplexity: teacher forcing **{{ r.teacher.ppl | fmt }}**, sche
 {% if claims.free_worse_than_unigram %}The free-running model is worse than the unigram model: it learns from inputs
 it makes up (mostly its few favourite words), so it never learns to use the true context it is given at
 evaluation time.
-{%- elif claims.free_beats_unigram %}The free-running model is better than the unigram model, so it does use some context.
-{%- else %}The free-running model is indistinguishable from the unigram model: it learned the word frequencies
+{%- elif claims.free_beats_unigram %}The free-running model is better than the unigram model, so it does use some
+context{% if r.free.share == r.free.share %}, but it gains {{ r.free.share | pct }} of what teacher forcing gains over the
+unigram model{% endif %}.
+{%- else %}The free-running model is indistinguishable from the unigram model{% if r.free.share == r.free.share %} (it
+gains {{ r.free.share | pct }} of what teacher forcing gains over it){% endif %}: it learned the word frequencies
 and nothing measurable about context, since its inputs are its own guesses rather than the text.{% endif %}
 {% if claims.teacher_beats_free %} Teacher forcing is better than free running. The train/test mismatch that teacher
 forcing is blamed for (exposure bias) is here the free-running model's problem, in reverse: it is
