@@ -7,9 +7,7 @@ says nothing about the class and the network has to look at the form.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -117,8 +115,9 @@ class TrainSettings:
     seed: int = 0
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "version": MODEL_VERSION}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        from labrunner.cache import stable_hash
+
+        return stable_hash({**asdict(self), "version": MODEL_VERSION})
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> float:
