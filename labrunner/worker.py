@@ -184,14 +184,22 @@ def worker_main(conn: multiprocessing.connection.Connection) -> None:
         # A terminal's Ctrl-C then reaches only the parent, which forwards it once.
         os.setpgrp()
     _watch_parent()
+    broken: dict[str, Any] | None = None
     try:
         _preload()
+    except Exception as exc:  # reported as the job's error once the job arrives
+        broken = {**_error(exc), "traceback": traceback.format_exc()}
+    except KeyboardInterrupt:
+        return
+    try:
         _kind, spec = conn.recv()
     except (EOFError, OSError, KeyboardInterrupt):  # a spare the parent no longer needs
         return
     try:
-        reply = run_lab_job(spec, PipeReporter(conn))
-        message: tuple = ("done", reply)
+        if broken is not None:
+            message: tuple = ("failed", broken)
+        else:
+            message = ("done", run_lab_job(spec, PipeReporter(conn)))
     except BaseException as exc:
         message = ("failed", {**_error(exc), "traceback": traceback.format_exc()})
     try:

@@ -88,6 +88,18 @@ def test_in_process_the_raised_exits_are_recorded_too(cli, workdir, hostile):
 
 
 @pytest.mark.slow
+def test_a_worker_that_cannot_start_the_lab_records_why(cli, workdir, hostile):
+    status, out, err = cli("run", "vanishing", "failing", "--plugins-dir", str(HOSTILE))
+    assert status == 1, err
+    found = results(workdir)
+    assert found["vanishing"].status == "error"
+    assert found["vanishing"].error["type"] == "LookupError"
+    assert "lab 'vanishing' not found in plugin 'hostile_labs'" in found["vanishing"].error["message"]
+    assert "run_lab_job" in found["vanishing"].error["traceback"]
+    assert found["failing"].status == "failed"
+
+
+@pytest.mark.slow
 def test_a_lab_over_its_time_limit_is_stopped_and_the_run_goes_on(cli, workdir, hostile):
     status, out, err = cli(
         "run", "sleeper", "failing", "--set", "sleeper.sleep_s=0.05", "--lab-timeout", "3", "-v",

@@ -172,8 +172,24 @@ class StateReader(labrunner.Lab):
             ex.metric("torch_threads", torch.get_num_threads())
 
 
+class Vanishing(labrunner.Lab):
+    """Registered in the labrunner process only: its worker cannot find it."""
+
+    name = "vanishing"
+    title = "Missing in its worker"
+    version = "1"
+
+    def run(self, ctx):
+        with ctx.exercise("1. Here") as ex:
+            ex.check("ran", True)
+
+
 @labrunner.hookimpl
 def register_labs(register):
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        register(Vanishing)
     for name, behaviour in BEHAVIOURS.items():
         register(_make(name, behaviour))
     register(StateChanger)
