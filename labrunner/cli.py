@@ -213,6 +213,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         data = {
             "plugins": [dataclasses.asdict(i) for i in infos],
             "skipped": [{"plugin": p.plugin, "message": p.message} for p in plugins.problems],
+            "executors": [
+                {"name": e.name, "plugin": e.plugin, "description": e.description}
+                for e in plugins.executors().values()
+            ],
         }
         print(json.dumps(data, indent=2))
         return 0
@@ -224,6 +228,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"    labs:   {', '.join(info.labs) or '-'}")
     for problem in plugins.problems:
         print(f"{problem.plugin}  [skipped] {problem.message}")
+    executors = plugins.executors()
+    print(f"executors: {', '.join(f'{e.name} ({e.plugin})' for e in executors.values())}")
     return 0
 
 

@@ -26,9 +26,6 @@ from typing import Any
 from .errors import UsageError, did_you_mean
 from .progress import Bar, Reporter
 
-#: Executor names a run accepts when no plugin adds more.
-BUILTIN_EXECUTORS = ("local", "slurm")
-
 
 @dataclass
 class ExecutorContext:
@@ -286,14 +283,12 @@ def builtin_executors(register: Callable[..., None]) -> None:
 
 @dataclass
 class ExecutorInfo:
+    """A registered executor: ``build(context)`` makes it; ``plugin`` registered it."""
+
     name: str
     build: Callable[..., Executor]
     description: str
     plugin: str
-
-
-def executor_names(registered: dict[str, ExecutorInfo]) -> list[str]:
-    return list(registered)
 
 
 def check_executor(name: str, registered: dict[str, ExecutorInfo]) -> str:

@@ -104,6 +104,16 @@ def test_executors_are_registered_through_the_hook(tmp_path, monkeypatch):
         check_executor("inlin", found)
 
 
+def test_labrunner_plugins_lists_the_executors(cli, tmp_path, monkeypatch):
+    (tmp_path / "inline_executor.py").write_text(EXECUTOR_PLUGIN)
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs,inline_executor")
+    status, out, _err = cli("plugins", "--plugins-dir", str(tmp_path))
+    assert status == 0
+    assert "executors: local (labrunner), slurm (labrunner), inline (inline_executor)" in out
+    status, out, _err = cli("plugins", "--json", "--plugins-dir", str(tmp_path))
+    assert [e["name"] for e in json.loads(out)["executors"]] == ["local", "slurm", "inline"]
+
+
 def test_bad_executor_settings_are_refused_before_anything_is_written(cli, workdir):
     for args, text in [
         (["--executor", "nowhere"], "--executor nowhere: unknown executor"),
