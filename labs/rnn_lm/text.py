@@ -252,10 +252,10 @@ Final validation perplexity: teacher forcing **{{ r.teacher.ppl | fmt }}**, sche
 it makes up (mostly its few favourite words), so it never learns to use the true context it is given at
 evaluation time.
 {%- elif claims.free_beats_unigram %}The free-running model is better than the unigram model, so it does use some
-context{% if r.free.share == r.free.share %}, but it gains {{ r.free.share | pct }} of what teacher forcing gains over the
-unigram model{% endif %}.
-{%- else %}The free-running model is indistinguishable from the unigram model{% if r.free.share == r.free.share %} (it
-gains {{ r.free.share | pct }} of what teacher forcing gains over it){% endif %}: it learned the word frequencies
+context{% if r.free.share == r.free.share %}, but its gain in cross-entropy over the unigram model is
+{{ r.free.share | pct }} of teacher forcing's{% endif %}.
+{%- else %}The free-running model is indistinguishable from the unigram model{% if r.free.share == r.free.share %} (its
+gain in cross-entropy over the unigram model is {{ r.free.share | pct }} of teacher forcing's){% endif %}: it learned the word frequencies
 and nothing measurable about context, since its inputs are its own guesses rather than the text.{% endif %}
 {% if claims.teacher_beats_free %} Teacher forcing is better than free running. The train/test mismatch that teacher
 forcing is blamed for (exposure bias) is here the free-running model's problem, in reverse: it is
@@ -263,7 +263,7 @@ evaluated on true context it never trained on.{% elif claims.free_beats_teacher 
 forcing here.{% else %} Teacher forcing and free running cannot be told apart on these validation rows.{% endif +%}
 
 {% if claims.scheduled_beats_free and claims.teacher_beats_scheduled %}Scheduled sampling lies in between, as its schedule
-suggests: better than free running, worse than teacher forcing, hurt as the share of its own predictions grows.
+suggests: better than free running, worse than teacher forcing.
 {%- elif claims.scheduled_beats_free %}Scheduled sampling is better than free running and not measurably different from
 teacher forcing: its early, mostly teacher-forced phase learns the language{% if claims.scheduled_beats_teacher %}, and it even beats teacher forcing{% endif %}.
 {%- else %}Scheduled sampling is not measurably better than free running here.{% endif %}
