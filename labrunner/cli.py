@@ -51,7 +51,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
         "author": getattr(args, "author", None),
         "plugins_dir": args.plugins_dir or [],
         "executor": getattr(args, "executor", None),
-        "jobs": getattr(args, "jobs", None) or 1,
+        "jobs": getattr(args, "jobs", None),  # not given: 1 here, every job at once on SLURM
         "executor_options": _executor_options(args),
         "seeds": getattr(args, "seeds", None),
         "detach": getattr(args, "detach", False),

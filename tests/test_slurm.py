@@ -143,6 +143,7 @@ def test_labrunner_runs_two_labs_as_slurm_jobs(cli, workdir, monkeypatch):
     )
     assert status == 0, err
     assert "SLURM job" in err and "submitted" in err
+    assert "2 lab jobs, 2 at a time (slurm executor)" in err  # SLURM decides when each runs
     run_dir = (workdir / "reports" / "latest").resolve()
     run = _run_json(run_dir)
     assert run["status"] == "finished" and run["settings"]["executor"] == "slurm"
