@@ -108,6 +108,10 @@ class Plugins:
     def load_dir(self, folder: Path) -> None:
         if not folder.is_dir():
             raise UsageError(f"--plugins-dir {folder}: no such folder")
+        if (folder / "__init__.py").is_file():  # pointed at a plugin package itself: load that package
+            name = folder.resolve().name
+            self._add(name, f"plugins-dir ({folder})", "", lambda p=folder, n=name: _import_path(n, p))
+            return
         for path in sorted(folder.iterdir()):
             if path.name.startswith(("_", ".")):
                 continue

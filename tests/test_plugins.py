@@ -157,3 +157,12 @@ def test_a_raising_hook_is_named_and_the_run_goes_on(cli, monkeypatch):
         "warning: plugin 'raising_hooks': hook run_finished raised RuntimeError: run_finished broke",
     ]
     assert "report: " in out
+
+
+def test_plugins_dir_pointed_at_a_package_loads_that_package(monkeypatch):
+    monkeypatch.delenv("LABRUNNER_PLUGINS", raising=False)
+    monkeypatch.setattr("labrunner.plugins.BUILTIN_PLUGINS", ())
+    plugins = load_plugins([BAD_PLUGINS / "pkg_plugin"])
+    assert set(plugins.labs) == {"packaged"}
+    assert plugins.infos["pkg_plugin"].version == "0.3"
+    assert plugins.problems == []
