@@ -477,7 +477,12 @@ def test_cli_report(tmp_path):
 @pytest.mark.slow  # a subprocess
 def test_cli_report_pdf_without_engine(tmp_path):
     run_dir = make_run(tmp_path)
-    env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path), "PYTHONPATH": ":".join(sys.path)}
+    env = {
+        "PATH": str(tmp_path / "empty"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": ":".join(sys.path),
+        "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache"),  # byte code stays out of the checkout
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "labrunner", "report", str(run_dir), "--pdf"],
         capture_output=True,
