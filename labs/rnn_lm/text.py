@@ -248,9 +248,10 @@ $\\epsilon_i = \\frac{k}{k + \\exp(i/k)}$, decaying from 1 to 0 over training.
 Final validation perplexity: teacher forcing **{{ r.teacher.ppl | fmt }}**, scheduled sampling
 **{{ r.scheduled.ppl | fmt }}**, free running **{{ r.free.ppl | fmt }}**; the unigram model scores
 {{ unigram_ppl | fmt }}{% if optimal_ppl is not none %} and the true grammar {{ optimal_ppl | fmt }}{% endif %}.
-{% if claims.free_worse_than_unigram %}The free-running model is worse than the unigram model: it learns from inputs
-it makes up (mostly its few favourite words), so it never learns to use the true context it is given at
-evaluation time.
+{% if claims.free_worse_than_unigram %}The free-running model is worse than the unigram model{% if r.free.share == r.free.share %}
+(its gain in cross-entropy over the unigram model is {{ r.free.share | pct }} of teacher forcing's){% endif %}: it
+learns from inputs it makes up (mostly its few favourite words), so it never learns to use the true context
+it is given at evaluation time.
 {%- elif claims.free_beats_unigram %}The free-running model is better than the unigram model, so it does use some
 context{% if r.free.share == r.free.share %}, but its gain in cross-entropy over the unigram model is
 {{ r.free.share | pct }} of teacher forcing's{% endif %}.
