@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -163,3 +164,13 @@ def child_env(**values: str) -> dict[str, str]:
     """A minimal environment for a subprocess that must not see this one (``PATH``-less tests),
     still with the byte-code prefix, so the child writes nothing into the checkout."""
     return {"PYTHONPYCACHEPREFIX": os.environ["PYTHONPYCACHEPREFIX"], **values}
+
+
+def without_root_powers() -> list[str]:
+    """A command prefix under which root meets file permissions like anyone (setpriv drops
+    its capabilities); empty for other users. Skips the test where setpriv is missing."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root and setpriv is not installed")
+    return ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]

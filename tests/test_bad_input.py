@@ -6,14 +6,13 @@ Every case is refused before any lab runs, so these tests stay fast."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEST_PLUGINS
+from conftest import TEST_PLUGINS, without_root_powers
 
 from labrunner.configfile import MAX_CONFIG_BYTES
 
@@ -122,12 +121,7 @@ def test_out_in_config_file_is_a_file(refused, workdir):
 
 
 def test_out_unwritable(workdir, tmp_path):
-    # root writes anywhere: without its capabilities (setpriv) it meets permissions like anyone
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("running as root and setpriv is not installed")
-        prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+    prefix = without_root_powers()  # root writes anywhere, except without its capabilities
     locked = workdir / "locked"
     locked.mkdir()
     locked.chmod(0o555)

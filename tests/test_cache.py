@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PLUGINS
+from conftest import TEST_PLUGINS, without_root_powers
 
 from labrunner.cache import ResultCache, stable_hash
 
@@ -106,12 +105,7 @@ def test_an_unusable_cache_folder_warns_once_and_runs_uncached(cli, workdir, tmp
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_a_read_only_cache_folder_runs_uncached(workdir, tmp_path):
-    # root writes anywhere: without its capabilities (setpriv) it meets permissions like anyone
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("running as root and setpriv is not installed")
-        prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+    prefix = without_root_powers()  # root writes anywhere, except without its capabilities
     cache = tmp_path / "ro-cache"
     cache.mkdir()
     cache.chmod(0o500)
