@@ -160,7 +160,8 @@ def load_alexnet_weights(path: Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: cannot be read as a state dict ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a state dict, got {type(state).__name__}")
-    expected = AlexNet().state_dict()
+    with torch.device("meta"):  # only the names and shapes: no memory, no initialisation
+        expected = AlexNet().state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
         raise WeightsError(f"{path}: not an AlexNet state dict (keys or shapes differ)")
     return state

@@ -18,6 +18,7 @@ def test_alexnet_matches_torchvision_and_has_61100840_parameters():
     assert alexnet.compare_with_torchvision(batch=1) <= 1e-6
 
 
+@pytest.mark.slow  # two AlexNets initialised
 def test_alexnet_state_dict_layout_is_torchvisions():
     import torchvision
 
