@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
 
 from labrunner.data import DataError, cached_url, download, sha256_file
+from labrunner.testing import serve_folder
 
 
 @pytest.fixture
@@ -18,24 +16,8 @@ def server(tmp_path: Path):
     """Serve tmp_path/www on 127.0.0.1; yields (base URL, folder, request counter)."""
     www = tmp_path / "www"
     www.mkdir()
-    hits: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            hits.append(self.path)
-            super().do_GET()
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(www)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", www, hits
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_folder(www) as (url, hits):
+        yield url, www, hits
 
 
 def test_download_verifies_and_caches(server, tmp_path):

@@ -4,10 +4,8 @@ torch hub cache, with an image served by a local HTTP server (nothing touches th
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 import torch
 from labrunner.labs.adversarial import AdversarialLab, images
 
-from labrunner.testing import assert_checks_pass, assert_metric, run_lab_in
+from labrunner.testing import assert_checks_pass, assert_metric, run_lab_in, serve_folder
 
 TINY = {"attack_images": 1, "targets_per_image": 1, "max_iter": 5, "sparsity_alphas": ()}
 
@@ -48,27 +46,8 @@ def png_server(tmp_path):
     root.mkdir()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(root / "noise.png")
-    requests: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/noise.png", requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(root) as (url, requests):
+        yield f"{url}/noise.png", requests
 
 
 def assert_math_converts(result) -> None:

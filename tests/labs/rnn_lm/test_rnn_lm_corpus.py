@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import math
-import threading
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,7 @@ import pytest
 from labrunner.labs.rnn_lm import corpus as C
 
 from labrunner.data import DataError
+from labrunner.testing import serve_folder
 
 
 def write_corpus(folder: Path, names: dict[str, str] | None = None) -> None:
@@ -52,14 +50,8 @@ def http_folder(tmp_path):
     """A local HTTP server on 127.0.0.1 serving ``tmp_path / 'srv'``."""
     root = tmp_path / "srv"
     root.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(root) as (url, _requests):
+        yield root, f"{url}/"
 
 
 def test_fetch_ptb_downloads_once_with_checksums(http_folder, tmp_path):
