@@ -24,7 +24,7 @@ class Images(HTMLParser):
 
 
 @pytest.mark.slow
-def test_run_all_smoke(tmp_path: Path):
+def test_run_all_smoke_then_the_first_five_minutes(tmp_path: Path):
     env = {**os.environ, "LABRUNNER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("LABRUNNER_PLUGINS", None)
     proc = subprocess.run(
@@ -50,3 +50,44 @@ def test_run_all_smoke(tmp_path: Path):
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
     assert (run_dir / "report.md").is_file()
+
+    # the README's first five minutes go on: change a setting, rerun one lab ...
+    def labrunner(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "labrunner", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
+    rerun = labrunner("run", "rnn_lm", "--profile", "smoke", "--device", "cpu", "--set", "rnn_lm.epochs=2")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-4000:]
+    second = (tmp_path / "reports" / "latest").resolve()
+    assert second != run_dir
+    info = json.loads((second / "run.json").read_text())
+    # ... and the report of the new run still holds all four labs, three from the first run
+    results = {
+        name: json.loads((second / name / "result.json").read_text())
+        for name in ("cnn_receptive", "adversarial", "rnn_lm", "attention")
+    }
+    assert results["rnn_lm"]["config"]["epochs"] == 2 and not results["rnn_lm"].get("origin")
+    for name in ("cnn_receptive", "adversarial", "attention"):
+        assert results[name]["status"] == "passed" and results[name]["origin"]["kind"] in (
+            "cache",
+            "earlier run",
+        )
+    html = (second / "report.html").read_text()
+    for title in ("receptive fields", "adversarial", "language model", "self-attention"):
+        assert title in html.lower()
+    assert info["status"] == "finished"
+
+    # hand in: offline, the stand-ins need the explicit opt-in; the zip verifies
+    refused = labrunner("submit", "-o", "submission.zip")
+    assert refused.returncode == 1 and "--allow-stand-ins" in refused.stderr
+    assert not (tmp_path / "submission.zip").exists()
+    made = labrunner("submit", "--allow-stand-ins", "-o", "submission.zip")
+    assert made.returncode == 0, made.stderr
+    verified = labrunner("submit", "--verify", "submission.zip")
+    assert verified.returncode == 0 and "match the manifest" in verified.stdout
