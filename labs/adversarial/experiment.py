@@ -1,9 +1,11 @@
 """The lab, exercise by exercise: choose the model, classify, attack, compare, answer.
 
 Only orchestration and recording live here; the maths is in :mod:`.attacks`, the
+measurements behind the claims in :mod:`.evidence` (tests in :mod:`.stats`), the
 per-example records in :mod:`.records`, the model choice in :mod:`.model` (AlexNet in
 :mod:`.alexnet`, the stand-in in :mod:`.shapes`), the images in :mod:`.images` and the
-figures in :mod:`.figures`.
+figures in :mod:`.figures`. The module is a little over 500 lines because each exercise lists
+its tables, metrics and claims where it records them, in the order the report shows them.
 """
 
 from __future__ import annotations
@@ -20,23 +22,28 @@ import torch
 from . import alexnet, figures, shapes, text
 from .attacks import (
     AttackResult,
-    Linearisation,
     PixelClassifier,
     fgsm_attack,
-    fgsm_linearisation,
     l1_adam_attack,
     l1_ista_attack,
-    median,
     normalised_to_pixel,
     pgd_attack,
     predict,
     shuffled_success,
 )
+from .evidence import (
+    changed_values_test,
+    fgsm_claims,
+    fgsm_linearisation_all,
+    least_pair_by_pair,
+    penalty_claims,
+    record,
+)
 from .figures import short
 from .images import LabImage, default_sources, load_images, skimage_available
 from .model import Model, choose_model, model_note, stand_in_settings
 from .records import MethodRun
-from .stats import BEYOND_2SD, LEVEL, binomial_tail, rate_above, rate_text, sign_test, wilson
+from .stats import rate_above, rate_text, sign_test, wilson
 
 METHODS = {
     "fgsm": "Targeted FGSM",
@@ -391,88 +398,6 @@ def compare_with_standard_attacks(
     return runs, summaries
 
 
-def fgsm_linearisation_all(ctx, net, plan: list[PlannedAttack]) -> Linearisation:
-    """:func:`fgsm_linearisation` for every planned image, concatenated in plan order."""
-    cfg, gen = ctx.config, ctx.torch_generator(offset=3)
-    parts = [
-        fgsm_linearisation(
-            net,
-            item.image.pixels.to(ctx.device),
-            item.targets.to(ctx.device),
-            item.clean,
-            eps=cfg.fgsm_eps / 255,
-            draws=cfg.random_draws,
-            generator=gen,
-        )
-        for item in plan
-    ]
-    fields = Linearisation.__dataclass_fields__
-    return Linearisation(**{f: torch.cat([getattr(p, f) for p in parts]) for f in fields})
-
-
-def fgsm_claims(ex, lin: Linearisation, draws: int) -> dict[str, Any]:
-    """Record what FGSM's step does to the margins, against random sign steps of the same
-    size and against its own first-order prediction; returns the numbers for the answer."""
-    n = int(lin.margin.numel())
-    towards = int((lin.actual > lin.random_mean + 2 * lin.random_sd).sum())
-    away = int((lin.clean_actual < lin.clean_random_mean - 2 * lin.clean_random_sd).sum())
-    over = sign_test(lin.predicted.tolist(), lin.actual.tolist())
-    p_towards, p_away = binomial_tail(towards, n, BEYOND_2SD), binomial_tail(away, n, BEYOND_2SD)
-    step = {
-        "n": n,
-        "draws": draws,
-        "gap": median(-lin.margin),
-        "predicted": median(lin.predicted),
-        "actual": median(lin.actual),
-        "random": median(lin.random_mean),
-        "random_sd": median(lin.random_sd),
-        "clean_actual": median(lin.clean_actual),
-        "clean_random": median(lin.clean_random_mean),
-        "clean_random_sd": median(lin.clean_random_sd),
-        "towards": towards,
-        "away": away,
-        "over": over,
-        "reach_predicted": int((lin.margin + lin.predicted > 0).sum()),
-        "reach_actual": int((lin.margin + lin.actual > 0).sum()),
-    }
-    for key in ("gap", "predicted", "actual", "random", "random_sd", "clean_actual", "clean_random"):
-        record(ex, f"fgsm_margin_{key}", step[key])
-    random = f"{draws} random sign steps of the same L-inf size per pair (mean ± sd)"
-    ex.claim(
-        "fgsm_step_towards_target",
-        p_towards < LEVEL,
-        statement="FGSM's signed-gradient step raises the target's logit margin far more than a random step",
-        evidence=(
-            f"median rise {step['actual']:.3g} logits; beyond the random steps' mean + 2 sd in {towards} "
-            f"of {n} pairs (random steps: median {step['random']:.3g} ± {step['random_sd']:.3g}; "
-            f"p = {p_towards:.2g} that chance gives as many)"
-        ),
-        baseline=random + "; 2.3 % of a normal spread lies beyond mean + 2 sd",
-    )
-    ex.claim(
-        "fgsm_step_away_from_clean",
-        p_away < LEVEL,
-        statement="the same step lowers the clean class's margin far more than a random step",
-        evidence=(
-            f"median change {step['clean_actual']:.3g} logits; below the random steps' mean - 2 sd in "
-            f"{away} of {n} pairs (random: median {step['clean_random']:.3g} ± "
-            f"{step['clean_random_sd']:.3g}; p = {p_away:.2g})"
-        ),
-        baseline=random,
-    )
-    ex.claim(
-        "linearisation_overestimates",
-        over.holds,
-        statement="the first-order (linear) prediction of the step's effect is larger than its real effect",
-        evidence=(
-            f"predicted rise of the target margin: median {step['predicted']:.3g} logits, real "
-            f"{step['actual']:.3g}; " + over.text("the prediction was larger", "the real rise")
-        ),
-        baseline="an exactly linear model: prediction and result equal, pairs split either way (sign test)",
-    )
-    return step
-
-
 # --------------------------------------------------------------------------- exercise 4
 
 
@@ -567,62 +492,6 @@ def sparse_perturbations(
     return sparser
 
 
-def penalty_claims(ex, sweep_runs: dict[tuple[str, float], MethodRun], alphas: list[float]) -> dict[str, Any]:
-    """What a larger penalty does: whether ISTA changes fewer values than at the assignment's
-    alpha, and whether it loses more changed values than Adam does, pair by pair. Compared at
-    the larger alpha that leaves the most pairs reached by both methods at both alphas."""
-    keys = ("l1_adam", "l1_ista")
-
-    def reached(top: float) -> torch.Tensor:
-        ok = torch.ones(sweep_runs[keys[0], alphas[0]].n, dtype=torch.bool)
-        for key in keys:
-            ok &= sweep_runs[key, alphas[0]].successes() & sweep_runs[key, top].successes()
-        return ok
-
-    top = max(alphas[1:], key=lambda a: (int(reached(a).sum()), a))
-    both = reached(top)
-    size = float(sweep_runs[keys[0], alphas[0]].norms()["size"][0])
-    drop = {
-        key: ((sweep_runs[key, alphas[0]].norms()["l0"] - sweep_runs[key, top].norms()["l0"]) / size)[both]
-        for key in keys
-    }
-    fewer = sign_test(drop["l1_ista"].tolist(), [0.0] * int(both.sum()))
-    more = sign_test(drop["l1_ista"].tolist(), drop["l1_adam"].tolist())
-    ex.claim(
-        "ista_fewer_changes_with_larger_alpha",
-        fewer.holds,
-        statement=f"ISTA changes fewer values at α = {top:g} than at the assignment's α = {alphas[0]:g}",
-        evidence=fewer.text(f"fewer at α = {top:g}", f"more at α = {top:g}"),
-        baseline="no effect of α: each pair a fair coin (exact sign test, one-sided 5 %)",
-    )
-    ex.claim(
-        "penalty_sparsifies_ista_more_than_adam",
-        more.holds,
-        statement=f"raising α to {top:g} removes more changed values from ISTA's perturbation than from Adam's",
-        evidence=(
-            f"share of changed values dropped by a median {100 * median(drop['l1_ista']):.3g} points for ISTA "
-            f"and {100 * median(drop['l1_adam']):.3g} for Adam; " + more.text("ISTA's drop larger", "Adam's")
-            if more.n
-            else f"no pair was reached by both methods at both α = {alphas[0]:g} and α = {top:g}"
-        ),
-        baseline="the two alike: each pair a fair coin (exact sign test, one-sided 5 %)",
-    )
-    return {
-        "alpha": top,
-        "fewer": fewer,
-        "more": more,
-        "drop_ista": median(drop["l1_ista"]),
-        "drop_adam": median(drop["l1_adam"]),
-    }
-
-
-def changed_values_test(more: MethodRun, fewer: MethodRun):
-    """Sign test that ``fewer`` changes fewer values than ``more``, on the pairs both reached."""
-    both = more.successes() & fewer.successes()
-    a, b = more.norms()["l0"][both], fewer.norms()["l0"][both]
-    return sign_test(a.tolist(), b.tolist())
-
-
 # --------------------------------------------------------------------------- exercise 5
 
 
@@ -688,21 +557,6 @@ def smallest_visible_change(
             model=model.kind,
             cfg=cfg,
         )
-
-
-def least_pair_by_pair(runs: dict[str, MethodRun], keys, norm: str, among: torch.Tensor):
-    """The method whose ``norm`` is smallest pair by pair on the pairs in ``among``: the one with
-    the strongest sign tests against every other (its weakest test decides), and those tests."""
-    per_pair = {key: runs[key].norms()[norm][among].tolist() for key in keys}
-    tests = {a: {b: sign_test(per_pair[b], per_pair[a]) for b in keys if b != a} for a in keys}
-    lowest = min(keys, key=lambda a: max(t.p for t in tests[a].values()))
-    return lowest, tests[lowest]
-
-
-def record(ex, name: str, value: float) -> None:
-    """A metric, left out when undefined (a median over no successes)."""
-    if not (isinstance(value, float) and math.isnan(value)):
-        ex.metric(name, value)
 
 
 def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
