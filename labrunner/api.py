@@ -6,7 +6,7 @@ In a notebook::
     import labrunner
     run = labrunner.run("all", profile="quick")     # same layers, cache, run folder, report
     run                                             # the report, inline
-    run.labs["rnn_lm"].metrics["test_ppl"]
+    run.labs["rnn_lm"].metrics["valid_ppl"]
 
 Errors are exceptions: a bad setting raises :class:`labrunner.UsageError` with the one
 line the command line prints; nothing here calls ``sys.exit``.
