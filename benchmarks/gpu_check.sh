@@ -55,7 +55,7 @@ step install $PY -m pip install -q --no-deps --no-build-isolation -e .
 step device $PY -c "import torch, labrunner; print('labrunner', labrunner.__version__, 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
 step tests $PY -m pytest -q -x "${TESTS[@]}" tests
 step quick $PY -m labrunner run all --profile "$QUICK" --device "$DEVICE" --out "$OUT/reports" --force
-step quick-bf16 $PY -m labrunner run rnn_lm --profile "$QUICK" --device "$DEVICE" --precision bf16 --out "$OUT/reports" --force
+step quick-bf16 $PY -m labrunner run rnn_lm adversarial --profile "$QUICK" --device "$DEVICE" --precision bf16 --out "$OUT/reports" --force
 step full $PY -m labrunner run all --profile "$FULL" --device "$DEVICE" --out "$OUT/reports" --force \
   --set rnn_lm.corpus=synthetic --set rnn_lm.synthetic_tokens="$TOKENS" --set rnn_lm.synthetic_vocab="$VOCAB" \
   --set rnn_lm.epochs=2 --lab-timeout 420

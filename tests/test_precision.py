@@ -15,8 +15,11 @@ def builtin_labs(workdir, monkeypatch):
 
 
 def test_precision_reaches_the_labs_that_have_the_setting(builtin_labs):
-    _plugins, settings = prepare(["rnn_lm", "attention"], profile="smoke", device="cpu", precision="bf16")
+    _plugins, settings = prepare(
+        ["rnn_lm", "adversarial", "attention"], profile="smoke", device="cpu", precision="bf16"
+    )
     assert settings.configs["rnn_lm"].precision == "bf16"
+    assert settings.configs["adversarial"].precision == "bf16"
     assert not hasattr(settings.configs["attention"], "precision")  # labs without it run as they are
 
 

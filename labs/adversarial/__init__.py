@@ -51,6 +51,9 @@ class AdversarialConfig:
     #: instead of ``attack_images`` x ``targets_per_image``: enough pairs for the paired tests
     #: to decide, and the same pairs under every seed.
     fallback_all_pairs: bool = False
+    #: The model's forward pass in the attacks: fp32, or under autocast to bf16 (CPU or CUDA)
+    #: or fp16 (CUDA only); the attack's loss and the image's gradient stay fp32.
+    precision: str = "fp32"
 
 
 class AdversarialLab(labrunner.Lab):
@@ -75,6 +78,11 @@ class AdversarialLab(labrunner.Lab):
         "quick": {"fallback_all_pairs": True},
         "full": {},
     }
+
+    def validate(self, config: AdversarialConfig) -> None:
+        """Settings the bounds on single fields cannot express."""
+        if config.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision: must be one of fp32, bf16, fp16, got {config.precision!r}")
 
     def run(self, ctx: labrunner.LabContext) -> None:
         from .experiment import run_experiment

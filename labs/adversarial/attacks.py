@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: ``precision`` setting -> the dtype of the model's forward pass under autocast (None: fp32).
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 class PixelClassifier(nn.Module):
     """``model`` applied to images with pixel values in [0, 1]: ``model((x - mean) / std)``.
@@ -28,14 +31,26 @@ class PixelClassifier(nn.Module):
     so "valid image" is simply the box [0, 1].
     """
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self, model: nn.Module, mean: Sequence[float], std: Sequence[float], precision: str = "fp32"
+    ) -> None:
         super().__init__()
+        if precision not in AUTOCAST_DTYPES:
+            raise ValueError(f"precision must be one of {', '.join(AUTOCAST_DTYPES)}, got {precision!r}")
         self.model = model
+        self.precision = precision
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean) / self.std)
+        u = (x - self.mean) / self.std
+        dtype = AUTOCAST_DTYPES[self.precision]
+        if dtype is None:
+            return self.model(u)
+        # The forward pass under autocast; logits, loss and the image's gradient stay fp32.
+        with torch.autocast(device_type=x.device.type, dtype=dtype):
+            logits = self.model(u)
+        return logits.float()
 
 
 @torch.no_grad()

@@ -70,6 +70,7 @@ def run_experiment(ctx) -> None:
     """The lab: the model first (and the note saying which), then the five exercises."""
     model = choose_model(ctx)
     ctx.note(text.MODEL_NOTE, **model_note(model))
+    model.net.precision = ctx.config.precision
     net = model.net.to(ctx.device).eval()
     for p in net.parameters():
         p.requires_grad_(False)

@@ -286,3 +286,24 @@ def test_shuffled_perturbation_keeps_nothing_but_the_values():
     assert shuffled_success(model, x, x, clean, gen)  # no perturbation: the clean class stays
     outcomes = {shuffled_success(model, x, res.adversarial[0], int(targets[0]), gen) for _ in range(5)}
     assert outcomes <= {True, False}
+
+
+def test_bf16_autocast_runs_the_forward_pass_in_bf16_and_keeps_the_gradient_fp32():
+    seen: list[torch.dtype] = []
+    model = tiny_model()
+    model.model[1].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    image = tiny_image()
+    targets = other_targets(model, image)
+    full = fgsm_attack(model, image, targets, eps=8.0)
+    model.precision = "bf16"
+    half = fgsm_attack(model, image, targets, eps=8.0)
+    assert torch.bfloat16 in seen and torch.float32 in seen
+    assert model(image[None]).dtype == torch.float32  # logits and loss stay fp32
+    # one signed step: bf16 rounding may flip the sign of a few near-zero gradient entries only
+    agree = (half.adversarial == full.adversarial).float().mean()
+    assert agree > 0.9, agree
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+        PixelClassifier(nn.Identity(), (0.5,), (0.25,), precision="fp8")
