@@ -254,7 +254,7 @@ At the assignment's $\alpha = {{ cfg.alpha }}$ one of the two methods reached no
 {{ a.success | pct }}, ISTA {{ b.success | pct }}), so their perturbations cannot be compared there.
 {% endif %}
 
-{% if pairs | length > 1 %}
+{% if pairs[1:] %}
 Share of the values changed (and success) as the penalty grows, on the same images and targets
 ($\alpha$ in the normalised space):
 
@@ -338,7 +338,7 @@ No method has the smallest $\ell_\infty$ pair by pair beyond chance: on these {{
 methods cannot be ranked by $\ell_\infty$ (the claims list the tests of the closest, {{ labels[best_linf] }}).
 {% endif %}
 {% if claims.least_l2_is_clear and claims.least_linf_is_clear and best_l2 == best_linf %}
-Both criteria agree, so {{ labels[best_l2] }} gives the least visible change here{% if m[best_l2].success < 1 %},
+Both criteria agree, so {{ labels[best_l2] }} gives the least visible change here{% if m[best_l2].success != 1 %},
 on the pairs it reaches at all ({{ m[best_l2].success | pct }} of them){% endif %}.
 {% elif claims.least_l2_is_clear and claims.least_linf_is_clear %}
 The two criteria disagree: PGD changes {{ (100 * c.pgd.l0_pct) | fmt }} % of the values, Adam

@@ -318,7 +318,7 @@ against each other. Over {{ n }} seeds the initial distance was {{ init[0] | fmt
 
 Free running against teacher forcing, seed by seed: the distance is smaller in
 {{ diffs.free.counts[0] }} of {{ n }} seeds and larger in {{ diffs.free.counts[1] }}; the mean paired difference is
-{{ diffs.free.d.text(3) }} (sign test: p = {{ diffs.free.sign_p | fmt(2) }}). {% if n < 2 %}One seed gives no spread to compare the difference with: run more seeds.
+{{ diffs.free.d.text(3) }} (sign test: p = {{ diffs.free.sign_p | fmt(2) }}). {% if n == 1 %}One seed gives no spread to compare the difference with: run more seeds.
 {%- elif claims.free_further_than_teacher %}The difference is larger than its seed-to-seed variation: free running puts the
 two words further apart.
 {%- elif claims.free_closer_than_teacher %}The difference is larger than its seed-to-seed variation: free running puts the
