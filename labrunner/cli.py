@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = sys.stdout
     print(f"\nrun folder: {_shown(run_dir)}", file=out)
     if result.settings.detach and not interrupted:
-        from .runner import read_jobs
+        from .jobs import read_jobs
 
         jobs = read_jobs(run_dir)
         for job in jobs:
@@ -117,7 +117,8 @@ def _shown(path: Path) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .runner import collect_jobs, find_run_dir
+    from .jobs import collect_jobs
+    from .runfolder import find_run_dir
 
     run_dir = find_run_dir(Path(args.run_dir) if args.run_dir else None)
     jobs, status = collect_jobs(run_dir)

@@ -1,0 +1,383 @@
+"""Labs as jobs: several labs (and each seed of a sweep) at a time in local worker
+processes or on an executor such as SLURM, and the jobs a detached run left to collect
+(``labrunner status``). :func:`labrunner.runner.execute` hands its labs to :func:`run_jobs`
+when the run asks for more than one job at a time, a sweep, or another executor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cache import ResultCache, cache_key, source_hash
+from .config import RunSettings, config_as_dict
+from .errors import UsageError
+from .lab import Lab
+from .plugins import Plugins
+from .progress import Reporter
+from .results import LabResult, write_atomic
+from .runfolder import RunInfo
+from .runner import _complete_environment, _one_lab, _save_run_info, lab_job_spec, now_iso
+
+if TYPE_CHECKING:
+    from .executors import Executor
+    from .progress import Bar
+
+JOBS_FILE = "jobs.json"
+
+
+def uses_jobs(settings: RunSettings) -> bool:
+    """Whether labs run as jobs of an executor: ``--executor`` other than local, ``--jobs``
+    other than 1, or a seed sweep."""
+    return settings.executor != "local" or settings.jobs != 1 or bool(settings.seeds)
+
+
+def _gpu_count(device: str) -> int:
+    if not device.startswith("cuda"):
+        return 0
+    import torch  # already imported by resolve_device to answer a CUDA device
+
+    return int(torch.cuda.device_count())
+
+
+class _Jobs:
+    """The lab jobs of one run (labs times seeds) and their listing in run.json: a lab is
+    listed once every seed of it has ended; a sweep's first seed is linked into the lab's
+    folder and its summary written (:mod:`.sweep`). Called from several threads."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        run_info: dict[str, Any],
+        labs: list[str],
+        seeds: list[int],
+        sweep: bool,
+        on_listed: Callable[[str, LabResult], None] = lambda name, result: None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.run_info = run_info
+        self.seeds = seeds
+        self.sweep = sweep
+        self.on_listed = on_listed
+        self.lock = threading.RLock()
+        self.done: dict[str, dict[int, LabResult]] = {name: {} for name in labs}
+        self.listed = {entry["lab"] for entry in run_info["labs"]}
+
+    def out_dir(self, lab: str, seed: int) -> Path:
+        from .sweep import seed_dir
+
+        return seed_dir(self.run_dir / lab, seed) if self.sweep else self.run_dir / lab
+
+    def record(self, lab: str, seed: int, result: LabResult, facts: dict[str, Any]) -> None:
+        with self.lock:
+            _complete_environment(self.run_info, facts)
+            self.done.setdefault(lab, {})[seed] = result
+            if len(self.done[lab]) == len(self.seeds):
+                self.list_lab(lab)
+
+    def list_lab(self, lab: str) -> None:
+        """List ``lab`` in run.json with the seeds that ended (all of them, unless Ctrl-C)."""
+        with self.lock:
+            if lab in self.listed or not self.done.get(lab):
+                return
+            self.listed.add(lab)
+            results = [self.done[lab][s] for s in self.seeds if s in self.done[lab]]
+            if self.sweep:
+                _gather_sweep(self.run_dir / lab, lab, results)
+            self.run_info["labs"].append(
+                {
+                    "lab": lab,
+                    "status": results[0].status,
+                    "duration_s": round(sum(r.duration_s for r in results), 3),
+                    "cached": all(r.cached for r in results),
+                }
+            )
+            _save_run_info(self.run_dir, self.run_info)
+            self.on_listed(lab, results[0])
+
+    def results(self, labs: list[str]) -> list[LabResult]:
+        """Every job's result, in the order of the labs, then of the seeds."""
+        return [self.done[lab][s] for lab in labs for s in self.seeds if s in self.done.get(lab, {})]
+
+
+def _gather_sweep(lab_dir: Path, lab: str, results: list[LabResult]) -> None:
+    """``<lab>/``: the first seed's files (hard links) beside ``seeds/``, and sweep.json."""
+    from .runfolder import link_tree
+    from .sweep import SEEDS_DIR, SWEEP_FILE, seed_dir, summarize_sweep
+
+    for child in lab_dir.iterdir() if lab_dir.is_dir() else []:
+        if child.name != SEEDS_DIR:
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    link_tree(seed_dir(lab_dir, results[0].seed), lab_dir)
+    summarize_sweep(lab, results).save(lab_dir / SWEEP_FILE)
+
+
+def run_jobs(
+    settings: RunSettings,
+    plugins: Plugins,
+    reporter: Reporter,
+    cache: ResultCache,
+    run_dir: Path,
+    run_info: dict[str, Any],
+    labs_bar: Bar,
+) -> tuple[list[LabResult], bool]:
+    """Run every lab (once per seed of a sweep) as jobs of the run's executor, up to its
+    slots at a time; returns (results, interrupted). Ctrl-C cancels the jobs still running;
+    what ended is kept and listed."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from .executors import DevicePool, ExecutorContext, SerialReporter, fair_threads
+
+    shared = SerialReporter(reporter)
+    labs = {lab.name: lab for lab in settings.labs}
+
+    def listed(name: str, result: LabResult) -> None:
+        plugins.lab_finished(lab=labs[name], result=result)
+        labs_bar.update(1)
+        shared.log(f"{name}: {result.status} in {result.duration_s:.1f} s")
+
+    seeds = settings.seeds or [settings.seed]
+    jobs = _Jobs(run_dir, run_info, list(labs), seeds, bool(settings.seeds), listed)
+    tasks = [(lab, seed) for lab in settings.labs for seed in seeds]
+    gpus = _gpu_count(settings.device)
+    context = ExecutorContext(
+        run_dir=run_dir,
+        options=dict(settings.executor_options),
+        jobs=len(tasks),
+        parallel=settings.jobs,
+        lab_timeout=settings.lab_timeout,
+        device=settings.device,
+        gpus=gpus,
+    )
+    executor = plugins.executors()[settings.executor].build(context)
+    local = executor.name == "local"
+    threads = fair_threads(settings.threads, min(executor.slots, len(tasks))) if local else settings.threads
+    devices = DevicePool(settings.device, gpus, settings.device_requested) if local else None
+    if settings.detach:
+        try:
+            _submit_detached(settings, plugins, shared, cache, run_dir, run_info, executor, jobs, tasks)
+        finally:
+            executor.close()
+        return jobs.results(list(labs)), False
+    shared.log(f"{len(tasks)} lab jobs, {executor.slots} at a time ({executor.name} executor)")
+
+    def one(lab: Lab, seed: int) -> bool:
+        # one lab per GPU, unless the lab says it can share one (``shares_gpu = True``)
+        pooled = devices is not None and not getattr(lab, "shares_gpu", False)
+        device = devices.take() if pooled else settings.device
+        try:
+            task = dataclasses.replace(settings, seed=seed, threads=threads, device=device)
+            _result, stop = _one_lab(
+                lab,
+                task,
+                plugins,
+                shared,
+                cache,
+                run_dir,
+                run_info,
+                out_dir=jobs.out_dir(lab.name, seed),
+                executor=executor,
+                record=lambda lab, result, facts: jobs.record(lab.name, seed, result, facts),
+            )
+            return stop
+        finally:
+            if pooled:
+                devices.give(device)
+
+    interrupted = False
+    threads_pool = ThreadPoolExecutor(max_workers=executor.slots, thread_name_prefix="labrunner-job")
+    pending = {threads_pool.submit(one, lab, seed) for lab, seed in tasks}
+    failure: BaseException | None = None
+    try:
+        while pending and not interrupted:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                elif future.result():
+                    interrupted = True
+            if failure is not None:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    if pending:  # Ctrl-C (or a failure): no new job starts, the running ones are cancelled
+        for future in pending:
+            future.cancel()
+        executor.cancel()
+        try:
+            wait(pending)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            pass
+    threads_pool.shutdown(wait=False, cancel_futures=True)
+    executor.close()
+    for name in labs:  # labs cut short by Ctrl-C: listed with the seeds that ended
+        jobs.list_lab(name)
+    if failure is not None:
+        raise failure
+    return jobs.results(list(labs)), interrupted
+
+
+def _submit_detached(
+    settings: RunSettings,
+    plugins: Plugins,
+    reporter: Reporter,
+    cache: ResultCache,
+    run_dir: Path,
+    run_info: dict[str, Any],
+    executor: Executor,
+    jobs: _Jobs,
+    tasks: list[tuple[Lab, int]],
+) -> None:
+    """``--detach``: submit every job that is not cached and record them in jobs.json and
+    run.json (``labrunner status RUN_DIR`` collects them as they end)."""
+    submitted: list[dict[str, Any]] = []
+    try:
+        for lab, seed in tasks:
+            task = dataclasses.replace(settings, seed=seed)
+            out_dir = jobs.out_dir(lab.name, seed)
+            config = config_as_dict(task.configs[lab.name])
+            key = cache_key(lab, config, seed, task.device, task.deterministic, source_hash(lab))
+            with cache.lock(lab.name, key):
+                result = None if settings.force else cache.get(lab.name, key, out_dir)
+            if result is not None:
+                reporter.log(f"{lab.name} (seed {seed}): reused cached result ({result.status}, key {key})")
+                jobs.record(lab.name, seed, result, {})
+                continue
+            ident = executor.submit(lab_job_spec(lab, task, plugins, cache, key, out_dir))
+            submitted.append(
+                {
+                    "lab": lab.name,
+                    "seed": seed,
+                    "out_dir": out_dir.relative_to(run_dir).as_posix(),
+                    "cache_key": key,
+                    "executor": executor.name,
+                    **{k: str(v) for k, v in ident.items()},
+                }
+            )
+            reporter.log(f"{lab.name} (seed {seed}): submitted as job {ident.get('job_id', '?')}")
+    finally:  # what was submitted is recorded, even when a later submission failed
+        run_info["jobs"] = submitted
+        run_info["seeds"] = jobs.seeds
+        write_atomic(run_dir / JOBS_FILE, json.dumps({"jobs": submitted, "seeds": jobs.seeds}, indent=2))
+
+
+def read_jobs(run_dir: Path) -> list[dict[str, Any]]:
+    """The jobs ``run --detach`` submitted (jobs.json of the run folder; none without it)."""
+    from .results import json_object, read_json_file
+
+    path = Path(run_dir) / JOBS_FILE
+    if not path.is_file():
+        return []
+    data = json_object(read_json_file(path), str(path))
+    jobs = data.get("jobs")
+    if not isinstance(jobs, list) or not all(
+        isinstance(j, dict) and isinstance(j.get("lab"), str) for j in jobs
+    ):
+        raise UsageError(f"{path}: jobs: expected a list of jobs")
+    return jobs
+
+
+def collect_jobs(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """A detached run: each job with its state (SLURM's accounting, through submitit);
+    the labs whose jobs have all ended are listed in run.json (and stored in the cache),
+    and the run is ``finished`` once every job has ended. Returns (jobs, run status)."""
+
+    run_dir = Path(run_dir)
+    info = RunInfo.load(run_dir / "run.json")
+    jobs = read_jobs(run_dir)
+    run_info = info.to_json()
+    if info.status != "submitted" or not jobs:
+        for job in jobs:
+            job["state"] = _job_state(run_dir, job)
+        return jobs, info.status
+    seeds = [int(s) for s in run_info.get("seeds") or [info.settings.get("seed", 0)]]
+    labs = list(info.selected)
+    book = _Jobs(run_dir, run_info, labs, seeds, len(seeds) > 1)
+    for job in jobs:
+        job["state"] = _job_state(run_dir, job)
+        out_dir = _inside_run(run_dir, str(job.get("out_dir", "")))
+        if job["state"].split()[0] not in _ended_states() or job["lab"] in book.listed:
+            continue
+        result = _ended_job_result(job, out_dir, info)
+        book.done.setdefault(job["lab"], {})[int(job["seed"])] = result
+        if result.status in ("passed", "failed") and job.get("cache_key"):
+            cache = ResultCache()
+            with cache.lock(job["lab"], job["cache_key"]):
+                cache.put(job["lab"], job["cache_key"], out_dir)
+            cache.close()
+    for lab in labs:  # cached at submission, or every seed ended now
+        with book.lock:
+            pending = [j for j in jobs if j["lab"] == lab and j["state"].split()[0] not in _ended_states()]
+            if not pending:
+                for seed in seeds:
+                    if seed not in book.done.setdefault(lab, {}):
+                        path = book.out_dir(lab, seed) / "result.json"
+                        if path.is_file():
+                            book.done[lab][seed] = LabResult.load(path)
+                book.list_lab(lab)
+    if all(j["state"].split()[0] in _ended_states() for j in jobs):
+        run_info["status"] = "finished"
+        run_info["finished"] = now_iso()
+    _save_run_info(run_dir, run_info)
+    return jobs, run_info["status"]
+
+
+def _ended_states() -> frozenset[str]:
+    from .slurm import FINISHED_STATES
+
+    return FINISHED_STATES
+
+
+def _inside_run(run_dir: Path, rel: str) -> Path:
+    """A job's folder, refused when jobs.json would lead outside the run folder."""
+    path = (run_dir / rel).resolve()
+    if not rel or not path.is_relative_to(run_dir.resolve()):
+        raise UsageError(f"{run_dir / JOBS_FILE}: out_dir {rel!r} is not inside the run folder")
+    return path
+
+
+def _job_state(run_dir: Path, job: dict[str, Any]) -> str:
+    """The job's SLURM state (sacct through submitit), or UNKNOWN."""
+    if job.get("executor", "slurm") != "slurm":
+        return "UNKNOWN"
+    try:
+        import submitit
+
+        folder = Path(job.get("folder") or run_dir / ".slurm")
+        return str(submitit.SlurmJob(folder=folder / "%j", job_id=str(job["job_id"])).state)
+    except Exception:
+        return "UNKNOWN"
+
+
+def _ended_job_result(job: dict[str, Any], out_dir: Path, info: Any) -> LabResult:
+    """The result an ended job wrote, or an error result saved for a job that wrote none."""
+    path = out_dir / "result.json"
+    if path.is_file():
+        try:
+            return LabResult.load(path)
+        except (OSError, ValueError):
+            pass
+    result = LabResult(
+        lab=job["lab"],
+        title=job["lab"],
+        version="",
+        status="error",
+        profile=str(info.settings.get("profile", "")),
+        seed=int(job["seed"]),
+        device=str(info.settings.get("device", "cpu")),
+        cache_key=str(job.get("cache_key", "")),
+        finished=now_iso(),
+        error={
+            "type": "SlurmJobFailed",
+            "message": f"SLURM job {job.get('job_id')} ended {job['state']} without a result",
+            "traceback": "",
+        },
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.save(path)
+    return result
