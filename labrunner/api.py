@@ -281,7 +281,7 @@ def run(
 def load(path: str | Path | None = None, *, out: str | Path = "reports") -> Run:
     """Open a saved run folder (default: ``reports/latest``); raises UsageError when it is
     not one or a file in it is invalid."""
-    from .runfolder import find_run_dir
+    from .folders import find_run_dir
 
     run_dir = find_run_dir(Path(path) if path is not None else None, Path(out))
     loaded = Run(run_dir)

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import describe_exception
+from .folders import link_tree
 from .results import LabResult
-from .runfolder import link_tree
 
 if TYPE_CHECKING:
     from .lab import Lab

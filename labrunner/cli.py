@@ -117,8 +117,8 @@ def _shown(path: Path) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .folders import find_run_dir
     from .jobs import collect_jobs
-    from .runfolder import find_run_dir
 
     run_dir = find_run_dir(Path(args.run_dir) if args.run_dir else None)
     jobs, status = collect_jobs(run_dir)

@@ -107,7 +107,7 @@ class _Jobs:
 
 def _gather_sweep(lab_dir: Path, lab: str, results: list[LabResult]) -> None:
     """``<lab>/``: the first seed's files (hard links) beside ``seeds/``, and sweep.json."""
-    from .runfolder import link_tree
+    from .folders import link_tree
     from .sweep import SEEDS_DIR, SWEEP_FILE, seed_dir, summarize_sweep
 
     for child in lab_dir.iterdir() if lab_dir.is_dir() else []:

@@ -25,17 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .results import Check, LabResult, write_atomic
 
 # The run folder's model and loading live in runfolder.py; imported here for the renderer
 # and for code that imports them from this module.
+from .folders import link_file
+from .results import Check, LabResult, write_atomic
 from .runfolder import (  # noqa: F401
     LabSummary,
     RunData,
     _date,
     _meta,
     _read_json,
-    link_file,
     load_run,
     run_totals,
     summarize,

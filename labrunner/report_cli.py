@@ -104,7 +104,7 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
-    from .runfolder import find_run_dir
+    from .folders import find_run_dir
 
     return find_run_dir(args.run_dir)
 
@@ -182,7 +182,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     from .errors import UsageError
-    from .runfolder import clean_runs
+    from .folders import clean_runs
 
     if args.keep < 1:
         raise UsageError(f"--keep must be at least 1, got {args.keep}")

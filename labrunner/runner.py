@@ -25,11 +25,12 @@ from .context import LabContext
 from .devices import check_device_syntax, resolve_device, seed_everything, set_threads
 from .environment import environment, git_info
 from .errors import UsageError, describe_exception
+from .folders import complete_run, find_run_dir, new_run_dir, point_latest
 from .lab import Lab
 from .plugins import Plugins
 from .progress import Reporter
 from .results import LabResult, write_atomic
-from .runfolder import RunInfo, complete_run, find_run_dir, new_run_dir, point_latest
+from .runfolder import RunInfo
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -521,7 +522,7 @@ def _save_run_info(run_dir: Path, run_info: dict[str, Any]) -> None:
 def _complete(
     run_dir: Path, settings: RunSettings, plugins: Plugins, reporter: Reporter, cache: ResultCache
 ) -> bool:
-    """List every installed lab in the run folder (runfolder.complete_run): a lab not
+    """List every installed lab in the run folder (folders.complete_run): a lab not
     selected comes from its cache entry for its current settings, else from the newest
     earlier run, else is "not run". Returns True when Ctrl-C arrived meanwhile."""
     installed = {name: lab.title for name, lab in plugins.labs.items()}

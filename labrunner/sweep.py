@@ -180,7 +180,8 @@ def seed_view(run_dir: Path, seed: int) -> Path:
     import shutil
 
     from .errors import UsageError
-    from .runfolder import RunInfo, link_tree
+    from .folders import link_tree
+    from .runfolder import RunInfo
 
     run_dir = Path(run_dir)
     info = RunInfo.load(run_dir / "run.json")

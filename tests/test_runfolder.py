@@ -10,6 +10,7 @@ import pytest
 from runfolders import make_run, png_bytes
 
 from labrunner.errors import UsageError
+from labrunner.folders import complete_run, find_run_dir, latest_run_dir, new_run_dir, point_latest
 from labrunner.results import (
     SCHEMA_VERSION,
     FigureRecord,
@@ -19,17 +20,7 @@ from labrunner.results import (
     TableRecord,
     write_json,
 )
-from labrunner.runfolder import (
-    LabEntry,
-    RunInfo,
-    complete_run,
-    find_run_dir,
-    latest_run_dir,
-    load_run,
-    new_run_dir,
-    point_latest,
-    summarize,
-)
+from labrunner.runfolder import LabEntry, RunInfo, load_run, summarize
 
 
 def _edit(path, change):

@@ -1,0 +1,254 @@
+"""Run folders on disk: creating one, finding the latest, pointing ``latest`` at it,
+pruning old ones (``labrunner clean``), and completing a run with every installed lab
+(results from the cache or an earlier run, linked rather than copied).
+
+The files inside a run folder, and how they are read back, are :mod:`labrunner.runfolder`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import UsageError
+from .results import FigureRecord, LabResult, check_lab_name, write_atomic
+from .runfolder import LabEntry, RunInfo, _inside
+
+
+def new_run_dir(out: Path) -> Path:
+    """``out/<timestamp>``, made unique, and ``out/latest`` pointing at it."""
+    out = Path(out)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = out / stamp
+    n = 1
+    while True:
+        try:
+            run_dir.mkdir(parents=True)
+            break
+        except FileExistsError:  # another run started in the same second
+            n += 1
+            run_dir = out / f"{stamp}-{n}"
+    point_latest(out, run_dir)
+    return run_dir
+
+
+def point_latest(out: Path, run_dir: Path) -> None:
+    """Point ``out/latest`` at ``run_dir`` (a relative symlink, replaced atomically; where
+    symlinks are not available, the text file ``out/LATEST`` names the run)."""
+    out = Path(out)
+    latest = out / "latest"
+    tmp = out / f".latest.{os.getpid()}.{os.urandom(4).hex()}"  # two runs never share it
+    try:
+        tmp.symlink_to(Path(run_dir).name, target_is_directory=True)
+        os.replace(tmp, latest)
+    except OSError:  # no symlinks (some Windows setups): a text file names the run
+        tmp.unlink(missing_ok=True)
+        write_atomic(out / "LATEST", Path(run_dir).name + "\n")
+
+
+def latest_run_dir(out: Path) -> Path | None:
+    """The run folder ``out/latest`` (or ``out/LATEST``) names, or None."""
+    out = Path(out)
+    latest = out / "latest"
+    if latest.is_symlink() or latest.exists():
+        target = Path(os.path.realpath(latest))
+        return target if target.is_dir() else None
+    if (out / "LATEST").is_file():
+        name = (out / "LATEST").read_text(encoding="utf-8").strip()
+        if name and "/" not in name and "\\" not in name and name not in (".", ".."):
+            return out / name
+    return None
+
+
+def find_run_dir(path: Path | None, out: Path = Path("reports")) -> Path:
+    """The run folder named, or the latest one under ``out``; raises UsageError."""
+    if path is None:
+        path = latest_run_dir(out)
+        if path is None:
+            raise UsageError(f"no runs found in {out}/ (run 'labrunner run' first, or give RUN_DIR)")
+    path = Path(path)
+    if not (path / "run.json").is_file():
+        raise UsageError(f"{path} is not a run folder (no run.json)")
+    return path
+
+
+#: A run folder's name: the time it started, and a counter when two started in one second.
+RUN_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
+
+
+def run_folders(out: Path) -> list[Path]:
+    """The run folders directly in ``out`` (named by their start time, holding a
+    run.json, not links), newest first."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = []
+    for child in out.iterdir():
+        match = RUN_NAME.match(child.name)
+        if match and not child.is_symlink() and child.is_dir() and (child / "run.json").is_file():
+            found.append(((match.group(1), int(match.group(2) or 1)), child))
+    return [path for _key, path in sorted(found, reverse=True)]
+
+
+def clean_runs(out: Path, *, keep: int, dry_run: bool = False) -> list[Path]:
+    """Remove all but the newest ``keep`` run folders of ``out``; returns those removed.
+
+    The folder ``latest`` points to is always kept, and only run folders directly in
+    ``out`` are candidates (see :func:`run_folders`): nothing else is touched.
+    """
+    if keep < 1:
+        raise UsageError(f"--keep must be at least 1, got {keep}")
+    out = Path(out)
+    latest = latest_run_dir(out)
+    latest_real = Path(os.path.realpath(latest)) if latest is not None else None
+    root = Path(os.path.realpath(out))
+    removed = []
+    for path in run_folders(out)[keep:]:
+        real = Path(os.path.realpath(path))
+        if real == latest_real or real.parent != root:
+            continue
+        if not dry_run:
+            shutil.rmtree(path)
+        removed.append(path)
+    return removed
+
+
+# --------------------------------------------------------------------------- a complete run
+
+
+def link_tree(src: Path, dst: Path, *, skip: frozenset[str] = frozenset()) -> int:
+    """Give ``dst`` the files of ``src`` without copying their bytes: each file is a hard
+    link (a copy only where linking fails, e.g. across file systems). Links, hidden files
+    and the top-level names in ``skip`` are left out. Returns how many files were copied
+    rather than linked."""
+    src, dst = Path(src), Path(dst)
+    copied = 0
+    for dirpath, dirnames, filenames in os.walk(src):  # does not follow links
+        here = Path(dirpath)
+        rel = here.relative_to(src)
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not d.startswith(".") and not (here / d).is_symlink() and not (rel == Path(".") and d in skip)
+        ]
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            source = here / name
+            if name.startswith(".") or source.is_symlink() or (rel == Path(".") and name in skip):
+                continue
+            copied += link_file(source, dst / rel / name)
+    return copied
+
+
+def link_file(source: Path, target: Path) -> bool:
+    """Make ``target`` a hard link to ``source`` (replacing it), or a copy where linking
+    fails (another file system, no hard links); returns True when it copied. Files of a
+    run folder are only ever replaced whole (written to a temporary file and renamed),
+    never rewritten in place, so sharing them is safe."""
+    target = Path(target)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+        return True
+    return False
+
+
+def _earlier_result(out: Path, run_dir: Path, lab: str) -> tuple[Path, LabResult] | None:
+    """The newest result of ``lab`` in the run folders of ``out`` before ``run_dir``
+    (a finished lab: passed, failed or error), or None."""
+    current = Path(os.path.realpath(run_dir))
+    for folder in run_folders(out):
+        if Path(os.path.realpath(folder)) == current:
+            continue
+        lab_dir = folder / lab
+        try:
+            if lab_dir.is_symlink() or not (lab_dir / "result.json").is_file():
+                continue
+            result = LabResult.load(lab_dir / "result.json")
+            for ex in result.exercises:
+                for record in ex.records:
+                    if isinstance(record, FigureRecord):
+                        _inside(folder, f"{lab}/{record.path}")
+        except UsageError:  # an unreadable result elsewhere is skipped, not fatal
+            continue
+        if result.lab == lab and result.status in ("passed", "failed", "error"):
+            return lab_dir, result
+    return None
+
+
+def complete_run(
+    run_dir: Path,
+    installed: dict[str, str],
+    *,
+    cached: Callable[[str], Path | None] | None = None,
+    out: Path | None = None,
+) -> list[LabEntry]:
+    """Give a run folder every installed lab, so its report is a complete submission.
+
+    ``installed`` maps each installed lab's name to its title. A lab that neither ran
+    nor is listed in this run is taken from its latest matching result: ``cached(name)``
+    (the cache entry for its current resolved config, seed and device, a folder holding
+    result.json and figures), else the newest earlier run folder of ``out`` (default: the
+    run folder's parent) holding that lab; its files are hard-linked, not copied, and its
+    result records its ``origin`` (where, and when it ran). A lab found nowhere is listed
+    with status "not run". run.json is updated atomically; returns the entries added.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir.parent
+    info = RunInfo.load(run_dir / "run.json")
+    listed = {entry.lab for entry in info.labs} | set(info.selected)
+    added = []
+    for name, title in installed.items():
+        if name in listed:
+            continue
+        check_lab_name(name, "installed lab")
+        found, kind = _cached_result(cached, name), "cache"
+        if found is None:
+            found, kind = _earlier_result(out, run_dir, name), "earlier run"
+        if found is None:
+            entry = LabEntry(lab=name, status="not run", title=title, origin={"kind": "not run"})
+        else:
+            src_dir, result = found
+            run_name = src_dir.parent.name if kind == "earlier run" else ""
+            origin = dict(result.origin or {"kind": kind, "run": run_name, "finished": result.finished})
+            result.cached = result.cached or kind == "cache"
+            lab_dir = run_dir / name
+            if lab_dir.exists():
+                shutil.rmtree(lab_dir)
+            link_tree(src_dir, lab_dir, skip=frozenset({"result.json"}))
+            result.origin = origin
+            result.save(lab_dir / "result.json")
+            entry = LabEntry(
+                lab=name,
+                status=result.status,
+                duration_s=result.duration_s,
+                cached=result.cached,
+                title=result.title,
+                origin=origin,
+            )
+        info.labs.append(entry)
+        added.append(entry)
+    if added:
+        info.save(run_dir / "run.json")
+    return added
+
+
+def _cached_result(cached: Callable[[str], Path | None] | None, name: str) -> tuple[Path, LabResult] | None:
+    if cached is None:
+        return None
+    folder = cached(name)
+    if folder is None or not (Path(folder) / "result.json").is_file():
+        return None
+    try:
+        result = LabResult.load(Path(folder) / "result.json")
+    except UsageError:
+        return None
+    if result.lab != name or result.status not in ("passed", "failed"):
+        return None
+    return Path(folder), result
