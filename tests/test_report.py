@@ -777,7 +777,7 @@ def test_configuration_is_a_compact_appendix(tmp_path):
 
 
 def test_older_chromium_keeps_its_own_page_numbers():
-    from labrunner.report import margin_boxes_supported
+    from labrunner.pdf import margin_boxes_supported
 
     assert margin_boxes_supported("Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)")
     assert margin_boxes_supported("Google Chrome 131.0.6778.85")
