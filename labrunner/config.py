@@ -5,6 +5,8 @@ declare and the lab's own ``validate``, before any file is written; a problem is
 :class:`UsageError` naming the key and its source (option, or file and line).
 
 Config files are read by :mod:`.configfile` (bounded, safe YAML with the line of each key).
+All layering and every check of the settings of a run are here, in one place (about 700
+lines), so that the command line, the Python API and the workers resolve them alike.
 """
 
 from __future__ import annotations

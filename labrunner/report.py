@@ -6,6 +6,10 @@ imports torch: ``labrunner report`` re-renders a run anywhere. The renderer know
 nothing about particular labs; it renders records (Markdown with math, figures,
 tables, metrics, checks, errors) through the Jinja2 templates in ``templates/``,
 any of which a user can override with ``--template-dir``.
+
+It stays one module (about 700 lines) because it is one job: building the view the templates
+read (numbering, order, measurements, fidelity) and the template environment they are
+rendered in; loading the run is :mod:`.runfolder`, printing to PDF :mod:`.pdf`.
 """
 
 from __future__ import annotations

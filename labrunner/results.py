@@ -1,7 +1,9 @@
 """The records a lab produces, and their JSON form.
 
 ``result.json`` of one lab is ``LabResult.to_json()``; the report is rendered
-from these files only, never from live objects.
+from these files only, never from live objects. Each record type validates itself as it is
+read back (a field at a time, naming the first one that is wrong), which is most of this
+module's length.
 """
 
 from __future__ import annotations

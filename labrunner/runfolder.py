@@ -1,5 +1,5 @@
 """The run folder: its files as typed records, read back with validation, and its place
-among the other runs.
+among the other runs (the validation of every field of run.json is most of its length).
 
 A run folder (``reports/<timestamp>/``) holds::
 
