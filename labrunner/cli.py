@@ -25,11 +25,13 @@ def _warn_problems(plugins: Any, quiet: bool = False) -> None:
         print(f"labrunner: warning: {problem}", file=sys.stderr)
 
 
-def _plugins(args: argparse.Namespace) -> Any:
+def load_plugins_for(args: argparse.Namespace) -> Any:
+    """The plugins a command's ``--plugins-dir`` asks for; each problem is one warning line
+    (none with ``-q``)."""
     from .plugins import load_plugins
 
-    plugins = load_plugins([Path(p) for p in args.plugins_dir or []])
-    _warn_problems(plugins, args.verbosity < 0)
+    plugins = load_plugins([Path(p) for p in getattr(args, "plugins_dir", None) or []])
+    _warn_problems(plugins, getattr(args, "verbosity", 0) < 0)
     return plugins
 
 
@@ -78,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .progress import make_reporter
     from .runner import exit_status, format_summary
 
-    plugins = _plugins(args)
+    plugins = load_plugins_for(args)
     reporter = make_reporter(args.verbosity)
     try:
         result = run(args.labs, plugins=plugins, reporter=reporter, report=False, **_run_options(args))
@@ -143,7 +145,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from .lab import profile_names
 
-    plugins = _plugins(args)
+    plugins = load_plugins_for(args)
     rows = []
     for name, lab in plugins.labs.items():
         rows.append(
@@ -208,7 +210,7 @@ def _default(field: Any) -> Any:
 def cmd_plugins(args: argparse.Namespace) -> int:
     import dataclasses
 
-    plugins = _plugins(args)
+    plugins = load_plugins_for(args)
     infos = list(plugins.infos.values())
     if args.json:
         data = {
@@ -237,7 +239,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    plugins = _plugins(args)
+    plugins = load_plugins_for(args)
     settings = _settings(args, plugins, args.labs or ["all"], check_device=False)
     sys.stdout.write(yaml.safe_dump(settings.resolved_config(), sort_keys=False))
     return 0

@@ -134,13 +134,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _plugins(args: argparse.Namespace) -> Any:
     """The loaded plugins (for report formats they add); their problems are warned about."""
-    from .plugins import load_plugins
+    from .cli import load_plugins_for
 
-    plugins = load_plugins([Path(p) for p in getattr(args, "plugins_dir", None) or []])
-    if getattr(args, "verbosity", 0) >= 0:
-        for problem in plugins.problems:
-            print(f"labrunner: warning: {problem}", file=sys.stderr)
-    return plugins
+    return load_plugins_for(args)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -14,10 +14,10 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import UsageError
 
@@ -199,6 +199,18 @@ def read_json_file(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
         raise RunFileError(f"{path}: not valid JSON (nested too deeply)") from None
     except ValueError as exc:
         raise RunFileError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:200]})") from None
+
+
+T = TypeVar("T")
+
+
+def load_record(path: Path, from_json: Callable[[Any], T]) -> T:
+    """``from_json`` of the JSON in ``path``; a RunFileError names the file and the field."""
+    data = read_json_file(path)
+    try:
+        return from_json(data)
+    except RunFileError as exc:
+        raise RunFileError(f"{path}: {exc}") from None
 
 
 def check_schema(data: dict[str, Any], where: str = "", *, required: bool = True) -> int:
@@ -506,11 +518,7 @@ class LabResult:
     @classmethod
     def load(cls, path: Path) -> LabResult:
         """Read ``path``; raises RunFileError (one line naming the file and field)."""
-        data = read_json_file(path)
-        try:
-            return cls.from_json(data)
-        except RunFileError as exc:
-            raise RunFileError(f"{path}: {exc}") from None
+        return load_record(path, cls.from_json)
 
 
 def _order_from_json(d: dict[str, Any], where: str) -> float | None:

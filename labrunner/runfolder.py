@@ -45,6 +45,7 @@ from .results import (
     field_of,
     json_object,
     jsonable,
+    load_record,
     read_json_file,
     short,
     write_json,
@@ -202,11 +203,7 @@ class RunInfo:
     @classmethod
     def load(cls, path: Path) -> RunInfo:
         """Read ``path``; raises RunFileError (one line naming the file and the field)."""
-        data = read_json_file(path)
-        try:
-            return cls.from_json(data)
-        except RunFileError as exc:
-            raise RunFileError(f"{path}: {exc}") from None
+        return load_record(path, cls.from_json)
 
 
 def _settings_from_json(settings: dict[str, Any]) -> dict[str, Any]:
