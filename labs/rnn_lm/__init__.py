@@ -66,7 +66,8 @@ class RnnLmConfig:
     top_k: int = field(default=10, metadata={"min": 1})
     top_p: float = field(default=0.9, metadata={"above": 0.0, "max": 1.0})
     #: Q2.3 and Q2.5: the word pair, neighbours listed, words in the PCA figure, random vector
-    #: pairs for the baseline distance distribution, seeds compared.
+    #: pairs for the baseline distance distribution. Q2.4 and Q2.5: the seeds every trainer is
+    #: trained under (the run's seed and the next ones); Q2.4's verdicts are decided over them.
     distance_words: tuple[str, str] = ("army", "taxpayer")
     neighbours: int = field(default=5, metadata={"min": 1})
     pca_words: int = field(default=60, metadata={"min": 2})

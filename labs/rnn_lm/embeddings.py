@@ -179,17 +179,19 @@ def class_chance(corpus: corpora.Corpus) -> float:
 # --------------------------------------------------------------------------- Q2.5
 
 
-def q2_5_distance_under_each_training(lab: Lab, models: dict[str, Trained]) -> None:
-    cfg, ctx, corpus = lab.cfg, lab.ctx, lab.corpus
+def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Trained]]) -> None:
+    """``by_seed``: every trainer under every seed, as Q2.4 trained them (the run's seed first)."""
+    cfg, corpus = lab.cfg, lab.corpus
     a, b = cfg.distance_words
     known = a in corpus.dictionary and b in corpus.dictionary
-    seeds = [ctx.seed + i for i in range(cfg.distance_seeds)]
+    seeds = list(by_seed)
+    models = by_seed[seeds[0]]
     words = corpus.dictionary.words
     init: list[float] = []
     final: dict[str, list[float]] = {m: [] for m in models}
     for s in seeds:
         for mode in models:
-            tr = models[mode] if s == ctx.seed else lab.fit(mode, s, "Q2.5")
+            tr = by_seed[s][mode]
             if not known:
                 continue
             if mode == "teacher":

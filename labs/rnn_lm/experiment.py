@@ -24,7 +24,7 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
     q2_1_detach_or_not(lab)
     q2_2_sampling(lab, main)
     q2_3_embedding_distance(lab, main)
-    models = q2_4_teacher_forcing(lab, main)
-    q2_5_distance_under_each_training(lab, models)
+    by_seed = q2_4_teacher_forcing(lab, main)
+    q2_5_distance_under_each_training(lab, by_seed)
     if lab.resumed:
         ctx.note(text.RESUMED, resumed=lab.resumed)

@@ -7,28 +7,80 @@ import math
 from . import figures, text
 from .session import (
     MODE_LABELS,
-    ROWS_BASELINE,
     Lab,
     Trained,
     first_step_below,
-    nll_claim_evidence,
     ppl,
 )
 from .stats import (
+    Difference,
     clearly_faster,
     paired,
+    sign_counts,
 )
 
 # --------------------------------------------------------------------------- Q2.4
 
 
-def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[str, Trained]:
+#: The trainers Q2.4 compares, in the assignment's order.
+MODES = ("teacher", "free", "scheduled")
+
+SEEDS_BASELINE = (
+    "paired over the seeds (each seed's trainers start from the same initialised model); "
+    "± is the 95 % interval (Student's t)"
+)
+
+
+def seeds_of(lab: Lab) -> list[int]:
+    """The seeds Q2.4 and Q2.5 train every trainer under: the run's seed first."""
+    return [lab.ctx.seed + i for i in range(lab.cfg.distance_seeds)]
+
+
+def train_seeds(lab: Lab, main: Trained) -> dict[int, dict[str, Trained]]:
+    """Every trainer under every seed of :func:`seeds_of`; the run's teacher-forced model is
+    ``main`` (trained for the earlier exercises)."""
+    by_seed: dict[int, dict[str, Trained]] = {}
+    for s in seeds_of(lab):
+        by_seed[s] = {
+            m: main if (m == "teacher" and s == lab.ctx.seed) else lab.fit(m, s, "Q2.4") for m in MODES
+        }
+    return by_seed
+
+
+def mean_nll(rows: list[float]) -> float:
+    return sum(rows) / len(rows)
+
+
+def seed_differences(by_seed: dict[int, dict[str, Trained]], x: str, y: str | list[float]) -> list[float]:
+    """Per seed, the validation cross-entropy of trainer ``x`` minus that of trainer ``y``
+    (or of a fixed baseline's rows, such as the unigram model's)."""
+
+    def nll(models: dict[str, Trained], who: str | list[float]) -> float:
+        return mean_nll(who if isinstance(who, list) else models[who].rows)
+
+    return [nll(models, x) - nll(models, y) for models in by_seed.values()]
+
+
+def seed_mean(diffs: list[float]) -> Difference:
+    """The mean of per-seed differences, with its 95 % interval over the seeds."""
+    return paired(diffs, [0.0] * len(diffs))
+
+
+def seed_evidence(diffs: list[float], this_run: Difference, what: str) -> str:
+    """A claim decided over seeds: the mean difference with its interval, how many seeds
+    fall on each side, and (for reference) this run's seed over the validation rows."""
+    d = seed_mean(diffs)
+    lower, higher = sign_counts(diffs)
+    return (
+        f"{what}: {d.text()} nats/token over {d.n} seed(s) (lower in {lower}, higher in {higher}); "
+        f"this run's seed alone, over {this_run.n} validation rows: {this_run.text()}"
+    )
+
+
+def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[int, dict[str, Trained]]:
     cfg, ctx = lab.cfg, lab.ctx
-    models = {
-        "teacher": main,
-        "free": lab.fit("free", ctx.seed, "Q2.4"),
-        "scheduled": lab.fit("scheduled", ctx.seed, "Q2.4"),
-    }
+    by_seed = train_seeds(lab, main)
+    models = by_seed[ctx.seed]
     unigram_ppl = ppl(lab.unigram_rows)
     part = lab.train[:, : min(cfg.timing_windows * cfg.bptt_window * cfg.seq_len, lab.train.shape[1] - 1) + 1]
     timing = lab.timings(
@@ -97,6 +149,16 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[str, Trained]:
         ex.metric("scheduled_sampling_tokens_per_s", 1e6 / res["scheduled"]["us"])
         ex.metric("teacher_forcing_tokens_per_s", 1e6 / res["teacher"]["us"])
         ex.metric("free_running_cost_per_token", res["free"]["us"] / res["teacher"]["us"])
+        # The trainers are compared over seeds: one training is one draw, and the validation
+        # rows of one seed say nothing about how much the next seed's training differs.
+        seeds = list(by_seed)
+        ex.table(
+            [[s] + [round(ppl(by_seed[s][m].rows), 2) for m in MODES] for s in seeds],
+            columns=["seed"] + [MODE_LABELS[m] for m in MODES],
+            caption="Final validation perplexity of each trainer under each seed (the run's seed first); "
+            f"each seed's three trainings start from the same initialised model. The unigram model scores "
+            f"{unigram_ppl:.2f}.",
+        )
         pairs = {
             "teacher_beats_free": ("teacher", "free", "below"),
             "free_beats_teacher": ("teacher", "free", "above"),
@@ -105,28 +167,61 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[str, Trained]:
             "scheduled_beats_free": ("scheduled", "free", "below"),
         }
         for name, (x, y, side) in pairs.items():
-            d = paired(models[x].rows, models[y].rows)
+            diffs = seed_differences(by_seed, x, y)
             win, lose = (x, y) if side == "below" else (y, x)
             ex.claim(
                 name,
-                getattr(d, side),
+                getattr(seed_mean(diffs), side),
                 statement=f"{MODE_LABELS[win]} reaches a lower validation perplexity than {MODE_LABELS[lose]}",
-                evidence=nll_claim_evidence(d, f"cross-entropy, {MODE_LABELS[x]} − {MODE_LABELS[y]}"),
-                baseline=ROWS_BASELINE,
+                evidence=seed_evidence(
+                    diffs,
+                    paired(models[x].rows, models[y].rows),
+                    f"cross-entropy, {MODE_LABELS[x]} − {MODE_LABELS[y]}",
+                ),
+                baseline=SEEDS_BASELINE,
             )
-        for mode in ("free", "scheduled"):
-            d = paired(models[mode].rows, lab.unigram_rows)
-            for name, holds, word in (
-                (f"{mode}_beats_unigram", d.below, "below"),
-                (f"{mode}_worse_than_unigram", d.above, "above"),
-            ):
+        vs_unigram = {}
+        for mode in MODES:
+            diffs = seed_differences(by_seed, mode, lab.unigram_rows)
+            vs_unigram[mode] = {"d": seed_mean(diffs), "counts": sign_counts(diffs)}
+            if mode == "teacher":  # Q2.1's beats_unigram, for one seed
+                continue
+            # Free running ends within about a hundredth of a nat of the unigram model: whether
+            # it is below it is too small for the seeds to settle, so that is said with its
+            # interval (free_nearer_unigram below is the verdict), not claimed either way.
+            sides = [(f"{mode}_worse_than_unigram", "above")]
+            if mode == "scheduled":
+                sides.append((f"{mode}_beats_unigram", "below"))
+            for name, side in sides:
                 ex.claim(
                     name,
-                    holds,
-                    statement=f"the {MODE_LABELS[mode]} model's validation perplexity is {word} the unigram model's",
-                    evidence=nll_claim_evidence(d, f"cross-entropy, {MODE_LABELS[mode]} − unigram"),
-                    baseline=f"unigram model, perplexity {unigram_ppl:.2f}; " + ROWS_BASELINE,
+                    getattr(vs_unigram[mode]["d"], side),
+                    statement=f"the {MODE_LABELS[mode]} model's validation perplexity is {side} the unigram model's",
+                    evidence=seed_evidence(
+                        diffs,
+                        paired(models[mode].rows, lab.unigram_rows),
+                        f"cross-entropy, {MODE_LABELS[mode]} − unigram",
+                    ),
+                    baseline=f"unigram model, perplexity {unigram_ppl:.2f}; " + SEEDS_BASELINE,
                 )
+        # Per seed: how much nearer free running ends to the unigram model than to teacher forcing.
+        from_unigram = seed_differences(by_seed, "free", lab.unigram_rows)
+        from_teacher = seed_differences(by_seed, "free", "teacher")
+        nearer = [abs(t) - abs(u) for t, u in zip(from_teacher, from_unigram, strict=True)]
+        d_nearer = seed_mean(nearer)
+        for name, side, one, other in (
+            ("free_nearer_unigram", "above", "the unigram model's", "teacher forcing's"),
+            ("free_nearer_teacher", "below", "teacher forcing's", "the unigram model's"),
+        ):
+            ex.claim(
+                name,
+                getattr(d_nearer, side),
+                statement=f"free running's validation cross-entropy ends nearer {one} than {other}",
+                evidence=f"|free − teacher| − |free − unigram|: {d_nearer.text()} nats/token over {d_nearer.n} "
+                f"seed(s); free − unigram {vs_unigram['free']['d'].text()}, teacher − unigram "
+                f"{vs_unigram['teacher']['d'].text()}",
+                baseline="the unigram model and teacher forcing; " + SEEDS_BASELINE,
+            )
         for name, fast, slow in (
             ("free_costlier_per_token", "teacher", "free"),
             ("free_cheaper_per_token", "free", "teacher"),
@@ -152,8 +247,10 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[str, Trained]:
             unigram_ppl=unigram_ppl,
             optimal_ppl=refs.get("true grammar (best achievable)"),
             one_epoch=cfg.epochs == 1,
+            n=len(seeds),
+            vs_unigram=vs_unigram,
         )
-    return models
+    return by_seed
 
 
 def share_of_gain(baseline: list[float], rows: list[float], reference: list[float]) -> float:

@@ -245,29 +245,37 @@ word; the argmax has no gradient, so the loss reaches the parameters only throug
 states. Scheduled sampling (Bengio et al., 2015) feeds the true word with probability
 $\\epsilon_i = \\frac{k}{k + \\exp(i/k)}$, decaying from 1 to 0 over training.
 
-Final validation perplexity: teacher forcing **{{ r.teacher.ppl | fmt }}**, scheduled sampling
+Final validation perplexity in this run: teacher forcing **{{ r.teacher.ppl | fmt }}**, scheduled sampling
 **{{ r.scheduled.ppl | fmt }}**, free running **{{ r.free.ppl | fmt }}**; the unigram model scores
 {{ unigram_ppl | fmt }}{% if optimal_ppl is not none %} and the true grammar {{ optimal_ppl | fmt }}{% endif %}.
-{% if claims.free_worse_than_unigram %}The free-running model is worse than the unigram model{% if r.free.share == r.free.share %}
-(its gain in cross-entropy over the unigram model is {{ r.free.share | pct }} of teacher forcing's){% endif %}: it
+One training is one draw: every trainer was trained under {{ n }} seed{{ "s" if n != 1 }} (the table), and each
+verdict below is decided over the seeds, paired by seed, not over the validation rows of one training.
+{% if n == 1 %}One seed gives no spread to decide a verdict with: run more seeds (`distance_seeds`).
+{% endif %}
+{%- if claims.free_worse_than_unigram %}Free running is worse than the unigram model{% if r.free.share == r.free.share %}
+(in this run its gain in cross-entropy over the unigram model is {{ r.free.share | pct }} of teacher forcing's){% endif %}: it
 learns from inputs it makes up (mostly its few favourite words), so it never learns to use the true context
 it is given at evaluation time.
-{%- elif claims.free_beats_unigram %}The free-running model is better than the unigram model, so it does use some
-context{% if r.free.share == r.free.share %}, but its gain in cross-entropy over the unigram model is
-{{ r.free.share | pct }} of teacher forcing's{% endif %}.
-{%- else %}The free-running model is indistinguishable from the unigram model{% if r.free.share == r.free.share %} (its
-gain in cross-entropy over the unigram model is {{ r.free.share | pct }} of teacher forcing's){% endif %}: it learned the word frequencies
-and nothing measurable about context, since its inputs are its own guesses rather than the text.{% endif %}
+{%- elif claims.free_nearer_unigram %}Free running ends nearer the unigram model than teacher forcing: its
+cross-entropy differs from the unigram model's by {{ vs_unigram.free.d.text(2) }} nats/token over the seeds (lower in
+{{ vs_unigram.free.counts[0] }} of {{ n }} seeds), against {{ vs_unigram.teacher.d.text(2) }} for teacher forcing. It learned
+the word frequencies and little about context, since its inputs are its own guesses rather than the text.
+{%- elif claims.free_nearer_teacher %}Free running ends nearer teacher forcing than the unigram model (cross-entropy
+{{ vs_unigram.free.d.text(2) }} nats/token from the unigram model's, teacher forcing {{ vs_unigram.teacher.d.text(2) }}): it
+learned to use context although it trained on its own guesses.
+{%- else %}Over these seeds free running cannot be placed nearer the unigram model or nearer teacher forcing
+(cross-entropy {{ vs_unigram.free.d.text(2) }} nats/token from the unigram model's, teacher forcing
+{{ vs_unigram.teacher.d.text(2) }}).{% endif %}
 {% if claims.teacher_beats_free %} Teacher forcing is better than free running. The train/test mismatch that teacher
 forcing is blamed for (exposure bias) is here the free-running model's problem, in reverse: it is
 evaluated on true context it never trained on.{% elif claims.free_beats_teacher %} Free running is better than teacher
-forcing here.{% else %} Teacher forcing and free running cannot be told apart on these validation rows.{% endif +%}
+forcing here.{% else %} Teacher forcing and free running cannot be told apart over these seeds.{% endif +%}
 
 {% if claims.scheduled_beats_free and claims.teacher_beats_scheduled %}Scheduled sampling lies in between, as its schedule
 suggests: better than free running, worse than teacher forcing.
 {%- elif claims.scheduled_beats_free %}Scheduled sampling is better than free running and not measurably different from
 teacher forcing: its early, mostly teacher-forced phase learns the language{% if claims.scheduled_beats_teacher %}, and it even beats teacher forcing{% endif %}.
-{%- else %}Scheduled sampling is not measurably better than free running here.{% endif %}
+{%- else %}Scheduled sampling is not measurably better than free running over these seeds.{% endif +%}
 
 Convergence, in numbers: teacher forcing went from {{ r.teacher.first | fmt }} after step {{ r.teacher.first_step }} to
 {{ r.teacher.ppl | fmt }} after {{ r.teacher.steps }} steps{% if r.teacher.reached %} and was measurably below the
