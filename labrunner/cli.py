@@ -132,7 +132,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  no jobs (the labs ran in this machine's processes)")
     for job in jobs:
         seed = f" seed {job['seed']}" if job.get("seed") is not None else ""
-        print(f"  {job['lab']:<16}{seed:<9} job {job.get('job_id', '?'):<10} {job.get('state', '?')}")
+        state = job.get("state", "?") + (" (cancelled: the submission stopped)" if job.get("cancelled") else "")
+        print(f"  {job['lab']:<16}{seed:<9} job {job.get('job_id', '?'):<10} {state}")
     if status == "submitted":
         print(
             "some jobs have not ended: run labrunner status again later, or labrunner report to see what ended"

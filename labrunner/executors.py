@@ -60,7 +60,8 @@ class Executor:
         raise NotImplementedError
 
     def cancel(self) -> None:
-        """Stop every job still running (Ctrl-C); their ``run`` calls then return."""
+        """Stop every job still running (Ctrl-C), and every job ``submit`` submitted; their
+        ``run`` calls then return."""
 
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
         """``--detach``: submit one job and return what identifies it (``{"job_id": ...}``)."""
@@ -260,6 +261,8 @@ class SlurmJobsExecutor(Executor):
 
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
         job = self.slurm.submit(spec)
+        with self._lock:  # so that cancel() reaches it, should the submission stop half-way
+            self._jobs.append(job)
         return {"job_id": job.job_id, "folder": str(self.slurm.folder)}
 
 

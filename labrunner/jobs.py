@@ -234,7 +234,11 @@ def _submit_detached(
     tasks: list[tuple[Lab, int]],
 ) -> None:
     """``--detach``: submit every job that is not cached and record them in jobs.json and
-    run.json (``labrunner status RUN_DIR`` collects them as they end)."""
+    run.json (``labrunner status RUN_DIR`` collects them as they end).
+
+    A submission that stops half-way (Ctrl-C, or a job the scheduler refuses) cancels the
+    jobs it had submitted: nothing would collect them, since the run did not become
+    ``submitted``. They stay listed in jobs.json, marked ``cancelled``."""
     submitted: list[dict[str, Any]] = []
     try:
         for lab, seed in tasks:
@@ -260,6 +264,15 @@ def _submit_detached(
                 }
             )
             reporter.log(f"{lab.name} (seed {seed}): submitted as job {ident.get('job_id', '?')}")
+    except BaseException:
+        if submitted:
+            executor.cancel()
+            for job in submitted:
+                job["cancelled"] = True
+            reporter.log(
+                f"submission stopped: cancelled the {len(submitted)} job(s) already submitted", "warning"
+            )
+        raise
     finally:  # what was submitted is recorded, even when a later submission failed
         run_info["jobs"] = submitted
         run_info["seeds"] = jobs.seeds

@@ -247,3 +247,45 @@ def test_ctrl_c_cancels_the_submitted_jobs(workdir):
     assert left.stdout.strip() in ("", "CANCELLED", "COMPLETING"), left.stdout
     run = json.loads(((workdir / "reports" / "latest").resolve() / "run.json").read_text())
     assert run["status"] == "interrupted"
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_a_detached_submission_that_stops_half_way_cancels_what_it_submitted(cli, workdir, monkeypatch):
+    import json
+    import time
+
+    from labrunner import slurm
+
+    real_submit = slurm.SlurmExecutor.submit
+    calls = []
+
+    def submit_then_interrupt(self, spec):
+        calls.append(spec["seed"])
+        if len(calls) == 2:  # Ctrl-C while the second job is being submitted
+            raise KeyboardInterrupt
+        return real_submit(self, spec)
+
+    monkeypatch.setattr(slurm.SlurmExecutor, "submit", submit_then_interrupt)
+    status, _out, err = cli(
+        "run", "counter", "--seeds", "0,1", "--executor", "slurm", "--detach",
+        "--set", "counter.sleep_s=1", "--set", "counter.steps=300",
+    )  # fmt: skip
+    assert status == 130, err
+    assert "cancelled the 1 job(s) already submitted" in err
+    run_dir = (workdir / "reports" / "latest").resolve()
+    (job,) = json.loads((run_dir / "jobs.json").read_text())["jobs"]
+    assert job["seed"] == 0 and job["cancelled"] is True
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # scancel is asynchronous
+        left = subprocess.run(
+            ["squeue", "-h", "-j", job["job_id"], "-o", "%T"], capture_output=True, text=True
+        )
+        if left.stdout.strip() in ("", "CANCELLED"):
+            break
+        time.sleep(0.5)
+    assert left.stdout.strip() in ("", "CANCELLED"), left.stdout
+    status, out, err = cli("status", str(run_dir))
+    assert status == 0, err
+    assert "(cancelled: the submission stopped)" in out, out
