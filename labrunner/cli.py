@@ -132,7 +132,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  no jobs (the labs ran in this machine's processes)")
     for job in jobs:
         seed = f" seed {job['seed']}" if job.get("seed") is not None else ""
-        state = job.get("state", "?") + (" (cancelled: the submission stopped)" if job.get("cancelled") else "")
+        state = job.get("state", "?") + (
+            " (cancelled: the submission stopped)" if job.get("cancelled") else ""
+        )
         print(f"  {job['lab']:<16}{seed:<9} job {job.get('job_id', '?'):<10} {state}")
     if status == "submitted":
         print(

@@ -14,15 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cache import ResultCache, cache_key, source_hash
-from .config import RunSettings, config_as_dict
+from .cache import ResultCache
+from .config import RunSettings
 from .errors import UsageError
 from .lab import Lab
-from .plugins import Plugins
-from .progress import Reporter
 from .results import LabResult, write_atomic
 from .runfolder import RunInfo
-from .runner import _complete_environment, _one_lab, _save_run_info, lab_job_spec, now_iso
+from .runner import RunState, _complete_environment, _one_lab, lab_job_spec, lab_key, now_iso
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -68,6 +66,10 @@ class _Jobs:
         self.done: dict[str, dict[int, LabResult]] = {name: {} for name in labs}
         self.listed = {entry["lab"] for entry in run_info["labs"]}
 
+    def save_info(self) -> None:
+        """Write run.json through its typed model."""
+        RunInfo.from_json(self.run_info).save(self.run_dir / "run.json")
+
     def out_dir(self, lab: str, seed: int) -> Path:
         from .sweep import seed_dir
 
@@ -97,7 +99,7 @@ class _Jobs:
                     "cached": all(r.cached for r in results),
                 }
             )
-            _save_run_info(self.run_dir, self.run_info)
+            self.save_info()
             self.on_listed(lab, results[0])
 
     def results(self, labs: list[str]) -> list[LabResult]:
@@ -117,15 +119,7 @@ def _gather_sweep(lab_dir: Path, lab: str, results: list[LabResult]) -> None:
     summarize_sweep(lab, results).save(lab_dir / SWEEP_FILE)
 
 
-def run_jobs(
-    settings: RunSettings,
-    plugins: Plugins,
-    reporter: Reporter,
-    cache: ResultCache,
-    run_dir: Path,
-    run_info: dict[str, Any],
-    labs_bar: Bar,
-) -> tuple[list[LabResult], bool]:
+def run_jobs(state: RunState, labs_bar: Bar) -> tuple[list[LabResult], bool]:
     """Run every lab (once per seed of a sweep) as jobs of the run's executor, up to its
     slots at a time; returns (results, interrupted). Ctrl-C cancels the jobs still running;
     what ended is kept and listed."""
@@ -133,7 +127,9 @@ def run_jobs(
 
     from .executors import DevicePool, ExecutorContext, SerialReporter, fair_threads
 
-    shared = SerialReporter(reporter)
+    settings, plugins, run_dir = state.settings, state.plugins, state.run_dir
+    shared = SerialReporter(state.reporter)
+    state = dataclasses.replace(state, reporter=shared)  # the jobs' threads log one at a time
     labs = {lab.name: lab for lab in settings.labs}
 
     def listed(name: str, result: LabResult) -> None:
@@ -142,7 +138,7 @@ def run_jobs(
         shared.log(f"{name}: {result.status} in {result.duration_s:.1f} s")
 
     seeds = settings.seeds or [settings.seed]
-    jobs = _Jobs(run_dir, run_info, list(labs), seeds, bool(settings.seeds), listed)
+    jobs = _Jobs(run_dir, state.run_info, list(labs), seeds, bool(settings.seeds), listed)
     tasks = [(lab, seed) for lab in settings.labs for seed in seeds]
     gpus = _gpu_count(settings.device)
     context = ExecutorContext(
@@ -160,7 +156,7 @@ def run_jobs(
     devices = DevicePool(settings.device, gpus, settings.device_requested) if local else None
     if settings.detach:
         try:
-            _submit_detached(settings, plugins, shared, cache, run_dir, run_info, executor, jobs, tasks)
+            _submit_detached(state, executor, jobs, tasks)
         finally:
             executor.close()
         return jobs.results(list(labs)), False
@@ -173,13 +169,9 @@ def run_jobs(
         try:
             task = dataclasses.replace(settings, seed=seed, threads=threads, device=device)
             _result, stop = _one_lab(
+                state,
                 lab,
                 task,
-                plugins,
-                shared,
-                cache,
-                run_dir,
-                run_info,
                 out_dir=jobs.out_dir(lab.name, seed),
                 executor=executor,
                 record=lambda lab, result, facts: jobs.record(lab.name, seed, result, facts),
@@ -222,37 +214,27 @@ def run_jobs(
     return jobs.results(list(labs)), interrupted
 
 
-def _submit_detached(
-    settings: RunSettings,
-    plugins: Plugins,
-    reporter: Reporter,
-    cache: ResultCache,
-    run_dir: Path,
-    run_info: dict[str, Any],
-    executor: Executor,
-    jobs: _Jobs,
-    tasks: list[tuple[Lab, int]],
-) -> None:
+def _submit_detached(state: RunState, executor: Executor, jobs: _Jobs, tasks: list[tuple[Lab, int]]) -> None:
     """``--detach``: submit every job that is not cached and record them in jobs.json and
     run.json (``labrunner status RUN_DIR`` collects them as they end).
 
     A submission that stops half-way (Ctrl-C, or a job the scheduler refuses) cancels the
     jobs it had submitted: nothing would collect them, since the run did not become
     ``submitted``. They stay listed in jobs.json, marked ``cancelled``."""
+    settings, reporter, cache, run_dir = state.settings, state.reporter, state.cache, state.run_dir
     submitted: list[dict[str, Any]] = []
     try:
         for lab, seed in tasks:
             task = dataclasses.replace(settings, seed=seed)
             out_dir = jobs.out_dir(lab.name, seed)
-            config = config_as_dict(task.configs[lab.name])
-            key = cache_key(lab, config, seed, task.device, task.deterministic, source_hash(lab))
+            key = lab_key(lab, task)
             with cache.lock(lab.name, key):
                 result = None if settings.force else cache.get(lab.name, key, out_dir)
             if result is not None:
                 reporter.log(f"{lab.name} (seed {seed}): reused cached result ({result.status}, key {key})")
                 jobs.record(lab.name, seed, result, {})
                 continue
-            ident = executor.submit(lab_job_spec(lab, task, plugins, cache, key, out_dir))
+            ident = executor.submit(lab_job_spec(lab, task, state.plugins, cache, key, out_dir))
             submitted.append(
                 {
                     "lab": lab.name,
@@ -274,8 +256,8 @@ def _submit_detached(
             )
         raise
     finally:  # what was submitted is recorded, even when a later submission failed
-        run_info["jobs"] = submitted
-        run_info["seeds"] = jobs.seeds
+        state.run_info["jobs"] = submitted
+        state.run_info["seeds"] = jobs.seeds
         write_atomic(run_dir / JOBS_FILE, json.dumps({"jobs": submitted, "seeds": jobs.seeds}, indent=2))
 
 
@@ -336,7 +318,7 @@ def collect_jobs(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
     if all(j["state"].split()[0] in _ended_states() for j in jobs):
         run_info["status"] = "finished"
         run_info["finished"] = now_iso()
-    _save_run_info(run_dir, run_info)
+    book.save_info()
     return jobs, run_info["status"]
 
 

@@ -9,6 +9,7 @@ an executor in :mod:`.jobs`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import shutil
 import time
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RunSettings",
+    "RunState",
     "cache_key",
     "cache_root",
     "check_device_syntax",
@@ -48,6 +50,7 @@ __all__ = [
     "find_run_dir",
     "format_summary",
     "git_info",
+    "lab_key",
     "new_run_dir",
     "point_latest",
     "resolve_device",
@@ -55,6 +58,33 @@ __all__ = [
     "run_lab",
     "seed_everything",
 ]
+
+
+@dataclasses.dataclass
+class RunState:
+    """What the steps of one run share: the run's settings, the plugins and their hooks,
+    where progress goes, the result cache, and the run folder with its run.json
+    (``run_info``, rewritten after each lab). A lab job's own settings (its seed, threads
+    and device) are passed beside it."""
+
+    settings: RunSettings
+    plugins: Plugins
+    reporter: Reporter
+    cache: ResultCache
+    run_dir: Path
+    run_info: dict[str, Any]
+
+    def save_info(self) -> None:
+        """Write run.json through its typed model (checked as every reader checks it)."""
+        RunInfo.from_json(self.run_info).save(self.run_dir / "run.json")
+
+
+def lab_key(lab: Lab, settings: RunSettings, config: dict[str, Any] | None = None) -> str:
+    """The cache key of ``lab`` under ``settings``: its config there (or ``config``), seed,
+    device, determinism and the hash of its source files."""
+    if config is None:
+        config = config_as_dict(settings.configs[lab.name])
+    return cache_key(lab, config, settings.seed, settings.device, settings.deterministic, source_hash(lab))
 
 
 def now_iso() -> str:
@@ -238,7 +268,8 @@ def execute(
         "labs": [],
         "config": {name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
     }
-    _save_run_info(run_dir, run_info)
+    state = RunState(settings, plugins, reporter, cache, run_dir, run_info)
+    state.save_info()
     write_atomic(run_dir / "config.yaml", _config_yaml(settings))
     plugins.run_started(
         run_dir=run_dir, labs=[lab.name for lab in settings.labs], settings=settings.as_dict()
@@ -253,12 +284,10 @@ def execute(
         pool = WorkerPool()
     try:
         if uses_jobs(settings):
-            results, interrupted = run_jobs(settings, plugins, reporter, cache, run_dir, run_info, labs_bar)
+            results, interrupted = run_jobs(state, labs_bar)
         for index, lab in enumerate([] if uses_jobs(settings) else settings.labs):
             later = settings.labs[index + 1 :]
-            result, interrupted = _one_lab(
-                lab, settings, plugins, reporter, cache, run_dir, run_info, pool, later
-            )
+            result, interrupted = _one_lab(state, lab, settings, pool, later)
             results.append(result)
             plugins.lab_finished(lab=lab, result=result)
             labs_bar.update(1)
@@ -276,21 +305,17 @@ def execute(
         if settings.detach and run_info.get("jobs") and not interrupted:
             run_info["status"] = "submitted"
         run_info["finished"] = None if run_info["status"] == "submitted" else now_iso()
-        _save_run_info(run_dir, run_info)
-    interrupted = _complete(run_dir, settings, plugins, reporter, cache) or interrupted
+        state.save_info()
+    interrupted = _complete(state) or interrupted
     plugins.run_finished(run_dir=run_dir, results=results)
     plugins.warn = default_warn
     return run_dir, results, interrupted
 
 
 def _one_lab(
+    state: RunState,
     lab: Lab,
     settings: RunSettings,
-    plugins: Plugins,
-    reporter: Reporter,
-    cache: ResultCache,
-    run_dir: Path,
-    run_info: dict[str, Any],
     pool: WorkerPool | None = None,
     later: list[Lab] | None = None,
     *,
@@ -299,16 +324,16 @@ def _one_lab(
     record: Callable[[Lab, LabResult, dict[str, Any]], None] | None = None,
 ) -> tuple[LabResult, bool]:
     """Take one lab from the cache or run it, and list it in run.json; returns
-    (result, interrupted). ``later`` are the labs still to come (whether one of them will
+    (result, interrupted). ``settings`` are the lab job's (the run's, or with its own seed,
+    threads and device); ``later`` are the labs still to come (whether one of them will
     need a worker decides if the next worker starts while this lab runs).
 
     With an ``executor`` (``--jobs``, ``--executor``, ``--seeds``) the lab runs as one of
     its jobs into ``out_dir``, and ``record(lab, result, facts)`` lists it in run.json."""
+    plugins, reporter, cache = state.plugins, state.reporter, state.cache
     config = settings.configs[lab.name]
-    out_dir = out_dir or run_dir / lab.name
-    key = cache_key(
-        lab, config_as_dict(config), settings.seed, settings.device, settings.deterministic, source_hash(lab)
-    )
+    out_dir = out_dir or state.run_dir / lab.name
+    key = lab_key(lab, settings)
     plugins.lab_started(lab=lab, config=config, out_dir=out_dir)
     interrupted = False
     facts: dict[str, Any] = {}
@@ -328,17 +353,7 @@ def _one_lab(
             try:
                 if executor is not None:
                     result, interrupted, facts = _run_in_worker(
-                        lab,
-                        settings,
-                        plugins,
-                        reporter,
-                        cache,
-                        key,
-                        out_dir,
-                        None,
-                        lambda: None,
-                        executor,
-                        bar,
+                        state, lab, settings, key, out_dir, None, lambda: None, executor, bar
                     )
                 elif pool is not None and lab.name in plugins.lab_plugin:
 
@@ -347,9 +362,9 @@ def _one_lab(
                             pool.prepare()
 
                     result, interrupted, facts = _run_in_worker(
-                        lab, settings, plugins, reporter, cache, key, out_dir, pool, start_next
+                        state, lab, settings, key, out_dir, pool, start_next
                     )
-                    _complete_environment(run_info, facts)
+                    _complete_environment(state.run_info, facts)
                 else:
                     result, interrupted = _run_here(lab, settings, reporter, cache, key, out_dir)
             finally:
@@ -362,7 +377,7 @@ def _one_lab(
             if not result.cached and result.status in ("passed", "failed"):
                 cache.put(lab.name, key, out_dir)
             return result, interrupted
-        run_info["labs"].append(
+        state.run_info["labs"].append(
             {
                 "lab": lab.name,
                 "status": result.status,
@@ -370,7 +385,7 @@ def _one_lab(
                 "cached": result.cached,
             }
         )
-        _save_run_info(run_dir, run_info)
+        state.save_info()
         if not result.cached and result.status in ("passed", "failed"):
             cache.put(lab.name, key, out_dir)
     return result, interrupted
@@ -422,11 +437,9 @@ def lab_job_spec(
 
 
 def _run_in_worker(
+    state: RunState,
     lab: Lab,
     settings: RunSettings,
-    plugins: Plugins,
-    reporter: Reporter,
-    cache: ResultCache,
     key: str,
     out_dir: Path,
     pool: WorkerPool | None,
@@ -439,7 +452,8 @@ def _run_in_worker(
     error result saved for it here."""
     from .worker import LocalWorker, WorkerOutcome
 
-    spec = lab_job_spec(lab, settings, plugins, cache, key, out_dir)
+    reporter = state.reporter
+    spec = lab_job_spec(lab, settings, state.plugins, state.cache, key, out_dir)
     started = now_iso()
     start = time.perf_counter()
     interrupted = False
@@ -501,9 +515,7 @@ def _will_run(lab: Lab, settings: RunSettings, cache: ResultCache) -> bool:
     """Whether ``lab`` will need a worker in this run (no cache entry for it, or --force)."""
     if settings.force or not cache.usable:
         return True
-    config = config_as_dict(settings.configs[lab.name])
-    key = cache_key(lab, config, settings.seed, settings.device, settings.deterministic, source_hash(lab))
-    return not (cache.entry(lab.name, key) / "result.json").is_file()
+    return not (cache.entry(lab.name, lab_key(lab, settings)) / "result.json").is_file()
 
 
 def _complete_environment(run_info: dict[str, Any], facts: dict[str, Any]) -> None:
@@ -514,21 +526,17 @@ def _complete_environment(run_info: dict[str, Any], facts: dict[str, Any]) -> No
             env[name] = facts[name]
 
 
-def _save_run_info(run_dir: Path, run_info: dict[str, Any]) -> None:
-    """Write run.json through its typed model (checked as every reader checks it)."""
-    RunInfo.from_json(run_info).save(run_dir / "run.json")
-
-
-def _complete(
-    run_dir: Path, settings: RunSettings, plugins: Plugins, reporter: Reporter, cache: ResultCache
-) -> bool:
+def _complete(state: RunState) -> bool:
     """List every installed lab in the run folder (folders.complete_run): a lab not
     selected comes from its cache entry for its current settings, else from the newest
     earlier run, else is "not run". Returns True when Ctrl-C arrived meanwhile."""
+    plugins, reporter = state.plugins, state.reporter
     installed = {name: lab.title for name, lab in plugins.labs.items()}
     try:
         added = complete_run(
-            run_dir, installed, cached=lambda name: _cached_entry(plugins.labs[name], settings, cache)
+            state.run_dir,
+            installed,
+            cached=lambda name: _cached_entry(plugins.labs[name], state.settings, state.cache),
         )
     except KeyboardInterrupt:
         return True
@@ -553,8 +561,7 @@ def _cached_entry(lab: Lab, settings: RunSettings, cache: ResultCache) -> Path |
         config = config_as_dict(resolve_lab_config(lab, settings.profile, layers))
     except UsageError:  # its config cannot be resolved (e.g. no such profile): nothing cached
         return None
-    key = cache_key(lab, config, settings.seed, settings.device, settings.deterministic, source_hash(lab))
-    entry = cache.entry(lab.name, key)
+    entry = cache.entry(lab.name, lab_key(lab, settings, config))
     return entry if cache.usable and (entry / "result.json").is_file() else None
 
 
