@@ -1,0 +1,177 @@
+"""Running one lab in this process: its context, seeding and threads, what it raises
+(``SystemExit`` included) saved as its error, the operations without a deterministic
+implementation named in its notes, and its ``result.json``.
+
+:mod:`.worker` calls :func:`run_lab` in a fresh worker process (``--isolation process``);
+:mod:`.runner` calls it directly with ``--isolation none``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .cache import cache_key, cache_root, source_hash
+from .config import config_as_dict
+from .context import LabContext
+from .devices import seed_everything, set_threads
+from .errors import describe_exception
+from .lab import Lab
+from .progress import Reporter
+from .results import LabResult
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def status_of(result: LabResult) -> str:
+    return "passed" if all(c.passed for c in result.checks) else "failed"
+
+
+def error_record(exc: BaseException, tb: str = "") -> dict[str, str]:
+    """A lab's ``error``: type, one-line message and traceback, whatever ``str(exc)`` does."""
+    described = describe_exception(exc)
+    message = described.partition(": ")[2] if ": " in described else ""
+    return {"type": type(exc).__name__, "message": message, "traceback": tb}
+
+
+def run_lab(
+    lab: Lab,
+    config: Any,
+    *,
+    out_dir: Path,
+    device: str = "cpu",
+    seed: int = 0,
+    profile: str = "quick",
+    deterministic: bool = False,
+    reporter: Reporter | None = None,
+    key: str = "",
+    cache_dir: Path | None = None,
+    state_dir: Path | None = None,
+    threads: int | None = None,
+) -> LabResult:
+    """Run one lab into ``out_dir`` and save ``result.json`` there.
+
+    An exception inside the lab (``SystemExit`` included) becomes status ``error`` with its
+    traceback; KeyboardInterrupt is saved as ``interrupted`` and raised again.
+    """
+    import torch
+
+    reporter = reporter or Reporter()
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    cfg_dict = config_as_dict(config)
+    key = key or cache_key(lab, cfg_dict, seed, device, deterministic, source_hash(lab))
+    result = LabResult(
+        lab=lab.name,
+        title=lab.title,
+        version=lab.version,
+        profile=profile,
+        seed=seed,
+        device=device,
+        cache_key=key,
+        config=cfg_dict,
+        started=now_iso(),
+        part=lab.part,
+        order=lab.order,
+    )
+    root = cache_root()
+    ctx = LabContext(
+        result,
+        config,
+        device=torch.device(device),
+        seed=seed,
+        profile=profile,
+        out_dir=out_dir,
+        cache_dir=cache_dir or root / "labs" / lab.name,
+        state_dir=state_dir or root / "state" / lab.name / key,
+        reporter=reporter,
+        deterministic=deterministic,
+    )
+    set_threads(threads)
+    seed_everything(seed, deterministic)
+    start = time.perf_counter()
+    interrupted = False
+    fallbacks: list[str] = []
+    try:
+        reporter.lab_running(lab.name)
+        with nondeterministic_operations(fallbacks, enabled=deterministic):
+            lab.run(ctx)
+        result.status = status_of(result)
+    except KeyboardInterrupt:
+        interrupted = True
+        result.status = "interrupted"
+        result.error = {"type": "KeyboardInterrupt", "message": "interrupted by the user", "traceback": ""}
+    except (Exception, SystemExit) as exc:  # a lab's sys.exit() ends the lab, not the run
+        result.status = "error"
+        result.error = error_record(exc, traceback.format_exc())
+    if fallbacks:
+        names = ", ".join(f"`{name}`" for name in fallbacks)
+        result.notes.append(
+            f"With `--deterministic`, PyTorch has no deterministic implementation of {names} on "
+            f"{device}: {'it' if len(fallbacks) == 1 else 'they'} ran as usual, so repeated runs can "
+            "differ in the last digits of what depends on them."
+        )
+    result.duration_s = round(time.perf_counter() - start, 3)
+    result.finished = now_iso()
+    _save_result(result, out_dir / "result.json")
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+#: How PyTorch words the warning of an operation without a deterministic implementation
+#: (``torch.use_deterministic_algorithms(True, warn_only=True)``).
+_NONDETERMINISTIC = " does not have a deterministic implementation"
+
+
+@contextlib.contextmanager
+def nondeterministic_operations(found: list[str], *, enabled: bool = True) -> Iterator[list[str]]:
+    """Collect into ``found`` the operations PyTorch warns have no deterministic
+    implementation (on CUDA: scatter_add, index_add, some pooling backward passes, ...);
+    every other warning is shown as usual."""
+    if not enabled:
+        yield found
+        return
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if _NONDETERMINISTIC in text:
+            name = text.split(_NONDETERMINISTIC, 1)[0].strip()
+            if name not in found:
+                found.append(name)
+            return
+        original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("always", message=f".*{_NONDETERMINISTIC}")
+            yield found
+    finally:
+        warnings.showwarning = original
+
+
+def _save_result(result: LabResult, path: Path) -> None:
+    """Save ``result``; if what the lab recorded cannot be saved, save the error instead."""
+    try:
+        result.save(path)
+    except Exception as exc:
+        result.exercises = []
+        result.metrics = {}
+        result.notes = []
+        result.status = "error"
+        result.error = error_record(exc, traceback.format_exc())
+        result.error["message"] = f"the lab's records cannot be saved: {result.error['message']}"
+        result.save(path)
