@@ -1,9 +1,8 @@
 """Fixtures shared by the whole suite, and what keeps the checkout clean.
 
-Tests never write into the source tree: this module points every cache that Python, pytest
-and hypothesis would keep in the checkout (``__pycache__``, ``.pytest_cache``,
-``.hypothesis``) at a scratch folder outside it, for this process and for every subprocess a
-test starts, and at the end of the session compares ``git status --porcelain --ignored``
+Tests never write into the source tree: no byte code is written while the suite runs (in
+this process and in every subprocess a test starts), pytest's and hypothesis's caches
+(``.pytest_cache``, ``.hypothesis``) go to a scratch folder outside the checkout, and at the end of the session compares ``git status --porcelain --ignored``
 with what it was at the start: a new ignored file (byte code, build output, a report) fails
 the run, a new untracked file is reported (``LABRUNNER_TREE_CHECK=0`` turns the comparison off).
 """
@@ -31,7 +30,7 @@ BAD_PLUGINS = Path(__file__).parent / "plugins_bad"
 
 def _scratch_dir() -> Path:
     """A per-user folder outside the checkout for the caches the suite keeps between runs
-    (pytest's ``--lf`` data, hypothesis examples, byte code)."""
+    (pytest's ``--lf`` data, hypothesis examples)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -42,10 +41,15 @@ def _scratch_dir() -> Path:
 
 
 SCRATCH = Path(os.environ.setdefault("LABRUNNER_TEST_SCRATCH", str(_scratch_dir())))
-# byte code of everything imported from here on, in this process and in subprocesses
-# (which inherit os.environ; run_subprocess passes it on even with a replaced environment)
-os.environ.setdefault("PYTHONPYCACHEPREFIX", str(SCRATCH / "pycache"))
-sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
+# No byte code is written from here on, in this process and in subprocesses (which inherit
+# os.environ; child_env passes it on in a replaced environment), so no __pycache__ appears in
+# the checkout. Installed packages still load the byte code pip compiled for them. (A
+# PYTHONPYCACHEPREFIX hides that byte code: where none may be written, as with
+# PYTHONDONTWRITEBYTECODE=1, every process then compiles torch from source again, about 8 s
+# of each session's collection and as much in each worker.)
+BYTECODE_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
+os.environ.update(BYTECODE_ENV)
+sys.dont_write_bytecode = True
 
 
 # hypothesis keeps its example database and constants cache in ./.hypothesis unless told
@@ -150,11 +154,10 @@ def cli(workdir: Path, capsys: pytest.CaptureFixture):
 def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, **kw):
     """Run ``python -m labrunner ...`` (or a -c program) in a fresh interpreter.
 
-    ``env`` adds to (or overrides) this process's environment; the byte-code prefix is kept
-    unless ``env`` names its own, so the child writes no ``__pycache__`` into the checkout.
+    ``env`` adds to (or overrides) this process's environment, which writes no byte code
+    (so the child writes no ``__pycache__`` into the checkout).
     """
-    full_env = {**os.environ, **(env or {})}
-    full_env.setdefault("PYTHONPYCACHEPREFIX", os.environ["PYTHONPYCACHEPREFIX"])
+    full_env = {**os.environ, **(env or {}), **BYTECODE_ENV}
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300, **kw
     )
@@ -162,8 +165,8 @@ def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | No
 
 def child_env(**values: str) -> dict[str, str]:
     """A minimal environment for a subprocess that must not see this one (``PATH``-less tests),
-    still with the byte-code prefix, so the child writes nothing into the checkout."""
-    return {"PYTHONPYCACHEPREFIX": os.environ["PYTHONPYCACHEPREFIX"], **values}
+    still writing no byte code, so the child writes nothing into the checkout."""
+    return {**BYTECODE_ENV, **values}
 
 
 def without_root_powers() -> list[str]:

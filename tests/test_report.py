@@ -481,7 +481,7 @@ def test_cli_report_pdf_without_engine(tmp_path):
         "PATH": str(tmp_path / "empty"),
         "HOME": str(tmp_path),
         "PYTHONPATH": ":".join(sys.path),
-        "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache"),  # byte code stays out of the checkout
+        "PYTHONDONTWRITEBYTECODE": "1",  # byte code stays out of the checkout
     }
     proc = subprocess.run(
         [sys.executable, "-m", "labrunner", "report", str(run_dir), "--pdf"],
