@@ -125,6 +125,7 @@ def execute(
         from .worker import WorkerPool
 
         pool = WorkerPool()
+    ended = False  # stays False when an error ends the run (a job the scheduler refused at submission)
     try:
         if uses_jobs(settings):
             results, interrupted = run_jobs(state, labs_bar)
@@ -137,6 +138,7 @@ def execute(
             reporter.log(f"{lab.name}: {result.status} in {result.duration_s:.1f} s")
             if interrupted:
                 break
+        ended = True
     except KeyboardInterrupt:  # between labs, or while a finished lab was being stored
         interrupted = True
     finally:
@@ -144,8 +146,9 @@ def execute(
             pool.close()
         labs_bar.close()
         cache.close()
-        run_info["status"] = "interrupted" if interrupted else "finished"
-        if settings.detach and run_info.get("jobs") and not interrupted:
+        cut_short = interrupted or not ended
+        run_info["status"] = "interrupted" if cut_short else "finished"
+        if settings.detach and run_info.get("jobs") and not cut_short:
             run_info["status"] = "submitted"
         run_info["finished"] = None if run_info["status"] == "submitted" else now_iso()
         state.save_info()

@@ -251,7 +251,16 @@ def test_ctrl_c_cancels_the_submitted_jobs(workdir):
 
 @pytest.mark.slow
 @needs_cluster
-def test_a_detached_submission_that_stops_half_way_cancels_what_it_submitted(cli, workdir, monkeypatch):
+@pytest.mark.parametrize(
+    ("stop", "exit_status"),
+    [
+        (KeyboardInterrupt, 130),  # Ctrl-C while the second job is being submitted
+        (UsageError("SLURM refused the job of counter: no such partition"), 2),
+    ],
+)
+def test_a_detached_submission_that_stops_half_way_cancels_what_it_submitted(
+    cli, workdir, monkeypatch, stop, exit_status
+):
     import json
     import time
 
@@ -260,18 +269,18 @@ def test_a_detached_submission_that_stops_half_way_cancels_what_it_submitted(cli
     real_submit = slurm.SlurmExecutor.submit
     calls = []
 
-    def submit_then_interrupt(self, spec):
+    def submit_then_stop(self, spec):
         calls.append(spec["seed"])
-        if len(calls) == 2:  # Ctrl-C while the second job is being submitted
-            raise KeyboardInterrupt
+        if len(calls) == 2:
+            raise stop
         return real_submit(self, spec)
 
-    monkeypatch.setattr(slurm.SlurmExecutor, "submit", submit_then_interrupt)
+    monkeypatch.setattr(slurm.SlurmExecutor, "submit", submit_then_stop)
     status, _out, err = cli(
         "run", "counter", "--seeds", "0,1", "--executor", "slurm", "--detach",
         "--set", "counter.sleep_s=1", "--set", "counter.steps=300",
     )  # fmt: skip
-    assert status == 130, err
+    assert status == exit_status, err
     assert "cancelled the 1 job(s) already submitted" in err
     run_dir = (workdir / "reports" / "latest").resolve()
     (job,) = json.loads((run_dir / "jobs.json").read_text())["jobs"]
