@@ -4,8 +4,9 @@ plain Python loop over positions (what `vmap` saves), and the cost of one equiva
     python benchmarks/bench_attention.py [--threads 1] [--repeat 30] [--device cpu]
 
 Prints, for each (B, T, D) with d_ff = 4 D, the median forward time of each form, its ratio
-to nn.Linear and the verdict the lab would record (forms interleaved in 5 rounds, inference mode;
-"slower"/"faster" only when the sign is the same in every round). Then, for the equivariance sweeps of
+to nn.Linear and the verdict the lab would record (forms alternating call by call in rotating
+order, one round per call, inference mode; "slower"/"faster" only when the sign test over the
+rounds decides, e.g. 21 of 30). Then, for the equivariance sweeps of
 Exercise 1, the median and 99th-percentile time of one self-attention call on tiny float64
 matrices with 1 thread and with all threads: on a loaded machine, small OpenMP regions stall.
 """

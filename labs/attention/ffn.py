@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -183,28 +184,60 @@ class Timing:
         return statistics.median(self.samples)
 
 
+#: Two-sided level of the sign test that decides a timing verdict.
+SIGN_TEST_LEVEL = 0.05
+
+
+def sign_test_p(k: int, n: int) -> float:
+    """Two-sided p-value of the sign test: the chance that, with no difference, at least
+    ``k`` of ``n`` paired rounds fall on the same side (either side)."""
+    k = max(k, n - k)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n)
+
+
+def rounds_needed(n: int) -> int | None:
+    """The fewest of ``n`` paired rounds that must fall on one side for the sign test to
+    decide at :data:`SIGN_TEST_LEVEL` (9 of 10); None when no count of ``n`` can."""
+    for k in range(n // 2 + 1, n + 1):
+        if sign_test_p(k, n) <= SIGN_TEST_LEVEL:
+            return k
+    return None
+
+
 def compare_times(form: Timing, base: Timing) -> str:
-    """``"slower"`` or ``"faster"`` when ``form`` is slower (faster) than ``base`` in every paired
-    round, else ``"same"``: a gap smaller than the round-to-round spread is not a finding. With
-    ``n`` rounds, a form no different from the base is slower in all of them with probability
-    ``2^-n``."""
+    """``"slower"`` or ``"faster"`` when ``form`` is slower (faster) than ``base`` in at
+    least :func:`rounds_needed` of the paired rounds (the sign test: a form no different
+    from the base gets there with probability under 5 %), else ``"same"``: a gap smaller
+    than the round-to-round spread is not a finding. One stalled round on a busy machine
+    does not turn the verdict."""
     pairs = list(zip(form.rounds, base.rounds, strict=True))
-    if all(f > b for f, b in pairs):
+    needed = rounds_needed(len(pairs))
+    slower = sum(f > b for f, b in pairs)
+    faster = sum(f < b for f, b in pairs)
+    if needed is not None and slower >= needed:
         return "slower"
-    if all(f < b for f, b in pairs):
+    if needed is not None and faster >= needed:
         return "faster"
     return "same"
 
 
 def time_forms(
-    forms: dict[str, Callable[[Tensor], Tensor]], x: Tensor, repeats: int, warmup: int = 3, rounds: int = 5
+    forms: dict[str, Callable[[Tensor], Tensor]],
+    x: Tensor,
+    repeats: int,
+    warmup: int = 3,
+    rounds: int | None = None,
 ) -> dict[str, Timing]:
     """Forward times of each form on ``x``, measured side by side.
 
-    The forms are timed in interleaved rounds (A B C, A B C, ...) so that a burst of load on
-    a shared machine hits all of them alike; each round runs every form ``repeats // rounds``
-    times (at least once).
+    The forms are timed in rounds, and within a round call by call in alternation, the
+    order rotating from one pass to the next (A B C, B C A, ...), so that a burst of load
+    on a shared machine, or a stall of the thread pool after a pause, hits all of them
+    alike. Each round runs every form ``repeats // rounds`` times (at least once; by
+    default ``rounds = repeats``, one call per form), and its median per form is that
+    round's paired value. Short rounds keep a stall to the few rounds it falls in.
     """
+    rounds = rounds or repeats
     samples: dict[str, list[float]] = {name: [] for name in forms}
     medians: dict[str, list[float]] = {name: [] for name in forms}
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
@@ -213,15 +246,21 @@ def time_forms(
             for _ in range(warmup):
                 fn(x)
         per_round = max(1, repeats // rounds)
+        names = list(forms)
+        passes = 0
         for _ in range(rounds):
-            for name, fn in forms.items():
-                times = []
-                for _ in range(per_round):
+            times: dict[str, list[float]] = {name: [] for name in forms}
+            for _ in range(per_round):
+                shift = passes % len(names)
+                passes += 1
+                for name in names[shift:] + names[:shift]:
+                    fn = forms[name]
                     sync()
                     start = time.perf_counter()
                     fn(x)
                     sync()  # CUDA runs asynchronously: wait for the kernels, not just the launch
-                    times.append(time.perf_counter() - start)
-                samples[name] += times
-                medians[name].append(statistics.median(times))
+                    times[name].append(time.perf_counter() - start)
+            for name in forms:
+                samples[name] += times[name]
+                medians[name].append(statistics.median(times[name]))
     return {name: Timing(samples[name], medians[name]) for name in forms}

@@ -256,21 +256,23 @@ and compilers reason about a function as pure maths{% if claims.functionalize_re
 $(x, W_1, b_1, W_2, b_2)${% endif %}.
 
 **Speed** (forward only, inference mode, $(B, T, D) = {{ timing_shape }}$, $d_\mathrm{ff} = {{ timing_dff }}$,
-on `{{ device }}`, {{ repeats }} runs per form in {{ rounds }} rounds, the forms interleaved within each
-round so that load on the machine hits all alike). A form counts as slower (or faster) than
-`nn.Linear` only when it is so in every round: a form no different from `nn.Linear` does that with
-probability $2^{-{{ rounds }}}$ each way. The ratios hold for this machine and shape only.
+on `{{ device }}`, {{ repeats }} runs per form in {{ rounds }} rounds, the forms alternating call by call in
+rotating order so that load on the machine hits all alike). {% if needed %}A form counts as slower (or faster)
+than `nn.Linear` only when it is so in at least {{ needed }} of the {{ rounds }} rounds: a form no different from
+`nn.Linear` gets there with probability {{ chance | fmt(2) }} (sign test, either side), and one stalled round does not
+decide.{% else %}{{ rounds }} rounds are too few for the sign test to call any form slower or faster.{% endif %} The
+ratios hold for this machine and shape only.
 {% if claims.ffn_linear_fastest %}
 `nn.Linear` is the fastest: it flattens $(B, T)$ into one axis and makes one matrix
 multiplication (`addmm`) per layer, the best case for the BLAS library.
 {% else %}
-`nn.Linear` is not slower than every other form in every round here: at this size some forms
+`nn.Linear` is not measurably faster than every other form here: at this size some forms
 differ from it by less than the spread between rounds.
 {% endif %}
 {% for form in ratios %}
 - `{{ form.name }}`: {{ form.ratio | fmt }}× the time of `nn.Linear` (from {{ form.low | fmt }} to {{ form.high | fmt }} over the rounds)
-{%- if claims["ffn_" ~ form.key ~ "_slower"] %}, slower in every round: {{ form.slower }}
-{%- elif claims["ffn_" ~ form.key ~ "_faster"] %}, faster in every round; nothing in this form does less work
+{%- if claims["ffn_" ~ form.key ~ "_slower"] %}, slower in {{ needed }} or more of the rounds: {{ form.slower }}
+{%- elif claims["ffn_" ~ form.key ~ "_faster"] %}, faster in {{ needed }} or more of the rounds; nothing in this form does less work
 than `nn.Linear`, so the backend must have picked a better kernel for it at this size.
 {%- else %}, not distinguishable from `nn.Linear` (slower in some rounds, faster in others):
 {{ form.same }}

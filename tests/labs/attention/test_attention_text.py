@@ -69,7 +69,9 @@ A3_VALUES = dict(
     timing_dff=256,
     device="cpu",
     repeats=30,
-    rounds=5,
+    rounds=10,
+    needed=9,
+    chance=0.021,
     ratios=[
         {
             "name": name,
@@ -168,11 +170,11 @@ def test_a3_states_the_layer_norm_and_follows_the_timing_claims():
     out = " ".join(render("A3", {**base, **timing_claims("slower")}).split())
     assert "only non-linearity" not in out
     assert "layer normalisation" in out
-    assert out.count("slower in every round") == 3 and "not distinguishable" not in out
+    assert out.count("slower in 9 or more of the rounds") == 3 and "not distinguishable" not in out
     same = " ".join(render("A3", {**base, **timing_claims("none"), "ffn_linear_fastest": False}).split())
     assert same.count("not distinguishable from `nn.Linear`") == 3
-    assert "slower in every round:" not in same and "`nn.Linear` is the fastest" not in same
+    assert "slower in 9 or more of the rounds:" not in same and "`nn.Linear` is the fastest" not in same
     faster = " ".join(render("A3", {**base, **timing_claims("faster"), "ffn_linear_fastest": False}).split())
-    assert faster.count("faster in every round") == 3
+    assert faster.count("faster in 9 or more of the rounds") == 3
     disagree = " ".join(render("A3", {**base, "ffn_forms_agree": False}).split())
     assert "**not** all within the rounding bound" in disagree and "bit-identical" not in disagree
