@@ -20,7 +20,7 @@ from .errors import UsageError
 from .lab import Lab
 from .results import LabResult, write_atomic
 from .runfolder import RunInfo
-from .runner import RunState, _complete_environment, _one_lab, lab_job_spec, lab_key, now_iso
+from .runner import RunState, _complete_environment, _one_lab, lab_job_spec, lab_key, now_iso, save_run_info
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -67,8 +67,7 @@ class _Jobs:
         self.listed = {entry["lab"] for entry in run_info["labs"]}
 
     def save_info(self) -> None:
-        """Write run.json through its typed model."""
-        RunInfo.from_json(self.run_info).save(self.run_dir / "run.json")
+        save_run_info(self.run_dir, self.run_info)
 
     def out_dir(self, lab: str, seed: int) -> Path:
         from .sweep import seed_dir

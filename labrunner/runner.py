@@ -70,8 +70,12 @@ class RunState:
     run_info: dict[str, Any]
 
     def save_info(self) -> None:
-        """Write run.json through its typed model (checked as every reader checks it)."""
-        RunInfo.from_json(self.run_info).save(self.run_dir / "run.json")
+        save_run_info(self.run_dir, self.run_info)
+
+
+def save_run_info(run_dir: Path, run_info: dict[str, Any]) -> None:
+    """Write run.json through its typed model (checked as every reader checks it)."""
+    RunInfo.from_json(run_info).save(run_dir / "run.json")
 
 
 def lab_key(lab: Lab, settings: RunSettings, config: dict[str, Any] | None = None) -> str:

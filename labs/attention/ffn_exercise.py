@@ -186,20 +186,14 @@ def implement_position_wise_ffn_three_ways(ctx: Any) -> None:
                 if needed
                 else f"nn.Linear in the same rounds; {n_rounds} rounds are too few for the sign test to decide"
             )
-            ex.claim(
-                f"ffn_{key}_slower",
-                verdicts[name] == "slower",
-                statement=f"{name} is slower than nn.Linear (in at least {needed} of {n_rounds} rounds)",
-                evidence=evidence,
-                baseline=baseline,
-            )
-            ex.claim(
-                f"ffn_{key}_faster",
-                verdicts[name] == "faster",
-                statement=f"{name} is faster than nn.Linear (in at least {needed} of {n_rounds} rounds)",
-                evidence=evidence,
-                baseline=baseline,
-            )
+            for side in ("slower", "faster"):
+                ex.claim(
+                    f"ffn_{key}_{side}",
+                    verdicts[name] == side,
+                    statement=f"{name} is {side} than nn.Linear (in at least {needed} of {n_rounds} rounds)",
+                    evidence=evidence,
+                    baseline=baseline,
+                )
         ex.claim(
             "ffn_linear_fastest",
             all(v == "slower" for v in verdicts.values()),

@@ -183,7 +183,7 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[int, dict[str, Trained
         vs_unigram = {}
         for mode in MODES:
             diffs = seed_differences(by_seed, mode, lab.unigram_rows)
-            vs_unigram[mode] = {"d": seed_mean(diffs), "counts": sign_counts(diffs)}
+            vs_unigram[mode] = {"diffs": diffs, "d": seed_mean(diffs), "counts": sign_counts(diffs)}
             if mode == "teacher":  # Q2.1's beats_unigram, for one seed
                 continue
             # Free running ends within about a hundredth of a nat of the unigram model: whether
@@ -205,9 +205,8 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[int, dict[str, Trained
                     baseline=f"unigram model, perplexity {unigram_ppl:.2f}; " + SEEDS_BASELINE,
                 )
         # Per seed: how much nearer free running ends to the unigram model than to teacher forcing.
-        from_unigram = seed_differences(by_seed, "free", lab.unigram_rows)
         from_teacher = seed_differences(by_seed, "free", "teacher")
-        nearer = [abs(t) - abs(u) for t, u in zip(from_teacher, from_unigram, strict=True)]
+        nearer = [abs(t) - abs(u) for t, u in zip(from_teacher, vs_unigram["free"]["diffs"], strict=True)]
         d_nearer = seed_mean(nearer)
         for name, side, one, other in (
             ("free_nearer_unigram", "above", "the unigram model's", "teacher forcing's"),
