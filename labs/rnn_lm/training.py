@@ -10,6 +10,7 @@ device and read once per evaluation, so a GPU is never made to wait for the CPU.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -69,13 +70,33 @@ class History:
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """Raise ValueError for a precision the device cannot run (fp16 needs CUDA)."""
+    """Raise ValueError for a precision the device cannot run (fp16 needs CUDA; bf16 on the
+    CPU needs a oneDNN build with a bf16 LSTM for this processor)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(
             f"precision fp16 needs a CUDA device, but this run is on {device.type}: use bf16 or fp32"
         )
+    if precision == "bf16" and device.type == "cpu" and not cpu_runs_bf16_lstm():
+        raise ValueError(
+            "precision bf16 on this CPU: PyTorch's oneDNN has no bf16 LSTM for this processor "
+            "(it needs AVX-512 BF16 or AMX): use fp32 here, or bf16 on a GPU"
+        )
+
+
+@functools.cache
+def cpu_runs_bf16_lstm() -> bool:
+    """Whether an LSTM's forward pass runs under bf16 autocast on this CPU. oneDNN picks its
+    kernels by processor, and on some (AVX2 only) it has none for a bf16 LSTM: the forward
+    pass raises instead of running, so one tiny forward pass tells."""
+    lstm = nn.LSTM(2, 2, batch_first=True)
+    try:
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 1, 2))
+    except RuntimeError:
+        return False
+    return True
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
