@@ -376,16 +376,27 @@ class Run:
         return grade(self.data)
 
     def submit(
-        self, path: str | Path | None = None, *, partial: bool = False, allow_stand_ins: bool = False
+        self,
+        path: str | Path | None = None,
+        *,
+        partial: bool = False,
+        allow_stand_ins: bool = False,
+        warn: Any = None,
     ) -> Path:
-        """Pack the report and results into a verified zip (``labrunner submit``); raises
-        :class:`labrunner.bundle.NotSubmittable` (labs not run, stand-ins) or
+        """Pack the report, the results and the labs' code into a verified zip (``labrunner
+        submit``); ``warn`` gets a line per lab whose code is not the code the run used.
+        Raises :class:`labrunner.bundle.NotSubmittable` (labs not run, stand-ins) or
         :class:`labrunner.bundle.BundleError`."""
         from .bundle import make_bundle
 
         dest = Path(path) if path is not None else Path(f"submission-{self.path.resolve().name}.zip")
         written, self.bundle_files = make_bundle(
-            self.path, dest, partial=partial, allow_stand_ins=allow_stand_ins
+            self.path,
+            dest,
+            partial=partial,
+            allow_stand_ins=allow_stand_ins,
+            plugins=self._plugins,
+            warn=warn,
         )
         return written
 

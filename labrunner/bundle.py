@@ -1,9 +1,11 @@
 """``labrunner submit``: a zip of the report and the results, verified after writing.
 
 The zip holds one folder named after it: report.html, report.md (+ figures/),
-report.pdf when there is one, run.json, config.yaml, and each lab's folder
-(result.json and figures), plus ``MANIFEST.sha256`` listing the sha256 of every
-other file in ``sha256sum`` format (``cd NAME && sha256sum -c MANIFEST.sha256``
+report.pdf when there is one, run.json, config.yaml, each lab's folder
+(result.json and figures), the code of each lab that ran (``code/<lab>/``: the
+source files of the plugin package or module that defines it, with ``code.json``
+saying which class is the lab and whether the code is the one the run used), plus
+``MANIFEST.sha256`` listing the sha256 of every other file in ``sha256sum`` format (``cd NAME && sha256sum -c MANIFEST.sha256``
 checks an unpacked copy). After writing, the zip is opened again and every file is
 checked against the manifest before it replaces NAME.zip.
 
@@ -16,20 +18,24 @@ streamed and hashed in chunks, and their sizes are capped.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
+import sys
 import time
 import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import UsageError
 from .report import render_report
 from .runfolder import RunData, load_run
 
 MANIFEST = "MANIFEST.sha256"
+#: The bundle's description of the labs' code (under ``code/``).
+CODE_JSON = "code/code.json"
 #: Already compressed: stored as is, which is faster and no bigger.
 STORED_SUFFIXES = {".png", ".jpg", ".jpeg", ".pdf", ".zip", ".gz", ".pt"}
 #: What verifying accepts at most: one file, all files together, the number of files,
@@ -108,11 +114,20 @@ def sha256_file(path: Path) -> str:
 
 
 def make_bundle(
-    run_dir: Path, dest: Path, *, partial: bool = False, allow_stand_ins: bool = False
+    run_dir: Path,
+    dest: Path,
+    *,
+    partial: bool = False,
+    allow_stand_ins: bool = False,
+    plugins: Any = None,
+    warn: Any = None,
 ) -> tuple[Path, int]:
     """Write the submission zip ``dest`` for a run folder; returns (path, files checked).
 
-    Renders report.html and report.md first when the run has none. Raises
+    Renders report.html and report.md first when the run has none. The code of each lab
+    that ran comes from ``plugins`` (default: the installed ones); ``warn`` (a callable)
+    gets one line per lab whose installed code is not the code the run used, or that is
+    not installed (its code is then left out, and ``code.json`` says so). Raises
     UsageError for a bad run folder or destination, NotSubmittable for a run that
     cannot be handed in as it is (see :func:`submission_problem`), BundleError when
     the written zip does not verify (then ``dest`` is left untouched).
@@ -130,6 +145,7 @@ def make_bundle(
     if not (run_dir / "report.html").is_file() or not (run_dir / "report.md").is_file():
         render_report(run_dir, formats=("html", "md"))
     files = bundle_files(run_dir)
+    code_files, code_info = lab_code(run, plugins, warn)
     root = dest.stem
     manifest_lines = []
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -145,12 +161,87 @@ def make_bundle(
                         digest.update(block)
                         out.write(block)
                 manifest_lines.append(f"{digest.hexdigest()}  {arcname}")
+            for arcname, data in code_files + [(CODE_JSON, _code_json(code_info))]:
+                zf.writestr(_info(f"{root}/{arcname}", None), data)
+                manifest_lines.append(f"{hashlib.sha256(data).hexdigest()}  {arcname}")
             zf.writestr(_info(f"{root}/{MANIFEST}", None), "\n".join(manifest_lines) + "\n")
         checked = verify_bundle(tmp)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     return dest, checked
+
+
+def _code_json(info: dict[str, Any]) -> bytes:
+    return (json.dumps({"labs": info}, indent=2, sort_keys=True) + "\n").encode()
+
+
+def lab_code(run: RunData, plugins: Any = None, warn: Any = None) -> tuple[list[tuple[str, bytes]], dict]:
+    """The code of each lab of ``run`` that ran: (path in the bundle, bytes) for every source
+    file, and per lab what ``code.json`` says of it (``package``: the folder or module file
+    under ``code/<lab>/`` that a plugins folder loads, ``class``, ``files`` with their
+    sha256, ``matches_run``: whether the installed code has the source hash in the lab's
+    cache key, that is, is the code the run used)."""
+    from .cache import cache_key, source_hash
+
+    if plugins is None:
+        from .plugins import load_plugins
+
+        plugins = load_plugins()
+    files: list[tuple[str, bytes]] = []
+    info: dict[str, Any] = {}
+    deterministic = bool(run.settings.get("deterministic", False))
+    for result in run.labs:
+        if result.status == "not run":
+            continue
+        lab = plugins.labs.get(result.lab)
+        if lab is None:
+            info[result.lab] = {"installed": False}
+            if warn:
+                warn(f"{result.lab}: the lab is not installed, so its code is not in the bundle")
+            continue
+        unit, package, sources = _code_unit(lab)
+        key = cache_key(lab, result.config, result.seed, result.device, deterministic, source_hash(lab))
+        matches = key == result.cache_key
+        if not matches and warn:
+            warn(
+                f"{result.lab}: the installed code is not the code this run used "
+                "(run the lab again before handing in, or the grader cannot reproduce it)"
+            )
+        listed = {}
+        for path in sources:
+            rel = f"{package}/{path.relative_to(unit).as_posix()}" if unit.is_dir() else package
+            data = path.read_bytes()
+            files.append((f"code/{result.lab}/{rel}", data))
+            listed[rel] = hashlib.sha256(data).hexdigest()
+        info[result.lab] = {
+            "installed": True,
+            "package": package,
+            "module": type(lab).__module__,
+            "class": type(lab).__qualname__,
+            "version": lab.version,
+            "source_hash": source_hash(lab),
+            "matches_run": matches,
+            "files": listed,
+        }
+    return files, info
+
+
+def _code_unit(lab: Any) -> tuple[Path, str, list[Path]]:
+    """(the package folder or module file that defines ``lab``, its name as a plugin,
+    its source files)."""
+    from .cache import lab_source_files
+
+    sources = lab_source_files(lab)
+    module = sys.modules[type(lab).__module__]
+    if not sources:
+        raise UsageError(f"lab {lab.name!r}: its code cannot be found (module {module.__name__})")
+    if len(sources) == 1 and not getattr(module, "__path__", None) and Path(module.__file__) == sources[0]:
+        return sources[0], sources[0].name, sources
+    unit = Path(os.path.commonpath([p.parent for p in sources]))
+    while not (unit / "__init__.py").is_file() and unit != unit.parent:
+        unit = unit.parent
+    return unit, unit.name, [p for p in sources if p.is_relative_to(unit)]
 
 
 def _info(arcname: str, path: Path | None) -> zipfile.ZipInfo:

@@ -63,9 +63,9 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
     submit = subparsers.add_parser(
         "submit",
         parents=parents,
-        help="pack the report and results into a verified zip",
-        description="Pack report.html, report.md, figures, run.json and every lab's results into "
-        "a zip with a sha256 manifest, then re-open it and verify every file. An incomplete run is "
+        help="pack the report, results and the labs' code into a verified zip",
+        description="Pack report.html, report.md, figures, run.json, every lab's results and the "
+        "code of every lab that ran (for grading) into a zip with a sha256 manifest, then re-open it and verify every file. An incomplete run is "
         "refused; so are labs not run (unless --partial) and exercises on a stand-in (unless "
         "--allow-stand-ins).",
     )
@@ -167,8 +167,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
             return 0
         run_dir = _run_dir(args)
         dest = args.output or Path(f"submission-{run_dir.resolve().name}.zip")
-        run = Run(run_dir)
-        path = run.submit(dest, partial=args.partial, allow_stand_ins=args.allow_stand_ins)
+        run = Run(run_dir, plugins=_plugins(args))
+        path = run.submit(
+            dest,
+            partial=args.partial,
+            allow_stand_ins=args.allow_stand_ins,
+            warn=lambda line: print(f"labrunner: warning: {line}", file=sys.stderr),
+        )
     except (BundleError, NotSubmittable) as exc:
         print(f"labrunner: error: {exc}", file=sys.stderr)
         return 1

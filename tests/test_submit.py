@@ -36,6 +36,7 @@ def test_bundle_contents_and_manifest(tmp_path):
         "lab0/figures/fig0.png",
         "counter/result.json",
         "crashing/result.json",
+        "code/code.json",  # the labs of make_run are not installed: no code, code.json says so
         MANIFEST,
     } == inside
     assert count == len(inside) - 1
@@ -43,7 +44,8 @@ def test_bundle_contents_and_manifest(tmp_path):
     manifest = zf.read(f"ada-hw2/{MANIFEST}").decode().splitlines()
     for line in manifest:
         digest, name = line.split("  ", 1)
-        assert hashlib.sha256((run_dir / name).read_bytes()).hexdigest() == digest
+        data = zf.read(f"ada-hw2/{name}") if name.startswith("code/") else (run_dir / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest
     assert verify_bundle(dest) == count
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -262,3 +264,39 @@ def test_verify_reads_a_zip_bomb_in_bounded_memory(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.slow
+def test_the_bundle_holds_the_code_each_lab_ran(cli, workdir, tmp_path):
+    """`submit` packs the source of each lab that ran, listed in the manifest with code.json
+    saying which class is the lab and whether it is the code the run used."""
+    from conftest import TEST_PLUGINS
+
+    status, _, _ = cli("run", "counter", "--profile", "smoke", "--isolation", "none")
+    assert status == 0
+    status, out, err = cli("submit", "--partial", "-o", "hw.zip")
+    assert status == 0, err
+    assert "warning" not in err
+    zf = zipfile.ZipFile(workdir / "hw.zip")
+    code = json.loads(zf.read("hw/code/code.json"))["labs"]
+    assert set(code) == {"counter"}
+    counter = code["counter"]
+    assert counter["package"] == "core_labs.py" and counter["class"] == "CounterLab"
+    assert counter["matches_run"] is True
+    source = (TEST_PLUGINS / "core_labs.py").read_bytes()
+    assert zf.read("hw/code/counter/core_labs.py") == source
+    assert counter["files"] == {"core_labs.py": hashlib.sha256(source).hexdigest()}
+    manifest = zf.read(f"hw/{MANIFEST}").decode()
+    assert f"{hashlib.sha256(source).hexdigest()}  code/counter/core_labs.py" in manifest
+    assert verify_bundle(workdir / "hw.zip") == len(manifest.splitlines())
+
+    # The installed code changed after the run: packed as it is now, flagged, with a warning.
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    (edited / "core_labs.py").write_bytes(source + b"\n# edited after the run\n")
+    from labrunner.cli import main
+
+    status = main(["submit", "--partial", "--plugins-dir", str(edited), "-o", "hw2.zip"])
+    assert status == 0
+    code = json.loads(zipfile.ZipFile(workdir / "hw2.zip").read("hw2/code/code.json"))["labs"]
+    assert code["counter"]["matches_run"] is False
