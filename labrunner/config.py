@@ -29,8 +29,16 @@ DEFAULT_CONFIG_FILE = "labrunner.yaml"
 DEFAULT_OUT = "reports"
 #: torch.manual_seed takes at most 64 bits.
 MAX_SEED = 2**64 - 1
-#: Field metadata a lab's Config may declare: ``field(default=8, metadata={"min": 1})``.
+#: Field metadata a lab's Config may declare on numbers (``field(default=8, metadata={"min": 1})``),
+#: applied to a number and to every number inside a list or mapping.
 BOUNDS = {"min": ">=", "max": "<=", "above": ">", "below": "<"}
+#: Field metadata on the length of a list, tuple, mapping or string: ``{"min_len": 1}`` is
+#: "not empty".
+LENGTH_BOUNDS = {"min_len": ">=", "max_len": "<="}
+#: Field metadata naming the values a setting may take: ``{"choices": ("fp32", "bf16")}``.
+CHOICES = "choices"
+#: Field metadata with the setting's one-line description (else its ``#:`` comment is used).
+HELP = "help"
 TOP_LEVEL_KEYS = (
     "profile",
     "seed",
@@ -401,7 +409,11 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # refused here, so the parent and a worker agree
+                raise UsageError(f"{where}: expected a finite number, got {short_repr(value)}")
             return float(value)
+        if isinstance(value, str) and value.strip().lstrip("+-.").lower() in ("inf", "infinity", "nan"):
+            raise UsageError(f"{where}: expected a finite number, got {short_repr(value)}")
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -463,27 +475,62 @@ def resolve_lab_config(
     return config
 
 
+def field_bounds(lab_name: str, f: dataclasses.Field) -> dict[str, Any]:
+    """The bounds ``f`` declares in its metadata (numbers, lengths, choices), checked to be
+    well-formed; a malformed one is the lab's error, named."""
+    bounds = {key: f.metadata[key] for key in (*BOUNDS, *LENGTH_BOUNDS) if key in f.metadata}
+    for key, bound in bounds.items():
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise UsageError(
+                f"lab {lab_name!r}: config field {f.name!r} declares {key}={short_repr(bound)}, "
+                "which is not a number"
+            )
+    if CHOICES in f.metadata:
+        choices = f.metadata[CHOICES]
+        if isinstance(choices, (str, bytes)) or not isinstance(choices, collections.abc.Iterable):
+            raise UsageError(
+                f"lab {lab_name!r}: config field {f.name!r} declares choices={short_repr(choices)}, "
+                "which is not a list of values"
+            )
+        bounds[CHOICES] = tuple(choices)
+    return bounds
+
+
 def check_bounds(lab: Lab, config: Any, sources: dict[str, str] | None = None) -> None:
-    """Check every number of ``config`` against the bounds its field declares in its
-    metadata (``min``, ``max``: inclusive; ``above``, ``below``: exclusive), in lists too."""
+    """Check ``config`` against the bounds its fields declare in their metadata: every
+    number (in lists too) against ``min``, ``max`` (inclusive), ``above``, ``below``
+    (exclusive); the length of a list, mapping or string against ``min_len``, ``max_len``;
+    the value against ``choices``."""
     sources = sources or {}
     for f in dataclasses.fields(config):
-        bounds = {key: f.metadata[key] for key in BOUNDS if key in f.metadata}
-        for key, bound in bounds.items():
-            if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-                raise UsageError(
-                    f"lab {lab.name!r}: config field {f.name!r} declares {key}={short_repr(bound)}, "
-                    "which is not a number"
-                )
+        bounds = field_bounds(lab.name, f)
         if not bounds:
             continue
         where = sources.get(f.name, f"default of lab {lab.name!r}")
-        for path, number in _numbers(getattr(config, f.name), f"{lab.name}.{f.name}"):
+        value = getattr(config, f.name)
+        if CHOICES in bounds and value not in bounds[CHOICES]:
+            raise UsageError(
+                f"{where}: {lab.name}.{f.name} must be one of {', '.join(map(str, bounds[CHOICES]))}, "
+                f"got {short_repr(value)}"
+            )
+        for key, op in LENGTH_BOUNDS.items():
+            if key in bounds and hasattr(value, "__len__") and not _holds(len(value), op, bounds[key]):
+                raise UsageError(f"{where}: {lab.name}.{f.name} {_length_rule(key, bounds[key], value)}")
+        bounds = {key: bound for key, bound in bounds.items() if key in BOUNDS}
+        for path, number in _numbers(value, f"{lab.name}.{f.name}"):
             for key, bound in bounds.items():
                 if math.isnan(number) or not _holds(number, BOUNDS[key], bound):
                     raise UsageError(
                         f"{where}: {path} must be {BOUNDS[key]} {bound}, got {short_repr(number)}"
                     )
+
+
+def _length_rule(key: str, bound: float, value: Any) -> str:
+    what = "characters" if isinstance(value, str) else "items"
+    if key == "min_len" and bound == 1:
+        return f"must not be empty, got {short_repr(list(value) if isinstance(value, tuple) else value)}"
+    at = "at least" if key == "min_len" else "at most"
+    return f"must have {at} {bound:g} {what}, got {len(value)}"
 
 
 def _holds(number: float, op: str, bound: float) -> bool:

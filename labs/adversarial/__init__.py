@@ -11,49 +11,56 @@ from dataclasses import dataclass, field
 
 import labrunner
 
+#: The precisions of the attacks' forward pass (``precision`` setting).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 @dataclass(frozen=True)
 class AdversarialConfig:
     """Settings of the lab; the defaults are the assignment's. Counts, sizes and step sizes
     declare their bounds (``metadata``), so a setting the lab cannot run with, such as
-    ``random_draws: 1`` or ``attack_images: 0``, is refused in one line before anything runs."""
+    ``random_draws: 1`` or ``attack_images: 0``, is refused in one line before anything runs.
+    Each ``#:`` comment is the setting's description in ``labrunner config adversarial``."""
 
-    #: ``auto`` (torch hub cache, else a download when online, else the offline stand-in),
-    #: ``none`` (always the stand-in) or the path of an AlexNet state dict.
-    weights: str = "auto"
-    #: Whether ``auto`` may download the ImageNet weights when the machine is online.
+    #: `auto` (torch hub cache, else a download, else the offline stand-in), `none` (the stand-in) or a state dict's path.
+    weights: str = field(default="auto", metadata={"min_len": 1})
+    #: Whether `auto` may download the ImageNet weights when the machine is online.
     download: bool = True
-    #: Image paths or URLs (``skimage:NAME`` and ``matplotlib:FILE`` also work);
-    #: empty: Grace Hopper, plus scikit-image's photos when ``labrunner[images]`` is installed.
-    images: tuple[str, ...] = ()
+    #: Image paths or URLs (also `skimage:NAME`, `matplotlib:FILE`); empty: the photos that ship with the libraries.
+    images: tuple[str, ...] = field(default=(), metadata={"min_len": 0})
+    #: Classes listed per image in the classification table.
     top_k: int = field(default=5, metadata={"min": 1})
-    #: The attack: this many random images, this many random targets each (seeded by the run).
+    #: Random images attacked (seeded by the run).
     attack_images: int = field(default=2, metadata={"min": 1})
+    #: Random target classes per attacked image.
     targets_per_image: int = field(default=3, metadata={"min": 1})
-    #: The assignment's method: loss = alpha * ||u' - u||_1 + CE(f(u'), target), Adam(lr), with
-    #: alpha and lr in the normalised space u = (x - mean) / std the network sees; the lab runs
-    #: the exactly equivalent pixel-space update (alpha / std and lr * std per channel).
+    # The assignment's method: loss = alpha * ||u' - u||_1 + CE(f(u'), target), Adam(lr), with
+    # alpha and lr in the normalised space u = (x - mean) / std the network sees; the lab runs
+    # the exactly equivalent pixel-space update (alpha / std and lr * std per channel).
+    #: The L1 penalty's weight alpha, in the normalised input space (the assignment's).
     alpha: float = field(default=0.001, metadata={"min": 0})
+    #: Adam's learning rate on the image, in the normalised input space.
     lr: float = field(default=0.01, metadata={"above": 0})
+    #: Most gradient steps per attack (an attack stops when the target is reached).
     max_iter: int = field(default=100, metadata={"min": 0})
-    #: Baselines, in 1/255 pixel units: FGSM and iterative FGSM / PGD with L-inf radius eps.
+    #: FGSM's L-inf radius, in 1/255 pixel units.
     fgsm_eps: float = field(default=8.0, metadata={"min": 0, "max": 255})
+    #: PGD's (iterative FGSM's) L-inf radius, in 1/255 pixel units.
     pgd_eps: float = field(default=8.0, metadata={"min": 0, "max": 255})
+    #: PGD's step, in 1/255 pixel units.
     pgd_step: float = field(default=1.0, metadata={"above": 0})
-    #: Random sign steps of FGSM's size per (image, target) pair: the baseline FGSM's step is measured against.
+    #: Random sign steps of FGSM's size per (image, target) pair, the baseline of FGSM's step.
     random_draws: int = field(default=20, metadata={"min": 2})
-    #: Exercise 4 also runs both L1 methods with these larger penalties, to see where sparsity starts.
-    sparsity_alphas: tuple[float, ...] = field(default=(0.01, 0.03, 0.1), metadata={"min": 0})
-    #: The offline stand-in CNN: training-set size and epochs (cached per setting).
+    #: Exercise 4: larger L1 penalties both L1 methods also run with, to see where sparsity starts.
+    sparsity_alphas: tuple[float, ...] = field(default=(0.01, 0.03, 0.1), metadata={"min": 0, "min_len": 0})
+    #: The offline stand-in CNN's training-set size (cached per setting).
     fallback_train_size: int = field(default=4000, metadata={"min": 1})
+    #: The offline stand-in CNN's training epochs.
     fallback_epochs: int = field(default=6, metadata={"min": 1})
-    #: With the stand-in, attack every generated shape towards every other class (6 x 5 pairs)
-    #: instead of ``attack_images`` x ``targets_per_image``: enough pairs for the paired tests
-    #: to decide, and the same pairs under every seed.
+    #: With the stand-in, attack every shape towards every other class (30 pairs, the same under every seed).
     fallback_all_pairs: bool = False
-    #: The model's forward pass in the attacks: fp32, or under autocast to bf16 (CPU or CUDA)
-    #: or fp16 (CUDA only); the attack's loss and the image's gradient stay fp32.
-    precision: str = "fp32"
+    #: The attacks' forward pass: fp32, or autocast to bf16 or fp16 (CUDA only); loss and gradient stay fp32.
+    precision: str = field(default="fp32", metadata={"choices": PRECISIONS})
 
 
 class AdversarialLab(labrunner.Lab):
@@ -78,11 +85,6 @@ class AdversarialLab(labrunner.Lab):
         "quick": {"fallback_all_pairs": True},
         "full": {},
     }
-
-    def validate(self, config: AdversarialConfig) -> None:
-        """Settings the bounds on single fields cannot express."""
-        if config.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision: must be one of fp32, bf16, fp16, got {config.precision!r}")
 
     def run(self, ctx: labrunner.LabContext) -> None:
         from .experiment import run_experiment

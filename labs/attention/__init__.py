@@ -10,7 +10,7 @@ Importing this package stays light: torch and matplotlib are imported inside
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import labrunner
 
@@ -27,30 +27,33 @@ QUICK_SHAPES: tuple[tuple[int, int, int, int], ...] = (
 
 @dataclass(frozen=True)
 class AttentionConfig:
-    """Settings of the lab; the defaults are the ``quick`` profile."""
+    """Settings of the lab; the defaults are the ``quick`` profile. Each ``#:`` comment is the
+    setting's description in ``labrunner config attention``; shapes and counts declare their
+    bounds, so an empty or non-positive one is refused before the lab runs."""
 
-    #: Shapes (T, D_in, D_k, D_v) of the random checks of Exercises 1 and 2.
-    shapes: tuple[tuple[int, int, int, int], ...] = QUICK_SHAPES
-    #: Random (X, W_q, W_k, W_v) per shape, and random permutations per draw.
-    draws: int = 5
-    permutations: int = 20
-    #: The temperature alpha of the scores; 0 means sqrt(D_k).
-    alpha: float = 0.0
-    #: Tokens in the attention-map figure.
-    figure_tokens: int = 8
-    #: Exercise 3: shapes (B, T, D) on which the FFN forms are compared (the first is the assignment's).
-    ffn_shapes: tuple[tuple[int, int, int], ...] = (
-        (16, 32, 64),
-        (1, 1, 8),
-        (3, 7, 16),
-        (8, 128, 32),
-        (4, 16, 128),
+    #: Exercises 1, 2: shapes (T, D_in, D_k, D_v) of the random checks.
+    shapes: tuple[tuple[int, int, int, int], ...] = field(
+        default=QUICK_SHAPES, metadata={"min": 1, "min_len": 1}
     )
-    #: Hidden width of the FFN; 0 means 4 * D.
-    d_ff: int = 0
-    #: The shape (B, T, D) of the timing, and the number of timed forward passes per form.
-    timing_shape: tuple[int, int, int] = (16, 32, 64)
-    timing_repeats: int = 30
+    #: Exercises 1, 2: random draws of (X, W_q, W_k, W_v) per shape.
+    draws: int = field(default=5, metadata={"min": 1})
+    #: Exercises 1, 2: random permutations per draw.
+    permutations: int = field(default=20, metadata={"min": 1})
+    #: The temperature alpha of the scores; 0 means sqrt(D_k).
+    alpha: float = field(default=0.0, metadata={"min": 0})
+    #: Tokens in the attention-map figure.
+    figure_tokens: int = field(default=8, metadata={"min": 1})
+    #: Exercise 3: shapes (B, T, D) on which the FFN forms are compared (the first is the assignment's).
+    ffn_shapes: tuple[tuple[int, int, int], ...] = field(
+        default=((16, 32, 64), (1, 1, 8), (3, 7, 16), (8, 128, 32), (4, 16, 128)),
+        metadata={"min": 1, "min_len": 1},
+    )
+    #: Exercise 3: hidden width of the FFN; 0 means 4 * D.
+    d_ff: int = field(default=0, metadata={"min": 0})
+    #: Exercise 3: the shape (B, T, D) of the timing.
+    timing_shape: tuple[int, int, int] = field(default=(16, 32, 64), metadata={"min": 1})
+    #: Exercise 3: timed rounds, each one forward pass per form.
+    timing_repeats: int = field(default=30, metadata={"min": 1})
 
 
 class AttentionLab(labrunner.Lab):

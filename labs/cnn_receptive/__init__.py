@@ -16,22 +16,22 @@ import labrunner
 
 @dataclass(frozen=True)
 class ReceptiveConfig:
-    """Settings of the lab; the defaults are the assignment's."""
+    """Settings of the lab; the defaults are the assignment's. Each ``#:`` comment is the
+    setting's description in ``labrunner config cnn_receptive``."""
 
-    #: Exercise 2: torchvision's AlexNet at this input size (from 95 pixels on, its last
-    #: pooling layer has a map larger than 1 x 1).
+    #: Exercise 2: AlexNet's input size (from 95 pixels on, its last pooling map is larger than 1 x 1).
     alexnet_input: int = field(default=224, metadata={"min": 95})
-    #: Exercise 3: random inputs averaged for the effective receptive field (Luo et al., 2016),
-    #: in all, split evenly between the initialisations.
+    #: Exercise 3: random inputs averaged for the effective receptive field, split between the initialisations.
     erf_samples: int = field(default=16, metadata={"min": 2})
-    #: Exercise 3: random initialisations the effective field is averaged over, when no trained
-    #: weights are in the torch hub cache (a network with trained weights uses one).
+    #: Exercise 3: random initialisations the effective field is averaged over (without trained weights).
     erf_initialisations: int = field(default=4, metadata={"min": 1})
     #: Exercise 5: torchvision classification models whose final field is computed and verified.
-    models: tuple[str, ...] = ("vgg16", "resnet18", "resnet50", "inception_v3")
+    models: tuple[str, ...] = field(
+        default=("vgg16", "resnet18", "resnet50", "inception_v3"), metadata={"min_len": 1}
+    )
     #: Exercise 5: also verify every layer of these models at input 224 (not only the final one).
     verify_all_layers: bool = False
-    #: Exercise 5, full profile: also compute (not verify) every torchvision classification model.
+    #: Exercise 5: also compute (not verify) the field of every torchvision classification model.
     all_models: bool = False
 
 
@@ -55,8 +55,6 @@ class ReceptiveFieldLab(labrunner.Lab):
                 f"erf_samples: {config.erf_samples} inputs cannot be shared between "
                 f"{config.erf_initialisations} initialisations (erf_initialisations); give at least one each"
             )
-        if not config.models:
-            raise ValueError("models: give at least one torchvision model name")
 
     def run(self, ctx: labrunner.LabContext[ReceptiveConfig]) -> None:
         from . import experiment
