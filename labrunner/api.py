@@ -27,8 +27,16 @@ __all__ = ["ExerciseView", "LabView", "Run", "load", "run"]
 # --------------------------------------------------------------------------- settings
 
 
-def _settings_overrides(settings: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
-    """``{"rnn_lm.epochs": 4}`` or ``{"rnn_lm": {"epochs": 4}}`` as (``LAB.KEY``, value) pairs."""
+def _example_key(plugins: Any, key: str = "") -> str:
+    """``'LAB.KEY'`` of a real setting of an installed lab (one named ``key`` when there is one)."""
+    from .config import set_example
+
+    example = set_example(plugins, key).split("=")[0]
+    return f", for example {example!r}" if example else ""
+
+
+def _settings_overrides(settings: Mapping[str, Any] | None, plugins: Any = None) -> list[tuple[str, Any]]:
+    """``{"LAB.KEY": value}`` or ``{"LAB": {"KEY": value}}`` as (``LAB.KEY``, value) pairs."""
     pairs: list[tuple[str, Any]] = []
     for key, value in (settings or {}).items():
         if not isinstance(key, str) or not key:
@@ -38,21 +46,25 @@ def _settings_overrides(settings: Mapping[str, Any] | None) -> list[tuple[str, A
         elif isinstance(value, Mapping):
             pairs.extend((f"{key}.{name}", v) for name, v in value.items())
         else:
-            raise UsageError(f"settings: {key!r} needs a lab, as in 'rnn_lm.epochs' or {{'rnn_lm': {{...}}}}")
+            raise UsageError(
+                f"settings: {key!r} needs a lab: 'LAB.KEY' or {{'LAB': {{'KEY': ...}}}}{_example_key(plugins, key)}"
+            )
     return pairs
 
 
 def _split_overrides(
-    pairs: list[tuple[str, Any]], set_items: Sequence[str]
+    pairs: list[tuple[str, Any]], set_items: Sequence[str], plugins: Any = None
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Lab and report overrides from Python values and ``--set`` strings (YAML)."""
     from .config import parse_set
 
-    labs, report = parse_set(list(set_items))
+    labs, report = parse_set(list(set_items), plugins)
     for key, value in pairs:
         lab, _, name = key.partition(".")
         if not lab or not name or "." in name:
-            raise UsageError(f"settings: bad key {key!r}: expected LAB.KEY, for example 'attention.trials'")
+            raise UsageError(
+                f"settings: bad key {key!r}: expected LAB.KEY{_example_key(plugins, name or lab)}"
+            )
         if lab == "report":
             if isinstance(value, str):
                 report.update(parse_set([f"report.{name}={value}"])[1])
@@ -123,7 +135,7 @@ def prepare(
     if isolation not in (None, "process", "none"):
         raise UsageError(f"isolation {isolation!r}: expected 'process' or 'none'")
     file_cfg = load_run_config(Path(config) if config else None)
-    sets, report = _split_overrides(_settings_overrides(settings), set)
+    sets, report = _split_overrides(_settings_overrides(settings, plugins), set, plugins)
     if precision is not None:
         _apply_precision(precision, plugins.select(_lab_names(labs)), sets)
     if author:
@@ -373,7 +385,7 @@ class Run:
         ``["passed"]`` is True only for a complete run whose labs all passed."""
         from .grading import grade
 
-        return grade(self.data)
+        return grade(self.data, self._plugins)
 
     def submit(
         self,

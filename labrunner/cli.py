@@ -180,22 +180,29 @@ def cmd_list(args: argparse.Namespace) -> int:
         if r["description"]:
             print(f"{pad}{r['description']}")
         print(f"{pad}profiles: {', '.join(r['profiles'])}")
-        for line in _setting_lines(r["config"], plugins.labs[r["name"]].profiles):
+        described = args.settings or args.verbosity > 0
+        for line in _setting_lines(r["config"], plugins.labs[r["name"]], described):
             print(f"{pad}{line}")
     return 0
 
 
-def _setting_lines(defaults: dict[str, Any], profiles: dict[str, dict[str, Any]]) -> list[str]:
-    """'settings:' then one line per setting: its default and what each profile sets."""
+def _setting_lines(defaults: dict[str, Any], lab: Any, described: bool = False) -> list[str]:
+    """'settings:' then one line per setting: its default and what each profile sets, and
+    with ``described``, its type, bounds and description."""
+    from .describe import describe_settings, kind_label
     from .results import jsonable
 
     if not defaults:
         return ["settings: none"]
+    infos = {info.name: info for info in describe_settings(lab)} if described else {}
     width = max(len(name) for name in defaults)
     lines = ["settings (default, then each profile's value):"]
     for name, value in defaults.items():
-        by_profile = [f"{p} {json.dumps(jsonable(o[name]))}" for p, o in profiles.items() if name in o]
+        by_profile = [f"{p} {json.dumps(jsonable(o[name]))}" for p, o in lab.profiles.items() if name in o]
         extra = f"  ({', '.join(by_profile)})" if by_profile else ""
+        info = infos.get(name)
+        if info is not None:
+            extra += f"  # {kind_label(info)}" + (f" — {info.description}" if info.description else "")
         lines.append(f"  {name:<{width}} = {json.dumps(value)}{extra}")
     return lines
 
@@ -242,9 +249,30 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
+    from .describe import describe_settings, flow, setting_comment
+
     plugins = load_plugins_for(args)
     settings = _settings(args, plugins, args.labs or ["all"], check_device=False)
-    sys.stdout.write(yaml.safe_dump(settings.resolved_config(), sort_keys=False))
+    resolved = settings.resolved_config()
+    labs = resolved.pop("labs")
+    out = [
+        f"# the resolved settings (profile {settings.profile}), as a config file; after each setting:",
+        "# its type and bounds, its default, and what it is (labrunner list --settings shows every profile)",
+        yaml.safe_dump(resolved, sort_keys=False).rstrip("\n"),
+        "labs:",
+    ]
+    for lab in settings.labs:
+        values = labs[lab.name]
+        infos = describe_settings(lab)
+        if not infos:
+            out.append(f"  {lab.name}: {{}}")
+            continue
+        out.append(f"  {lab.name}:")
+        shown = {info.name: f"{info.name}: {flow(values[info.name])}" for info in infos}
+        width = min(max(len(text) for text in shown.values()), 40)
+        for info in infos:
+            out.append(f"    {shown[info.name]:<{width}}  # {setting_comment(info, values[info.name])}")
+    sys.stdout.write("\n".join(out) + "\n")
     return 0
 
 
@@ -253,10 +281,39 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 class OneLineParser(argparse.ArgumentParser):
     """Bad arguments get one line and exit status 2, like every other bad input (argparse
-    would print the whole usage first); subcommand parsers inherit the class."""
+    would print the whole usage first); subcommand parsers inherit the class. A parser's
+    ``missing_hint`` replaces argparse's line for missing positional arguments."""
+
+    missing_hint = ""
 
     def error(self, message: str) -> typing.NoReturn:
+        if self.missing_hint and message.startswith("the following arguments are required"):
+            message = self.missing_hint
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
+#: Where a help text shows a ``--set`` example, generated from the installed labs when shown.
+SET_EXAMPLE = "{set_example}"
+
+
+class ExampleHelpFormatter(argparse.HelpFormatter):
+    """Fills :data:`SET_EXAMPLE` in help texts with a real setting of an installed lab, only
+    when help is shown (loading plugins imports no lab code beyond their registration)."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        text = super()._expand_help(action)
+        if SET_EXAMPLE in text:
+            text = text.replace(SET_EXAMPLE, _set_example())
+        return text
+
+
+def _set_example() -> str:
+    from .describe import example_setting
+
+    try:
+        return example_setting() or "LAB.KEY=VALUE"
+    except Exception:  # help must show even when a plugin is broken
+        return "LAB.KEY=VALUE"
 
 
 def _common() -> argparse.ArgumentParser:
@@ -296,7 +353,7 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
         "--set",
         action="append",
         metavar="LAB.KEY=VALUE",
-        help="override one setting, value in YAML (e.g. attention.trials=50); repeatable",
+        help=f"override one setting, value in YAML (e.g. {SET_EXAMPLE}); repeatable",
     )
 
 
@@ -316,8 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="run labs and render the report",
         description="Run labs ('all' for every installed lab) and render the report.",
+        epilog="Start with: labrunner run all   (labrunner list shows the installed labs)",
+        formatter_class=ExampleHelpFormatter,
     )
-    run.add_argument("labs", nargs="+", metavar="LAB", help="lab names, or 'all'")
+    run.missing_hint = "name the labs to run, or 'all' for every installed lab: labrunner run all"
+    run.add_argument("labs", nargs="+", metavar="LAB", help="lab names, or 'all' for every installed lab")
     _config_options(run)
     run.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     run.add_argument("--seed", type=int, help="seed for random, numpy and torch (default 0)")
@@ -383,15 +443,39 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=cmd_status)
 
-    lst = sub.add_parser("list", parents=[common], help="list installed labs")
+    lst = sub.add_parser(
+        "list",
+        parents=[common],
+        help="list installed labs, their profiles and settings",
+        description="List the installed labs: name, title, version and plugin, a one-line "
+        "description, the profiles, and each setting's default with what each profile sets it to. "
+        "--settings (or -v) adds each setting's type, bounds and description; -q lists the labs only.",
+    )
+    lst.add_argument(
+        "--settings", action="store_true", help="also each setting's type, bounds and description"
+    )
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.set_defaults(handler=cmd_list)
 
-    plg = sub.add_parser("plugins", parents=[common], help="list loaded plugins and skipped ones")
+    plg = sub.add_parser(
+        "plugins",
+        parents=[common],
+        help="list loaded plugins and skipped ones",
+        description="List the loaded plugins (name, version, where it was found, module, hooks "
+        "and labs), the plugins skipped with the reason, and the executors labs can run on.",
+    )
     plg.add_argument("--json", action="store_true", help="machine-readable output")
     plg.set_defaults(handler=cmd_plugins)
 
-    cfg = sub.add_parser("config", parents=[common], help="print the resolved config as YAML")
+    cfg = sub.add_parser(
+        "config",
+        parents=[common],
+        help="print the resolved settings, each with its type, bounds, default and description",
+        description="Print the settings a run would use (lab defaults < profile < config file < "
+        "--set), as a config file: one line per setting, with its type, bounds, default and what "
+        "it is in a comment. Nothing runs and nothing is written.",
+        formatter_class=ExampleHelpFormatter,
+    )
     cfg.add_argument("labs", nargs="*", metavar="LAB", help="lab names (default: all)")
     _config_options(cfg)
     cfg.set_defaults(handler=cmd_config)

@@ -179,8 +179,27 @@ def report_order(value: Any, where: str) -> list[str]:
     return list(value)
 
 
-def parse_set(items: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Parse ``--set LAB.KEY=VALUE`` items (values are YAML scalars or lists).
+def set_example(plugins: Any, key: str = "", value: str = "") -> str:
+    """``LAB.KEY=VALUE`` to show with a malformed one: a setting of an installed lab named
+    ``key`` (with the user's ``value``), else a real setting of an installed lab."""
+    from .describe import example_setting, example_settings
+
+    if plugins is None:
+        from .plugins import load_plugins
+
+        plugins = load_plugins([])
+    if key in getattr(plugins, "labs", {}):  # a lab without its key: one of that lab's settings
+        example = next((e for e in example_settings(plugins) if e.startswith(f"{key}.")), "")
+        return example or example_setting(plugins)
+    example = example_setting(plugins, key or None)
+    if key and value and example.split("=")[0].endswith(f".{key}"):
+        example = f"{example.split('=')[0]}={value}"
+    return example
+
+
+def parse_set(items: list[str], plugins: Any = None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Parse ``--set LAB.KEY=VALUE`` items (values are YAML scalars or lists); a malformed
+    one is refused with an example made from the settings of ``plugins``' labs.
 
     Returns (lab overrides, report overrides).
     """
@@ -191,7 +210,10 @@ def parse_set(items: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, st
         lab, dot, name = key.strip().partition(".")
         shown = short_repr(item)
         if not sep or not dot or not lab or not name or "." in name:
-            raise UsageError(f"bad --set {shown}: expected LAB.KEY=VALUE, for example attention.trials=20")
+            bare = (name or lab).strip() if "." not in name else ""
+            example = set_example(plugins, bare, raw.strip() if sep else "")
+            hint = f", for example {example}" if example else ""
+            raise UsageError(f"bad --set {shown}: expected LAB.KEY=VALUE{hint}")
         value = parse_yaml(raw, f"--set {shown}")[0] if raw.strip() else ""
         if isinstance(value, dict):
             raise UsageError(f"bad --set {shown}: the value must be a scalar or a list")
@@ -328,6 +350,17 @@ def check_run_options(
         check_out_dir(Path(file_cfg.out), f"{file_cfg.where('out')}: out")
     else:
         check_out_dir(Path(DEFAULT_OUT), "the default output folder")
+
+
+def check_profile_known(profile: str, labs: list[Lab], where: str) -> None:
+    """A profile no selected lab has is the user's error, not the first lab's: name it with
+    the profiles the labs have (a profile only some labs lack is named per lab later)."""
+    known = list(dict.fromkeys(name for lab in labs for name in profile_names(lab)))
+    if labs and profile not in known:
+        raise UsageError(
+            f"{where}: unknown profile {short_repr(profile)}, which no selected lab has"
+            f"{did_you_mean(profile, known)}; known profiles: {', '.join(known)}"
+        )
 
 
 def check_set_labs(sets: dict[str, dict[str, Any]], selected: list[str]) -> None:
@@ -676,7 +709,9 @@ def resolve_settings(
             where = f"{file_cfg.source}: labs.{name}" if name in file_cfg.labs else f"--set {name}.*"
             raise UsageError(f"{where}: unknown lab {name!r}{did_you_mean(name, plugins.labs)}")
     check_set_labs(sets, [lab.name for lab in labs])
+    profile_where = "--profile" if profile else f"{file_cfg.where('profile')}: profile"
     profile = profile or file_cfg.profile or "quick"
+    check_profile_known(profile, labs, profile_where)
     configs = {}
     for lab in labs:
         layers = []

@@ -70,8 +70,10 @@ def bounds_label(lab_name: str, f: dataclasses.Field, tp: Any) -> str:
         parts.append(("each " if nested else "") + ", ".join(numbers))
     if bounds.get("min_len") == 1 and "max_len" not in bounds:
         parts.append("not empty")
-    else:
-        parts += [f"{LENGTH_BOUNDS[k]} {_number(bounds[k])} items" for k in LENGTH_BOUNDS if k in bounds]
+    else:  # min_len 0 says that an empty list is meant: no bound to show
+        parts += [
+            f"{LENGTH_BOUNDS[k]} {_number(bounds[k])} items" for k in LENGTH_BOUNDS if bounds.get(k, 0) > 0
+        ]
     if CHOICES in bounds:
         parts.append("one of " + ", ".join(map(str, bounds[CHOICES])))
     return ", ".join(parts)
@@ -138,38 +140,48 @@ def flow(value: Any) -> str:
     return text[: -len("...")].strip() if text.endswith("\n...") else text
 
 
+def kind_label(info: SettingInfo) -> str:
+    """The type with its bounds: ``int >= 1``, ``list of [int, int], each >= 1, not empty``."""
+    if not info.bounds:
+        return info.type
+    joint = " " if info.bounds[0] in "<>" else ", "
+    return f"{info.type}{joint}{info.bounds}"
+
+
 def setting_comment(info: SettingInfo, value: Any = dataclasses.MISSING) -> str:
-    """``type bounds, default D: description`` (``default`` alone when ``value`` is it)."""
-    kind = f"{info.type} {info.bounds}" if info.bounds and not info.bounds.startswith("each") else info.type
-    if info.bounds.startswith("each"):
-        kind += f", {info.bounds}"
-    default = "default" if value == info.default else f"default {flow(info.default)}"
-    text = f"{kind}, {default}"
-    return f"{text}: {info.description}" if info.description else text
+    """``type bounds, default D — description`` (a long default equal to ``value`` is not
+    repeated: ``default: this value``)."""
+    kind = kind_label(info)
+    default = flow(info.default)
+    text = (
+        f"{kind}, default {default}"
+        if value != info.default or len(default) <= 24
+        else f"{kind}, default: this value"
+    )
+    return f"{text} — {info.description}" if info.description else text
 
 
 # --------------------------------------------------------------------------- generated examples
 
 
-def _example_value(lab: Any, f: dataclasses.Field, tp: Any, from_profiles: bool) -> Any:
-    """A value of an int or float setting other than its default: a profile's value (the
-    full profile's first), or with ``from_profiles`` false, twice the default."""
+def _example_value(lab: Any, f: dataclasses.Field, tp: Any, profile: str | None) -> Any:
+    """A value of an int or float setting other than its default: the value ``profile``
+    gives it, or with ``profile`` None, twice the default (None when there is none)."""
     default = f.default if f.default is not dataclasses.MISSING else None
     if isinstance(default, bool) or not isinstance(default, (int, float)) or tp not in (int, float):
         return None
-    for profile in ("full", "quick", "smoke"):
-        value = lab.profiles.get(profile, {}).get(f.name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value != default:
-            return tp(value)
-    if from_profiles:
-        return None
-    return default * 2 if default else tp(1)
+    if profile is None:
+        return default * 2 if default else tp(1)
+    value = lab.profiles.get(profile, {}).get(f.name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value != default:
+        return tp(value)
+    return None
 
 
 def example_settings(plugins: Any, key: str | None = None) -> list[str]:
     """``LAB.KEY=VALUE`` examples from the installed labs' real settings (numbers), one per
     lab, each checked to resolve in the quick profile; only settings named ``key`` when
-    given. A setting whose profiles change it is preferred (its value is a real one)."""
+    given. A value a profile sets is preferred (the full profile's first): it is a real one."""
     from .config import resolve_lab_config
 
     examples = []
@@ -179,10 +191,10 @@ def example_settings(plugins: Any, key: str | None = None) -> list[str]:
         except Exception:  # a lab whose annotations do not resolve is skipped here
             continue
         candidates = [f for f in dataclasses.fields(lab.Config) if key is None or f.name == key]
-        for from_profiles in (True, False):
-            found = ""
+        found = ""
+        for profile in ("full", "quick", "smoke", None):
             for f in candidates:
-                value = _example_value(lab, f, types_.get(f.name), from_profiles)
+                value = _example_value(lab, f, types_.get(f.name), profile)
                 if value is None:
                     continue
                 try:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report import format_value
+from .report import format_value, lab_order
 from .runfolder import RunData, run_totals, summarize
 
 
-def grade(run: RunData) -> dict[str, Any]:
+def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
     """The checks of a run as a JSON-ready dict: per lab (status, checks with points,
     totals, points on the assignment's material and on stand-ins, where the result comes
     from) and for the whole run; ``passed`` is True only when the run is complete and
     every lab passed; ``incomplete`` says what is missing ("" when nothing is)."""
     labs = []
     summaries = []
-    for lab in run.labs:
+    for lab, _part in lab_order(run, run.labs, plugins):  # the report's order
         s = summarize(lab)
         summaries.append(s)
         labs.append(

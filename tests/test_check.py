@@ -165,3 +165,18 @@ def test_labs_not_run_and_stand_in_points_are_shown_apart(tmp_path):
         "total: 1/1 checks, 2/2 points (0/0 on the assignment's material, 2/2 on stand-ins), "
         "1/2 labs passed (NOT all labs passed)"
     )
+
+
+def test_check_lists_labs_in_the_reports_order(tmp_path):
+    """report.order (and each lab's own order) decide the report's order; check follows it,
+    not the order the labs ran in."""
+    from labrunner.report import build_view
+
+    run_dir = make_run(tmp_path, labs=2, report={"order": ["crashing", "lab1"]})
+    run = load_run(run_dir)
+    assert [lab.lab for lab in run.labs] == ["lab0", "lab1", "counter", "crashing"]
+    grades = grade(run)
+    assert [lab["lab"] for lab in grades["labs"]] == ["crashing", "lab1", "lab0", "counter"]
+    assert [lab["lab"] for lab in grades["labs"]] == [view.result.lab for view in build_view(run)["labs"]]
+    text = format_grades(grades)
+    assert text.index("crashing  error") < text.index("lab1  passed") < text.index("lab0  passed")
