@@ -180,7 +180,7 @@ def test_set_for_a_lab_not_selected(refused):
             "labrunner run: error: argument --threads: invalid int value",
         ),
         (["run", "counter", "--bogus"], "labrunner: error: unrecognized arguments: --bogus"),
-        (["run"], "labrunner run: error: the following arguments are required: LAB"),
+        (["run"], "labrunner run: error: name the labs to run, or 'all' for every installed lab"),
     ],
 )
 def test_bad_arguments_are_one_line_too(workdir, capsys, args, message):

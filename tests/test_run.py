@@ -220,7 +220,7 @@ def test_plain_progress_lines_when_not_a_terminal(cli, isolation):
         (["run", "counter", "--set", "counter.steps=many"], "counter.steps: expected int, got str 'many'"),
         (["run", "counter", "--set", "steps"], "bad --set 'steps': expected LAB.KEY=VALUE"),
         (["run", "counter", "--set", "nolab.steps=1"], "--set nolab.*: unknown lab 'nolab'"),
-        (["run", "counter", "--profile", "huge"], "unknown profile 'huge' for lab 'counter'"),
+        (["run", "counter", "--profile", "huge"], "unknown profile 'huge', which no selected lab has"),
         (["run", "counter", "--config", "missing.yaml"], "config file not found: missing.yaml"),
         (["run", "counter", "--device", "tpu"], "unknown device 'tpu'"),
         (["run", "counter", "--device", "cuda:3"], "device 'cuda:3' is not available"),
