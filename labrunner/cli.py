@@ -490,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .scaffold import add_subcommand as add_new
 
     add_new(sub, [common])
+    from .grade_cli import add_subcommand as add_grade
+
+    add_grade(sub, [common])
     return parser
 
 
