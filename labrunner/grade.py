@@ -58,7 +58,8 @@ class GradeOptions:
     """What ``labrunner grade`` was asked. ``rerun``: None (no re-execution), a profile name,
     or ``"submitted"`` (each lab at its submitted profile and settings); ``rerun_labs``: the
     labs to re-execute (empty: all); ``lab_packages``: the instructor's lab packages (folders
-    or importable names) whose hidden checks are transplanted into the students' code."""
+    or importable names) whose hidden checks are transplanted into the students' code;
+    ``uid_base``: the first uid of the sandbox users (one per job slot, when run as root)."""
 
     out: Path
     lab_packages: tuple[str, ...] = ()
@@ -71,6 +72,7 @@ class GradeOptions:
     rtol: float = 1e-6
     atol: float = 1e-9
     threads: int = 1
+    uid_base: int = 61000
 
     def key(self) -> str:
         """What decides a grade besides the zip: a graded zip is reused when this matches."""
@@ -312,6 +314,7 @@ def rerun_lab(
         limits=opts.limits,
         hide=hide,
         slot=slot,
+        uid_base=opts.uid_base,
     )
     shutil.rmtree(scratch, ignore_errors=True)
     done: dict[str, Any] = {
@@ -605,11 +608,24 @@ def grade(
         (str(z), str(work), str(out / STATE_DIR / f"{sha256_of(z)}-{key}.json"), opts.regrade) for z in zips
     ]
     records: list[dict[str, Any]] = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-        for i, record in enumerate(pool.map(_read_job, jobs, chunksize=8), 1):
+    if opts.jobs > 1 and len(jobs) > 1:
+        import multiprocessing
+
+        # spawn: the parent may run threads (the progress display), which fork would copy mid-lock
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=opts.jobs, mp_context=multiprocessing.get_context("spawn")
+        )
+        mapped = pool.map(_read_job, jobs, chunksize=max(1, min(16, len(jobs) // (4 * opts.jobs))))
+    else:
+        pool, mapped = None, map(_read_job, jobs)
+    try:
+        for i, record in enumerate(mapped, 1):
             records.append(record)
             if progress:
                 progress("verify", i, len(jobs))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     reused = sum(1 for r in records if r.pop("_reused", False))
     if opts.rerun is not None and isolation is not None:
         _rerun_all(

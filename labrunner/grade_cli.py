@@ -85,6 +85,13 @@ def add_subcommand(subparsers: Any, parents: list[argparse.ArgumentParser]) -> N
     grade.add_argument(
         "--atol", type=float, default=1e-9, help="absolute tolerance of metric comparisons (1e-9)"
     )
+    grade.add_argument(
+        "--uid-base",
+        type=int,
+        default=61000,
+        metavar="UID",
+        help="first uid of the sandbox users, one per job (61000)",
+    )
     grade.set_defaults(handler=cmd_grade)
 
 
@@ -102,6 +109,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs {args.jobs!r}: a number of at least 1, or auto")
     if args.timeout <= 0 or args.max_processes < 1 or args.threads < 1:
         raise UsageError("--timeout, --max-processes and --threads must be positive")
+    if not 1000 <= args.uid_base <= 2**31 - 1000:
+        raise UsageError(f"--uid-base {args.uid_base}: a uid from 1000 up, not a system user's")
     if not (args.rtol >= 0 and args.atol >= 0):
         raise UsageError("--rtol and --atol must be at least 0")
     limits = Limits(
@@ -123,6 +132,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         rtol=args.rtol,
         atol=args.atol,
         threads=args.threads,
+        uid_base=args.uid_base,
     )
     reporter = make_reporter(args.verbosity)
     bars: dict[str, Any] = {}

@@ -90,6 +90,8 @@ def detect_isolation(mode: str = "auto") -> Isolation:
     """The isolation this machine gives: ``mode`` is ``auto`` (bubblewrap when it works, else
     resource limits only), ``bubblewrap`` (an error when it does not work) or ``rlimits``."""
     as_root = os.geteuid() == 0
+    if mode == "none":  # a plain worker process, for measuring the sandbox's cost only
+        return Isolation("none", as_root, "none (benchmark only)", "NOT SANDBOXED: no isolation at all")
     setpriv = shutil.which("setpriv") or "" if as_root else ""
     user = "an unprivileged uid per job" if as_root and setpriv else "the current user"
     if as_root and not setpriv:
@@ -122,11 +124,29 @@ def detect_isolation(mode: str = "auto") -> Isolation:
             from .errors import UsageError
 
             raise UsageError(f"--sandbox bubblewrap: {why_not}")
+    if as_root and setpriv and not _can_run_python_as(setpriv, BASE_UID):
+        setpriv = ""
+        user = f"root (an unprivileged user cannot run {sys.executable})"
     warning = (
         f"NOT SANDBOXED: {why_not or 'resource limits only were asked for'}; student code runs with "
         f"resource limits only, as {user}, with the network and the machine's files it can reach"
     )
     return Isolation("rlimits", as_root, f"resource limits only, as {user}", warning, setpriv=setpriv)
+
+
+def _can_run_python_as(setpriv: str, uid: int) -> bool:
+    """Whether an unprivileged ``uid`` can start this Python and import labrunner (outside a
+    sandbox it meets the host's permissions: an interpreter under /root is out of reach)."""
+    import labrunner
+
+    probe = subprocess.run(
+        [*_setpriv(setpriv, uid), sys.executable, "-c", "import labrunner"],
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(labrunner.__file__).resolve().parent.parent)},
+        cwd="/",
+        timeout=60,
+    )
+    return probe.returncode == 0
 
 
 def _namespace_args(as_root: bool) -> list[str]:
@@ -264,14 +284,29 @@ def _setpriv(setpriv: str, uid: int) -> list[str]:
     ]
 
 
-def _set_limits(limits: Limits, pass_fd: int) -> None:
+def _user_threads(uid: int) -> int:
+    """How many processes and threads ``uid`` runs now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as fh:
+                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
+                if int(fields["Uid"].split()[0]) == uid:
+                    count += int(fields["Threads"])
+            except (OSError, KeyError, ValueError):
+                continue
+    return count
+
+
+def _set_limits(limits: Limits, nproc: int) -> None:
     """In the child, before exec: a session of its own (so the time-out kills the whole
     group) and the resource limits."""
     os.setsid()
     cpu = limits.cpu if limits.cpu is not None else int(2 * limits.wall) + 10
     for which, value in (
         (resource.RLIMIT_AS, limits.memory),
-        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_NPROC, nproc),
         (resource.RLIMIT_FSIZE, limits.file_size),
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_CPU, cpu),
@@ -290,14 +325,15 @@ def run_sandboxed(
     env: dict[str, str] | None = None,
     hide: Sequence[Path] = (),
     slot: int = 0,
+    uid_base: int = BASE_UID,
 ) -> SandboxResult:
     """Run ``argv`` (a command that finds its input in the code folder, ``$LABRUNNER_CODE``)
     under ``isolation`` and ``limits``; returns how it ended, its output's end and what it
     wrote to its result pipe. ``scratch_dir`` is a host folder used as the writable place
     without bubblewrap (with it the scratch folder is a tmpfs); ``hide``: folders it must
-    not see (the submissions, the grading folder). ``slot`` picks the unprivileged uid."""
+    not see (the submissions, the grading folder). The unprivileged uid is ``uid_base + slot``."""
     code_dir, scratch_dir = Path(code_dir).resolve(), Path(scratch_dir).resolve()
-    uid = BASE_UID + slot
+    uid = uid_base + slot
     read_fd, write_fd = os.pipe()
     import labrunner
 
@@ -339,7 +375,7 @@ def run_sandboxed(
         scratch_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("tmp", "cache", "mpl"):
             (scratch_dir / sub).mkdir(exist_ok=True)
-        if isolation.as_root and isolation.setpriv:
+        if isolation.kind == "rlimits" and isolation.as_root and isolation.setpriv:
             _chown_tree(scratch_dir, uid)
         child_env = {
             **base_env,
@@ -355,6 +391,13 @@ def run_sandboxed(
             argv
         )
         cwd = str(scratch_dir)
+    # RLIMIT_NPROC counts every process of the user: a uid of its own counts the command's
+    # alone; the grader's own uid (not root) already runs some, which the limit must allow.
+    nproc = (
+        limits.processes
+        if isolation.as_root and isolation.setpriv
+        else limits.processes + _user_threads(os.getuid())
+    )
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
@@ -365,7 +408,7 @@ def run_sandboxed(
             env=child_env,
             cwd=cwd,
             pass_fds=(write_fd,),
-            preexec_fn=lambda: _set_limits(limits, write_fd),  # noqa: PLW0108
+            preexec_fn=os.setsid if isolation.kind == "none" else lambda: _set_limits(limits, nproc),
         )
     finally:
         os.close(write_fd)
@@ -443,7 +486,8 @@ def _reason(returncode: int | None, timed_out: bool, limits: Limits, output: str
     for needle, hint in hints.items():
         if needle in output:
             return f"exit status {returncode}: {hint}"
-    return f"exit status {returncode}"
+    last = _first_line(output) if output.strip() else "no output"
+    return f"exit status {returncode}: {last}"
 
 
 class _Tail:
