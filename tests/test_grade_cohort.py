@@ -242,7 +242,7 @@ def test_without_bubblewrap_grading_says_so_in_every_output(tmp_path, monkeypatc
     status = main(["grade", str(subs), "--out", str(out), "--rerun", "submitted", "--sandbox", "rlimits"])
     captured = capsys.readouterr()
     assert status == 0, captured
-    assert "WARNING: NOT SANDBOXED" in captured.err and "WARNING: NOT SANDBOXED" in captured.out
+    assert "warning: NOT SANDBOXED" in captured.err and "WARNING: NOT SANDBOXED" in captured.out
     results = json.loads((out / "results" / "ada" / "results.json").read_text())
     assert "WARNING: NOT SANDBOXED" in results["output"]
     assert "NOT SANDBOXED" in (out / "feedback" / "ada" / "index.html").read_text()
