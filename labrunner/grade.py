@@ -591,7 +591,9 @@ def grade(
             raise UsageError(f"{z}: a submission inside the grading folder {out}")
     packages = _instructor_labs(opts.lab_packages)
     if packages and warn and opts.rerun is None:
-        warn("--lab-package: the hidden checks run on the students' code only when it is re-executed (--rerun)")
+        warn(
+            "--lab-package: the hidden checks run on the students' code only when it is re-executed (--rerun)"
+        )
     if packages and warn and not _has_transplant():
         warn("labrunner assign is not installed: the students' code runs without the hidden checks")
     isolation = None
