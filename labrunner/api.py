@@ -14,6 +14,7 @@ line the command line prints; nothing here calls ``sys.exit``.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -81,6 +82,128 @@ def _lab_names(labs: str | Iterable[str]) -> list[str]:
     return list(labs)
 
 
+# --------------------------------------------------------------------------- argument types
+
+_PATHLIKE = (str, os.PathLike)
+
+
+def _type_name(value: Any) -> str:
+    from .results import short
+
+    if isinstance(value, (dict, list)):
+        return short(value)  # "list of 2"
+    return f"{type(value).__name__} {short(value, 40)}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _many(value: Any, item_ok: Any) -> bool:
+    """A list, tuple (or other non-mapping, non-text iterable) whose items all pass ``item_ok``."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        return False
+    return all(item_ok(item) for item in value)
+
+
+#: Each public parameter of run / load / prepare: (what it expects, its check). A value
+#: of the wrong type is a UsageError naming the parameter, before anything is read or written.
+_PARAMETERS: dict[str, tuple[str, Any]] = {
+    "labs": (
+        "'all', a lab name or a list of lab names",
+        lambda v: isinstance(v, str) or _many(v, lambda x: isinstance(x, str)),
+    ),
+    "profile": ("a profile name (str) or None", lambda v: v is None or isinstance(v, str)),
+    "device": ("a device name (str) or None", lambda v: v is None or isinstance(v, str)),
+    "seed": ("an integer or None", lambda v: v is None or _is_int(v)),
+    "settings": (
+        "a mapping such as {'rnn_lm.epochs': 4} or None",
+        lambda v: v is None or isinstance(v, Mapping),
+    ),
+    "set": (
+        "a 'LAB.KEY=VALUE' string or a list of them",
+        lambda v: isinstance(v, str) or _many(v, lambda x: isinstance(x, str)),
+    ),
+    "config": ("a path (str or os.PathLike) or None", lambda v: v is None or isinstance(v, _PATHLIKE)),
+    "out": ("a path (str or os.PathLike) or None", lambda v: v is None or isinstance(v, _PATHLIKE)),
+    "force": ("True or False", lambda v: isinstance(v, bool)),
+    "deterministic": ("True, False or None", lambda v: v is None or isinstance(v, bool)),
+    "threads": ("an integer or None", lambda v: v is None or _is_int(v)),
+    "isolation": ("'process', 'none' or None", lambda v: v is None or isinstance(v, str)),
+    "lab_timeout": ("a number of seconds or None", lambda v: v is None or _is_number(v)),
+    "author": ("a name (str) or None", lambda v: v is None or isinstance(v, str)),
+    "plugins_dir": (
+        "a path or a list of paths",
+        lambda v: isinstance(v, _PATHLIKE) or _many(v, lambda x: isinstance(x, _PATHLIKE)),
+    ),
+    "executor": ("an executor name (str) or None", lambda v: v is None or isinstance(v, str)),
+    "jobs": ("an integer, 'auto' or None", lambda v: v is None or _is_int(v) or isinstance(v, str)),
+    "executor_options": ("a mapping or None", lambda v: v is None or isinstance(v, Mapping)),
+    "seeds": (
+        "seeds such as '0-4' or a list of integers, or None",
+        lambda v: v is None or isinstance(v, str) or _many(v, _is_int),
+    ),
+    "detach": ("True or False", lambda v: isinstance(v, bool)),
+    "precision": ("'fp32', 'bf16', 'fp16' or None", lambda v: v is None or isinstance(v, str)),
+    "verbosity": ("an integer", _is_int),
+    "report": ("True or False", lambda v: isinstance(v, bool)),
+    "reporter": (
+        "a labrunner progress reporter or None",
+        lambda v: v is None or all(callable(getattr(v, m, None)) for m in ("log", "bar", "stop")),
+    ),
+    "plugins": (
+        "loaded plugins (labrunner.plugins.load_plugins) or None",
+        lambda v: v is None or _is_plugins(v),
+    ),
+    "writes": ("True or False", lambda v: isinstance(v, bool)),
+    "path": ("a path (str or os.PathLike) or None", lambda v: v is None or isinstance(v, _PATHLIKE)),
+}
+
+
+def _is_plugins(value: Any) -> bool:
+    from .plugins import Plugins
+
+    return isinstance(value, Plugins)
+
+
+def _listed(value: Any) -> Any:
+    """An iterable that is not text or a mapping (a generator, a set) as a list, read once;
+    anything else as it is."""
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping, os.PathLike)):
+        return list(value)
+    return value
+
+
+def check_arguments(function: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (parameter name -> value) with each iterable read into a list; raises
+    UsageError naming the first parameter of ``function`` whose value has the wrong type
+    (``labrunner.run: labs: expected ..., got int 42``), or an empty lab selection."""
+    values = {name: _listed(value) if name in _LISTS else value for name, value in values.items()}
+    for name, value in values.items():
+        expected, ok = _PARAMETERS[name]
+        if not ok(value):
+            raise UsageError(f"{function}: {name}: expected {expected}, got {_type_name(value)}")
+    labs = values.get("labs")
+    if labs is not None and not isinstance(labs, str) and not labs:
+        raise UsageError(f"{function}: labs: an empty selection; name labs, or 'all' for every lab")
+    if isinstance(labs, str) and not labs.strip():
+        raise UsageError(f"{function}: labs: an empty lab name; name labs, or 'all' for every lab")
+    return values
+
+
+#: Parameters that take a list (or any iterable, read once).
+_LISTS = frozenset({"labs", "set", "plugins_dir", "seeds"})
+
+
+def _paths(value: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
+    """A path is one path (never its letters); a list of paths stays a list."""
+    return [value] if isinstance(value, _PATHLIKE) else list(value)
+
+
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (Colab included)."""
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
@@ -106,7 +229,7 @@ def prepare(
     device: str | None = None,
     seed: int | None = None,
     settings: Mapping[str, Any] | None = None,
-    set: Sequence[str] = (),
+    set: str | Sequence[str] = (),
     config: str | Path | None = None,
     out: str | Path | None = None,
     force: bool = False,
@@ -115,7 +238,7 @@ def prepare(
     isolation: str | None = None,
     lab_timeout: float | None = None,
     author: str | None = None,
-    plugins_dir: Sequence[str | Path] = (),
+    plugins_dir: str | Path | Sequence[str | Path] = (),
     executor: str | None = None,
     jobs: int | str | None = None,
     executor_options: Mapping[str, Any] | None = None,
@@ -129,6 +252,11 @@ def prepare(
     Raises UsageError and writes nothing when any input is bad."""
     from .config import check_set_labs, load_run_config, resolve_settings
     from .plugins import load_plugins
+
+    checked = check_arguments("labrunner.prepare", {k: v for k, v in locals().items() if k in _PARAMETERS})
+    labs, seeds = checked["labs"], checked["seeds"]
+    plugins_dir = _paths(checked["plugins_dir"])
+    set = [checked["set"]] if isinstance(checked["set"], str) else checked["set"]
 
     if plugins is None:
         plugins = load_plugins([Path(p) for p in plugins_dir])
@@ -218,8 +346,8 @@ def run(
     lab_timeout: float | None = None,
     config: str | Path | None = None,
     author: str | None = None,
-    plugins_dir: Sequence[str | Path] = (),
-    set: Sequence[str] = (),
+    plugins_dir: str | Path | Sequence[str | Path] = (),
+    set: str | Sequence[str] = (),
     executor: str | None = None,
     jobs: int | str | None = None,
     executor_options: Mapping[str, Any] | None = None,
@@ -246,6 +374,8 @@ def run(
     """
     from .runner import execute
 
+    checked = check_arguments("labrunner.run", {k: v for k, v in locals().items() if k in _PARAMETERS})
+    labs, set, plugins_dir, seeds = (checked[k] for k in ("labs", "set", "plugins_dir", "seeds"))
     plugins, resolved = prepare(
         labs,
         profile=profile,
@@ -290,12 +420,15 @@ def run(
     return result
 
 
-def load(path: str | Path | None = None, *, out: str | Path = "reports") -> Run:
+def load(path: str | Path | None = None, *, out: str | Path | None = "reports") -> Run:
     """Open a saved run folder (default: ``reports/latest``); raises UsageError when it is
     not one or a file in it is invalid."""
     from .folders import find_run_dir
 
-    run_dir = find_run_dir(Path(path) if path is not None else None, Path(out))
+    check_arguments("labrunner.load", {"path": path, "out": out})
+    run_dir = find_run_dir(
+        Path(path) if path is not None else None, Path(out if out is not None else "reports")
+    )
     loaded = Run(run_dir)
     _ = loaded.data  # validate now: a bad folder raises here, not on first use
     return loaded
@@ -382,7 +515,8 @@ class Run:
 
     def check(self) -> dict[str, Any]:
         """Every check with its points, per lab and in total (``labrunner check --json``);
-        ``["passed"]`` is True only for a complete run whose labs all passed."""
+        ``["passed"]`` is True only for a complete run whose labs all passed; ``["mixed"]``
+        is True when the labs differ in profile or seed (``["mixed_labs"]`` names them)."""
         from .grading import grade
 
         return grade(self.data, self._plugins)
@@ -393,12 +527,13 @@ class Run:
         *,
         partial: bool = False,
         allow_stand_ins: bool = False,
+        allow_mixed: bool = False,
         warn: Any = None,
     ) -> Path:
         """Pack the report, the results and the labs' code into a verified zip (``labrunner
         submit``); ``warn`` gets a line per lab whose code is not the code the run used.
-        Raises :class:`labrunner.bundle.NotSubmittable` (labs not run, stand-ins) or
-        :class:`labrunner.bundle.BundleError`."""
+        Raises :class:`labrunner.bundle.NotSubmittable` (labs not run, labs that differ in
+        profile or seed unless ``allow_mixed``, stand-ins) or :class:`labrunner.bundle.BundleError`."""
         from .bundle import make_bundle
 
         dest = Path(path) if path is not None else Path(f"submission-{self.path.resolve().name}.zip")
@@ -407,6 +542,7 @@ class Run:
             dest,
             partial=partial,
             allow_stand_ins=allow_stand_ins,
+            allow_mixed=allow_mixed,
             plugins=self._plugins,
             warn=warn,
         )

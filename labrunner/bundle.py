@@ -10,8 +10,8 @@ checks an unpacked copy). After writing, the zip is opened again and every file 
 checked against the manifest before it replaces NAME.zip.
 
 A run is handed in only when it is complete (run.json finished, a result for every lab
-it lists), has no lab "not run" (unless ``partial``) and no exercise on a stand-in
-(unless ``allow_stand_ins``). Verifying reads a zip in bounded memory: entries are
+it lists), has no lab "not run" (unless ``partial``), labs that all ran with one profile
+and seed (unless ``allow_mixed``) and no exercise on a stand-in (unless ``allow_stand_ins``). Verifying reads a zip in bounded memory: entries are
 streamed and hashed in chunks, and their sizes are capped.
 """
 
@@ -21,8 +21,10 @@ import hashlib
 import json
 import os
 import posixpath
+import stat
 import sys
 import time
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -51,11 +53,20 @@ class BundleError(Exception):
     """A bundle whose contents do not match its manifest, or that cannot be read."""
 
 
+class UnsafeBundle(BundleError):
+    """A bundle with an entry that cannot be unpacked safely: an absolute name or one with
+    '..', a symbolic link or other special file, or two names that are one file on a
+    file system that ignores case or normalises Unicode. ``labrunner submit --verify``
+    exits with status 2 (bad input) for these, 1 for a bundle that does not verify."""
+
+
 class NotSubmittable(Exception):
     """A run that cannot be handed in as it is (incomplete, labs not run, stand-ins)."""
 
 
-def submission_problem(run: RunData, *, partial: bool = False, allow_stand_ins: bool = False) -> str:
+def submission_problem(
+    run: RunData, *, partial: bool = False, allow_stand_ins: bool = False, allow_mixed: bool = False
+) -> str:
     """Why ``run`` cannot be handed in, as one line, or "" when it can."""
     if run.incomplete:
         return f"{run.run_dir}: incomplete run: {run.incomplete} (run the labs again to finish it)"
@@ -64,6 +75,12 @@ def submission_problem(run: RunData, *, partial: bool = False, allow_stand_ins: 
         return (
             f"{run.run_dir}: labs not run: {names} (run them with 'labrunner run {' '.join(run.not_run)}', "
             "or pass --partial to hand in without them)"
+        )
+    consistency = run.consistency
+    if consistency.mixed and not allow_mixed:
+        return (
+            f"{run.run_dir}: labs differ in profile or seed: {consistency.describe()} (run them again with "
+            "one profile and seed, or pass --allow-mixed to hand them in as they are)"
         )
     if run.stand_ins and not allow_stand_ins:
         by_lab: dict[str, list[str]] = {}
@@ -119,6 +136,7 @@ def make_bundle(
     *,
     partial: bool = False,
     allow_stand_ins: bool = False,
+    allow_mixed: bool = False,
     plugins: Any = None,
     warn: Any = None,
 ) -> tuple[Path, int]:
@@ -139,7 +157,9 @@ def make_bundle(
     if not dest.parent.is_dir():
         raise UsageError(f"-o {dest}: no such folder {dest.parent}")
     run = load_run(run_dir)  # a clear error before anything is written
-    problem = submission_problem(run, partial=partial, allow_stand_ins=allow_stand_ins)
+    problem = submission_problem(
+        run, partial=partial, allow_stand_ins=allow_stand_ins, allow_mixed=allow_mixed
+    )
     if problem:
         raise NotSubmittable(problem)
     if not (run_dir / "report.html").is_file() or not (run_dir / "report.md").is_file():
@@ -265,6 +285,22 @@ def _name_problem(name: str) -> str:
     return ""
 
 
+def _kind_problem(info: zipfile.ZipInfo) -> str:
+    """Why an entry is not a plain file or folder (its Unix mode says a symbolic link, a
+    device, a pipe), or ""."""
+    mode = info.external_attr >> 16
+    if stat.S_IFMT(mode) == 0 or stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    return "a symbolic link" if stat.S_ISLNK(mode) else "not a plain file (a device, pipe or socket)"
+
+
+def _folded(name: str) -> str:
+    """The name as a file system that ignores case and normalises Unicode sees it (NFKC
+    after case folding, which also covers NFC and NFD): two entries with the same folded
+    name would be unpacked into one file."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
 def _chunks(stream: IO[bytes], limit: int, name: str, path: Path) -> Iterator[bytes]:
     """The bytes of one entry in chunks, stopping with BundleError past ``limit``."""
     seen = 0
@@ -288,7 +324,9 @@ def verify_bundle(
     """Check every file of a bundle against its manifest; returns how many were checked.
 
     Raises BundleError (one line) naming the first problem: not a readable zip, an entry
-    name that is absolute, has '..' or appears twice, no manifest or an empty one, a file
+    that cannot be unpacked safely (:class:`UnsafeBundle`: a name that is absolute, has
+    '..' or appears twice, also ignoring case and Unicode normalisation, a symbolic link
+    or other special file), no manifest or an empty one, a file
     missing, a file not listed, a file larger than ``max_entry_bytes`` (or all of them
     than ``max_total_bytes``) uncompressed, or a checksum that differs. Entries are read
     in chunks, so memory stays small whatever the zip claims or holds.
@@ -324,15 +362,21 @@ def _verify(zf: zipfile.ZipFile, path: Path, max_entry_bytes: int, max_total_byt
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
         raise BundleError(f"{path}: {len(infos)} entries (at most {MAX_ENTRIES})")
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # folded name -> the entry's name
     total = 0
     for info in infos:
-        problem = _name_problem(info.filename)
+        problem = _name_problem(info.filename) or _kind_problem(info)
         if problem:
-            raise BundleError(f"{path}: {_show(info.filename)} is {problem}")
-        if info.filename in seen:
-            raise BundleError(f"{path}: {_show(info.filename)} appears twice")
-        seen.add(info.filename)
+            raise UnsafeBundle(f"{path}: {_show(info.filename)} is {problem}")
+        folded = _folded(info.filename)
+        if folded in seen:
+            if seen[folded] == info.filename:
+                raise UnsafeBundle(f"{path}: {_show(info.filename)} appears twice")
+            raise UnsafeBundle(
+                f"{path}: {_show(seen[folded])} and {_show(info.filename)} are one name on a file system "
+                "that ignores case or normalises Unicode"
+            )
+        seen[folded] = info.filename
         if info.file_size > max_entry_bytes:
             raise BundleError(
                 f"{path}: {_show(info.filename)} is larger than {max_entry_bytes} bytes uncompressed"
@@ -353,7 +397,7 @@ def _verify(zf: zipfile.ZipFile, path: Path, max_entry_bytes: int, max_total_byt
         if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise BundleError(f"{path}: malformed manifest line {_show(line)}")
         if _name_problem(name):
-            raise BundleError(f"{path}: the manifest lists {_show(name)}, {_name_problem(name)}")
+            raise UnsafeBundle(f"{path}: the manifest lists {_show(name)}, {_name_problem(name)}")
         if f"{root}/{name}" in expected:
             raise BundleError(f"{path}: the manifest lists {_show(name)} twice")
         expected[f"{root}/{name}"] = digest

@@ -1,6 +1,6 @@
 """Run folders on disk: creating one, finding the latest, pointing ``latest`` at it,
 pruning old ones (``labrunner clean``), and completing a run with every installed lab
-(results from the cache or an earlier run, linked rather than copied).
+(each lab's most recent result from an earlier run, linked rather than copied).
 
 The files inside a run folder, and how they are read back, are :mod:`labrunner.runfolder`.
 """
@@ -11,7 +11,6 @@ import datetime as dt
 import os
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from .errors import UsageError
@@ -159,12 +158,26 @@ def link_file(source: Path, target: Path) -> bool:
     return False
 
 
-def _earlier_result(out: Path, run_dir: Path, lab: str) -> tuple[Path, LabResult] | None:
-    """The newest result of ``lab`` in the run folders of ``out`` before ``run_dir``
-    (a finished lab: passed, failed or error), or None."""
-    current = Path(os.path.realpath(run_dir))
-    for folder in run_folders(out):
-        if Path(os.path.realpath(folder)) == current:
+def _finished_at(result: LabResult) -> dt.datetime:
+    """When ``result`` finished, for comparing results (the oldest time when unknown)."""
+    try:
+        when = dt.datetime.fromisoformat(result.finished or result.started)
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+def most_recent_result(out: Path, lab: str, *, skip: Path | None = None) -> tuple[Path, LabResult] | None:
+    """The lab's most recent result among the run folders of ``out`` (other than
+    ``skip``), whatever settings it ran with: the result of ``lab`` (passed, failed or
+    error) that finished last, as (its lab folder, the result); None when there is none.
+
+    A result that cannot be trusted (invalid, or with a figure outside its folder) is
+    passed over, not fatal."""
+    current = Path(os.path.realpath(skip)) if skip is not None else None
+    best: tuple[dt.datetime, Path, LabResult] | None = None
+    for folder in run_folders(out):  # newest first: of two equal times, the newer folder's
+        if current is not None and Path(os.path.realpath(folder)) == current:
             continue
         lab_dir = folder / lab
         try:
@@ -177,27 +190,26 @@ def _earlier_result(out: Path, run_dir: Path, lab: str) -> tuple[Path, LabResult
                         _inside(folder, f"{lab}/{record.path}")
         except UsageError:  # an unreadable result elsewhere is skipped, not fatal
             continue
-        if result.lab == lab and result.status in ("passed", "failed", "error"):
-            return lab_dir, result
-    return None
+        if result.lab != lab or result.status not in ("passed", "failed", "error"):
+            continue
+        when = _finished_at(result)
+        if best is None or when > best[0]:
+            best = (when, lab_dir, result)
+    return None if best is None else (best[1], best[2])
 
 
-def complete_run(
-    run_dir: Path,
-    installed: dict[str, str],
-    *,
-    cached: Callable[[str], Path | None] | None = None,
-    out: Path | None = None,
-) -> list[LabEntry]:
+def complete_run(run_dir: Path, installed: dict[str, str], *, out: Path | None = None) -> list[LabEntry]:
     """Give a run folder every installed lab, so its report is a complete submission.
 
     ``installed`` maps each installed lab's name to its title. A lab that neither ran
-    nor is listed in this run is taken from its latest matching result: ``cached(name)``
-    (the cache entry for its current resolved config, seed and device, a folder holding
-    result.json and figures), else the newest earlier run folder of ``out`` (default: the
-    run folder's parent) holding that lab; its files are hard-linked, not copied, and its
-    result records its ``origin`` (where, and when it ran). A lab found nowhere is listed
-    with status "not run". run.json is updated atomically; returns the entries added.
+    nor is listed in this run is carried over by one rule: its most recent result in the
+    run folders of ``out`` (default: the run folder's parent), whatever settings it ran
+    with (:func:`most_recent_result`); its provenance (profile, seed, settings changed,
+    code hash, date, run folder) comes with it, and the report and ``check`` say when the
+    labs of a run differ in profile or seed. Its files are hard-linked, not copied, and
+    its result records its ``origin`` (the run it ran in, and when). A lab found nowhere
+    is listed with status "not run". run.json is updated atomically; returns the entries
+    added.
     """
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir.parent
@@ -208,16 +220,15 @@ def complete_run(
         if name in listed:
             continue
         check_lab_name(name, "installed lab")
-        found, kind = _cached_result(cached, name), "cache"
-        if found is None:
-            found, kind = _earlier_result(out, run_dir, name), "earlier run"
+        found = most_recent_result(out, name, skip=run_dir)
         if found is None:
             entry = LabEntry(lab=name, status="not run", title=title, origin={"kind": "not run"})
         else:
             src_dir, result = found
-            run_name = src_dir.parent.name if kind == "earlier run" else ""
-            origin = dict(result.origin or {"kind": kind, "run": run_name, "finished": result.finished})
-            result.cached = result.cached or kind == "cache"
+            ran_in = result.run or src_dir.parent.name
+            origin = dict(
+                result.origin or {"kind": "earlier run", "run": ran_in, "finished": result.finished}
+            )
             lab_dir = run_dir / name
             if lab_dir.exists():
                 shutil.rmtree(lab_dir)
@@ -237,18 +248,3 @@ def complete_run(
     if added:
         info.save(run_dir / "run.json")
     return added
-
-
-def _cached_result(cached: Callable[[str], Path | None] | None, name: str) -> tuple[Path, LabResult] | None:
-    if cached is None:
-        return None
-    folder = cached(name)
-    if folder is None or not (Path(folder) / "result.json").is_file():
-        return None
-    try:
-        result = LabResult.load(Path(folder) / "result.json")
-    except UsageError:
-        return None
-    if result.lab != name or result.status not in ("passed", "failed"):
-        return None
-    return Path(folder), result

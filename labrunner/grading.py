@@ -16,9 +16,12 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
     """The checks of a run as a JSON-ready dict: per lab (status, checks with points,
     totals, points on the assignment's material and on stand-ins, where the result comes
     from) and for the whole run; ``passed`` is True only when the run is complete and
-    every lab passed; ``incomplete`` says what is missing ("" when nothing is)."""
+    every lab passed; ``incomplete`` says what is missing ("" when nothing is); ``mixed`` is
+    True when the labs differ in profile or seeds (``mixed_labs`` says which ran with what),
+    else ``profile`` and ``seeds`` are the ones they share; each lab has its ``provenance``."""
     labs = []
     summaries = []
+    consistency = run.consistency
     for lab, _part in lab_order(run, run.labs, plugins):  # the report's order
         s = summarize(lab)
         summaries.append(s)
@@ -40,6 +43,7 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
                 "origin": s.origin,
                 "origin_run": s.origin_run,
                 "date": s.date,
+                "provenance": run.provenance(lab).to_json() if lab.status != "not run" else None,
                 "error": lab.error,
                 "checks": [
                     {
@@ -68,6 +72,10 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
         "incomplete": incomplete,
         "missing": list(run.missing),
         "not_run": run.not_run,
+        "mixed": consistency.mixed,
+        "mixed_labs": consistency.describe() if consistency.mixed else "",
+        "profile": consistency.profile,
+        "seeds": list(consistency.seeds) if consistency.seeds is not None else None,
         **{key: totals[key] for key in ("labs_passed", "labs_total", "checks_passed", "checks_total")},
         **{
             key: totals[key]
@@ -124,4 +132,6 @@ def format_grades(grades: dict[str, Any], *, verbose: bool = False) -> str:
             f"material, {grades['points_stand_in']:g}/{grades['points_stand_in_total']:g} on stand-ins)"
         )
     lines.append(f"{total}, {grades['labs_passed']}/{grades['labs_total']} labs passed ({verdict})")
+    if grades["mixed"]:
+        lines.append(f"mixed run: labs differ in profile or seed: {grades['mixed_labs']}")
     return "\n".join(lines)

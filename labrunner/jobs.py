@@ -233,7 +233,7 @@ def _submit_detached(state: RunState, executor: Executor, jobs: _Jobs, tasks: li
                 reporter.log(f"{lab.name} (seed {seed}): reused cached result ({result.status}, key {key})")
                 jobs.record(lab.name, seed, result, {})
                 continue
-            ident = executor.submit(lab_job_spec(lab, task, state.plugins, cache, key, out_dir))
+            ident = executor.submit(lab_job_spec(lab, task, state.plugins, cache, key, out_dir, run_dir.name))
             submitted.append(
                 {
                     "lab": lab.name,
@@ -297,7 +297,7 @@ def collect_jobs(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
         out_dir = _inside_run(run_dir, str(job.get("out_dir", "")))
         if job["state"].split()[0] not in _ended_states() or job["lab"] in book.listed:
             continue
-        result = _ended_job_result(job, out_dir, info)
+        result = _ended_job_result(job, out_dir, info, run_dir.name)
         book.done.setdefault(job["lab"], {})[int(job["seed"])] = result
         if result.status in ("passed", "failed") and job.get("cache_key"):
             cache = ResultCache()
@@ -348,7 +348,7 @@ def _job_state(run_dir: Path, job: dict[str, Any]) -> str:
         return "UNKNOWN"
 
 
-def _ended_job_result(job: dict[str, Any], out_dir: Path, info: Any) -> LabResult:
+def _ended_job_result(job: dict[str, Any], out_dir: Path, info: Any, run_name: str = "") -> LabResult:
     """The result an ended job wrote, or an error result saved for a job that wrote none."""
     path = out_dir / "result.json"
     if path.is_file():
@@ -365,6 +365,7 @@ def _ended_job_result(job: dict[str, Any], out_dir: Path, info: Any) -> LabResul
         seed=int(job["seed"]),
         device=str(info.settings.get("device", "cpu")),
         cache_key=str(job.get("cache_key", "")),
+        run=run_name,
         finished=now_iso(),
         error={
             "type": "SlurmJobFailed",

@@ -43,6 +43,20 @@ def error_record(exc: BaseException, tb: str = "") -> dict[str, str]:
     return {"type": type(exc).__name__, "message": message, "traceback": tb}
 
 
+def changed_settings(lab: Lab, profile: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings of ``config`` (a lab's resolved config as a dict) whose value differs
+    from the one ``profile`` gives (the lab's defaults, then the profile's values): what a
+    config file or ``--set`` changed. None when the profile cannot be resolved."""
+    from .config import resolve_lab_config
+    from .errors import UsageError
+
+    try:
+        base = config_as_dict(resolve_lab_config(lab, profile, []))
+    except UsageError:
+        return None
+    return {name: value for name, value in config.items() if name not in base or base[name] != value}
+
+
 def run_lab(
     lab: Lab,
     config: Any,
@@ -57,8 +71,11 @@ def run_lab(
     cache_dir: Path | None = None,
     state_dir: Path | None = None,
     threads: int | None = None,
+    run: str = "",
 ) -> LabResult:
-    """Run one lab into ``out_dir`` and save ``result.json`` there.
+    """Run one lab into ``out_dir`` and save ``result.json`` there, with its provenance
+    (profile, seed, the settings changed from the profile, the code hash, and ``run``, the
+    name of the run folder it runs in).
 
     An exception inside the lab (``SystemExit`` included) becomes status ``error`` with its
     traceback; KeyboardInterrupt is saved as ``interrupted`` and raised again.
@@ -71,7 +88,8 @@ def run_lab(
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     cfg_dict = config_as_dict(config)
-    key = key or cache_key(lab, cfg_dict, seed, device, deterministic, source_hash(lab))
+    code_hash = source_hash(lab)
+    key = key or cache_key(lab, cfg_dict, seed, device, deterministic, code_hash)
     result = LabResult(
         lab=lab.name,
         title=lab.title,
@@ -81,6 +99,9 @@ def run_lab(
         device=device,
         cache_key=key,
         config=cfg_dict,
+        changed=changed_settings(lab, profile, cfg_dict),
+        code_hash=code_hash,
+        run=run,
         started=now_iso(),
         part=lab.part,
         order=lab.order,

@@ -35,6 +35,7 @@ from .pdf import PDF_HELP, find_pdf_engine, render_pdf  # noqa: F401  (report --
 from .results import Check, LabResult, write_atomic
 from .runfolder import (  # noqa: F401
     LabSummary,
+    Provenance,
     RunData,
     _date,
     _meta,
@@ -275,7 +276,8 @@ class LabView:
     """One lab as the templates see it.
 
     ``part`` is where the lab belongs in the assignment ("Problem 1", or ""), ``fidelity``
-    its :class:`Fidelity`; ``measurements`` is the "All measurements" appendix: (group
+    its :class:`Fidelity`, ``provenance`` what it ran with and where it comes from (None
+    for a lab not run); ``measurements`` is the "All measurements" appendix: (group
     title, anchor, {metric: value}) for each exercise with metrics, then the lab's own.
     """
 
@@ -287,6 +289,7 @@ class LabView:
     part: str = ""
     fidelity: Fidelity | None = None
     measurements: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    provenance: Provenance | None = None
 
     @property
     def measurement_count(self) -> int:
@@ -418,13 +421,32 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
         if other:
             measurements.append(("Other measurements of the lab", anchor, other))
         summary = summarize(lab)
+        provenance = run.provenance(lab) if lab.status != "not run" else None
         labs.append(
-            LabView(lab, summary, anchor, exercises, other, part, lab_fidelity(summary), measurements)
+            LabView(
+                lab, summary, anchor, exercises, other, part, lab_fidelity(summary), measurements, provenance
+            )
         )
     totals = run_totals([view.summary for view in labs])
     env = run.environment
     git = env.get("git") or {}
     settings = run.settings
+    consistency = run.consistency
+    if consistency.labs:  # what the labs ran with, each named where they differ
+        ran_with = [
+            ("Profile", consistency.by_lab("profile")),
+            (
+                "Seed" if all(len(p.seeds) == 1 for p in consistency.labs) else "Seeds",
+                consistency.by_lab("seeds"),
+            ),
+            ("Device", consistency.by_lab("device")),
+        ]
+    else:
+        ran_with = [
+            ("Profile", settings.get("profile")),
+            ("Seed", settings.get("seed")),
+            ("Device", settings.get("device")),
+        ]
     environment_rows = [
         ("labrunner", env.get("labrunner") or run.info.get("labrunner")),
         ("Python", env.get("python")),
@@ -433,10 +455,8 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
         ("Platform", env.get("platform")),
         ("CPU", _cpu(env)),
         ("GPU", env.get("gpu") or "none"),
-        ("Device", settings.get("device")),
-        ("Profile", settings.get("profile")),
-        ("Seed", settings.get("seed")),
-        ("Deterministic", settings.get("deterministic")),
+        *ran_with,
+        ("Deterministic (this run)", settings.get("deterministic")),
         (
             "Git commit",
             (git.get("commit", "") + (" (uncommitted changes)" if git.get("dirty") else "")) or None,
@@ -450,6 +470,7 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
         "meta": run.meta,
         "labs": labs,
         "totals": totals,
+        "consistency": consistency,
         "all_passed": run.all_passed,
         "environment_rows": [(k, v) for k, v in environment_rows if v not in (None, "")],
         "config_yaml": run.config_yaml or _config_yaml(run.info.get("config", {})),
@@ -554,6 +575,7 @@ def _cached_environment(template_dir: str | None, html: bool) -> Any:
         css_string=css_string,
         breakable=breakable,
         duration=format_duration,
+        day=_date,
         points=format_points,
         slug=slug,
         md_text=md_text,

@@ -1,4 +1,4 @@
-"""The ``report``, ``check`` and ``submit`` subcommands.
+"""The ``report``, ``check``, ``submit``, ``diff`` and ``clean`` subcommands.
 
 Only argparse is needed to register them; the report, grading and bundle modules
 are imported by the handlers, so ``labrunner --help`` stays fast.
@@ -16,7 +16,7 @@ RUN_DIR_HELP = "a run folder (default: the latest run, reports/latest)"
 
 
 def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Register ``report``, ``check`` and ``submit`` on the CLI's subparsers."""
+    """Register ``report``, ``check``, ``submit``, ``diff`` and ``clean`` on the CLI's subparsers."""
     report = subparsers.add_parser(
         "report",
         parents=parents,
@@ -52,7 +52,8 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
         "check",
         parents=parents,
         help="print each lab's checks with points; exit 0 only when all pass",
-        description="Print every check of a run with its points and the total. "
+        description="Print every check of a run with its points and the total, and say when the "
+        "labs ran with different profiles or seeds. "
         "Exit status 0 when every lab passed, 1 otherwise; an incomplete run (not finished, "
         "or a lab it lists without a result) never passes: one line says what is missing.",
     )
@@ -66,8 +67,8 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
         help="pack the report, results and the labs' code into a verified zip",
         description="Pack report.html, report.md, figures, run.json, every lab's results and the "
         "code of every lab that ran (for grading) into a zip with a sha256 manifest, then re-open it and verify every file. An incomplete run is "
-        "refused; so are labs not run (unless --partial) and exercises on a stand-in (unless "
-        "--allow-stand-ins).",
+        "refused; so are labs not run (unless --partial), labs that ran with different profiles or "
+        "seeds (unless --allow-mixed) and exercises on a stand-in (unless --allow-stand-ins).",
     )
     submit.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help=RUN_DIR_HELP)
     submit.add_argument(
@@ -86,7 +87,33 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
         action="store_true",
         help="hand in exercises that ran on a stand-in (shown as such) instead of the assignment's material",
     )
+    submit.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="hand in labs that ran with different profiles or seeds (the report shows each lab's)",
+    )
     submit.set_defaults(handler=cmd_submit)
+
+    diff = subparsers.add_parser(
+        "diff",
+        parents=parents,
+        help="what changed between two runs: settings, metrics and claims",
+        description="Compare two runs lab by lab: status and code, settings (profile, seeds, device "
+        "and each setting), metrics and claims; only what differs is shown (--all shows everything). "
+        "A RUN is a run folder, or the name of one in --out (e.g. 20261202-184000, latest).",
+    )
+    diff.add_argument("run_a", metavar="RUN_A", help="the first run (A)")
+    diff.add_argument("run_b", metavar="RUN_B", help="the second run (B)")
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
+    diff.add_argument("--all", action="store_true", help="also show what did not change")
+    diff.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where run names are looked up (default: reports)",
+    )
+    diff.set_defaults(handler=cmd_diff)
 
     clean = subparsers.add_parser(
         "clean",
@@ -155,7 +182,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from .api import Run
-    from .bundle import BundleError, NotSubmittable, verify_bundle
+    from .bundle import BundleError, NotSubmittable, UnsafeBundle, verify_bundle
     from .errors import UsageError
 
     try:
@@ -172,12 +199,24 @@ def cmd_submit(args: argparse.Namespace) -> int:
             dest,
             partial=args.partial,
             allow_stand_ins=args.allow_stand_ins,
+            allow_mixed=args.allow_mixed,
             warn=lambda line: print(f"labrunner: warning: {line}", file=sys.stderr),
         )
     except (BundleError, NotSubmittable) as exc:
         print(f"labrunner: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UnsafeBundle) else 1
     print(f"bundle: {path} ({run.bundle_files} files, verified against its sha256 manifest)")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .rundiff import format_markdown, load_pair
+
+    diff = load_pair(args.run_a, args.run_b, args.out)
+    if args.json:
+        print(json.dumps(diff.to_json(everything=args.all), indent=2, ensure_ascii=False, default=str))
+    else:
+        sys.stdout.write(format_markdown(diff, everything=args.all))
     return 0
 
 

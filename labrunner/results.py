@@ -436,6 +436,10 @@ class LabResult:
 
     ``origin`` says where a result shown in a run came from when the lab did not run in it:
     ``{"kind": "cache" | "earlier run", "run": <run folder name>, "finished": <when>}``.
+    Its provenance, saved as it ran: ``profile``, ``seed``, ``device``, ``changed`` (the
+    settings that differ from the profile's, ``{"epochs": 4}``; None in results saved before
+    labrunner recorded it), ``code_hash`` (the hash of the lab's source files) and ``run``
+    (the name of the run folder it ran in).
     ``part`` and ``order`` are the lab's place in the assignment (``Lab.part``, ``Lab.order``),
     saved so that a report rendered later keeps the assignment's order.
     """
@@ -453,6 +457,9 @@ class LabResult:
     cache_key: str = ""
     cached: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    changed: dict[str, Any] | None = None
+    code_hash: str = ""
+    run: str = ""
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     exercises: list[Exercise] = field(default_factory=list)
@@ -499,6 +506,7 @@ class LabResult:
             seed=seed,
             cached=field_of(d, "cached", where, bool, False),
             config=field_of(d, "config", where, dict, {}),
+            changed=field_of(d, "changed", where, dict, None, optional=True),
             notes=notes,
             metrics=field_of(d, "metrics", where, dict, {}),
             exercises=[Exercise.from_json(ex, _where(at, i)) for i, ex in enumerate(exercises)],
@@ -507,7 +515,7 @@ class LabResult:
             order=_order_from_json(d, where),
             **{
                 k: field_of(d, k, where, str, "")
-                for k in ("started", "finished", "profile", "cache_key", "part")
+                for k in ("started", "finished", "profile", "cache_key", "part", "code_hash", "run")
             },
             device=field_of(d, "device", where, str, "cpu"),
         )

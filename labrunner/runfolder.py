@@ -59,8 +59,10 @@ __all__ = [
     "FigureRecord",
     "LabEntry",
     "LabResult",
+    "Consistency",
     "LabSummary",
     "MarkdownRecord",
+    "Provenance",
     "Record",
     "RunData",
     "RunFileError",
@@ -226,6 +228,146 @@ def _environment_from_json(env: dict[str, Any]) -> dict[str, Any]:
         field_of(git, "commit", "environment.git", str, "")
         field_of(git, "dirty", "environment.git", bool, False)
     return env
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What one lab's result in a run ran with, and where it comes from.
+
+    ``seeds`` are the seeds it ran with (several for a seed sweep); ``changed`` the settings
+    that differ from the profile's (``{"epochs": 4}``; None when the result predates this
+    record); ``code_hash`` the hash of the lab's source files; ``date`` when it finished
+    (ISO 8601); ``run`` the run folder it ran in; ``origin`` is ``"this run"``, ``"cache"``
+    (reused from the cache for the same settings) or ``"earlier run"`` (carried over).
+    """
+
+    lab: str
+    profile: str
+    seeds: tuple[int, ...]
+    device: str
+    changed: dict[str, Any] | None
+    code_hash: str
+    date: str
+    run: str
+    origin: str
+
+    @property
+    def seeds_text(self) -> str:
+        """'seed 0', 'seeds 0-4', 'seeds 0, 2, 5'."""
+        return ("seed " if len(self.seeds) == 1 else "seeds ") + format_seeds(self.seeds)
+
+    @property
+    def changed_text(self) -> str:
+        """'epochs = 4, lr = 0.1', 'none', or 'not recorded' (a result saved before this record)."""
+        if self.changed is None:
+            return "not recorded"
+        if not self.changed:
+            return "none"
+        import json
+
+        return ", ".join(f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in self.changed.items())
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+def format_seeds(seeds: tuple[int, ...] | list[int]) -> str:
+    """Seeds as text: '0', '0, 2, 5', '0-4' (a run of three or more as a range)."""
+    parts: list[str] = []
+    values = list(seeds)
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        if j - i >= 2:
+            parts.append(f"{values[i]}-{values[j]}")
+            i = j + 1
+        else:
+            parts.append(str(values[i]))
+            i += 1
+    return ", ".join(parts)
+
+
+def provenance_of(lab: LabResult, run_dir: Path, seeds: list[int] | None = None) -> Provenance:
+    """The :class:`Provenance` of a lab's result saved in ``run_dir`` (``seeds``: those of
+    its seed sweep, when it was one)."""
+    origin = lab.origin or {}
+    kind = origin.get("kind") or ("cache" if lab.cached else "this run")
+    ran_in = lab.run or origin.get("run", "") or (Path(run_dir).name if kind == "this run" else "")
+    return Provenance(
+        lab=lab.lab,
+        profile=lab.profile,
+        seeds=tuple(seeds) if seeds else (lab.seed,),
+        device=lab.device,
+        changed=dict(lab.changed) if lab.changed is not None else None,
+        code_hash=lab.code_hash,
+        date=lab.finished or lab.started,
+        run=ran_in,
+        origin=kind,
+    )
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Whether the labs of a run ran with one profile and one set of seeds.
+
+    ``groups`` lists each (profile, seeds) and the labs that ran with it, in run order;
+    the run is ``mixed`` when there is more than one. ``profile`` and ``seeds`` are the
+    shared values (None where the labs differ), ``device`` likewise.
+    """
+
+    labs: tuple[Provenance, ...]
+
+    @property
+    def groups(self) -> list[tuple[str, tuple[int, ...], list[str]]]:
+        found: dict[tuple[str, tuple[int, ...]], list[str]] = {}
+        for p in self.labs:
+            found.setdefault((p.profile, p.seeds), []).append(p.lab)
+        return [(profile, seeds, labs) for (profile, seeds), labs in found.items()]
+
+    @property
+    def mixed(self) -> bool:
+        return len(self.groups) > 1
+
+    @property
+    def profile(self) -> str | None:
+        profiles = {p.profile for p in self.labs}
+        return profiles.pop() if len(profiles) == 1 else None
+
+    @property
+    def seeds(self) -> tuple[int, ...] | None:
+        seeds = {p.seeds for p in self.labs}
+        return seeds.pop() if len(seeds) == 1 else None
+
+    @property
+    def device(self) -> str | None:
+        devices = {p.device for p in self.labs}
+        return devices.pop() if len(devices) == 1 else None
+
+    def describe(self) -> str:
+        """One line: each profile and seeds with its labs ('quick profile, seed 0:
+        cnn_receptive, rnn_lm; smoke profile, seed 0: attention')."""
+        return "; ".join(
+            f"{profile or 'unknown'} profile, {'seed' if len(seeds) == 1 else 'seeds'} {format_seeds(seeds)}: "
+            + ", ".join(labs)
+            for profile, seeds, labs in self.groups
+        )
+
+    def by_lab(self, attr: str) -> str:
+        """A setting over the labs: its one value, or each value with its labs
+        ('quick (cnn_receptive, rnn_lm); smoke (attention)')."""
+        found: dict[str, list[str]] = {}
+        for p in self.labs:
+            value = getattr(p, attr)
+            text = format_seeds(value) if attr == "seeds" else str(value)
+            found.setdefault(text, []).append(p.lab)
+        if len(found) == 1:
+            return next(iter(found))
+        return "; ".join(f"{value} ({', '.join(labs)})" for value, labs in found.items())
 
 
 # --------------------------------------------------------------------------- the loaded run
@@ -397,6 +539,16 @@ class RunData:
     def not_run(self) -> list[str]:
         """Installed labs listed as never run."""
         return [lab.lab for lab in self.labs if lab.status == "not run"]
+
+    def provenance(self, lab: LabResult) -> Provenance:
+        """The :class:`Provenance` of one of this run's labs."""
+        sweep = self.sweeps.get(lab.lab)
+        return provenance_of(lab, self.run_dir, list(sweep.seeds) if sweep is not None else None)
+
+    @property
+    def consistency(self) -> Consistency:
+        """Whether the labs with a result (not those never run) share a profile and seeds."""
+        return Consistency(tuple(self.provenance(lab) for lab in self.labs if lab.status != "not run"))
 
     @property
     def stand_ins(self) -> list[tuple[str, str, str]]:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cache import ResultCache, cache_key, cache_root, source_hash
-from .config import RunSettings, config_as_dict, load_run_config, resolve_lab_config, resolve_settings
+from .config import RunSettings, config_as_dict, resolve_settings
 from .devices import check_device_syntax, resolve_device, seed_everything, set_threads
 from .environment import environment, git_info
 from .errors import UsageError, describe_exception
 from .folders import complete_run, find_run_dir, new_run_dir, point_latest
 from .lab import Lab
-from .labrun import error_record, now_iso, run_lab
+from .labrun import changed_settings, error_record, now_iso, run_lab
 from .plugins import Plugins
 from .progress import Reporter
 from .results import LabResult, write_atomic
@@ -216,7 +216,9 @@ def _one_lab(
                     )
                     _complete_environment(state.run_info, facts)
                 else:
-                    result, interrupted = _run_here(lab, settings, reporter, cache, key, out_dir)
+                    result, interrupted = _run_here(
+                        lab, settings, reporter, cache, key, out_dir, state.run_dir.name
+                    )
             finally:
                 bar.close()
             if result.status == "error":
@@ -242,7 +244,13 @@ def _one_lab(
 
 
 def _run_here(
-    lab: Lab, settings: RunSettings, reporter: Reporter, cache: ResultCache, key: str, out_dir: Path
+    lab: Lab,
+    settings: RunSettings,
+    reporter: Reporter,
+    cache: ResultCache,
+    key: str,
+    out_dir: Path,
+    run_name: str = "",
 ) -> tuple[LabResult, bool]:
     """``--isolation none``: run the lab in this process (debugging, notebooks)."""
     try:
@@ -258,6 +266,7 @@ def _run_here(
             key=key,
             cache_dir=cache.lab_cache_dir(lab.name),
             state_dir=cache.state_dir(lab.name, key),
+            run=run_name,
         )
     except KeyboardInterrupt:
         return LabResult.load(out_dir / "result.json"), True
@@ -265,10 +274,16 @@ def _run_here(
 
 
 def lab_job_spec(
-    lab: Lab, settings: RunSettings, plugins: Plugins, cache: ResultCache, key: str, out_dir: Path
+    lab: Lab,
+    settings: RunSettings,
+    plugins: Plugins,
+    cache: ResultCache,
+    key: str,
+    out_dir: Path,
+    run_name: str = "",
 ) -> dict[str, Any]:
     """The JSON-serialisable description of one lab's run that a worker executes
-    (:func:`labrunner.worker.run_lab_job`)."""
+    (:func:`labrunner.worker.run_lab_job`); ``run_name`` is the run folder's name."""
     return {
         "lab": lab.name,
         "plugin": plugins.lab_plugin[lab.name],
@@ -283,6 +298,7 @@ def lab_job_spec(
         "cache_dir": str(cache.lab_cache_dir(lab.name).resolve()),
         "state_dir": str(cache.state_dir(lab.name, key).resolve()),
         "cache_key": key,
+        "run": run_name,
     }
 
 
@@ -303,7 +319,7 @@ def _run_in_worker(
     from .worker import LocalWorker, WorkerOutcome
 
     reporter = state.reporter
-    spec = lab_job_spec(lab, settings, state.plugins, state.cache, key, out_dir)
+    spec = lab_job_spec(lab, settings, state.plugins, state.cache, key, out_dir, state.run_dir.name)
     started = now_iso()
     start = time.perf_counter()
     interrupted = False
@@ -344,6 +360,9 @@ def _run_in_worker(
         device=settings.device,
         cache_key=key,
         config=config_as_dict(settings.configs[lab.name]),
+        changed=changed_settings(lab, settings.profile, config_as_dict(settings.configs[lab.name])),
+        code_hash=source_hash(lab),
+        run=state.run_dir.name,
         started=started,
         finished=now_iso(),
         duration_s=round(time.perf_counter() - start, 3),
@@ -378,16 +397,12 @@ def _complete_environment(run_info: dict[str, Any], facts: dict[str, Any]) -> No
 
 def _complete(state: RunState) -> bool:
     """List every installed lab in the run folder (folders.complete_run): a lab not
-    selected comes from its cache entry for its current settings, else from the newest
-    earlier run, else is "not run". Returns True when Ctrl-C arrived meanwhile."""
+    selected shows its most recent result from an earlier run, whatever its settings,
+    else is "not run". Returns True when Ctrl-C arrived meanwhile."""
     plugins, reporter = state.plugins, state.reporter
     installed = {name: lab.title for name, lab in plugins.labs.items()}
     try:
-        added = complete_run(
-            state.run_dir,
-            installed,
-            cached=lambda name: _cached_entry(plugins.labs[name], state.settings, state.cache),
-        )
+        added = complete_run(state.run_dir, installed)
     except KeyboardInterrupt:
         return True
     except (OSError, UsageError) as exc:  # the run itself is complete and saved
@@ -400,19 +415,6 @@ def _complete(state: RunState) -> bool:
             f"{entry.lab}: not selected; shown {'as not run' if entry.status == 'not run' else 'from ' + where}"
         )
     return False
-
-
-def _cached_entry(lab: Lab, settings: RunSettings, cache: ResultCache) -> Path | None:
-    """The cache entry of an installed lab that was not selected, for the config it would
-    run with now (defaults, profile, config file), this seed and device; or None."""
-    try:
-        file_cfg = load_run_config(Path(settings.config_file) if settings.config_file else None)
-        layers = [(file_cfg.source, file_cfg.labs[lab.name])] if lab.name in file_cfg.labs else []
-        config = config_as_dict(resolve_lab_config(lab, settings.profile, layers))
-    except UsageError:  # its config cannot be resolved (e.g. no such profile): nothing cached
-        return None
-    entry = cache.entry(lab.name, lab_key(lab, settings, config))
-    return entry if cache.usable and (entry / "result.json").is_file() else None
 
 
 def _config_yaml(settings: RunSettings) -> str:

@@ -43,6 +43,7 @@ SPEC_KEYS = (
     "cache_dir",  # ctx.cache_dir
     "state_dir",  # ctx.state_dir
     "cache_key",
+    "run",  # the name of the run folder (the result's provenance)
 )
 #: Seconds a worker gets to save its result after Ctrl-C before it is killed.
 INTERRUPT_GRACE_S = 20.0
@@ -92,6 +93,7 @@ def run_lab_job(spec: dict[str, Any], reporter: Reporter | None = None) -> dict[
             cache_dir=Path(spec["cache_dir"]),
             state_dir=Path(spec["state_dir"]),
             threads=spec["threads"],
+            run=spec["run"],
         )
         status = result.status
     except KeyboardInterrupt:  # saved as "interrupted" by run_lab

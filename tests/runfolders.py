@@ -86,6 +86,7 @@ def make_run(
         version="1",
         status="failed",
         duration_s=0.5,
+        profile="smoke",
         exercises=[
             Exercise(
                 title="1. Compare <i>x</i>",
@@ -105,6 +106,7 @@ def make_run(
         version="1",
         status="error",
         duration_s=0.1,
+        profile="smoke",
         error={
             "type": "ZeroDivisionError",
             "message": "division by zero",

@@ -134,3 +134,88 @@ def test_submit_from_python(api_run: Run, workdir: Path):
     from labrunner.bundle import verify_bundle
 
     assert verify_bundle(path) > 0
+
+
+#: A value of the wrong type for every public parameter of labrunner.run.
+WRONG_TYPES = {
+    "labs": 42,
+    "profile": 3,
+    "device": 0,
+    "seed": "1",
+    "settings": ["rnn_lm.epochs=4"],
+    "out": 7,
+    "force": "yes",
+    "isolation": 0,
+    "deterministic": "on",
+    "threads": 1.5,
+    "lab_timeout": "60",
+    "config": 123,
+    "author": 5,
+    "plugins_dir": 42,
+    "set": 5,
+    "executor": 1,
+    "jobs": 2.0,
+    "executor_options": ["partition=gpu"],
+    "seeds": [0, "1"],
+    "detach": 1,
+    "precision": 16,
+    "verbosity": None,
+    "report": None,
+    "reporter": 3,
+    "plugins": "core_labs",
+}
+
+
+@pytest.fixture
+def nothing_runs(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder in which a run that gets past its checks stops before any lab."""
+    import labrunner.runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the run started: a bad argument was accepted")
+
+    monkeypatch.setattr(labrunner.runner, "execute", refuse)
+    return workdir
+
+
+def test_every_parameter_of_run_has_a_wrong_type_case():
+    import inspect
+
+    assert set(inspect.signature(labrunner.run).parameters) == set(WRONG_TYPES)
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_TYPES))
+def test_a_wrong_type_is_a_usage_error_naming_the_parameter(nothing_runs: Path, name: str):
+    with pytest.raises(labrunner.UsageError, match=rf"^labrunner\.run: {name}: expected ") as info:
+        labrunner.run(**{"labs": "counter", "plugins_dir": [TEST_PLUGINS], name: WRONG_TYPES[name]})
+    assert "\n" not in str(info.value)
+    assert not (nothing_runs / "reports").exists()
+
+
+@pytest.mark.parametrize("labs", [[], (), "", "  ", iter([])])
+def test_an_empty_selection_is_an_error_not_every_lab(nothing_runs: Path, labs):
+    with pytest.raises(labrunner.UsageError, match=r"^labrunner\.run: labs: an empty"):
+        labrunner.run(labs, plugins_dir=[TEST_PLUGINS])
+
+
+def test_a_path_given_as_one_string_is_one_path(nothing_runs: Path):
+    from labrunner.api import prepare
+
+    _plugins, settings = prepare(
+        "counter", plugins_dir=str(TEST_PLUGINS), set="counter.steps=2", writes=False
+    )
+    assert settings.plugins_dirs == [str(TEST_PLUGINS)] and settings.configs["counter"].steps == 2
+    _plugins, settings = prepare(
+        (n for n in ["counter"]), plugins_dir=TEST_PLUGINS, seeds=iter([1, 2]), writes=False
+    )
+    assert [lab.name for lab in settings.labs] == ["counter"] and settings.seeds == [1, 2]
+    with pytest.raises(labrunner.UsageError, match="^--plugins-dir /no/such/folder: no such folder$"):
+        labrunner.run("counter", plugins_dir="/no/such/folder")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"), [({"path": 3}, "path"), ({"out": 4}, "out"), ({"path": ["a"]}, "path")]
+)
+def test_load_checks_its_argument_types(workdir: Path, kwargs, name):
+    with pytest.raises(labrunner.UsageError, match=rf"^labrunner\.load: {name}: expected a path"):
+        labrunner.load(**kwargs)

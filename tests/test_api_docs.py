@@ -35,5 +35,5 @@ def test_the_signatures_in_headings_match():
     load = inspect.signature(labrunner.load)
     assert list(load.parameters) == ["path", "out"] and load.parameters["out"].default == "reports"
     submit = inspect.signature(api.Run.submit)
-    assert "submit(path=None, *, partial=False, allow_stand_ins=False, warn=None)" in DOC
-    assert list(submit.parameters) == ["self", "path", "partial", "allow_stand_ins", "warn"]
+    assert "submit(path=None, *, partial=False, allow_stand_ins=False, allow_mixed=False, warn=None)" in DOC
+    assert list(submit.parameters) == ["self", "path", "partial", "allow_stand_ins", "allow_mixed", "warn"]

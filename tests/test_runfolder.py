@@ -285,7 +285,7 @@ def test_complete_run_lists_every_installed_lab(tmp_path):
     out = tmp_path / "reports"
     old = _one_lab_run(out, "20261127-100000", "attention", seed=1)
     newer = _one_lab_run(out, "20261128-100000", "attention", seed=2)
-    cache_entry = _one_lab_run(tmp_path / "cache", "20261126-100000", "cnn_receptive") / "cnn_receptive"
+    elsewhere = _one_lab_run(tmp_path / "other-out", "20261126-100000", "cnn_receptive")
     current = _one_lab_run(out, "20261129-100000", "rnn_lm")
     installed = {
         "cnn_receptive": "CNN",
@@ -294,33 +294,32 @@ def test_complete_run_lists_every_installed_lab(tmp_path):
         "adversarial": "Adversarial",
     }
 
-    added = complete_run(
-        current, installed, cached=lambda name: cache_entry if name == "cnn_receptive" else None
-    )
+    added = complete_run(current, installed)
+    # results come from this out folder's runs only (not another out folder, not the cache)
     assert [(e.lab, e.status, (e.origin or {}).get("kind")) for e in added] == [
-        ("cnn_receptive", "passed", "cache"),
+        ("cnn_receptive", "not run", "not run"),
         ("attention", "passed", "earlier run"),
         ("adversarial", "not run", "not run"),
     ]
     run = load_run(current)
-    assert not run.incomplete and run.not_run == ["adversarial"]
+    assert not run.incomplete and run.not_run == ["cnn_receptive", "adversarial"]
     by_name = {s.lab: s for s in run.summaries()}
     assert (by_name["attention"].origin, by_name["attention"].origin_run) == ("earlier run", newer.name)
     assert by_name["attention"].seed == 2 and by_name["attention"].date == "28 November 2026"
-    assert by_name["cnn_receptive"].origin == "cache" and by_name["cnn_receptive"].cached
     assert by_name["rnn_lm"].origin == "this run" and by_name["adversarial"].status == "not run"
     assert by_name["adversarial"].title == "Adversarial"
     # figures are hard links, not copies; result.json is the run's own file
-    for lab, source in (("attention", newer / "attention"), ("cnn_receptive", cache_entry)):
-        for fig in ("fig0.png", "fig1.png"):
-            assert os.path.samefile(current / lab / "figures" / fig, source / "figures" / fig)
-        assert not os.path.samefile(current / lab / "result.json", source / "result.json")
-    assert old.is_dir()
+    for fig in ("fig0.png", "fig1.png"):
+        assert os.path.samefile(
+            current / "attention" / "figures" / fig, newer / "attention" / "figures" / fig
+        )
+    assert not os.path.samefile(current / "attention" / "result.json", newer / "attention" / "result.json")
+    assert old.is_dir() and elsewhere.is_dir()
     # carried over again, a result keeps its first origin
     later = _one_lab_run(out, "20261130-100000", "rnn_lm")
     complete_run(later, installed)
     again = {s.lab: s for s in load_run(later).summaries()}
-    assert (again["attention"].origin_run, again["cnn_receptive"].origin) == (newer.name, "cache")
+    assert again["attention"].origin_run == newer.name
     assert again["adversarial"].status == "not run"
     # the rendered report holds every installed lab
     from labrunner.report import render_report
@@ -346,7 +345,7 @@ def test_complete_run_skips_results_it_cannot_trust(tmp_path):
 @pytest.mark.slow
 def test_a_run_of_some_labs_reports_every_installed_lab(cli, workdir):
     """`labrunner run counter`, then `run failing`: each report lists all three test labs,
-    the other labs taken from the cache (figures hard-linked) or listed as not run."""
+    the other labs taken from their most recent run (figures hard-linked) or listed as not run."""
     status, out, err = cli("run", "counter", "--profile", "smoke")
     assert status == 0, err
     first = (workdir / "reports" / "latest").resolve()
@@ -366,7 +365,8 @@ def test_a_run_of_some_labs_reports_every_installed_lab(cli, workdir):
     second = (workdir / "reports" / "latest").resolve()
     run = load_run(second)
     summaries = {s.lab: s for s in run.summaries()}
-    assert summaries["counter"].origin == "cache" and summaries["counter"].status == "passed"
+    assert summaries["counter"].origin == "earlier run" and summaries["counter"].status == "passed"
+    assert summaries["counter"].origin_run == first.name
     assert summaries["failing"].origin == "this run" and summaries["crashing"].status == "not run"
     figure = "counter/figures/steps.png"
     assert os.path.samefile(first / figure, second / figure)  # linked, not copied

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import zipfile
 import pytest
 from test_report import make_run
 
-from labrunner.bundle import MANIFEST, BundleError, make_bundle, verify_bundle
+from labrunner.bundle import MANIFEST, BundleError, UnsafeBundle, make_bundle, verify_bundle
 from labrunner.errors import UsageError
 from labrunner.results import write_json
 
@@ -300,3 +301,71 @@ def test_the_bundle_holds_the_code_each_lab_ran(cli, workdir, tmp_path):
     assert status == 0
     code = json.loads(zipfile.ZipFile(workdir / "hw2.zip").read("hw2/code/code.json"))["labs"]
     assert code["counter"]["matches_run"] is False
+
+
+def _symlink_entry(name: str, target: str, mode: int = 0o120777) -> tuple[zipfile.ZipInfo, bytes]:
+    """A zip entry that unzip (and Python's shutil.unpack_archive on some versions) unpacks
+    as a symbolic link: its Unix mode says S_IFLNK and its data is the link's target."""
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix
+    info.external_attr = mode << 16
+    return info, target.encode()
+
+
+def _zip_infos(path, entries):
+    """A zip of (name or ZipInfo, bytes) entries."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (_symlink_entry("s/report.html", "/etc/passwd"), "'s/report.html' is a symbolic link"),
+        (_symlink_entry("s/report.html", "../../outside.html"), "'s/report.html' is a symbolic link"),
+        (_symlink_entry("s/report.html", "x", mode=0o010644), "'s/report.html' is not a plain file"),
+    ],
+)
+def test_verify_refuses_symbolic_links_and_special_files(cli, tmp_path, entry, message):
+    """A symlink entry listed in the manifest with the sha256 of its target text would
+    verify as a file; unpacked, report.html would point outside the bundle."""
+    info, data = entry
+    path = _zip_infos(
+        tmp_path / "s.zip", [(info, data), ("s/MANIFEST.sha256", _manifest(("report.html", data)))]
+    )
+    with pytest.raises(UnsafeBundle, match=re.escape(message)):
+        verify_bundle(path)
+    status, out, err = cli("submit", "--verify", str(path))
+    assert status == 2 and out == "" and len(err.splitlines()) == 1 and message in err
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("report.html", "REPORT.html"),  # case
+        ("figures/Straße.png", "figures/STRASSE.png"),  # case folding beyond lower()
+        ("figures/caf\u00e9.png", "figures/cafe\u0301.png"),  # NFC and NFD
+        ("figures/\ufb01g.png", "figures/fig.png"),  # NFKC: the ligature fi
+        ("figures/x\u2460.png", "figures/x1.png"),  # NFKC: circled digit one
+    ],
+)
+def test_verify_refuses_names_that_collide_ignoring_case_or_normalisation(cli, tmp_path, first, second):
+    entries = [(f"s/{first}", b"a"), (f"s/{second}", b"b")]
+    manifest = _manifest((first, b"a"), (second, b"b"))
+    path = _zip(tmp_path / "s.zip", [*entries, ("s/MANIFEST.sha256", manifest)])
+    with pytest.raises(
+        UnsafeBundle, match="are one name on a file system that ignores case or normalises Unicode"
+    ):
+        verify_bundle(path)
+    status, out, err = cli("submit", "--verify", str(path))
+    assert status == 2 and out == "" and len(err.splitlines()) == 1
+    assert repr(f"s/{first}") in err and repr(f"s/{second}") in err
+
+
+def test_a_bundle_labrunner_writes_has_no_links_and_verifies(tmp_path):
+    dest, _ = make_bundle(make_run(tmp_path), tmp_path / "s.zip")
+    for info in zipfile.ZipFile(dest).infolist():
+        assert (info.external_attr >> 16) & 0o170000 in (0, 0o100000)
+    assert verify_bundle(dest) > 0
