@@ -13,7 +13,7 @@ from runfolders import make_lab
 from labrunner.bundle import NotSubmittable
 from labrunner.folders import complete_run
 from labrunner.results import write_json
-from labrunner.runfolder import format_seeds, load_run
+from labrunner.runfolder import load_run
 
 INSTALLED = {"lab0": "Lab lab0", "lab1": "Lab lab1", "lab2": "Lab lab2"}
 
@@ -154,6 +154,8 @@ def test_a_consistent_report_states_its_profile_and_seed(tmp_path):
 
 
 def test_format_seeds():
+    from labrunner.runfolder import format_seeds
+
     assert format_seeds((0,)) == "0"
     assert format_seeds([0, 1, 2, 3, 4]) == "0-4"
     assert format_seeds([0, 2, 5]) == "0, 2, 5"

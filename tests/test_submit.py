@@ -13,7 +13,7 @@ import zipfile
 import pytest
 from test_report import make_run
 
-from labrunner.bundle import MANIFEST, BundleError, UnsafeBundle, make_bundle, verify_bundle
+from labrunner.bundle import MANIFEST, BundleError, make_bundle, verify_bundle
 from labrunner.errors import UsageError
 from labrunner.results import write_json
 
@@ -331,6 +331,8 @@ def _zip_infos(path, entries):
 def test_verify_refuses_symbolic_links_and_special_files(cli, tmp_path, entry, message):
     """A symlink entry listed in the manifest with the sha256 of its target text would
     verify as a file; unpacked, report.html would point outside the bundle."""
+    from labrunner.bundle import UnsafeBundle
+
     info, data = entry
     path = _zip_infos(
         tmp_path / "s.zip", [(info, data), ("s/MANIFEST.sha256", _manifest(("report.html", data)))]
@@ -352,6 +354,8 @@ def test_verify_refuses_symbolic_links_and_special_files(cli, tmp_path, entry, m
     ],
 )
 def test_verify_refuses_names_that_collide_ignoring_case_or_normalisation(cli, tmp_path, first, second):
+    from labrunner.bundle import UnsafeBundle
+
     entries = [(f"s/{first}", b"a"), (f"s/{second}", b"b")]
     manifest = _manifest((first, b"a"), (second, b"b"))
     path = _zip(tmp_path / "s.zip", [*entries, ("s/MANIFEST.sha256", manifest)])
