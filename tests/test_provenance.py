@@ -91,6 +91,27 @@ def test_a_newer_run_with_changed_settings_wins_over_the_cache(cli, workdir):
     assert "counter: not selected; shown from " + changed.name in err
 
 
+@pytest.mark.slow
+def test_one_lab_in_another_profile_makes_a_mixed_run_that_submit_names(cli, workdir):
+    """`run counter failing`, then `run counter --profile smoke`: the latest report mixes a
+    smoke counter with a quick failing; check says so and submit (even with every other
+    opt-in) refuses it, naming both, until --allow-mixed."""
+    assert cli("run", "counter", "failing", "--isolation", "none")[0] == 1  # failing fails
+    status, out, err = cli("run", "counter", "--profile", "smoke", "--isolation", "none")
+    assert status == 0, err
+    status, out, err = cli("check")
+    assert (
+        "mixed run: labs differ in profile or seed: smoke profile, seed 0: counter; quick profile, seed 0: failing"
+        in out
+    )
+    status, out, err = cli("submit", "-o", "hw.zip", "--partial", "--allow-stand-ins")
+    assert status == 1 and "smoke profile, seed 0: counter; quick profile, seed 0: failing" in err
+    assert not (workdir / "hw.zip").exists()
+    assert cli("submit", "-o", "hw.zip", "--partial", "--allow-mixed")[0] == 0
+    md = (workdir / "reports" / "latest" / "report.md").read_text()
+    assert "**Mixed run: these labs did not all run with the same profile and seed.**" in md
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -151,6 +172,34 @@ def test_a_consistent_report_states_its_profile_and_seed(tmp_path):
     html = (current / "report.html").read_text()
     assert '<p class="ran-with">Every lab ran with the smoke profile, seed 3.' in html
     assert 'class="mixed-run"' not in html
+
+
+def test_a_seed_sweep_is_named_by_all_its_seeds(tmp_path):
+    """A lab run with --seeds 0-4 is not "seed 0" (its folder's result is seed 0's): the lab's
+    line, the title block and check name its seeds, and one lab run with seed 0 alone differs."""
+    from labrunner.report import render_report
+    from labrunner.results import LabResult
+    from labrunner.sweep import summarize_sweep
+
+    out = tmp_path / "reports"
+    run_dir = lab_run(out, "20261129-100000", ["lab0", "lab1"], profile="smoke")
+    first = LabResult.load(run_dir / "lab0" / "result.json")
+    seeds = []
+    for seed in range(5):
+        one = LabResult.load(run_dir / "lab0" / "result.json")
+        one.seed = seed
+        seeds.append(one)
+    summarize_sweep("lab0", seeds).save(run_dir / "lab0" / "sweep.json")
+    assert first.seed == 0
+    run = load_run(run_dir)
+    assert run.provenance(run.labs[0]).seeds == (0, 1, 2, 3, 4)
+    assert run.consistency.mixed and run.consistency.describe() == (
+        "smoke profile, seeds 0-4: lab0; smoke profile, seed 0: lab1"
+    )
+    render_report(run_dir, formats=["md"])
+    md = (run_dir / "report.md").read_text()
+    assert "smoke profile · cpu · seeds 0-4 ·" in md and "| `lab0` | smoke | 0, 1, 2, 3, 4 |" in md
+    assert "| Seeds | 0-4 (lab0); 0 (lab1) |" in md
 
 
 def test_format_seeds():
