@@ -122,6 +122,7 @@ def _mixed_run(tmp_path):
     lab_run(out, "20261127-100000", ["lab0"], profile="quick")
     lab_run(out, "20261128-100000", ["lab2"], profile="smoke", seed=2, changed={"steps": 9})
     current = lab_run(out, "20261129-100000", ["lab1"], profile="smoke")
+    (current / "config.yaml").write_text("profile: smoke\nseed: 0\nlabs:\n  lab1:\n    steps: 3\n")
     complete_run(current, INSTALLED)
     return current
 
@@ -155,6 +156,7 @@ def test_a_mixed_report_says_so_in_its_title_block_and_appendix(tmp_path):
     assert 'class="mixed-run"' in title and '<table class="mixed-table">' in title
     assert title.count("<tr><td><code>lab") == 3
     assert "Every lab ran with" not in title
+    assert "config.yaml, as saved in the run folder: the settings of the labs this run ran itself" in html
 
 
 def test_a_consistent_report_states_its_profile_and_seed(tmp_path):
