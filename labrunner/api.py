@@ -161,6 +161,14 @@ _PARAMETERS: dict[str, tuple[str, Any]] = {
     ),
     "writes": ("True or False", lambda v: isinstance(v, bool)),
     "path": ("a path (str or os.PathLike) or None", lambda v: v is None or isinstance(v, _PATHLIKE)),
+    "partial": ("True or False", lambda v: isinstance(v, bool)),
+    "allow_stand_ins": ("True or False", lambda v: isinstance(v, bool)),
+    "allow_mixed": ("True or False", lambda v: isinstance(v, bool)),
+    "warn": ("a function taking one line, or None", lambda v: v is None or callable(v)),
+    "formats": (
+        "a format name or a list of them",
+        lambda v: isinstance(v, str) or _many(v, lambda x: isinstance(x, str)),
+    ),
 }
 
 
@@ -196,7 +204,7 @@ def check_arguments(function: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Parameters that take a list (or any iterable, read once).
-_LISTS = frozenset({"labs", "set", "plugins_dir", "seeds"})
+_LISTS = frozenset({"labs", "set", "plugins_dir", "seeds", "formats"})
 
 
 def _paths(value: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
@@ -509,6 +517,8 @@ class Run:
         """Render the report again from the saved files (``labrunner report``)."""
         from .report import render_report
 
+        checked = check_arguments("Run.render", {"formats": formats, "author": author})
+        formats = [checked["formats"]] if isinstance(checked["formats"], str) else checked["formats"]
         paths = render_report(self.path, author=author, formats=formats, plugins=self._plugins)
         self._data = None
         return paths
@@ -536,6 +546,16 @@ class Run:
         profile or seed unless ``allow_mixed``, stand-ins) or :class:`labrunner.bundle.BundleError`."""
         from .bundle import make_bundle
 
+        check_arguments(
+            "Run.submit",
+            {
+                "path": path,
+                "partial": partial,
+                "allow_stand_ins": allow_stand_ins,
+                "allow_mixed": allow_mixed,
+                "warn": warn,
+            },
+        )
         dest = Path(path) if path is not None else Path(f"submission-{self.path.resolve().name}.zip")
         written, self.bundle_files = make_bundle(
             self.path,

@@ -377,6 +377,17 @@ def _verify(zf: zipfile.ZipFile, path: Path, max_entry_bytes: int, max_total_byt
                 "that ignores case or normalises Unicode"
             )
         seen[folded] = info.filename
+    folders = {}  # every folder an entry lies in (folded) -> one such entry
+    for info in infos:
+        parts = info.filename.rstrip("/").split("/")
+        for depth in range(1, len(parts)):
+            folders.setdefault(_folded("/".join(parts[:depth])), info.filename)
+    for info in infos:
+        folded = _folded(info.filename)
+        if not info.is_dir() and folded in folders:
+            raise UnsafeBundle(
+                f"{path}: {_show(info.filename)} is a file, and a folder for {_show(folders[folded])}"
+            )
         if info.file_size > max_entry_bytes:
             raise BundleError(
                 f"{path}: {_show(info.filename)} is larger than {max_entry_bytes} bytes uncompressed"

@@ -219,3 +219,22 @@ def test_a_path_given_as_one_string_is_one_path(nothing_runs: Path):
 def test_load_checks_its_argument_types(workdir: Path, kwargs, name):
     with pytest.raises(labrunner.UsageError, match=rf"^labrunner\.load: {name}: expected a path"):
         labrunner.load(**kwargs)
+
+
+def test_run_methods_check_their_argument_types(tmp_path: Path):
+    from runfolders import make_run
+
+    run = labrunner.load(make_run(tmp_path))
+    for kwargs, name in (
+        ({"path": 5}, "path"),
+        ({"partial": "yes"}, "partial"),
+        ({"allow_stand_ins": 1}, "allow_stand_ins"),
+        ({"allow_mixed": None}, "allow_mixed"),
+        ({"warn": "print"}, "warn"),
+    ):
+        with pytest.raises(labrunner.UsageError, match=rf"^Run\.submit: {name}: expected "):
+            run.submit(**kwargs)
+    with pytest.raises(labrunner.UsageError, match=r"^Run\.render: formats: expected "):
+        run.render(formats=5)
+    assert [p.name for p in run.render(formats="md")] == ["report.md"]  # one name is one format
+    assert not list(tmp_path.glob("*.zip"))

@@ -373,3 +373,18 @@ def test_a_bundle_labrunner_writes_has_no_links_and_verifies(tmp_path):
     for info in zipfile.ZipFile(dest).infolist():
         assert (info.external_attr >> 16) & 0o170000 in (0, 0o100000)
     assert verify_bundle(dest) > 0
+
+
+@pytest.mark.parametrize(
+    ("file", "inside"), [("report.html", "report.html/x.png"), ("figures", "FIGURES/a.png")]
+)
+def test_verify_refuses_a_name_that_is_both_a_file_and_a_folder(cli, tmp_path, file, inside):
+    from labrunner.bundle import UnsafeBundle
+
+    entries = [(f"s/{file}", b"a"), (f"s/{inside}", b"b")]
+    path = _zip(
+        tmp_path / "s.zip", [*entries, ("s/MANIFEST.sha256", _manifest((file, b"a"), (inside, b"b")))]
+    )
+    with pytest.raises(UnsafeBundle, match=re.escape(f"'s/{file}' is a file, and a folder for 's/{inside}'")):
+        verify_bundle(path)
+    assert cli("submit", "--verify", str(path))[0] == 2
