@@ -105,9 +105,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the results are saved: `labrunner report` can render them again
         print(f"labrunner: error: rendering the report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         status = status or 1
+    _note_mixed(result)
     if interrupted:
         print("interrupted: finished labs are kept; run the same command again to resume", file=sys.stderr)
     return status
+
+
+def _note_mixed(result: Any) -> None:
+    """One line on stderr when the run's report mixes profiles or seeds (labs carried over
+    from earlier runs that ran with other ones), so it is seen before hand-in."""
+    try:
+        consistency = result.reload().data.consistency
+    except UsageError:  # the run folder cannot be read back: rendering said so already
+        return
+    if consistency.mixed:
+        print(
+            f"labrunner: note: the report mixes profiles or seeds: {consistency.describe()} "
+            "(labs not run now show their most recent result; `labrunner run all` with one "
+            "profile and seed makes the run consistent)",
+            file=sys.stderr,
+        )
 
 
 def _shown(path: Path) -> Path:

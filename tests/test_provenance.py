@@ -99,6 +99,7 @@ def test_one_lab_in_another_profile_makes_a_mixed_run_that_submit_names(cli, wor
     assert cli("run", "counter", "failing", "--isolation", "none")[0] == 1  # failing fails
     status, out, err = cli("run", "counter", "--profile", "smoke", "--isolation", "none")
     assert status == 0, err
+    assert "labrunner: note: the report mixes profiles or seeds: smoke profile, seed 0: counter;" in err
     status, out, err = cli("check")
     assert (
         "mixed run: labs differ in profile or seed: smoke profile, seed 0: counter; quick profile, seed 0: failing"
