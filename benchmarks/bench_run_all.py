@@ -1,10 +1,19 @@
-"""`labrunner run all` as a newcomer meets it: a cold run, then the same command again.
+"""A newcomer's first `labrunner run all`: this tree side by side with a git ref.
 
-    python benchmarks/bench_run_all.py [--profile quick] [--device cpu]
+    python benchmarks/bench_run_all.py [--ref 3ecee1e] [--repeat 3] [--profile quick]
 
-Runs in a temporary folder with a fresh cache (so the cold run includes training any
-fallback models), prints the wall time of both runs and each lab's time. Targets on a
-2-core CPU, quick profile: cold run under 5 minutes, cached rerun under 5 seconds.
+Each repeat runs a cold `labrunner run all` (empty cache folder, fresh run folder) with this
+tree and with ``--ref``, in alternating order (interleaved, so load changes hit both alike).
+The ref is exported with ``git archive`` into a temporary folder and installed there
+(``pip install --no-deps --no-build-isolation -e``) in a temporary venv made with
+``python -m venv --system-site-packages`` (torch and the rest come from this Python's
+site-packages); nothing is written into the source tree. This tree runs with the current
+interpreter, which must import labrunner from this tree.
+
+Prints the wall time of each version (median and spread), the ratio of the medians
+(this tree / ref) and each lab's time (median, from run.json). Add ``--repeat 1 --profile
+smoke`` for a quick check that it works. Another run's load on the machine changes every
+figure: state the load average (printed) beside them.
 """
 
 from __future__ import annotations
@@ -12,49 +21,113 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REF = "3ecee1e"
 
-def run_all(work: Path, env: dict[str, str], profile: str, device: str) -> tuple[float, dict]:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "run", "all", "--profile", profile, "--device", device, "-q"],
-        cwd=work,
-        env=env,
+
+def install_ref(ref: str, tmp: Path) -> Path:
+    """``ref`` exported into ``tmp/src`` and installed into the venv ``tmp/venv``; returns
+    that venv's python."""
+    src = tmp / "src"
+    src.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {ref}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--system-site-packages", str(tmp / "venv")], check=True)
+    python = tmp / "venv" / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(src)],
+        check=True,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    where = subprocess.run(
+        [str(python), "-c", "import labrunner; print(labrunner.__file__)"],
         capture_output=True,
         text=True,
+        check=True,
+        cwd=tmp,
     )
+    if not Path(where.stdout.strip()).is_relative_to(src):
+        raise SystemExit(f"the ref's venv imports labrunner from {where.stdout.strip()}, not {src}")
+    return python
+
+
+def run_all(python: str, work: Path, profile: str, device: str) -> tuple[float, dict[str, float], int]:
+    """One cold `labrunner run all` in ``work``; returns (wall seconds, lab -> seconds, status)."""
+    work.mkdir(parents=True)
+    env = {**os.environ, "LABRUNNER_CACHE_DIR": str(work / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("LABRUNNER_PLUGINS", None)
+    command = [python, "-m", "labrunner", "run", "all", "--profile", profile, "--device", device, "-q"]
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"labrunner failed ({proc.returncode}):\n{proc.stderr}")
+        raise SystemExit(f"{python} -m labrunner failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     run = json.loads((work / "reports" / "latest" / "run.json").read_text())
-    return took, run
+    labs = {lab["lab"]: float(lab["duration_s"]) for lab in run["labs"] if lab.get("status") != "not run"}
+    return took, labs, proc.returncode
+
+
+def spread(times: list[float]) -> str:
+    return f"median {statistics.median(times):7.1f} s   spread {min(times):7.1f} - {max(times):7.1f} s"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ref", default=DEFAULT_REF, help=f"git ref to compare with (default {DEFAULT_REF})")
+    parser.add_argument("--repeat", type=int, default=3, help="cold runs of each version (default 3)")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        env = {**os.environ, "LABRUNNER_CACHE_DIR": str(work / "cache")}
-        env.pop("LABRUNNER_PLUGINS", None)
-        cold, run = run_all(work, env, args.profile, args.device)
-        warm, run2 = run_all(work, env, args.profile, args.device)
-    print(f"profile {args.profile}, device {args.device}, {os.cpu_count()} CPUs")
-    print(f"{'lab':<16} {'status':<8} {'seconds':>8}")
-    for lab in run["labs"]:
-        print(f"{lab['lab']:<16} {lab['status']:<8} {lab['duration_s']:8.1f}")
-    print(f"{'cold run (wall)':<25} {cold:8.1f} s")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    import labrunner
+
+    if not Path(labrunner.__file__).resolve().is_relative_to(ROOT):
+        raise SystemExit(f"this Python imports labrunner from {labrunner.__file__}, not from {ROOT}")
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory(prefix="bench-run-all-") as tmp_name:
+        tmp = Path(tmp_name)
+        versions = {"this tree": sys.executable, args.ref: str(install_ref(args.ref, tmp))}
+        walls: dict[str, list[float]] = {name: [] for name in versions}
+        labs: dict[str, dict[str, list[float]]] = {name: {} for name in versions}
+        for repeat in range(args.repeat):
+            order = list(versions) if repeat % 2 == 0 else list(reversed(versions))
+            for name in order:
+                work = tmp / f"run-{repeat}-{'tree' if name == 'this tree' else 'ref'}"
+                took, split, status = run_all(versions[name], work, args.profile, args.device)
+                walls[name].append(took)
+                for lab, seconds in split.items():
+                    labs[name].setdefault(lab, []).append(seconds)
+                loads.append(os.getloadavg()[0])
+                print(f"  repeat {repeat + 1}: {name:<10} {took:7.1f} s (exit {status})", flush=True)
     print(
-        f"{'cached rerun (wall)':<25} {warm:8.1f} s   ({sum(lab['cached'] for lab in run2['labs'])} labs cached)"
+        f"\ncold `labrunner run all --profile {args.profile} --device {args.device}`, {args.repeat} repeat(s), "
+        f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} usable cores, "
+        f"load average {min(loads):.1f}-{max(loads):.1f}"
     )
-    print(f"{'ratio cached/cold':<25} {warm / cold:8.3f}")
+    for name, times in walls.items():
+        print(f"{name:<12} {spread(times)}")
+    ratio = statistics.median(walls["this tree"]) / statistics.median(walls[args.ref])
+    print(f"ratio (this tree / {args.ref}): {ratio:.2f}")
+    names = sorted({lab for split in labs.values() for lab in split})
+    print(f"\n{'lab (median s)':<16}" + "".join(f"{name:>14}" for name in versions))
+    for lab in names:
+        cells = [labs[name].get(lab) for name in versions]
+        print(f"{lab:<16}" + "".join(f"{statistics.median(c):14.1f}" if c else f"{'-':>14}" for c in cells))
 
 
 if __name__ == "__main__":

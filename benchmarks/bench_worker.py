@@ -1,15 +1,17 @@
-"""Start-up cost of a lab's worker process: the same tiny lab run in a fresh worker
-(``--isolation process``) and in this process (``--isolation none``), interleaved.
+"""Start-up cost of a lab's worker process, spawn against zygote: the same tiny lab run in
+a fresh spawned worker, in a worker forked from a zygote (its first lab, which waits for
+the zygote to import torch, and a later lab), and in this process (``--isolation none``),
+interleaved.
 
     python benchmarks/bench_worker.py [--repeat 7]
 
-The lab (``failing`` from tests/plugins) records two checks and imports nothing, so the
-difference of the two medians is what a worker adds per lab: starting Python with
-``spawn``, importing labrunner and the lab's plugin, importing torch and seeding. In-process
-runs reuse this process's torch, imported once before timing. Prints the median and the
-spread (min-max) of each, and the per-lab cost beside ``python -c "import torch"`` timed in
-the same loop; also the wall time of a ``labrunner run`` whose lab is cached (the parent
-alone, which never imports torch).
+The lab (``failing`` from tests/plugins) records two checks and imports nothing, so each
+time less the in-process time is what a worker adds per lab: for spawn, starting Python,
+importing labrunner, the lab's plugin and torch, and seeding; for a zygote's later lab,
+a fork and the plugin. In-process runs reuse this process's torch, imported once before
+timing. Prints the median and the spread (min-max) of each, beside ``python -c "import
+torch"`` timed in the same loop, and the wall time of a ``labrunner run`` whose lab is
+cached (the parent alone, which never imports torch).
 """
 
 from __future__ import annotations
@@ -54,21 +56,32 @@ def main() -> None:
     import torch  # noqa: F401  (the in-process runs reuse it, as --isolation none does)
 
     from labrunner.progress import Reporter
-    from labrunner.worker import LocalWorker, run_lab_job
+    from labrunner.worker import LocalWorker, WorkerStarter, run_lab_job, spawn_worker
+
+    def timed(starter: WorkerStarter | None) -> float:
+        start = time.perf_counter()
+        worker = starter.start() if starter is not None else spawn_worker()
+        outcome = LocalWorker(Reporter()).run(spec, worker)
+        took = time.perf_counter() - start
+        assert outcome.reply and outcome.reply["status"] == "failed", outcome
+        return took
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["LABRUNNER_CACHE_DIR"] = str(tmp / "cache")
         spec, _ = spec_for(tmp)
-        worker, here, torch_import = [], [], []
+        spawn, first, later, here, torch_import = [], [], [], [], []
         for _ in range(args.repeat):  # interleaved, so load changes hit all alike
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", "import torch"], check=True)
             torch_import.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            outcome = LocalWorker(Reporter()).run(spec)
-            worker.append(time.perf_counter() - start)
-            assert outcome.reply and outcome.reply["status"] == "failed", outcome
+            spawn.append(timed(None))
+            starter = WorkerStarter("zygote")  # a fresh zygote: its first lab waits for torch
+            try:
+                first.append(timed(starter))
+                later.append(timed(starter))
+            finally:
+                starter.close()
             start = time.perf_counter()
             assert run_lab_job(spec)["status"] == "failed"
             here.append(time.perf_counter() - start)
@@ -80,13 +93,15 @@ def main() -> None:
             start = time.perf_counter()
             subprocess.run(cmd, cwd=tmp, env=env, capture_output=True)
             cached.append(time.perf_counter() - start)
-    extra = [w - h for w, h in zip(worker, here, strict=True)]
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.repeat} repeats")
-    print(f"{'lab in a worker':<28} {summary(worker)}")
-    print(f"{'lab in this process':<28} {summary(here)}")
-    print(f"{'worker cost per lab':<28} {summary(extra)}")
-    print(f"{'import torch (alone)':<28} {summary(torch_import)}")
-    print(f"{'labrunner run, lab cached':<28} {summary(cached)}")
+    print(f"{'spawned worker':<30} {summary(spawn)}")
+    print(f"{'zygote, its first lab':<30} {summary(first)}")
+    print(f"{'zygote, a later lab':<30} {summary(later)}")
+    print(f"{'lab in this process':<30} {summary(here)}")
+    print(f"{'import torch (alone)':<30} {summary(torch_import)}")
+    print(f"{'labrunner run, lab cached':<30} {summary(cached)}")
+    ratio = statistics.median(later) / statistics.median(spawn)
+    print(f"per lab after the first: zygote / spawn = {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -410,8 +410,11 @@ def run(
     )
     own_reporter = reporter is None
     reporter = reporter or _reporter(verbosity)
+    from .stopping import stop_signals
+
     try:
-        run_dir, results, interrupted = execute(resolved, plugins, reporter)
+        with stop_signals():  # SIGTERM and SIGHUP stop the run as Ctrl-C does
+            run_dir, results, interrupted = execute(resolved, plugins, reporter)
     finally:
         if own_reporter:
             reporter.stop()
@@ -498,9 +501,12 @@ class Run:
 
     @property
     def exit_status(self) -> int:
-        """0 when every lab passed, 130 after an interruption, else 1."""
+        """0 when every lab passed, 128 + the signal after an interruption (130 for
+        Ctrl-C, 143 for SIGTERM), else 1."""
         if self.interrupted or self.status == "interrupted":
-            return 130
+            from .stopping import interrupted_status
+
+            return interrupted_status() if self.interrupted else 130
         return 0 if self.passed else 1
 
     @property

@@ -521,8 +521,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"labrunner: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from .stopping import interrupted_status
+
         print("labrunner: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_status(exc)
     except BrokenPipeError:  # `labrunner list | head`
         return 0

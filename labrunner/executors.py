@@ -109,28 +109,32 @@ class SerialReporter(Reporter):
 
 
 class LocalExecutor(Executor):
-    """Lab jobs in fresh worker processes on this machine, ``slots`` at a time."""
+    """Lab jobs in fresh worker processes on this machine, ``slots`` at a time, started by
+    ``starter`` (forked from a zygote for CPU runs, spawned otherwise)."""
 
     name = "local"
 
-    def __init__(self, slots: int, lab_timeout: float | None = None) -> None:
+    def __init__(self, slots: int, lab_timeout: float | None = None, starter: Any = None) -> None:
+        from .worker import WorkerStarter
+
         self.slots = max(1, slots)
         self.lab_timeout = lab_timeout
+        self.starter = starter or WorkerStarter()
         self._running: dict[int, Any] = {}  # id -> StartedWorker
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
 
     def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
-        from .worker import LocalWorker, WorkerOutcome, start_worker
+        from .worker import LocalWorker, WorkerOutcome
 
         if self._cancelled.is_set():
             return WorkerOutcome(interrupted=True)
-        worker = start_worker()
+        worker = self.starter.start()
         with self._lock:
             self._running[id(worker)] = worker
         try:
             if self._cancelled.is_set():  # Ctrl-C while it started
-                self._interrupt(worker)
+                worker.signal_group(signal.SIGINT)
             outcome = LocalWorker(reporter, self.lab_timeout).run(spec, worker)
         finally:
             with self._lock:
@@ -146,23 +150,21 @@ class LocalExecutor(Executor):
         with self._lock:
             workers = list(self._running.values())
         for worker in workers:
-            self._interrupt(worker)
+            worker.signal_group(signal.SIGINT)
         killer = threading.Timer(_grace_s(), self._kill_left)
         killer.daemon = True
         killer.start()
 
-    def _interrupt(self, worker: Any) -> None:
-        from .worker import _signal_group
-
-        _signal_group(worker.process, signal.SIGINT)
-
     def _kill_left(self) -> None:
-        from .worker import KILL, _signal_group
+        from .worker import KILL
 
         with self._lock:
             workers = list(self._running.values())
         for worker in workers:
-            _signal_group(worker.process, KILL)
+            worker.signal_group(KILL)
+
+    def close(self) -> None:
+        self.starter.close()
 
 
 def _grace_s() -> float:
@@ -171,14 +173,94 @@ def _grace_s() -> float:
     return INTERRUPT_GRACE_S
 
 
-def local_slots(parallel: int | None, jobs: int, device: str, gpus: int) -> int:
-    """``--jobs N`` for the local executor; ``None`` (``auto``): what the cores allow, and
-    at most one lab per GPU when the labs run on CUDA."""
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or ``taskset``'s
+    limit), not every core of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_average() -> float | None:
+    """The machine's load average over the last minute, or None where there is none."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    """How a local run uses the CPU: ``slots`` labs at a time, ``threads`` torch threads
+    each, with ``slots * threads`` never above the ``cores`` the run may use."""
+
+    cores: int
+    load: float | None
+    slots: int
+    threads: int
+
+    @property
+    def slowdown(self) -> float:
+        """How much longer the labs are expected to take than on an idle machine: the
+        runnable threads (other work's load, plus ours) shared over the cores."""
+        if self.load is None:
+            return 1.0
+        return max(1.0, (self.load + self.slots * self.threads) / self.cores)
+
+    def busy_note(self) -> str | None:
+        """One line for a machine that other work keeps busy, or None."""
+        if self.slowdown < BUSY_SLOWDOWN:
+            return None
+        return (
+            f"this machine is busy (load average {self.load:.1f} on the {self.cores} cores this run "
+            f"may use): expect the labs to take about {self.slowdown:.1f}x as long as on an idle machine "
+            f"({self.slots} at a time, {self.threads} thread{'s' if self.threads > 1 else ''} each)"
+        )
+
+
+#: The expected slowdown from which a run says that the machine is busy.
+BUSY_SLOWDOWN = 1.5
+
+
+def plan_cpu(
+    parallel: int | None,
+    jobs: int,
+    threads: int | None,
+    device: str = "cpu",
+    gpus: int = 0,
+    *,
+    cores: int | None = None,
+    load: float | None | bool = True,
+) -> CpuPlan:
+    """Slots and threads for ``jobs`` lab jobs on this machine's free cores.
+
+    ``parallel`` is ``--jobs`` (None: ``auto``, as many as the free cores allow, one per GPU
+    on CUDA); ``threads`` is ``--threads`` (None: the free cores shared among the slots).
+    Free cores are the cores the run may use (its affinity) less the load other work puts
+    on them (the load average, rounded down). ``--jobs N`` and ``--threads T`` are kept as
+    far as ``N * T`` fits the cores."""
+    cores = cores or usable_cores()
+    if load is True:
+        load = load_average()
+    others = 0 if load is None else min(cores - 1, max(0, int(load)))
+    free = cores - others
     if parallel is None:
-        parallel = os.cpu_count() or 1
+        slots = min(jobs, free)
         if device.startswith("cuda"):
-            parallel = min(parallel, max(1, gpus))
-    return max(1, min(parallel, max(1, jobs)))
+            slots = min(slots, max(1, gpus))
+    else:
+        slots = min(parallel, max(1, jobs))
+    slots = max(1, min(slots, cores // (threads or 1)))
+    if threads is None:
+        threads = max(1, free // slots)
+    return CpuPlan(cores=cores, load=None if load is None else float(load), slots=slots, threads=threads)
+
+
+def local_slots(parallel: int | None, jobs: int, device: str, gpus: int) -> int:
+    """``--jobs N`` for the local executor; ``None`` (``auto``): what the free cores
+    allow, and at most one lab per GPU when the labs run on CUDA (see :func:`plan_cpu`)."""
+    return plan_cpu(parallel, jobs, None, device, gpus).slots
 
 
 class DevicePool:
@@ -205,10 +287,11 @@ class DevicePool:
 
 def fair_threads(threads: int | None, slots: int) -> int | None:
     """Torch CPU threads for each of ``slots`` labs running at once: ``--threads`` when
-    given, else a fair share of the cores (``None``, torch's own choice, for one lab)."""
+    given, else a fair share of the cores this run may use (``None``, torch's own choice,
+    for one lab)."""
     if threads is not None or slots <= 1:
         return threads
-    return max(1, (os.cpu_count() or 1) // slots)
+    return max(1, usable_cores() // slots)
 
 
 # --------------------------------------------------------------------------- slurm
@@ -238,6 +321,8 @@ class SlurmJobsExecutor(Executor):
         job = self.slurm.submit(spec)
         with self._lock:
             self._jobs.append(job)
+        if self._cancelled.is_set():  # Ctrl-C or SIGTERM while it was being submitted
+            self.slurm.cancel([job])
         reporter.log(f"{spec['lab']} (seed {spec['seed']}): SLURM job {job.job_id} submitted")
 
         def on_state(j: Any) -> None:
@@ -270,8 +355,10 @@ class SlurmJobsExecutor(Executor):
 
 
 def _build_local(context: ExecutorContext) -> Executor:
+    from .worker import WorkerStarter, start_method
+
     slots = local_slots(context.parallel, context.jobs, context.device, context.gpus)
-    return LocalExecutor(slots, context.lab_timeout)
+    return LocalExecutor(slots, context.lab_timeout, WorkerStarter(start_method(context.device)))
 
 
 def builtin_executors(register: Callable[..., None]) -> None:

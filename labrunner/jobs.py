@@ -336,16 +336,36 @@ def _inside_run(run_dir: Path, rel: str) -> Path:
 
 
 def _job_state(run_dir: Path, job: dict[str, Any]) -> str:
-    """The job's SLURM state (sacct through submitit), or UNKNOWN."""
-    if job.get("executor", "slurm") != "slurm":
-        return "UNKNOWN"
+    """The job's SLURM state: sacct's (SLURM's accounting, through submitit), else
+    squeue's; a job that left its result counts as COMPLETED. Otherwise ``UNKNOWN``, with
+    the reason in brackets (no accounting, submitit missing, ...)."""
+    executor = job.get("executor", "slurm")
+    if executor != "slurm":
+        return f"UNKNOWN (a job of the {executor!r} executor; labrunner can follow SLURM jobs only)"
     try:
         import submitit
+    except ImportError:
+        return "UNKNOWN (submitit is not installed: pip install 'labrunner[slurm]')"
+    from .slurm import accounting_problem, queue_state
 
-        folder = Path(job.get("folder") or run_dir / ".slurm")
-        return str(submitit.SlurmJob(folder=folder / "%j", job_id=str(job["job_id"])).state)
-    except Exception:
-        return "UNKNOWN"
+    folder = Path(job.get("folder") or run_dir / ".slurm")
+    job_id = str(job.get("job_id", ""))
+    try:
+        handle = submitit.SlurmJob(folder=folder / "%j", job_id=job_id)
+        state = str(handle.state)
+        finished = handle.paths.result_pickle.exists()
+    except Exception as exc:
+        return f"UNKNOWN (submitit cannot read the job: {type(exc).__name__})"
+    if state.split()[0] != "UNKNOWN":
+        return state
+    queued = queue_state(job_id)
+    if queued is not None:
+        return queued
+    problem = accounting_problem()
+    if finished:
+        return "COMPLETED" + (f" (from the result it left; {problem})" if problem else "")
+    why = problem or "sacct does not know the job"
+    return f"UNKNOWN (not in the queue any more, and {why})"
 
 
 def _ended_job_result(job: dict[str, Any], out_dir: Path, info: Any, run_name: str = "") -> LabResult:

@@ -99,6 +99,10 @@ def execute(
     """
     default_warn = plugins.warn
     from .jobs import run_jobs, uses_jobs  # labs as jobs (parallel, sweeps, executors)
+    from .worker import start_method
+
+    start_method(settings.device)  # LABRUNNER_WORKER_START checked before anything is written
+    settings = _fit_cpu(settings, reporter)
 
     plugins.warn = lambda message: reporter.log(message, "warning")
     if settings.isolation == "none":  # else each worker sets them: torch stays out of this process
@@ -126,9 +130,9 @@ def execute(
     labs_bar = reporter.bar("labs", total=len(settings.labs))
     pool = None
     if settings.isolation == "process" and not uses_jobs(settings):
-        from .worker import WorkerPool
+        from .worker import WorkerPool, WorkerStarter, start_method
 
-        pool = WorkerPool()
+        pool = WorkerPool(WorkerStarter(start_method(settings.device)))
     ended = False  # stays False when an error ends the run (a job the scheduler refused at submission)
     try:
         if uses_jobs(settings):
@@ -160,6 +164,31 @@ def execute(
     plugins.run_finished(run_dir=run_dir, results=results)
     plugins.warn = default_warn
     return run_dir, results, interrupted
+
+
+def _fit_cpu(settings: RunSettings, reporter: Reporter) -> RunSettings:
+    """A local run in workers: labs at a time (``--jobs auto``) and threads (unless
+    ``--threads``) from the cores the run may use and the load, so that threads x labs at a
+    time never exceed the cores; a busy machine is named once, with the slowdown to expect."""
+    from .executors import plan_cpu
+    from .jobs import _gpu_count, uses_jobs
+
+    if settings.executor != "local" or settings.isolation != "process" or settings.detach:
+        return settings
+    parallel = settings.jobs if uses_jobs(settings) else 1
+    tasks = len(settings.labs) * len(settings.seeds or [settings.seed])
+    gpus = _gpu_count(settings.device) if parallel != 1 else 0
+    plan = plan_cpu(parallel, tasks, settings.threads, settings.device, gpus)
+    if settings.jobs is not None and plan.slots < settings.jobs and plan.slots < tasks:
+        reporter.log(
+            f"--jobs {settings.jobs}: this run may use {plan.cores} cores, so {plan.slots} "
+            f"lab{'s' if plan.slots > 1 else ''} at a time with {plan.threads} thread(s) each"
+        )
+    note = plan.busy_note()
+    if note:
+        reporter.log(note, "warning")
+    jobs = plan.slots if uses_jobs(settings) else 1
+    return dataclasses.replace(settings, threads=plan.threads, jobs=jobs)
 
 
 def _one_lab(
@@ -424,8 +453,12 @@ def _config_yaml(settings: RunSettings) -> str:
 
 
 def exit_status(results: list[LabResult], interrupted: bool) -> int:
+    """0 when every lab passed, 1 otherwise; 128 + the signal that interrupted the run
+    (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
     if interrupted:
-        return 130
+        from .stopping import interrupted_status
+
+        return interrupted_status()
     return 0 if all(r.status == "passed" for r in results) else 1
 
 

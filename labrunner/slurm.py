@@ -24,7 +24,9 @@ Options (``--executor-option KEY=VALUE`` or ``executor_options:`` in the config 
 
 from __future__ import annotations
 
+import functools
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -61,6 +63,42 @@ FINISHED_STATES = frozenset(
     }
 )
 POLL_S = 1.0
+#: Seconds cancelled jobs get to reach an end state before the run stops following them.
+CANCEL_WAIT_S = 30.0
+#: Polls a job may be missing from the queue, without a result or accounting, before it
+#: counts as ended (a job can be missing for a moment between submission and the queue).
+GONE_POLLS = 3
+
+
+@functools.lru_cache(maxsize=1)
+def accounting_problem() -> str | None:
+    """Why ``sacct`` (SLURM's accounting, which submitit reads job states from) cannot tell
+    a job's state here, or None when it can."""
+    try:
+        proc = subprocess.run(
+            ["sacct", "-n", "-X", "-j", "1", "-o", "State"], capture_output=True, text=True, timeout=30
+        )
+    except FileNotFoundError:
+        return "sacct is not installed"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"sacct did not answer ({type(exc).__name__})"
+    if proc.returncode != 0:
+        lines = [line.strip() for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+        return f"sacct fails: {lines[0] if lines else f'exit status {proc.returncode}'}"
+    return None
+
+
+def queue_state(job_id: str) -> str | None:
+    """The job's state from ``squeue`` (which works without accounting, for as long as the
+    controller remembers the job), or None when squeue does not list it."""
+    try:
+        proc = subprocess.run(
+            ["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    words = proc.stdout.split() if proc.returncode == 0 else []
+    return words[0] if words else None
 
 
 def parse_time(value: str) -> int:
@@ -152,6 +190,8 @@ class SlurmExecutor:
         self.folder = Path(folder)
         self.parameters = slurm_parameters(dict(options or {}))
         self._executor = submitit.SlurmExecutor(folder=str(self.folder / "%j"), max_num_timeout=0)
+        #: When :meth:`cancel` was called (time.monotonic), or None.
+        self.cancelled_at: float | None = None
         self._executor.update_parameters(**self.parameters)
 
     def submit(self, spec: dict[str, Any]) -> SlurmJob:
@@ -172,15 +212,22 @@ class SlurmExecutor:
         on_state: Callable[[SlurmJob], None] = lambda job: None,
     ) -> Iterable[SlurmJob]:
         """Yield each job as it ends (its ``outcome`` set), calling ``on_state`` on every
-        change of state (PENDING, RUNNING, COMPLETED, FAILED, ...)."""
+        change of state (PENDING, RUNNING, COMPLETED, FAILED, ...).
+
+        Without SLURM's accounting (no ``sacct``) the state comes from ``squeue``; a job
+        that neither lists any more and that left no result has ended. After :meth:`cancel`
+        the jobs get :data:`CANCEL_WAIT_S` seconds to end, then are yielded as cancelled."""
         waiting = list(jobs)
+        gone: dict[str, int] = {}
         while waiting:
             for job in list(waiting):
-                state = job.job.state
+                state = self._state(job, gone)
                 if state != job.state and state != "UNKNOWN":
                     job.state = state
                     on_state(job)
-                if job.job.done() or job.state.split()[0] in FINISHED_STATES:
+                cut = self.cancelled_at is not None and time.monotonic() - self.cancelled_at > CANCEL_WAIT_S
+                ended = self._has_result(job) or job.state.split()[0] in FINISHED_STATES
+                if ended or cut or gone.get(job.job_id, 0) >= GONE_POLLS:
                     job.outcome = self._outcome(job)
                     final = self._final_state(job)
                     if final != job.state:
@@ -191,8 +238,34 @@ class SlurmExecutor:
             if waiting:
                 time.sleep(POLL_S)
 
+    def _state(self, job: SlurmJob, gone: dict[str, int]) -> str:
+        """The job's state: sacct's (through submitit), else squeue's; counts the polls
+        where neither knows the job (``gone``)."""
+        try:
+            state = str(job.job.state)
+        except Exception:
+            state = "UNKNOWN"
+        if state.split()[0] != "UNKNOWN":
+            return state
+        queued = queue_state(job.job_id)
+        if queued is not None:
+            gone.pop(job.job_id, None)
+            return queued
+        gone[job.job_id] = gone.get(job.job_id, 0) + 1
+        return state
+
+    @staticmethod
+    def _has_result(job: SlurmJob) -> bool:
+        try:
+            return bool(job.job.paths.result_pickle.exists())
+        except Exception:
+            return False
+
     def cancel(self, jobs: Iterable[SlurmJob]) -> None:
-        """Cancel the jobs that have not ended (Ctrl-C)."""
+        """Cancel the jobs that have not ended (Ctrl-C, SIGTERM); :meth:`follow` then
+        stops waiting for them once they end, or after :data:`CANCEL_WAIT_S` seconds."""
+        if self.cancelled_at is None:
+            self.cancelled_at = time.monotonic()
         for job in jobs:
             if job.outcome is None:
                 try:
@@ -209,11 +282,31 @@ class SlurmExecutor:
         except Exception:
             state = job.state
         if state.split()[0] not in FINISHED_STATES:
+            state = job.state if job.state.split()[0] in FINISHED_STATES else ""
+        if not state:
             state = "COMPLETED" if job.outcome and "reply" in job.outcome else "FAILED"
         return state
 
     def _outcome(self, job: SlurmJob) -> dict[str, Any]:
-        """The job's reply, or the error to record for its lab."""
+        """The job's reply, or the error to record for its lab (never waits: submitit's
+        ``result()`` would wait for ever for a job that ended without a result)."""
+        if not self._has_result(job):
+            why = (
+                ""
+                if accounting_problem() is None
+                else f"; SLURM's accounting cannot say more ({accounting_problem()})"
+            )
+            cancelled = self.cancelled_at is not None
+            return {
+                "error": {
+                    "type": "SlurmJobCancelled" if cancelled else "SlurmJobFailed",
+                    "message": f"SLURM job {job.job_id} ended {job.state.split()[0]} without a result"
+                    + (" (cancelled)" if cancelled else why),
+                    "traceback": "",
+                    "job_id": job.job_id,
+                    "state": job.state,
+                }
+            }
         try:
             return {"reply": job.job.result()}
         except Exception as exc:

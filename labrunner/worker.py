@@ -7,25 +7,31 @@ parent reads it back. Whatever happens in the worker (an exception, ``sys.exit``
 the next lab, which starts in a new process with fresh global state.
 
 :func:`run_lab_job` is the whole job, a plain function of a JSON-serialisable spec, so
-any executor can call it: :class:`LocalWorker` runs it in a process started with
-``spawn`` (fork is unsafe with CUDA and threads), a cluster executor can run it in a job.
+any executor can call it: :class:`LocalWorker` runs it in a worker process that
+:class:`WorkerStarter` started (forked from the zygote, :mod:`.zygote`, for CPU runs on
+Linux; else a fresh ``python -m labrunner.workerproc``), a cluster executor in a job.
+Workers never import the user's ``__main__``; each leads its own process group, which
+ends with it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import multiprocessing.connection
 import os
+import select
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from .errors import describe_exception
+from .errors import UsageError, describe_exception
 from .progress import Bar, Reporter
 
 #: Keys of the spec :func:`run_lab_job` takes.
@@ -155,59 +161,101 @@ def _plain(postfix: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _watch_parent() -> None:
-    """End this worker when the parent dies (nothing else would stop an orphan)."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="labrunner-parent-watch", daemon=True).start()
-
-
-def _preload() -> None:
-    """What every lab needs, imported while the worker waits for its job (a spare worker
-    starts while the previous lab runs, so this time is hidden)."""
+def preload() -> None:
+    """What every lab needs: labrunner's lab runtime and torch (a spawned worker imports it
+    while it waits for its job; the zygote imports it once for every worker it forks)."""
     import labrunner.runner  # noqa: F401
 
     try:
+        import numpy  # noqa: F401
         import torch  # noqa: F401
     except ImportError:
         pass
 
 
-def worker_main(conn: multiprocessing.connection.Connection) -> None:
-    """The worker process: wait for ``("job", spec)``, run it, then send ``("done", reply)``
-    or ``("failed", error)``. One job per process."""
-    if hasattr(os, "setpgrp"):
-        # A terminal's Ctrl-C then reaches only the parent, which forwards it once.
-        os.setpgrp()
-    _watch_parent()
+def worker_main(conn: multiprocessing.connection.Connection, imports: bool = True) -> None:
+    """The worker process: wait for ``("job", spec, setting)``, run it, send ``("done",
+    reply)`` or ``("failed", error)``, then end with its whole process group (whatever the
+    lab started: a forked child, a daemon). One job per process; never returns."""
+    if hasattr(os, "setpgrp") and os.getpgrp() != os.getpid():
+        os.setpgrp()  # a terminal's Ctrl-C reaches only the parent, which forwards it once
     broken: dict[str, Any] | None = None
+    if imports:
+        try:
+            preload()
+        except Exception as exc:  # reported as the job's error once the job arrives
+            broken = {**_error(exc), "traceback": traceback.format_exc()}
+        except KeyboardInterrupt:
+            _end(1)
     try:
-        _preload()
-    except Exception as exc:  # reported as the job's error once the job arrives
-        broken = {**_error(exc), "traceback": traceback.format_exc()}
-    except KeyboardInterrupt:
-        return
+        _kind, spec, setting = conn.recv()
+    except (EOFError, OSError, KeyboardInterrupt, ValueError):  # a spare no longer needed
+        _end(0)
     try:
-        _kind, spec = conn.recv()
-    except (EOFError, OSError, KeyboardInterrupt):  # a spare the parent no longer needs
-        return
-    try:
+        _take_setting(setting)
+        _watch_parent(conn)
         if broken is not None:
             message: tuple = ("failed", broken)
         else:
             message = ("done", run_lab_job(spec, PipeReporter(conn)))
     except BaseException as exc:
         message = ("failed", {**_error(exc), "traceback": traceback.format_exc()})
+    _flush()
     try:
         conn.send(message)
-    finally:
-        conn.close()
+    except (OSError, ValueError):
+        pass
+    _end(0)
+
+
+def job_setting() -> dict[str, Any]:
+    """What a worker takes from the parent beside the job: its working folder, environment
+    and import path (a zygote's worker was forked from a process started earlier)."""
+    return {"cwd": os.getcwd(), "environ": dict(os.environ), "sys_path": list(sys.path)}
+
+
+def _take_setting(setting: dict[str, Any]) -> None:
+    os.environ.clear()
+    os.environ.update(setting["environ"])
+    os.environ["LABRUNNER_WORKER"] = "1"
+    sys.path[:] = setting["sys_path"]
+    try:
+        os.chdir(setting["cwd"])
+    except OSError:
+        pass
+
+
+def _watch_parent(conn: multiprocessing.connection.Connection) -> None:
+    """End this worker's process group when the parent dies (its end of the socket closes:
+    the parent sends nothing after the job, so the socket turning readable means EOF)."""
+
+    def watch() -> None:
+        try:
+            select.select([conn.fileno()], [], [])
+        except (OSError, ValueError):
+            return
+        _end(1)
+
+    threading.Thread(target=watch, name="labrunner-parent-watch", daemon=True).start()
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _end(code: int) -> NoReturn:
+    """End the worker and every process of its group (what the lab left running)."""
+    _flush()
+    if hasattr(os, "killpg") and os.getpgrp() == os.getpid():
+        try:
+            os.killpg(os.getpid(), KILL)
+        except OSError:
+            pass
+    os._exit(code)
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
@@ -254,84 +302,199 @@ def exit_error(exitcode: int | None, timeout: float | None = None, timed_out: bo
         }
     return {
         "type": "WorkerExited",
-        "message": f"the lab's worker process ended with exit status {exitcode} before the lab finished",
+        "message": "the lab's worker process ended "
+        + ("" if exitcode is None else f"with exit status {exitcode} ")
+        + "before the lab finished",
         "traceback": "",
         "exit_code": exitcode,
     }
 
 
-def _signal_group(process: multiprocessing.process.BaseProcess, signum: int) -> None:
-    """Signal the worker and the processes it started (its own process group), or the
-    worker alone where it has no group of its own yet."""
-    if process.pid is None:
-        return
+# --------------------------------------------------------------------------- starting workers
+
+
+#: ``LABRUNNER_WORKER_START``: ``spawn`` or ``zygote`` instead of the rule of :func:`start_method`.
+START_ENV = "LABRUNNER_WORKER_START"
+
+
+def can_fork() -> bool:
+    """Whether workers may be forked from a zygote here: Linux (macOS's frameworks are not
+    safe to use in a forked child that does not exec; Windows has no fork)."""
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def start_method(device: str) -> str:
+    """How this run starts its workers: ``zygote`` (forked from a process that imported
+    torch once) for CPU runs on Linux; ``spawn`` (a fresh Python) for CUDA and MPS runs,
+    whose driver must start in a fresh process, and where fork is unsafe.
+    ``LABRUNNER_WORKER_START=spawn`` forces spawn."""
+    forced = os.environ.get(START_ENV, "").strip()
+    if forced not in ("", "spawn", "zygote"):
+        raise UsageError(f"{START_ENV}={forced!r}: expected spawn or zygote")
+    if forced == "spawn" or not can_fork():
+        return "spawn"
+    if forced == "zygote":
+        return "zygote"
+    return "zygote" if device == "cpu" else "spawn"
+
+
+def child_environment() -> dict[str, str]:
+    """The environment of a worker (or zygote) process: this one's, with labrunner's own
+    folder on PYTHONPATH and this process's import path (the worker restores it)."""
+    import json
+
+    here = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH", "")
+    return {
+        **os.environ,
+        "PYTHONPATH": here + (os.pathsep + path if path else ""),
+        "LABRUNNER_SYS_PATH": json.dumps(sys.path),
+    }
+
+
+class SpawnedProcess:
+    """A worker started as ``python -m labrunner.workerproc worker FD``."""
+
+    def __init__(self, popen: subprocess.Popen) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that turns readable when process ``pid`` ends (Linux), else None."""
     try:
-        if hasattr(os, "killpg") and os.getpgid(process.pid) == process.pid:
-            os.killpg(process.pid, signum)
-            return
-    except OSError:
-        pass
-    try:
-        if signum == KILL:
-            process.kill()
-        else:
-            os.kill(process.pid, signum)
-    except OSError:
-        pass
+        return os.pidfd_open(pid)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
 
 
 @dataclass
 class StartedWorker:
-    """A worker process waiting for its job, and the parent's end of its pipe."""
+    """A worker process waiting for its job, and the parent's end of its socket."""
 
-    process: multiprocessing.process.BaseProcess
+    process: Any  # SpawnedProcess or zygote.ForkedProcess
     conn: multiprocessing.connection.Connection
+    method: str = "spawn"
+    sentinel: int | None = None
+
+    def __post_init__(self) -> None:
+        self.sentinel = _pidfd(self.process.pid)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        """Signal the worker's process group: the worker and every process the lab started
+        (the worker leads its own group from the start)."""
+        try:
+            os.killpg(self.process.pid, signum)
+        except OSError:
+            pass
 
     def discard(self) -> None:
-        if self.process.is_alive():
-            _signal_group(self.process, KILL)
-        self.process.join()
+        """End the worker's whole group and release it (nothing it left can hold us)."""
+        self.signal_group(KILL)
+        self.process.wait(10)
         self.conn.close()
+        if self.sentinel is not None:
+            os.close(self.sentinel)
+            self.sentinel = None
 
 
-def start_worker() -> StartedWorker:
-    """Start a fresh worker process with ``spawn`` (it imports torch, then waits)."""
-    context = multiprocessing.get_context("spawn")
-    conn, child_conn = context.Pipe(duplex=True)
-    process = context.Process(target=worker_main, args=(child_conn,), name="labrunner-worker", daemon=True)
-    process.start()
-    child_conn.close()  # the worker holds the only other end: EOF means it is gone
-    return StartedWorker(process, conn)
+def spawn_worker() -> StartedWorker:
+    """A fresh Python running labrunner's worker entry point (it imports torch, then waits)."""
+    ours, theirs = socket.socketpair()
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "labrunner.workerproc", "worker", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=child_environment(),
+            start_new_session=True,  # its own group: a terminal's Ctrl-C reaches the parent only
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        theirs.close()
+    return StartedWorker(SpawnedProcess(popen), multiprocessing.connection.Connection(ours.detach()))
+
+
+#: Kept for callers of the earlier name.
+start_worker = spawn_worker
+
+
+class WorkerStarter:
+    """Starts the workers of one run, by its :func:`start_method`; ``close()`` at the end."""
+
+    def __init__(self, method: str = "spawn") -> None:
+        self.method = method
+        self._zygote: Any = None
+        self._lock = threading.Lock()
+
+    def start(self) -> StartedWorker:
+        if self.method == "zygote":
+            from .zygote import Zygote, ZygoteError
+
+            with self._lock:
+                if self._zygote is None or not self._zygote.alive:
+                    self._zygote = Zygote()
+                zygote = self._zygote
+            try:
+                process, sock = zygote.fork(STARTUP_GRACE_S)
+            except ZygoteError:
+                return spawn_worker()  # the run goes on, at spawn's speed
+            conn = multiprocessing.connection.Connection(sock.detach())
+            return StartedWorker(process, conn, "zygote")
+        return spawn_worker()
+
+    def close(self) -> None:
+        with self._lock:
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
 
 
 class WorkerPool:
     """Fresh workers, one per lab, with at most one spare started ahead: while a lab runs,
-    the next lab's worker starts (Python, torch), so only the first lab waits for it."""
+    the next lab's worker starts, so only the first lab waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, starter: WorkerStarter | None = None) -> None:
+        self.starter = starter or WorkerStarter()
         self._spare: StartedWorker | None = None
 
     def take(self) -> StartedWorker:
         worker, self._spare = self._spare, None
-        if worker is not None and worker.process.is_alive():
+        if worker is not None and worker.is_alive():
             return worker
         if worker is not None:
             worker.discard()
-        return start_worker()
+        return self.starter.start()
 
     def prepare(self) -> None:
         """Start the spare now (call it when another lab will need a worker)."""
         if self._spare is None:
-            self._spare = start_worker()
+            self._spare = self.starter.start()
 
     def close(self) -> None:
         if self._spare is not None:
             self._spare.discard()
             self._spare = None
+        self.starter.close()
 
 
 class LocalWorker:
-    """Runs one lab job in a fresh process (``spawn``) and relays its progress."""
+    """Runs one lab job in a fresh worker process and relays its progress."""
 
     def __init__(
         self, reporter: Reporter, timeout: float | None = None, on_running: Callable[[], None] | None = None
@@ -343,45 +506,51 @@ class LocalWorker:
         self._bars: dict[int, Bar] = {}
 
     def run(self, spec: dict[str, Any], worker: StartedWorker | None = None) -> WorkerOutcome:
-        """Run ``spec`` in ``worker`` (a fresh one when not given) and wait for its end."""
-        worker = worker or start_worker()
-        process, receiver = worker.process, worker.conn
+        """Run ``spec`` in ``worker`` (a fresh spawned one when not given) and wait for its
+        end: its reply, or its death. Then its process group is ended, whatever the lab left
+        running; no descriptor a lab's child inherited can keep this waiting."""
+        worker = worker or spawn_worker()
         outcome = WorkerOutcome()
         timed_out = False
         try:
-            receiver.send(("job", spec))
-            timed_out = self._pump(receiver, process, outcome)
+            worker.conn.send(("job", spec, job_setting()))
+            timed_out = self._pump(worker, outcome)
         except (BrokenPipeError, ConnectionResetError):  # it died before taking the job
-            process.join(5)
+            worker.process.wait(5)
         except KeyboardInterrupt:
-            self._interrupt(receiver, process, outcome)
+            self._interrupt(worker, outcome)
             raise
         finally:
             for bar in self._bars.values():
                 bar.close()
             self._bars.clear()
+            ended = outcome.reply is None and outcome.error is None and not timed_out
+            exitcode = worker.process.wait(5) if ended else None
             worker.discard()
         if outcome.reply is None and outcome.error is None:
-            outcome.error = exit_error(process.exitcode, self.timeout, timed_out)
+            outcome.error = exit_error(exitcode, self.timeout, timed_out)
         return outcome
 
-    def _pump(self, receiver, process, outcome: WorkerOutcome) -> bool:
-        """Relay messages until the worker ends; returns True when it ran out of time.
+    def _pump(self, worker: StartedWorker, outcome: WorkerOutcome) -> bool:
+        """Relay messages until the worker replies or ends; True when it ran out of time.
 
         ``--lab-timeout`` counts from the moment the lab's ``run`` starts, not the worker's
         start-up (a busy machine may take seconds to import torch)."""
+        receiver = worker.conn
         deadline = time.monotonic() + self.timeout + STARTUP_GRACE_S if self.timeout else None
+        watched: list[Any] = [receiver] + ([worker.sentinel] if worker.sentinel is not None else [])
+        tick = 0.5 if worker.sentinel is not None else 0.1
         while True:
             if deadline is not None and time.monotonic() >= deadline:
-                _signal_group(process, KILL)
+                worker.signal_group(KILL)
                 return True
-            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
-            ready = multiprocessing.connection.wait([receiver, process.sentinel], timeout=wait)
+            wait = tick if deadline is None else max(0.0, min(tick, deadline - time.monotonic()))
+            ready = multiprocessing.connection.wait(watched, timeout=wait)
             if receiver in ready:
                 try:
                     message = receiver.recv()
-                except EOFError:
-                    process.join(5)
+                except (EOFError, OSError):  # its end closed: it ended
+                    worker.process.wait(5)
                     return False
                 if message[0] == "running":
                     if self.timeout:
@@ -389,27 +558,36 @@ class LocalWorker:
                     if self.on_running is not None:
                         self.on_running()
                 self._handle(message, outcome)
+                if message[0] in ("done", "failed"):
+                    return False
                 continue
-            if process.sentinel in ready:  # ended; a child of the lab may hold the pipe open
-                while receiver.poll():
+            if worker.sentinel in ready and worker.exitcode is None:
+                worker.process.wait(1)  # a zygote's report of the exit status follows the exit
+            if worker.exitcode is not None:  # ended without a reply; take what it had sent
+                for _ in range(100_000):
+                    if not receiver.poll(0):
+                        break
                     try:
-                        self._handle(receiver.recv(), outcome)
-                    except EOFError:
+                        message = receiver.recv()
+                    except (EOFError, OSError):
+                        break
+                    self._handle(message, outcome)
+                    if message[0] in ("done", "failed"):
                         break
                 return False
 
-    def _interrupt(self, receiver, process, outcome: WorkerOutcome) -> None:
+    def _interrupt(self, worker: StartedWorker, outcome: WorkerOutcome) -> None:
         """Ctrl-C: let the worker save its result as interrupted, then stop it."""
         outcome.interrupted = True
-        if process.is_alive():
-            _signal_group(process, signal.SIGINT)
+        if worker.is_alive():
+            worker.signal_group(signal.SIGINT)
         end = time.monotonic() + INTERRUPT_GRACE_S
-        while process.is_alive() and time.monotonic() < end:
+        while worker.is_alive() and time.monotonic() < end and outcome.reply is None:
             try:
-                if receiver.poll(0.2):
-                    self._handle(receiver.recv(), outcome)
+                if worker.conn.poll(0.2):
+                    self._handle(worker.conn.recv(), outcome)
             except (EOFError, OSError):
-                process.join(2)
+                worker.process.wait(2)
                 break
             except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
                 break

@@ -24,6 +24,7 @@ from labrunner.executors import (
     local_slots,
     parse_executor_options,
     parse_jobs,
+    plan_cpu,
 )
 from labrunner.plugins import load_plugins
 from labrunner.results import LabResult
@@ -72,9 +73,9 @@ def test_jobs_and_options_parse_or_name_the_problem():
 
 
 def test_local_jobs_fair_threads_and_one_lab_per_gpu():
-    cores = os.cpu_count() or 1
-    assert local_slots(None, 10, "cpu", 0) == min(cores, 10)  # auto: the cores
-    assert local_slots(None, 10, "cuda:0", 2) == min(cores, 2)  # auto: one lab per GPU
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 1 <= local_slots(None, 10, "cpu", 0) <= min(cores, 10)  # auto: the free cores
+    assert local_slots(None, 10, "cuda:0", 1) == 1  # auto: one lab per GPU
     assert local_slots(4, 2, "cpu", 0) == 2  # never more slots than jobs
     assert fair_threads(None, 1) is None and fair_threads(3, 2) == 3
     assert fair_threads(None, 2) == max(1, cores // 2)
@@ -217,3 +218,32 @@ def test_ctrl_c_cancels_the_running_jobs_and_keeps_the_run_folder(workdir):
         result = LabResult.load(run_dir / "counter" / "seeds" / str(seed) / "result.json")
         assert result.status == "interrupted", seed
     assert [e["status"] for e in run["labs"] if e["lab"] == "counter"] == ["interrupted"]
+
+
+@pytest.mark.parametrize(
+    ("parallel", "jobs", "threads", "cores", "load", "slots", "each"),
+    [
+        (None, 10, None, 8, 0.2, 8, 1),  # auto on an idle machine: a lab per core
+        (None, 10, None, 8, 5.7, 3, 1),  # auto: the cores the load leaves free
+        (None, 2, None, 8, 0.0, 2, 4),  # fewer jobs than cores: the threads share them
+        (1, 4, None, 2, 0.1, 1, 2),  # one lab at a time on an idle 2-core machine
+        (1, 4, None, 2, 5.0, 1, 1),  # ... and on a busy one: one thread, no oversubscription
+        (4, 4, None, 2, 0.0, 2, 1),  # --jobs 4 on 2 cores: 2 at a time
+        (2, 4, 2, 2, 0.0, 1, 2),  # --jobs 2 --threads 2 on 2 cores: one at a time
+        (None, 4, 3, 8, 0.0, 2, 3),  # --threads 3, auto: as many as fit
+        (None, 4, None, 4, None, 4, 1),  # no load average (Windows): the cores
+    ],
+)
+def test_threads_times_labs_never_exceed_the_cores(parallel, jobs, threads, cores, load, slots, each):
+    plan = plan_cpu(parallel, jobs, threads, cores=cores, load=load)
+    assert (plan.slots, plan.threads) == (slots, each)
+    assert plan.slots * plan.threads <= cores
+
+
+def test_a_busy_machine_is_named_with_the_slowdown_to_expect():
+    busy = plan_cpu(1, 4, None, cores=2, load=5.0)
+    note = busy.busy_note()
+    assert note is not None and "load average 5.0 on the 2 cores" in note
+    assert "about 3.0x as long as on an idle machine" in note  # (5 + 1 thread) / 2 cores
+    assert plan_cpu(1, 4, None, cores=2, load=0.3).busy_note() is None
+    assert plan_cpu(1, 4, None, cores=2, load=None).busy_note() is None

@@ -207,19 +207,42 @@ def test_a_job_slurm_refuses_is_that_labs_error(cli, workdir):
     assert "SLURM refused the job of counter" in result.error["message"]
 
 
+def _without_accounting(folder: Path) -> dict[str, str]:
+    """An environment whose ``sacct`` fails as it does on a cluster without accounting
+    (AccountingStorageType=accounting_storage/none): the rest of SLURM works as usual."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sacct = folder / "sacct"
+    sacct.write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
+    sacct.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
 @pytest.mark.slow
 @needs_cluster
-def test_ctrl_c_cancels_the_submitted_jobs(workdir):
+@pytest.mark.parametrize("accounting", [True, False], ids=["sacct", "no-sacct"])
+@pytest.mark.parametrize(("signame", "exit_status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_cancels_the_submitted_jobs_and_ends_the_run(
+    workdir, tmp_path, accounting, signame, exit_status
+):
+    """Ctrl-C or SIGTERM (a closed terminal, `timeout`) while SLURM jobs run: the jobs are
+    cancelled, run.json says interrupted and labrunner exits 130 or 143, with or without
+    SLURM's accounting."""
     import json
+    import os
     import signal
     import sys
     import time
 
     from conftest import TEST_PLUGINS
 
+    env = dict(os.environ) if accounting else _without_accounting(tmp_path / "bin")
     command = [sys.executable, "-m", "labrunner", "run", "counter", "--plugins-dir", str(TEST_PLUGINS)]
     command += ["--executor", "slurm", "--set", "counter.sleep_s=1", "--set", "counter.steps=300"]
-    child = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         jobs: list[dict] = []
@@ -235,18 +258,61 @@ def test_ctrl_c_cancels_the_submitted_jobs(workdir):
                     break
             time.sleep(0.5)
         assert jobs, "the job did not start running"
-        child.send_signal(signal.SIGINT)
+        child.send_signal(getattr(signal, signame))
         _out, err = child.communicate(timeout=120)
     finally:
         child.kill()
-    assert child.returncode == 130, err
-    time.sleep(2)
-    left = subprocess.run(
-        ["squeue", "-h", "-j", jobs[0]["job_id"], "-o", "%T"], capture_output=True, text=True
-    )
-    assert left.stdout.strip() in ("", "CANCELLED", "COMPLETING"), left.stdout
+    assert child.returncode == exit_status, err
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # scancel is asynchronous
+        left = subprocess.run(
+            ["squeue", "-h", "-j", jobs[0]["job_id"], "-o", "%T"], capture_output=True, text=True
+        )
+        if left.stdout.strip() in ("", "CANCELLED"):
+            break
+        time.sleep(0.5)
+    assert left.stdout.strip() in ("", "CANCELLED"), left.stdout
     run = json.loads(((workdir / "reports" / "latest").resolve() / "run.json").read_text())
     assert run["status"] == "interrupted"
+
+
+def test_status_says_why_a_state_is_unknown(tmp_path, monkeypatch):
+    """Neither sacct nor squeue can be asked: the state is UNKNOWN, and status says why."""
+    pytest.importorskip("submitit")
+    from labrunner import slurm
+    from labrunner.jobs import _job_state
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    slurm.accounting_problem.cache_clear()
+    try:
+        state = _job_state(tmp_path, {"lab": "counter", "seed": 0, "job_id": "4242", "executor": "slurm"})
+    finally:
+        slurm.accounting_problem.cache_clear()
+    assert state == "UNKNOWN (not in the queue any more, and sacct is not installed)"
+    assert _job_state(tmp_path, {"lab": "x", "job_id": "1", "executor": "ray"}).startswith(
+        "UNKNOWN (a job of the 'ray' executor"
+    )
+
+
+@pytest.mark.slow
+@needs_cluster
+def test_status_without_accounting_says_so(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    from labrunner import slurm
+    from labrunner.jobs import _job_state
+
+    monkeypatch.setenv("PATH", _without_accounting(tmp_path / "bin")["PATH"])
+    slurm.accounting_problem.cache_clear()
+    try:
+        state = _job_state(tmp_path, {"lab": "counter", "seed": 0, "job_id": "999999", "executor": "slurm"})
+    finally:
+        slurm.accounting_problem.cache_clear()
+    assert state == (
+        "UNKNOWN (not in the queue any more, and sacct fails: "
+        "sacct: error: Slurm accounting storage is disabled)"
+    )
 
 
 @pytest.mark.slow

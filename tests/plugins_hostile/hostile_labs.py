@@ -66,7 +66,21 @@ def _sleeper(ctx):
         ex.check("woke up", True)
 
 
+def _forker(ctx):
+    """Forks a child that outlives the lab (sleeps, holding every inherited descriptor)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            time.sleep(ctx.config.sleep_s * 60_000)
+        finally:
+            os._exit(0)
+    (ctx.out_dir / "child.pid").write_text(str(pid))
+    with ctx.exercise("1. Fork") as ex:
+        ex.check("forked", True)
+
+
 BEHAVIOURS = {
+    "forker": _forker,
     "exit_zero": _exit_zero,
     "exit_three": _exit_three,
     "os_exit": _os_exit,
@@ -186,9 +200,7 @@ class Vanishing(labrunner.Lab):
 
 @labrunner.hookimpl
 def register_labs(register):
-    import multiprocessing
-
-    if multiprocessing.parent_process() is None:
+    if os.environ.get("LABRUNNER_WORKER") != "1":  # set in labrunner's worker processes
         register(Vanishing)
     for name, behaviour in BEHAVIOURS.items():
         register(_make(name, behaviour))
