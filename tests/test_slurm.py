@@ -114,6 +114,7 @@ def test_a_lab_job_runs_on_the_cluster_and_writes_its_result(tmp_path: Path):
         "cache_dir": str(tmp_path / "cache"),
         "state_dir": str(tmp_path / "state"),
         "cache_key": "test",
+        "run": "run",
     }
     executor = SlurmExecutor(tmp_path / "run" / ".slurm", {"time": "10", "cpus": "1"})
     states: list[str] = []
