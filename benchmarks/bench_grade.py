@@ -11,7 +11,9 @@ as wall clock of the whole ``labrunner grade`` command in a fresh process:
 2. ``grade --rerun submitted`` over the first ``--rerun`` students with the bubblewrap sandbox,
    with resource limits only, and with no isolation at all (the unsandboxed worker), the three
    interleaved and repeated: throughput in submissions per minute per core, and the sandbox's
-   cost per submission (the difference of the medians divided by the submissions).
+   cost per submission (the difference of the medians divided by the submissions);
+3. the sandbox's start-up alone: ``python -c "import labrunner"`` through each isolation,
+   interleaved ``--startup`` times (a re-execution's own time varies more than this cost).
 
 Prints the median and spread (min-max) of each and the load average before and after: on a
 shared machine no single figure is a benchmark.
@@ -80,6 +82,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rerun", type=int, default=6, help="submissions re-executed (0: skip)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--startup", type=int, default=20, help="repeats of the sandbox start-up timing (0: skip)"
+    )
     parser.add_argument("--out", type=Path, help="keep the cohort here (default: a temporary folder)")
     args = parser.parse_args()
     folder = Path(args.out or tempfile.mkdtemp(prefix="bench-grade-"))
@@ -116,12 +121,44 @@ def main() -> int:
         for mode in ("bubblewrap", "rlimits"):
             cost = (med[mode] - med["none"]) / args.rerun * args.jobs
             print(f"cost of the {mode} sandbox per submission against an unsandboxed worker: {cost:+.2f} s")
+    if args.startup:
+        startup_cost(folder, args.startup)
     print(
         f"load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)"
     )
     if not args.out:
         shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def startup_cost(folder: Path, repeat: int) -> None:
+    """The sandbox's own cost, without a lab's noise: ``python -c "import labrunner"`` started
+    through run_sandboxed with each isolation, interleaved ``repeat`` times."""
+    from labrunner.sandbox import Limits, detect_isolation, run_sandboxed
+
+    code = folder / "startup-code"
+    code.mkdir(exist_ok=True)
+    modes = {m: detect_isolation(m) for m in ("bubblewrap", "rlimits", "none")}
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(repeat):
+        for mode, isolation in modes.items():
+            done = run_sandboxed(
+                [sys.executable, "-c", "import labrunner"],
+                isolation=isolation,
+                code_dir=code,
+                scratch_dir=folder / f"startup-{mode}",
+                limits=Limits(wall=120),
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"start-up in sandbox {mode} failed: {done.reason}")
+            times[mode].append(done.elapsed_s)
+    base = statistics.median(times["none"])
+    for mode, values in times.items():
+        med = statistics.median(values)
+        print(
+            f"start python + import labrunner, sandbox {mode}: median {med * 1000:.0f} ms "
+            f"(spread {min(values) * 1000:.0f}-{max(values) * 1000:.0f} ms), {(med - base) * 1000:+.0f} ms"
+        )
 
 
 def rerun_once(subs: Path, out: Path, mode: str, jobs: int, env: dict[str, str]) -> float:
