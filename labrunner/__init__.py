@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("labrunner")
 
 from .api import Run, load, run  # noqa: E402
-from .context import ExerciseRecorder, LabContext  # noqa: E402
+from .context import ExerciseRecorder, LabContext, exercise_function  # noqa: E402
 from .errors import UsageError  # noqa: E402
 from .lab import Lab, NoConfig  # noqa: E402
 
@@ -47,6 +47,7 @@ __all__ = [
     "NoConfig",
     "Run",
     "UsageError",
+    "exercise_function",
     "hookimpl",
     "load",
     "run",

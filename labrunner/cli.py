@@ -510,6 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .grade_cli import add_subcommand as add_grade
 
     add_grade(sub, [common])
+
+    from .assign import add_subcommand as add_assign
+
+    add_assign(sub, [common])
     return parser
 
 

@@ -3,9 +3,11 @@ and the recorder for its exercises."""
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -14,6 +16,7 @@ from .results import FIDELITIES, Check, Claim, Exercise, LabResult, jsonable, nu
 
 #: The type of a lab's config, so that a lab can write ``ctx: LabContext[MyConfig]``.
 ConfigT = TypeVar("ConfigT")
+T = TypeVar("T")
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -88,6 +91,116 @@ def render_markdown(template: str, **values: Any) -> str:
     return _ENV.from_string(template).render(**values).strip()
 
 
+# --------------------------------------------------------------------------- stubs
+
+#: How the error of a stub begins: ``raise NotImplementedError("not implemented yet: <what>")``
+#: is what ``labrunner assign`` writes in place of a solution region (no import needed).
+NOT_IMPLEMENTED = "not implemented yet"
+
+
+def is_not_implemented(exc: BaseException) -> bool:
+    """Whether ``exc`` is a stub's error: a ``NotImplementedError`` whose message starts with
+    ``"not implemented yet"`` (an operation a backend lacks is a real error, not a stub)."""
+    return isinstance(exc, NotImplementedError) and str(exc).startswith(NOT_IMPLEMENTED)
+
+
+def _where_raised(exc: BaseException) -> str:
+    """``file.py, line N`` of the innermost frame of ``exc`` (where the stub is), or where
+    the stub of an :class:`Unfinished` value was."""
+    where = getattr(exc, "labrunner_where", None)
+    if isinstance(where, str):
+        return where
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{Path(tb.tb_frame.f_code.co_filename).name}, line {tb.tb_lineno}"
+
+
+def not_implemented_message(exc: BaseException) -> str:
+    """What the report shows for a stub's error: its message and where the stub is."""
+    where = _where_raised(exc)
+    return f"{exc} ({where})" if where else str(exc)
+
+
+class Unfinished:
+    """What an exercise function that a stub stopped returns (see :func:`exercise_function`):
+    a later exercise that uses it in any way stops with the same "not implemented yet"."""
+
+    def __init__(self, error: BaseException):
+        object.__setattr__(self, "_message", str(error))
+        object.__setattr__(self, "_where", _where_raised(error))
+
+    def _stop(self, *args: Any, **kwargs: Any) -> Any:
+        exc = NotImplementedError(object.__getattribute__(self, "_message"))
+        exc.labrunner_where = object.__getattribute__(self, "_where")  # type: ignore[attr-defined]
+        raise exc
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        self._stop()
+
+    __call__ = __getitem__ = __iter__ = __len__ = __bool__ = __contains__ = __setattr__ = __setitem__ = _stop
+    __float__ = __int__ = __index__ = __neg__ = __pos__ = __abs__ = __round__ = __format__ = _stop
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _stop
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _stop
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _stop
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<unfinished: {object.__getattribute__(self, '_message')}>"
+
+
+#: How many exercise functions are running (nested calls count): inside one, a stub's error
+#: leaves the ``with`` block and the function, which returns an :class:`Unfinished` value.
+_IN_EXERCISE_FUNCTION: contextvars.ContextVar[int] = contextvars.ContextVar("in_exercise_function", default=0)
+
+
+#: The exercises opened by the exercise function running now (see exercise_function).
+_OPENED: contextvars.ContextVar[list[Exercise] | None] = contextvars.ContextVar("opened", default=None)
+
+
+def exercise_function(func: Callable[..., T] | None = None, *, values: int = 1) -> Any:
+    """Decorate a lab's exercise function, one that opens an exercise and returns what later
+    exercises use (``@labrunner.exercise_function``, or ``@labrunner.exercise_function(values=2)``
+    for one that returns a pair): when a stub stops it, the exercise records "not implemented
+    yet" and the function returns an :class:`Unfinished` value (a tuple of ``values`` of them)
+    instead of what it measured, so the lab goes on; a later exercise that uses such a value
+    is "not implemented yet" too. A stub that stops the function outside its ``with`` block
+    (a function that measures first, then records) is recorded by the exercise the function
+    opened last: open it first (``ex = ctx.exercise(...)``, later ``with ex:``). Without the
+    decorator a stub's error ends the ``with ctx.exercise(...)`` block and the function goes
+    on after it (enough for a function that returns nothing, or only what it computed before
+    the stub)."""
+
+    def decorate(func: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            token = _IN_EXERCISE_FUNCTION.set(_IN_EXERCISE_FUNCTION.get() + 1)
+            opened: list[Exercise] = []
+            opened_token = _OPENED.set(opened)
+            try:
+                return func(*args, **kwargs)
+            except NotImplementedError as exc:
+                if not is_not_implemented(exc):
+                    raise
+                # Stopped outside its with block (measuring before recording): the exercise
+                # it opened records the stub.
+                if opened and not opened[-1].not_implemented:
+                    opened[-1].not_implemented = not_implemented_message(exc)
+                unfinished = Unfinished(exc)
+                return unfinished if values == 1 else (unfinished,) * values  # type: ignore[return-value]
+            finally:
+                _OPENED.reset(opened_token)
+                _IN_EXERCISE_FUNCTION.reset(token)
+
+        return wrapper
+
+    return decorate(func) if func is not None else decorate
+
+
 # --------------------------------------------------------------------------- exercises
 
 
@@ -97,7 +210,9 @@ class ExerciseRecorder:
     After the question and the answer, the report shows figures, tables and Markdown blocks
     in the order they were recorded, then the exercise's claims, checks and measurements.
     An exception inside the ``with`` block propagates: the lab fails, with its traceback in
-    the report.
+    the report. A stub's ``NotImplementedError("not implemented yet: ...")`` (see
+    ``labrunner assign``) ends only this exercise: it is recorded as not implemented, where
+    the stub is, and the lab goes on after the ``with`` block (the exercise fails).
     """
 
     def __init__(self, ctx: LabContext, exercise: Exercise):
@@ -107,8 +222,13 @@ class ExerciseRecorder:
     def __enter__(self) -> ExerciseRecorder:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        pass
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or not is_not_implemented(exc):
+            return False
+        self.exercise.not_implemented = not_implemented_message(exc)
+        # Inside an exercise function the error goes on out of it, which returns an Unfinished
+        # value (exercise_function); else the lab goes on after the with block.
+        return _IN_EXERCISE_FUNCTION.get() == 0
 
     # text
     def question(self, text: str) -> None:
@@ -127,6 +247,13 @@ class ExerciseRecorder:
         self.exercise.answer = render_markdown(template, **{"claims": self._ctx.claims, **values})
         return self.exercise.answer
 
+    def student_answer(self) -> None:
+        """The student writes this exercise's answer, in ``answers/<lab>.md`` under the
+        exercise's title; the report renders it from the run (``labrunner assign`` puts this
+        call where the instructor's version has ``ex.answer(...)`` marked ``# STUDENT ANSWER``)."""
+        self.exercise.answer = ""
+        self.exercise.answer_by = "student"
+
     def markdown(self, template: str, **values: Any) -> None:
         """Add a Markdown block (also a template, seeing ``claims``) after the records so far."""
         text = render_markdown(template, **{"claims": self._ctx.claims, **values})
@@ -141,6 +268,7 @@ class ExerciseRecorder:
         statement: str,
         evidence: str = "",
         baseline: str = "",
+        hidden: bool = False,
     ) -> bool:
         """Record a conclusion and the measurement that decides it; returns ``holds``.
 
@@ -149,10 +277,14 @@ class ExerciseRecorder:
         model's perplexity is below the unigram model's"); ``evidence`` (Markdown) shows
         the numbers that decided it, and ``baseline`` what they were compared with and
         its uncertainty. The report shows every claim with its outcome and evidence.
+
+        ``hidden=True`` keeps the claim back from the student version (``labrunner assign``
+        removes the statement) for the grader; answer templates do not see a hidden claim,
+        since the student version does not have it.
         """
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"claim name {name!r} must be an identifier")
-        if name in self._ctx.claims:
+        if name in self._ctx.claims or name in self._ctx._hidden_claims:
             raise ValueError(f"claim {name!r} recorded twice")
         item = getattr(holds, "item", None)  # numpy and torch booleans
         holds = bool(item() if callable(item) else holds)
@@ -163,9 +295,13 @@ class ExerciseRecorder:
                 statement=statement.strip(),
                 evidence=evidence.strip(),
                 baseline=baseline.strip(),
+                hidden=bool(hidden),
             )
         )
-        self._ctx.claims[name] = holds
+        if hidden:
+            self._ctx._hidden_claims.add(name)
+        else:
+            self._ctx.claims[name] = holds
         return holds
 
     def stand_in(self, reason: str) -> None:
@@ -240,12 +376,15 @@ class ExerciseRecorder:
         tolerance: Any = None,
         points: float = 1.0,
         message: str = "",
+        hidden: bool = False,
     ) -> bool:
         """Record a pass/fail check worth ``points``; returns ``passed``.
 
         ``expected``, ``actual`` and ``tolerance`` are shown in the report's checks table (any
         JSON values); ``message`` is shown beside a failed check. A lab passes when all its
-        checks pass; ``labrunner check`` totals the points.
+        checks pass; ``labrunner check`` totals the points. ``hidden=True`` keeps the check
+        back from the student version (``labrunner assign`` removes the statement) for the
+        grader; it counts like any other check where it runs.
         """
         passed = bool(passed)
         self.exercise.checks.append(
@@ -257,32 +396,43 @@ class ExerciseRecorder:
                 tolerance=jsonable(tolerance),
                 points=float(points),
                 message=message,
+                hidden=bool(hidden),
             )
         )
         return passed
 
-    def check_close(self, name: str, actual: Any, expected: Any, tol: float, points: float = 1.0) -> bool:
+    def check_close(
+        self, name: str, actual: Any, expected: Any, tol: float, points: float = 1.0, *, hidden: bool = False
+    ) -> bool:
         """Pass when ``|actual - expected| <= tol``: ``tol`` (a keyword or the fourth argument)
         is an *absolute* tolerance in the units of the value. For a relative tolerance pass
         ``tol=rel * abs(expected)``. Both values must be numbers."""
         a, e = float(number(actual)), float(number(expected))
-        return self.check(name, abs(a - e) <= tol, expected=e, actual=a, tolerance=f"±{tol:g}", points=points)
+        return self.check(
+            name, abs(a - e) <= tol, expected=e, actual=a, tolerance=f"±{tol:g}", points=points, hidden=hidden
+        )
 
-    def check_at_most(self, name: str, actual: Any, limit: Any, points: float = 1.0) -> bool:
+    def check_at_most(
+        self, name: str, actual: Any, limit: Any, points: float = 1.0, *, hidden: bool = False
+    ) -> bool:
         """Pass when ``actual <= limit`` (inclusive); ``actual`` must be a number."""
         a = number(actual)
-        return self.check(name, a <= limit, expected=f"≤ {limit:g}", actual=a, points=points)
+        return self.check(name, a <= limit, expected=f"≤ {limit:g}", actual=a, points=points, hidden=hidden)
 
-    def check_at_least(self, name: str, actual: Any, limit: Any, points: float = 1.0) -> bool:
+    def check_at_least(
+        self, name: str, actual: Any, limit: Any, points: float = 1.0, *, hidden: bool = False
+    ) -> bool:
         """Pass when ``actual >= limit`` (inclusive); ``actual`` must be a number."""
         a = number(actual)
-        return self.check(name, a >= limit, expected=f"≥ {limit:g}", actual=a, points=points)
+        return self.check(name, a >= limit, expected=f"≥ {limit:g}", actual=a, points=points, hidden=hidden)
 
-    def check_equal(self, name: str, actual: Any, expected: Any, points: float = 1.0) -> bool:
+    def check_equal(
+        self, name: str, actual: Any, expected: Any, points: float = 1.0, *, hidden: bool = False
+    ) -> bool:
         """Pass when ``actual == expected`` after conversion to JSON values (numbers, strings,
         lists: a tuple equals the list with the same items; ``1 == 1.0``)."""
         a, e = jsonable(actual), jsonable(expected)
-        return self.check(name, a == e, expected=e, actual=a, points=points)
+        return self.check(name, a == e, expected=e, actual=a, points=points, hidden=hidden)
 
 
 # --------------------------------------------------------------------------- context
@@ -334,6 +484,7 @@ class LabContext(Generic[ConfigT]):
         self._rng = None
         #: Every claim recorded so far in this lab, by name: what answer templates branch on.
         self.claims: dict[str, bool] = {}
+        self._hidden_claims: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -376,6 +527,9 @@ class LabContext(Generic[ConfigT]):
             title=title, question=question.strip(), fidelity=fidelity, fidelity_reason=reason.strip()
         )
         self.result.exercises.append(ex)
+        opened = _OPENED.get()
+        if opened is not None:
+            opened.append(ex)
         return ExerciseRecorder(self, ex)
 
     def note(self, template: str, **values: Any) -> None:

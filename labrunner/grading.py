@@ -45,6 +45,15 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
                 "date": s.date,
                 "provenance": run.provenance(lab).to_json() if lab.status != "not run" else None,
                 "error": lab.error,
+                "not_implemented": [
+                    {"exercise": ex.title, "message": ex.not_implemented}
+                    for ex in lab.exercises
+                    if ex.not_implemented
+                ],
+                "answers": [
+                    {"exercise": title, "problems": check.problems}
+                    for title, check in run.answers.get(lab.lab, {}).items()
+                ],
                 "checks": [
                     {
                         "exercise": ex.title,
@@ -57,6 +66,7 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
                         "tolerance": c.tolerance,
                         "message": c.message,
                         "fidelity": ex.fidelity,
+                        "hidden": c.hidden,
                     }
                     for ex in lab.exercises
                     for c in ex.checks
@@ -65,9 +75,11 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
         )
     totals = run_totals(summaries)
     incomplete = run.incomplete
+    answer_problems = sum(len(a["problems"]) for lab in labs for a in lab["answers"])
     return {
         "run_dir": str(run.run_dir),
-        "passed": run.all_passed and not incomplete,
+        "passed": run.all_passed and not incomplete and not answer_problems,
+        "answer_problems": answer_problems,
         "complete": not incomplete,
         "incomplete": incomplete,
         "missing": list(run.missing),
@@ -111,6 +123,8 @@ def format_grades(grades: dict[str, Any], *, verbose: bool = False) -> str:
         for c in lab["checks"]:
             mark = "PASS" if c["passed"] else "FAIL"
             line = f"  {mark}  {c['points']:g}/{c['points_total']:g}  {c['name']}"
+            if c["hidden"]:
+                line += "  (hidden)"
             if not c["passed"] or verbose:
                 line += f"  (expected {format_value(c['expected'])}"
                 if c["tolerance"] is not None:
@@ -119,6 +133,11 @@ def format_grades(grades: dict[str, Any], *, verbose: bool = False) -> str:
                 if c["message"]:
                     line += f": {c['message']}"
             lines.append(line)
+        for item in lab["not_implemented"]:
+            lines.append(f"  TODO  {item['exercise']}: {item['message']}")
+        for item in lab["answers"]:
+            for problem in item["problems"]:
+                lines.append(f"  ANSWER  {item['exercise']}: {problem}")
         if lab["error"]:
             lines.append(f"  ERROR  {lab['error'].get('type', '')}: {lab['error'].get('message', '')}")
     verdict = "all labs passed" if grades["passed"] else "NOT all labs passed"
@@ -131,6 +150,8 @@ def format_grades(grades: dict[str, Any], *, verbose: bool = False) -> str:
             f" ({grades['points_assignment']:g}/{grades['points_assignment_total']:g} on the assignment's "
             f"material, {grades['points_stand_in']:g}/{grades['points_stand_in_total']:g} on stand-ins)"
         )
+    if grades["answer_problems"]:
+        total = f"{grades['answer_problems']} answer problem{'s' if grades['answer_problems'] > 1 else ''}; {total}"
     lines.append(f"{total}, {grades['labs_passed']}/{grades['labs_total']} labs passed ({verdict})")
     if grades["mixed"]:
         lines.append(f"mixed run: labs differ in profile or seed: {grades['mixed_labs']}")

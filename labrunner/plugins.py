@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 IMPORT_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
 
 ENTRY_POINT_GROUP = "labrunner"
+#: The module attribute of a student version (``labrunner assign``): the package it was
+#: assigned from. Such a plugin replaces the built-in plugin of the same name.
+ASSIGNED_FROM = "__labrunner_assigned_from__"
 #: Comma-separated plugin names; when set, only these plugins load.
 ENV_ALLOW = "LABRUNNER_PLUGINS"
 #: The built-in labs, registered exactly like third-party plugins.
@@ -126,7 +129,10 @@ class Plugins:
     def _add(self, name: str, source: str, version: str, load: Any) -> None:
         if self.allow is not None and name not in self.allow:
             return
-        if name in self.infos:
+        builtin = (
+            self.infos.get(name) if name in self.infos and self.infos[name].source == "builtin" else None
+        )
+        if name in self.infos and builtin is None:
             self.problems.append(
                 Problem(name, f"a plugin named {name!r} is already loaded ({self.infos[name].source})")
             )
@@ -136,10 +142,25 @@ class Plugins:
         except IMPORT_FAILURES as exc:  # any failure of third-party code at import
             self.problems.append(Problem(name, f"failed to import: {describe_exception(exc)}"))
             return
+        if builtin is not None:
+            # The student version of a built-in lab package (labrunner assign) takes its place.
+            if getattr(module, ASSIGNED_FROM, None) != builtin.module:
+                self.problems.append(Problem(name, f"a plugin named {name!r} is already loaded (builtin)"))
+                return
+            self._unregister(name)
+            source = f"{source}, assigned from {builtin.module}"
         try:
             self._register(name, module, source, version)
         except PluginError as exc:
             self.problems.append(Problem(name, str(exc)))
+
+    def _unregister(self, name: str) -> None:
+        """Forget plugin ``name`` and its labs (a student version replaces a built-in)."""
+        self.pm.unregister(name=name)
+        info = self.infos.pop(name)
+        for lab in info.labs:
+            self.labs.pop(lab, None)
+            self.lab_plugin.pop(lab, None)
 
     def _register(self, name: str, module: Any, source: str, version: str) -> None:
         specs = {n for n in dir(hookspecs) if self.pm.parse_hookspec_opts(hookspecs, n)}

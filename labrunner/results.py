@@ -242,6 +242,8 @@ class Check:
     tolerance: Any = None
     points: float = 1.0
     message: str = ""
+    #: Kept back from the student version (``labrunner assign``) and run again by the grader.
+    hidden: bool = False
 
     @property
     def earned(self) -> float:
@@ -261,6 +263,7 @@ class Check:
             tolerance=d.get("tolerance"),
             points=points,
             message=field_of(d, "message", where, str, ""),
+            hidden=field_of(d, "hidden", where, bool, False),
         )
 
 
@@ -279,6 +282,8 @@ class Claim:
     statement: str = ""
     evidence: str = ""
     baseline: str = ""
+    #: Kept back from the student version (``labrunner assign``) and run again by the grader.
+    hidden: bool = False
 
     @classmethod
     def from_json(cls, data: Any, where: str = "") -> Claim:
@@ -287,6 +292,7 @@ class Claim:
             name=field_of(d, "name", where, str),
             holds=field_of(d, "holds", where, bool),
             **{k: field_of(d, k, where, str, "") for k in ("statement", "evidence", "baseline")},
+            hidden=field_of(d, "hidden", where, bool, False),
         )
 
 
@@ -381,6 +387,9 @@ def record_from_json(data: Any, where: str = "") -> Record:
 
 
 FIDELITIES = ("assignment", "stand-in")
+#: Who writes an exercise's answer: the lab (a template filled with measured values) or the
+#: student (``answers/<lab>.md`` of an assigned lab, rendered when the report is).
+ANSWER_AUTHORS = ("lab", "student")
 
 
 @dataclass
@@ -392,6 +401,9 @@ class Exercise:
     the same fields as dicts with a ``kind`` key, and either reads as a mapping).
     ``fidelity`` is ``"assignment"`` when the exercise ran on the assignment's own material,
     ``"stand-in"`` otherwise, with the reason in ``fidelity_reason``.
+    ``not_implemented`` is set when a stub of a solution region ended the exercise
+    ("not implemented yet: self-attention (attention.py, line 42)"); the exercise fails.
+    ``answer_by`` is ``"student"`` when the student writes the answer (an assigned lab).
     """
 
     title: str
@@ -403,6 +415,8 @@ class Exercise:
     claims: list[Claim] = field(default_factory=list)
     fidelity: str = "assignment"
     fidelity_reason: str = ""
+    not_implemented: str = ""
+    answer_by: str = "lab"
 
     @classmethod
     def from_json(cls, data: Any, where: str = "") -> Exercise:
@@ -427,7 +441,18 @@ class Exercise:
             claims=items("claims", Claim.from_json),
             fidelity=fidelity,
             fidelity_reason=field_of(d, "fidelity_reason", where, str, ""),
+            not_implemented=field_of(d, "not_implemented", where, str, ""),
+            answer_by=_answer_by_from_json(d, where),
         )
+
+
+def _answer_by_from_json(d: dict[str, Any], where: str) -> str:
+    author = field_of(d, "answer_by", where, str, "lab")
+    if author not in ANSWER_AUTHORS:
+        raise RunFileError(
+            f"{_where(where, 'answer_by')}: expected one of {', '.join(ANSWER_AUTHORS)}, got {short(author)}"
+        )
+    return author
 
 
 @dataclass

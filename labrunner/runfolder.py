@@ -497,6 +497,9 @@ class RunData:
     run_info: RunInfo | None = None
     missing: list[str] = field(default_factory=list)
     sweeps: dict[str, Any] = field(default_factory=dict)
+    #: lab -> exercise title -> :class:`~labrunner.answers.AnswerCheck`, for the exercises
+    #: whose answer is the student's (already rendered into their ``answer``).
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -578,6 +581,7 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
     names += [n for n in run_info.selected if n not in names]  # interrupted runs
     labs = []
     missing = []
+    answers: dict[str, dict[str, Any]] = {}
     for name in names:
         lab_dir = run_dir / name
         path = lab_dir / "result.json"
@@ -593,6 +597,11 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
                 for record in ex.records:
                     if isinstance(record, FigureRecord):
                         _inside(run_dir, f"{name}/{record.path}")
+            if (
+                any(ex.answer_by == "student" for ex in result.exercises)
+                or (lab_dir / "answers.md").is_file()
+            ):
+                answers[name] = _student_answers(run_dir, result)
             labs.append(result)
         elif entry is not None and entry.status == "not run":
             origin = entry.origin or {"kind": "not run"}
@@ -631,7 +640,20 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
         run_info=run_info,
         missing=missing,
         sweeps=sweeps,
+        answers=answers,
     )
+
+
+def _student_answers(run_dir: Path, result: LabResult) -> dict[str, Any]:
+    """Render the student's answers of ``result`` from ``<lab>/answers.md`` of the run."""
+    from .answers import RUN_FILE, apply_answers, read_answer_file
+
+    path = run_dir / result.lab / RUN_FILE
+    text = None
+    if path.exists() or path.is_symlink():
+        _inside(run_dir, f"{result.lab}/{RUN_FILE}")
+        text = read_answer_file(path)
+    return apply_answers(result, text)
 
 
 def _inside(run_dir: Path, rel: str) -> Path:

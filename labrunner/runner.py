@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .answers import copy_answers
 from .cache import ResultCache, cache_key, cache_root, source_hash
 from .config import RunSettings, config_as_dict, resolve_settings
 from .devices import check_device_syntax, resolve_device, seed_everything, set_threads
@@ -161,6 +162,7 @@ def execute(
         run_info["finished"] = None if run_info["status"] == "submitted" else now_iso()
         state.save_info()
     interrupted = _complete(state) or interrupted
+    copy_answers(run_dir, settings.labs, results, warn=plugins.warn)
     plugins.run_finished(run_dir=run_dir, results=results)
     plugins.warn = default_warn
     return run_dir, results, interrupted

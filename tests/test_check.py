@@ -32,6 +32,7 @@ def test_grade_counts_points(tmp_path):
         "tolerance": None,
         "message": "",
         "fidelity": "assignment",
+        "hidden": False,
     }
     assert grades["labs"][3]["error"]["type"] == "ZeroDivisionError"
 

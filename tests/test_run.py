@@ -56,6 +56,7 @@ def test_run_writes_run_folder_and_results(cli, workdir, isolation):
         "tolerance": "±1e-09",
         "points": 2.0,
         "message": "",
+        "hidden": False,
     }
     assert [r["kind"] for r in ex["records"]] == ["figure", "table"]
     png = run_dir / "counter" / ex["records"][0]["path"]

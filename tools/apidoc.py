@@ -118,6 +118,17 @@ def render() -> str:
     parts.append("\n".join(lab_lines))
     parts.append(class_section(context.LabContext, "ctx"))
     parts.append(class_section(context.ExerciseRecorder, "ex"))
+    parts.append(
+        "\n".join(
+            [
+                "## Solution regions and stubs",
+                "",
+                "See [teaching.md](teaching.md) for the markers `labrunner assign` reads.",
+                "",
+                function_entry("exercise_function", context.exercise_function, "labrunner.exercise_function"),
+            ]
+        )
+    )
 
     filters = ["## Answer templates and filters", "", markdown(context.render_markdown.__doc__), ""]
     for name, fn in context.FILTERS.items():
