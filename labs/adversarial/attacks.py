@@ -94,6 +94,7 @@ def _attack_loop(
     x = image.unsqueeze(0).repeat(n, 1, 1, 1)
     done = torch.zeros(n, dtype=torch.bool, device=image.device)
     iterations = torch.full((n,), max_iter, dtype=torch.long)
+    # BEGIN SOLUTION the targeted attack loop
     for t in range(max_iter + 1):
         rows = (~done).nonzero().squeeze(1)
         if rows.numel() == 0:
@@ -110,6 +111,7 @@ def _attack_loop(
         (grad,) = torch.autograd.grad(loss, xr)
         keep = ~hit
         x[rows[keep]] = update(xr.detach()[keep], grad[keep], rows[keep], t + 1)
+    # END SOLUTION
     return AttackResult(x.detach(), done.cpu(), iterations, time.perf_counter() - start)
 
 
@@ -184,9 +186,11 @@ def l1_adam_attack(
     adam = _AdamMoments(image.unsqueeze(0).expand(n, -1, -1, -1), eps=eps_px)
 
     def update(x: torch.Tensor, grad: torch.Tensor, rows: torch.Tensor, t: int) -> torch.Tensor:
+        # BEGIN SOLUTION Adam's step on the L1-penalised loss
         grad = grad + alpha_px * torch.sign(x - image)
         m_hat, denom = adam.step(grad, rows, t)
         return (x - lr_px * m_hat / denom).clamp_(0.0, 1.0)
+        # END SOLUTION
 
     return _attack_loop(model, image, targets, max_iter, update)
 

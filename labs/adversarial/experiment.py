@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from labrunner import exercise_function
+
 from . import alexnet, figures, shapes, text
 from .attacks import (
     AttackResult,
@@ -76,9 +78,6 @@ def run_experiment(ctx) -> None:
         p.requires_grad_(False)
     images, top_classes = implement_alexnet_and_classify(ctx, model, net)
     plan = plan_attacks(ctx, model, images, top_classes)
-    # One untimed step first, so the first timed method does not pay for warming up the kernels.
-    first = plan[0]
-    l1_adam_attack(net, first.image.pixels.to(ctx.device), first.targets[:1].to(ctx.device), max_iter=1)
     adam = targeted_adversarial_examples(ctx, model, net, plan)
     runs, summaries = compare_with_standard_attacks(ctx, model, net, plan, adam)
     sparser = sparse_perturbations(ctx, model, net, plan, runs, summaries)
@@ -129,9 +128,25 @@ def l1_attack(cfg, model: Model, method: Callable[..., AttackResult], alpha: flo
 
 def implement_alexnet_and_classify(ctx, model: Model, net) -> tuple[list[LabImage], torch.Tensor]:
     """Exercise 1: check the written-out AlexNet, classify every image; returns the images
-    and their top-k class indices."""
+    and their top-k class indices (also when a stub stopped the exercise: not decorated with
+    ``exercise_function``, it goes on after its with block)."""
     cfg, cats, device = ctx.config, model.categories, ctx.device
     with ctx.exercise("1. AlexNet, written out, and top-5 classification", text.Q1, **fidelity(model)) as ex:
+        # Classified first: the attacks need the images and their classes even when the
+        # written-out AlexNet below is a stub (the student version runs on the stand-in).
+        sources = list(cfg.images) or default_sources()
+        images = load_images(sources, model.pre, ctx.cache_dir / "images")
+        if model.is_stand_in:
+            # The stand-in knows shapes, not photos: add one held-out image per class, and
+            # attack only those (photos are classified to show what out-of-distribution means).
+            arr, labels = shapes.held_out_set(stand_in_settings(cfg))
+            for k, name in enumerate(shapes.CLASSES):
+                i = int(np.flatnonzero(labels == k)[0])
+                images.append(LabImage(f"shape-{name}", "generated", shapes.as_tensor(arr[i : i + 1])[0]))
+        batch = torch.stack([im.pixels for im in images]).to(device)
+        probs = predict(net, batch).cpu()
+        k = min(cfg.top_k, len(cats))
+        top_p, top_i = probs.topk(k, dim=1)
         max_diff = alexnet.compare_with_torchvision(model.state_dict, seed=ctx.seed)
         with torch.device("meta"):  # shapes only: no memory, no initialisation
             n_params = alexnet.parameter_count(alexnet.AlexNet())
@@ -161,19 +176,6 @@ def implement_alexnet_and_classify(ctx, model: Model, net) -> tuple[list[LabImag
                 baseline=f"chance, 1/{len(cats)} = {100 * chance:.1f} %",
             )
 
-        sources = list(cfg.images) or default_sources()
-        images = load_images(sources, model.pre, ctx.cache_dir / "images")
-        if model.is_stand_in:
-            # The stand-in knows shapes, not photos: add one held-out image per class, and
-            # attack only those (photos are classified to show what out-of-distribution means).
-            arr, labels = shapes.held_out_set(stand_in_settings(cfg))
-            for k, name in enumerate(shapes.CLASSES):
-                i = int(np.flatnonzero(labels == k)[0])
-                images.append(LabImage(f"shape-{name}", "generated", shapes.as_tensor(arr[i : i + 1])[0]))
-        batch = torch.stack([im.pixels for im in images]).to(device)
-        probs = predict(net, batch).cpu()
-        k = min(cfg.top_k, len(cats))
-        top_p, top_i = probs.topk(k, dim=1)
         # One row per image: the k classes in order, each with its probability.
         rows = [
             [im.name]
@@ -195,6 +197,7 @@ def implement_alexnet_and_classify(ctx, model: Model, net) -> tuple[list[LabImag
             if im.source != "generated"
         ]
         ex.metric("top1_probability_first_image", float(top_p[0, 0]))
+        # STUDENT ANSWER
         ex.answer(
             text.A1,
             kind=model.kind,
@@ -231,12 +234,16 @@ def plan_attacks(ctx, model: Model, images: list[LabImage], top_i: torch.Tensor)
 # --------------------------------------------------------------------------- exercise 2
 
 
+@exercise_function
 def targeted_adversarial_examples(ctx, model: Model, net, plan: list[PlannedAttack]) -> MethodRun:
     """Exercise 2: the assignment's method, verified after the 8-bit round trip and against
     the same perturbations shuffled over the image."""
     cfg, cats = ctx.config, model.categories
     title = "2. Targeted adversarial examples: Adam on an L1 penalty"
     with ctx.exercise(title, text.Q2, **fidelity(model)) as ex:
+        # One untimed step first, so the first timed method does not pay for warming up the kernels.
+        first = plan[0]
+        l1_adam_attack(net, first.image.pixels.to(ctx.device), first.targets[:1].to(ctx.device), max_iter=1)
         adam = run_method(
             ctx, net, plan, "l1_adam", l1_attack(cfg, model, l1_adam_attack, cfg.alpha), save=True
         )
@@ -293,6 +300,7 @@ def targeted_adversarial_examples(ctx, model: Model, net, plan: list[PlannedAtta
             baseline="the same perturbations with their values in random positions (equal norms), 95 % Wilson intervals",
         )
         alpha_px, lr_px, _ = normalised_to_pixel(cfg.alpha, cfg.lr, model.pre.std, torch.zeros(3, 1, 1))
+        # STUDENT ANSWER
         ex.answer(
             text.A2,
             s=stats,
@@ -318,6 +326,7 @@ def targeted_adversarial_examples(ctx, model: Model, net, plan: list[PlannedAtta
 # --------------------------------------------------------------------------- exercise 3
 
 
+@exercise_function(values=2)
 def compare_with_standard_attacks(
     ctx, model: Model, net, plan: list[PlannedAttack], adam: MethodRun
 ) -> tuple[dict[str, MethodRun], dict[str, dict[str, float]]]:
@@ -394,6 +403,7 @@ def compare_with_standard_attacks(
         )
         lin = fgsm_linearisation_all(ctx, net, plan)
         step = fgsm_claims(ex, lin, cfg.random_draws)
+        # STUDENT ANSWER
         ex.answer(text.A3, m=summaries, labels=METHODS, cfg=cfg, n=adam.n, step=step, test=pgd_vs_fgsm)
 
     return runs, summaries
@@ -402,6 +412,7 @@ def compare_with_standard_attacks(
 # --------------------------------------------------------------------------- exercise 4
 
 
+@exercise_function
 def sparse_perturbations(
     ctx,
     model: Model,
@@ -486,6 +497,7 @@ def sparse_perturbations(
         sparser["widest"] = next((p for p in reversed(pairs) if ctx.claims[p["claim"]]), None)
         larger = penalty_claims(ex, sweep_runs, alphas) if len(alphas) > 1 else None
         costly = next((p for p in pairs if p["ista"]["success"] < b["success"]), None)
+        # STUDENT ANSWER
         ex.answer(
             text.A4, a=a, b=b, tiny=tiny, cfg=cfg, pairs=pairs, sparser=sparser, larger=larger, costly=costly
         )
@@ -501,8 +513,8 @@ def smallest_visible_change(
 ) -> None:
     """Exercise 5: the answer, with the fair comparison on the pairs every iterative method reached."""
     cfg = ctx.config
-    adam = runs["l1_adam"]
     with ctx.exercise("5. What the numbers show", text.Q5, **fidelity(model)) as ex:
+        adam = runs["l1_adam"]
         # Each method's own successes favour the pairs that are easy for it; compare the
         # iterative methods on the pairs all of them reached.
         fair = ("pgd", "l1_adam", "l1_ista")
@@ -545,6 +557,7 @@ def smallest_visible_change(
                     ),
                     baseline="methods alike: each common pair a fair coin (exact sign test per other method, one-sided 5 %)",
                 )
+        # STUDENT ANSWER
         ex.answer(
             text.A5,
             m=summaries,

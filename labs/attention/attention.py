@@ -104,8 +104,10 @@ def scale_of(d_k: int, alpha: float | None) -> float:
 def attention_scores(x: Tensor, w_q: Tensor, w_k: Tensor, alpha: float | None = None) -> Tensor:
     """The ``T x T`` logits ``(1/alpha) (X W_q)(X W_k)^T``: row ``i`` scores token ``i``'s query
     against every key."""
+    # BEGIN SOLUTION the attention scores
     q, k = x @ w_q, x @ w_k
     return (q @ k.transpose(-2, -1)) / scale_of(w_k.shape[-1], alpha)
+    # END SOLUTION
 
 
 def attention_matrix(x: Tensor, w_q: Tensor, w_k: Tensor, alpha: float | None = None) -> Tensor:
@@ -115,7 +117,9 @@ def attention_matrix(x: Tensor, w_q: Tensor, w_k: Tensor, alpha: float | None = 
 
 def self_attention(x: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, alpha: float | None = None) -> Tensor:
     """``S(X)``: the ``T x D_v`` output of single-head self-attention, as the assignment defines it."""
+    # BEGIN SOLUTION self-attention
     return attention_matrix(x, w_q, w_k, alpha) @ (x @ w_v)
+    # END SOLUTION
 
 
 # --------------------------------------------------------------------------- deliberate mistakes
@@ -222,10 +226,12 @@ def with_positional_encoding(
 def invariant_pool(s: Tensor, reduction: Literal["sum", "mean"] = "sum") -> Tensor:
     """``G = w^T S`` with ``w = 1`` (``sum``) or ``w = 1/T`` (``mean``): one ``D_v`` vector,
     the column sums (or means) of ``S``, i.e. a reduction over the token axis."""
+    # BEGIN SOLUTION the permutation-invariant readout
     if reduction == "sum":
         return s.sum(dim=-2)
     if reduction == "mean":
         return s.mean(dim=-2)
+    # END SOLUTION
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 

@@ -260,6 +260,7 @@ def show_self_attention_is_permutation_equivariant(ctx: Any) -> None:
         ex.check_equal("the check rejects every position-dependent variant", len(caught), len(wrong))
         ex.check_at_least("the row-sum check rejects softmax over columns", columns_rows.ratio, 1.0)
 
+        # STUDENT ANSWER
         ex.answer(
             text.A1,
             n_cases=s64.cases,
@@ -488,6 +489,7 @@ def construct_permutation_invariant_readout(ctx: Any) -> None:
         ex.check_at_least("row sums S 1 are not invariant (error / rounding bound)", rows_inv.max_ratio, 1.0)
         ex.check_at_least("flatten + linear is not invariant (error / rounding bound)", flat.max_ratio, 1.0)
 
+        # STUDENT ANSWER
         ex.answer(
             text.A2,
             n_cases=sum64.cases,

@@ -61,7 +61,9 @@ class LinearFFN(nn.Module):
         self.fc2 = nn.Linear(self.d_ff, d_model)
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION the FFN with nn.Linear
         return self.fc2(torch.relu(self.fc1(x)))
+        # END SOLUTION
 
 
 class ConvFFN(nn.Module):
@@ -82,9 +84,11 @@ class ConvFFN(nn.Module):
         self.conv2.bias = nn.Parameter(linear.fc2.bias.detach())
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION the FFN with nn.Conv1d(kernel_size=1)
         # Conv1d wants channels (features) before length (time).
         y = self.conv2(torch.relu(self.conv1(x.transpose(1, 2))))
         return y.transpose(1, 2)
+        # END SOLUTION
 
 
 def ffn_params(linear: LinearFFN) -> dict[str, Tensor]:
@@ -104,11 +108,13 @@ def ffn_vmap(module: LinearFFN, params: dict[str, Tensor], x: Tensor) -> Tensor:
     by construction, which is the whole point of the layer.
     """
 
+    # BEGIN SOLUTION the FFN with torch.func.vmap
     def per_position(p: dict[str, Tensor], v: Tensor) -> Tensor:
         return ffn_position(module, p, v)
 
     over_time = vmap(per_position, in_dims=(None, 0))
     return vmap(over_time, in_dims=(None, 0))(params, x)
+    # END SOLUTION
 
 
 def make_vmap_ffn(linear: LinearFFN) -> Callable[[Tensor], Tensor]:

@@ -221,6 +221,7 @@ def implement_position_wise_ffn_three_ways(ctx: Any) -> None:
 
         d0 = cfg.ffn_shapes[0][2]
         d_ff0 = ffn.default_d_ff(d0, cfg.d_ff)
+        # STUDENT ANSWER
         ex.answer(
             text.A3,
             n_params=2 * d0 * d_ff0 + d_ff0 + d0,

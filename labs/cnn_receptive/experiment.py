@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from torch import nn  # noqa: E402
 
-from labrunner import LabContext  # noqa: E402
+from labrunner import LabContext, exercise_function  # noqa: E402
 
 from . import ReceptiveConfig, text  # noqa: E402
 from .erf import RESAMPLES, effective_fields  # noqa: E402
@@ -53,16 +53,11 @@ from .verify import (  # noqa: E402
 
 
 def run(ctx: LabContext[ReceptiveConfig]) -> None:
-    cfg = ctx.config
     assignment = assignment_network()
-    a_table = spatial_layers(receptive_fields(assignment, ASSIGNMENT_INPUT))
     alexnet = build_model("alexnet", meta=True)
-    x_fields = receptive_fields(alexnet, cfg.alexnet_input)
-    x_final = feature_output(x_fields)
-    x_table = [f for f in spatial_layers(x_fields) if x_fields.index(f) <= x_fields.index(x_final)]
 
-    receptive_field_of_each_layer(ctx, a_table)
-    alexnet_table(ctx, x_table, x_final)
+    a_table = receptive_field_of_each_layer(ctx, assignment)
+    x_table = alexnet_table(ctx, alexnet)
     erf = verify_and_measure_effective_field(ctx, assignment, a_table, alexnet, x_table)
     boxes_on_a_real_image(ctx, a_table, x_table, erf)
     more_networks(ctx)
@@ -89,8 +84,13 @@ def _span(box: Sequence[tuple[int, int]] | None) -> int:
     return 0 if box is None else box[0][1] - box[0][0] + 1
 
 
-def receptive_field_of_each_layer(ctx: LabContext[ReceptiveConfig], table: list[LayerField]) -> None:
+@exercise_function
+def receptive_field_of_each_layer(
+    ctx: LabContext[ReceptiveConfig], assignment: nn.Module
+) -> list[LayerField]:
+    """Exercise 1; returns the table of the assignment's network (its spatial layers)."""
     with ctx.exercise("1. The assignment's network", question=text.Q1) as ex:
+        table = spatial_layers(receptive_fields(assignment, ASSIGNMENT_INPUT))
         rows = field_rows(table)
         for row, label in zip(rows, ["input", *ASSIGNMENT_ANSWER], strict=False):
             row["layer"] = label
@@ -130,12 +130,19 @@ def receptive_field_of_each_layer(ctx: LabContext[ReceptiveConfig], table: list[
             evidence="boxes (1-based): " + ", ".join(box_1based(f.centre_box) for f in layers),
             baseline=f"the image, pixels 1..{ASSIGNMENT_INPUT}",
         )
+        # STUDENT ANSWER
         ex.answer(text.A1, conv1=computed["conv1"], pool1=computed["pool1"], conv2=computed["conv2"],
                   n_in=ASSIGNMENT_INPUT, expected=ASSIGNMENT_ANSWER, centre_pixel=centres[-1] + 1)  # fmt: skip
+    return table
 
 
-def alexnet_table(ctx: LabContext[ReceptiveConfig], table: list[LayerField], final: LayerField) -> None:
+@exercise_function
+def alexnet_table(ctx: LabContext[ReceptiveConfig], alexnet: nn.Module) -> list[LayerField]:
+    """Exercise 2; returns AlexNet's table, up to its last feature layer."""
     with ctx.exercise("2. torchvision's AlexNet", question=text.Q2) as ex:
+        fields = receptive_fields(alexnet, ctx.config.alexnet_input)
+        final = feature_output(fields)
+        table = [f for f in spatial_layers(fields) if fields.index(f) <= fields.index(final)]
         size = table[0].size[0]
         ex.table(
             field_rows(table),
@@ -193,6 +200,7 @@ def alexnet_table(ctx: LabContext[ReceptiveConfig], table: list[LayerField], fin
         ex.metric("alexnet_centre_unit_image_share", _span(centre) / size)
         ex.metric("alexnet_border_unit_image_share", _span(border) / size)
         ex.metric("alexnet_units_fully_inside_share", inside)
+        # STUDENT ANSWER
         ex.answer(
             text.A2,
             rows=[_axis0(f) | {"name": f.name, "op": f.op} for f in table[1:]],
@@ -208,6 +216,7 @@ def alexnet_table(ctx: LabContext[ReceptiveConfig], table: list[LayerField], fin
             units=units,
             units_inside=round(inside * units),
         )
+    return table
 
 
 def _box_matches(
@@ -226,6 +235,7 @@ def _box_matches(
     return rows, bad
 
 
+@exercise_function
 def verify_and_measure_effective_field(
     ctx: LabContext[ReceptiveConfig],
     assignment: nn.Module,
@@ -305,6 +315,7 @@ def verify_and_measure_effective_field(
             baseline="the computed boxes",
         )
         stats, diff = effective_fields(ctx, ex, gen)
+        # STUDENT ANSWER
         ex.answer(
             text.A3,
             bad_a=bad_a,
@@ -357,6 +368,7 @@ def boxes_on_a_real_image(
         fig.tight_layout()
         ex.figure(fig, "receptive_fields_grace_hopper", caption=text.FIG_CAPTION)
         final = x_table[-1]
+        # STUDENT ANSWER
         ex.answer(text.A4, a_table=[_axis0(f) | {"name": f.name} for f in a_table[1:]], x_final=_axis0(final),
                   size=x_table[0].size[0], centre_px=_span(final.centre_box_clipped),
                   erf=erf[0])  # fmt: skip
@@ -438,6 +450,7 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
             ex.metric("models_computed", survey["computed"])
             ex.metric("models_total", survey["total"])
         by_r = sorted(results, key=lambda m: m["r"])
+        # STUDENT ANSWER
         ex.answer(text.A5, results=results, survey=survey, mismatches=mismatches, narrowest=by_r[0], widest=by_r[-1],
                   one_field=by_r[0]["r"] == by_r[-1]["r"])  # fmt: skip
 

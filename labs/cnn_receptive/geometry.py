@@ -253,6 +253,7 @@ def window_axis(
         first = np.where(real, src[..., 0], _EMPTY64).min(axis=1)
         last = np.where(real, src[..., 1], -1).max(axis=1)
         used = np.stack([first, last], axis=1)
+    # BEGIN SOLUTION the receptive-field recurrence (j, r and start after one layer)
     return AxisField(
         size=size,
         jump=a.jump * stride,
@@ -261,6 +262,7 @@ def window_axis(
         axis=a.axis,
         used=used,
     )
+    # END SOLUTION
 
 
 #: ``used`` of a unit that depends on no image pixel: (EMPTY, -1), so min/max just work.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from labrunner import exercise_function
+
 from . import figures, text
 from .model import (
     backward_memory,
@@ -20,12 +22,16 @@ from .training import autocast
 # --------------------------------------------------------------------------- training
 
 
+@exercise_function
 def training_the_language_model(lab: Lab) -> Trained:
     cfg, ctx = lab.cfg, lab.ctx
+    ex = lab.exercise(
+        "Training the language model", text.TRAIN_Q
+    )  # opened first: a stub below ends this exercise
     main = lab.fit("teacher", ctx.seed, "Training")
     h = main.history
     unigram_ppl = ppl(lab.unigram_rows)
-    with lab.exercise("Training the language model", text.TRAIN_Q) as ex:
+    with ex:
         ex.table(
             [
                 [s, round(sec, 2), round(loss, 4), round(math.exp(loss), 2), round(p, 2)]
@@ -97,6 +103,7 @@ def training_the_language_model(lab: Lab) -> Trained:
             True,
             points=1,
         )
+        # STUDENT ANSWER
         ex.answer(text.TRAIN_A, **values)
     return main
 
@@ -104,8 +111,10 @@ def training_the_language_model(lab: Lab) -> Trained:
 # --------------------------------------------------------------------------- Q2.1
 
 
+@exercise_function
 def q2_1_detach_or_not(lab: Lab) -> None:
     cfg, ctx, train = lab.cfg, lab.ctx, lab.train
+    ex = lab.exercise("Q2.1 Detach or not", text.Q21)  # opened first: a stub below ends this exercise
     k, seq, length = cfg.bptt_window, cfg.seq_len, train.shape[1]
     full_k = (length - 1) // seq  # one window over the whole row: one update per epoch
     amp = lambda: autocast(cfg.precision, ctx.device)  # noqa: E731
@@ -173,7 +182,7 @@ def q2_1_detach_or_not(lab: Lab) -> None:
                 round(v["ppl"], 2),
             ]
         )
-    with lab.exercise("Q2.1 Detach or not", text.Q21) as ex:
+    with ex:
         ex.figure(figures.unrolled_graph(k), "bptt_graph", caption=text.GRAPH_CAPTION)
         ex.table(
             rows,
@@ -262,6 +271,7 @@ def q2_1_detach_or_not(lab: Lab) -> None:
             actual=ratio_mem,
             points=1,
         )
+        # STUDENT ANSWER
         ex.answer(
             text.A21,
             k=k,

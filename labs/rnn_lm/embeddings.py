@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 
+from labrunner import exercise_function
+
 from . import corpus as corpora
 from . import figures, text
 from .model import (
@@ -49,15 +51,19 @@ def pair_distance(weight: np.ndarray, words: list[str], a: str, b: str) -> float
     return cosine_distance(WordVectors(weight, words), a, b)
 
 
+@exercise_function
 def q2_3_embedding_distance(lab: Lab, main: Trained) -> None:
     cfg, corpus = lab.cfg, lab.corpus
     a, b = cfg.distance_words
+    ex = lab.exercise(
+        "Q2.3 Embedding distance", text.Q23.replace("{a}", a).replace("{b}", b)
+    )  # opened first: a stub below ends this exercise
     words = corpus.dictionary.words
     vectors = WordVectors.of(main.model, words)
     init_vectors = WordVectors(main.init_embedding, words)
     rand_mean, rand_sd, rand_lo, rand_hi = random_distance_spread(lab)
     known = a in corpus.dictionary and b in corpus.dictionary
-    with lab.exercise("Q2.3 Embedding distance", text.Q23.replace("{a}", a).replace("{b}", b)) as ex:
+    with ex:
         ex.metric("distance_random_mean", rand_mean)
         ex.metric("distance_random_sd", rand_sd)
         values: dict = dict(
@@ -154,6 +160,7 @@ def q2_3_embedding_distance(lab: Lab, main: Trained) -> None:
             expected="[0, 2]",
             actual=values["dist"] if known else "pair not in the vocabulary",
         )
+        # STUDENT ANSWER
         ex.answer(text.A23, purity=purity, k=cfg.neighbours, synthetic=corpus.grammar is not None, **values)
 
 
@@ -179,10 +186,14 @@ def class_chance(corpus: corpora.Corpus) -> float:
 # --------------------------------------------------------------------------- Q2.5
 
 
+@exercise_function
 def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Trained]]) -> None:
     """``by_seed``: every trainer under every seed, as Q2.4 trained them (the run's seed first)."""
     cfg, corpus = lab.cfg, lab.corpus
     a, b = cfg.distance_words
+    ex = lab.exercise(
+        "Q2.5 Distance under each training", text.Q25.replace("{a}", a).replace("{b}", b)
+    )  # opened first: a stub below ends this exercise
     known = a in corpus.dictionary and b in corpus.dictionary
     seeds = list(by_seed)
     models = by_seed[seeds[0]]
@@ -198,10 +209,9 @@ def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Tra
                 init.append(pair_distance(tr.init_embedding, words, a, b))
             final[mode].append(pair_distance(WordVectors.of(tr.model, words).weight, words, a, b))
     rand_mean, rand_sd, _, _ = random_distance_spread(lab)
-    with lab.exercise(
-        "Q2.5 Distance under each training", text.Q25.replace("{a}", a).replace("{b}", b)
-    ) as ex:
+    with ex:
         if not known:
+            # STUDENT ANSWER
             ex.answer(text.A25_UNKNOWN, a=a, b=b)
             return
         change = {m: [d - d0 for d, d0 in zip(final[m], init, strict=True)] for m in models}
@@ -279,6 +289,7 @@ def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Tra
             expected=True,
             actual=final,
         )
+        # STUDENT ANSWER
         ex.answer(
             text.A25,
             a=a,

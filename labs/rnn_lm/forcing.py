@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from labrunner import exercise_function
+
 from . import figures, text
 from .session import (
     MODE_LABELS,
@@ -77,8 +79,10 @@ def seed_evidence(diffs: list[float], this_run: Difference, what: str) -> str:
     )
 
 
+@exercise_function
 def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[int, dict[str, Trained]]:
     cfg, ctx = lab.cfg, lab.ctx
+    ex = lab.exercise("Q2.4 Teacher forcing", text.Q24)  # opened first: a stub below ends this exercise
     by_seed = train_seeds(lab, main)
     models = by_seed[ctx.seed]
     unigram_ppl = ppl(lab.unigram_rows)
@@ -110,7 +114,7 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[int, dict[str, Trained
             # the share of teacher forcing's gain over the unigram model (cross-entropy, nats/token)
             "share": share_of_gain(lab.unigram_rows, tr.rows, main.rows),
         }
-    with lab.exercise("Q2.4 Teacher forcing", text.Q24) as ex:
+    with ex:
         ex.figure(
             figures.learning_curves(
                 {
@@ -240,6 +244,7 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[int, dict[str, Trained
             actual={m: round(r["ppl"], 3) for m, r in res.items()},
             points=1,
         )
+        # STUDENT ANSWER
         ex.answer(
             text.A24,
             r=res,

@@ -57,7 +57,9 @@ def segment_starts(length: int, seq_len: int) -> range:
 
 def detach(state: State) -> State:
     """The truncation of truncated BPTT: keep the values, cut the graph."""
+    # BEGIN SOLUTION the truncation of truncated BPTT
     return state[0].detach(), state[1].detach()
+    # END SOLUTION
 
 
 # --------------------------------------------------------------------------- free running
@@ -162,6 +164,7 @@ def next_token_probs(
     renormalised; ``top_p``: the smallest set of most likely tokens whose mass reaches p
     (nucleus sampling), renormalised.
     """
+    # BEGIN SOLUTION the samplers: greedy, temperature, top-k, top-p
     if method == "greedy":
         probs = torch.zeros_like(logits)
         return probs.scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
@@ -186,6 +189,7 @@ def next_token_probs(
     elif method not in ("multinomial", "temperature"):
         raise ValueError(f"unknown sampling method {method!r}")
     return (probs / probs.sum(-1, keepdim=True)).to(logits.dtype)
+    # END SOLUTION
 
 
 @dataclass

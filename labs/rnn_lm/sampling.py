@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from labrunner import exercise_function
+
 from . import corpus as corpora
 from . import text
 from .model import (
@@ -26,8 +28,10 @@ from .stats import (
 # --------------------------------------------------------------------------- Q2.2
 
 
+@exercise_function
 def q2_2_sampling(lab: Lab, main: Trained) -> None:
     cfg, ctx, corpus = lab.cfg, lab.ctx, lab.corpus
+    ex = lab.exercise("Q2.2 Sampling", text.Q22)  # opened first: a stub below ends this exercise
     methods = {
         "multinomial": ({}, "multinomial (T = 1)"),
         "greedy": ({}, "greedy (argmax)"),
@@ -65,7 +69,7 @@ def q2_2_sampling(lab: Lab, main: Trained) -> None:
         if grammar:
             row += [pm(s["grammar_logp"], len(per[m]["grammar_logp"])), pm(s["errors"], size, pct=True)]
         rows.append(row)
-    with lab.exercise("Q2.2 Sampling", text.Q22) as ex:
+    with ex:
         ex.table(
             rows,
             columns=columns,
@@ -150,6 +154,7 @@ def q2_2_sampling(lab: Lab, main: Trained) -> None:
             actual={m: round(stats[m]["logp"][0], 4) for m in stats},
             points=1,
         )
+        # STUDENT ANSWER
         ex.answer(text.A22, s=stats, cfg=cfg, entropy=corpus.entropy, grammar=grammar, n=n, labels=labels)
 
 

@@ -241,6 +241,7 @@ def train_model(
             # inputs and targets of the window (free running replaces the inputs by its own predictions)
             x, y = train[:, i : i + window], train[:, i + 1 : i + 1 + window]
             x = training_inputs(model, x, state, cfg.mode, step, k, generator)
+            # BEGIN SOLUTION the LSTM training step: forward, loss, backward, clipping, update
             # forward and loss (autocast to bf16/fp16 when asked)
             with autocast(cfg.precision, device):
                 logits, state = model(x, state)
@@ -252,6 +253,7 @@ def train_model(
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             scaler.step(opt)
             scaler.update()
+            # END SOLUTION
             # bookkeeping stays on the device: read once per evaluation
             loss_sum += loss.detach()
             n_losses += 1
