@@ -69,13 +69,15 @@ def test_assign_the_built_in_labs(tmp_path):
     assert "jump=a.jump * stride" not in geometry
 
 
-def labrunner(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+def labrunner(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """``python -m labrunner ARGS`` in a fresh interpreter (a run of four labs takes minutes)."""
     return subprocess.run(
         [sys.executable, "-m", "labrunner", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **env, **BYTECODE_ENV},
+        env={**os.environ, **(env or {}), **BYTECODE_ENV},
         cwd=cwd,
         timeout=1800,
     )
