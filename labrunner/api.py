@@ -14,6 +14,7 @@ line the command line prints; nothing here calls ``sys.exit``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -412,22 +413,23 @@ def run(
     reporter = reporter or _reporter(verbosity)
     from .stopping import stop_signals
 
-    try:
-        with stop_signals():  # SIGTERM and SIGHUP stop the run as Ctrl-C does
-            run_dir, results, interrupted = execute(resolved, plugins, reporter)
-    finally:
-        if own_reporter:
-            reporter.stop()
-    result = Run(run_dir, interrupted=interrupted, plugins=plugins)
-    result.results = results
-    result.settings = resolved
-    if report and not resolved.detach:
+    with contextlib.ExitStack() as hold:  # the run folder stays locked while its report renders
         try:
-            result.report_paths = result.render(author=author)
-        except UsageError:
-            raise
-        except Exception as exc:  # the results are saved: Run.render() can try again
-            result.report_error = f"rendering the report failed: {type(exc).__name__}: {exc}"
+            with stop_signals():  # SIGTERM and SIGHUP stop the run as Ctrl-C does
+                run_dir, results, interrupted = execute(resolved, plugins, reporter, hold=hold)
+        finally:
+            if own_reporter:
+                reporter.stop()
+        result = Run(run_dir, interrupted=interrupted, plugins=plugins)
+        result.results = results
+        result.settings = resolved
+        if report and not resolved.detach:
+            try:
+                result.report_paths = result.render(author=author)
+            except UsageError:
+                raise
+            except Exception as exc:  # the results are saved: Run.render() can try again
+                result.report_error = f"rendering the report failed: {type(exc).__name__}: {exc}"
     return result
 
 

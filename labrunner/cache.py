@@ -2,7 +2,8 @@
 
 Layout under the cache root::
 
-    results/<lab>/<key>/    a finished lab's folder (result.json and its figures)
+    results/<lab>/<key>/    a finished lab's folder (result.json and its figures), read-only,
+                            with MANIFEST.sha256: the sha256 of each of its files
     labs/<lab>/             ctx.cache_dir: datasets, weights, shared by runs of the lab
     state/<lab>/<key>/      ctx.state_dir: checkpoints of one exact config and seed
 """
@@ -13,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -23,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import describe_exception
-from .folders import link_tree
-from .results import LabResult
+from .files import MANIFEST, copy_tree, make_read_only, manifest_problem, remove_tree, write_manifest
+from .results import LabResult, RunFileError, check_lab_name, short
 
 if TYPE_CHECKING:
     from .lab import Lab
 
 ENV_CACHE = "LABRUNNER_CACHE_DIR"
+#: A cache key: what :func:`stable_hash` returns (hex), and nothing else becomes a path.
+KEY_PATTERN = re.compile(r"^[0-9a-f]{16,64}$")
 #: The files of a lab package that decide its results: code, templates, texts.
 SOURCE_SUFFIXES = (".py", ".j2", ".md")
 
@@ -111,12 +115,26 @@ def cache_key(
     )
 
 
+def check_cache_key(key: Any, where: str) -> str:
+    """A cache key (hex digits, as :func:`cache_key` makes them), before it becomes part of
+    a path; raises RunFileError (a UsageError) naming ``where``."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise RunFileError(f"{where}: invalid cache key {short(key)} (expected 16 to 64 hex digits)")
+    return key
+
+
 class InvalidEntry(Exception):
     """A cache entry that cannot be used as it is; it is discarded and the lab reruns."""
 
 
 def validate_entry(entry: Path, lab: str, key: str) -> LabResult:
-    """The result stored in ``entry``, checked against its files; raises :class:`InvalidEntry`."""
+    """The result stored in ``entry``, checked against its files and their sha256
+    manifest; raises :class:`InvalidEntry`."""
+    problem = manifest_problem(entry, MANIFEST)
+    if problem:
+        if problem == f"no {MANIFEST}":
+            raise InvalidEntry(f"no {MANIFEST} (stored by an earlier labrunner, or damaged)")
+        raise InvalidEntry(f"{problem} (the entry changed after it was stored)")
     path = entry / "result.json"
     if path.is_symlink() or not path.is_file():
         raise InvalidEntry("no result.json")
@@ -151,8 +169,12 @@ STALE_TMP_S = 3600.0
 
 class ResultCache:
     """Finished labs' folders, stored by lab name and cache key, safe to share between
-    runs at the same time.
+    runs at the same time, and never changed by what a user does to a run folder.
 
+    An entry is content-addressed and immutable: its files are copies (never links to a
+    run folder's files), read-only, and listed with their sha256 in its MANIFEST.sha256;
+    before an entry is used, every file is checked against the manifest. A run folder
+    gets copies of an entry's files (reflinks where the file system can).
     Each entry is written into a temporary folder and renamed into place whole, under a
     per-entry lock (filelock) that readers take too; leftover temporary folders of runs
     that died are removed. A cache folder that cannot be used gives one warning and the
@@ -173,15 +195,15 @@ class ResultCache:
         except OSError as exc:
             self._disable(exc)
 
-    # -- where things go
+    # -- where things go (a lab name and a key are checked before they become a path)
     def entry(self, lab: str, key: str) -> Path:
-        return self.root / "results" / lab / key
+        return self.root / "results" / check_lab_name(lab, "lab") / check_cache_key(key, "cache key")
 
     def lab_cache_dir(self, lab: str) -> Path:
-        return self._base() / "labs" / lab
+        return self._base() / "labs" / check_lab_name(lab, "lab")
 
     def state_dir(self, lab: str, key: str) -> Path:
-        return self._base() / "state" / lab / key
+        return self._base() / "state" / check_lab_name(lab, "lab") / check_cache_key(key, "cache key")
 
     def clear_state(self, lab: str, key: str) -> None:
         """Forget the checkpoints of one lab and key (``--force`` retrains from scratch)."""
@@ -217,7 +239,7 @@ class ResultCache:
             return
         from filelock import FileLock, Timeout
 
-        path = self.root / "locks" / lab / f"{key}.lock"
+        path = self.root / "locks" / check_lab_name(lab, "lab") / f"{check_cache_key(key, 'cache key')}.lock"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             lock = FileLock(str(path))
@@ -237,24 +259,33 @@ class ResultCache:
             lock.release()
 
     # -- entries
-    def get(self, lab: str, key: str, out_dir: Path) -> LabResult | None:
-        """Copy the cached folder of ``lab`` into ``out_dir`` and return its result, or
-        None when there is none (or it was invalid and has been discarded)."""
+    def verified(self, lab: str, key: str) -> LabResult | None:
+        """The result of the entry of ``lab`` and ``key`` when there is one and every file
+        of it matches its manifest; an entry that does not is discarded with one warning
+        (the lab then runs again). None when there is no usable entry."""
         if not self.usable:
             return None
         cached = self.entry(lab, key)
         if not cached.exists():
             return None
         try:
-            result = validate_entry(cached, lab, key)
+            return validate_entry(cached, lab, key)
         except InvalidEntry as exc:
             self.warn(f"cached result of {lab} (key {key}) discarded: {exc}; the lab runs again")
             self._remove(cached)
             return None
+
+    def get(self, lab: str, key: str, out_dir: Path) -> LabResult | None:
+        """Copy the cached folder of ``lab`` into ``out_dir`` and return its result, or
+        None when there is none (or it was invalid and has been discarded)."""
+        result = self.verified(lab, key)
+        if result is None:
+            return None
+        cached = self.entry(lab, key)
         try:
             if out_dir.exists():
                 shutil.rmtree(out_dir)
-            link_tree(cached, out_dir)  # hard links: a cached rerun copies no figure bytes
+            copy_tree(cached, out_dir, skip=frozenset({MANIFEST}))  # the run folder's own copies
         except OSError as exc:
             self.warn(f"cached result of {lab} (key {key}) cannot be read ({describe_exception(exc)})")
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -264,8 +295,9 @@ class ResultCache:
         return result
 
     def put(self, lab: str, key: str, out_dir: Path) -> None:
-        """Store a finished lab's folder: copied into a temporary folder, then renamed
-        into place whole. Call it holding :meth:`lock`."""
+        """Store a finished lab's folder: copied into a temporary folder, its manifest
+        written and its files made read-only, then renamed into place whole. Call it
+        holding :meth:`lock`."""
         if not self.usable:
             return
         target = self.entry(lab, key)
@@ -274,7 +306,9 @@ class ResultCache:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._clean_stale(target.parent)
             tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{key}.", suffix=".tmp"))
-            link_tree(out_dir, tmp)
+            copy_tree(out_dir, tmp)
+            write_manifest(tmp, MANIFEST)
+            make_read_only(tmp)
             if target.exists():
                 self._remove(target)
             os.replace(tmp, target)
@@ -283,7 +317,7 @@ class ResultCache:
             self._disable(exc)
         finally:
             if tmp is not None:  # an error, or Ctrl-C while copying: no half entry stays
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
 
     def _remove(self, entry: Path) -> None:
         """Move an entry out of the way in one rename, then delete it."""
@@ -292,13 +326,13 @@ class ResultCache:
             os.replace(entry, trash)
         except OSError:
             return
-        shutil.rmtree(trash, ignore_errors=True)
+        remove_tree(trash)
 
     def _clean_stale(self, folder: Path) -> None:
         now = time.time()
         for path in folder.glob(".*.tmp"):
             try:
                 if now - path.stat().st_mtime > STALE_TMP_S:
-                    shutil.rmtree(path, ignore_errors=True)
+                    remove_tree(path)
             except OSError:
                 pass

@@ -1,6 +1,7 @@
 """Run folders on disk: creating one, finding the latest, pointing ``latest`` at it,
 pruning old ones (``labrunner clean``), and completing a run with every installed lab
-(each lab's most recent result from an earlier run, linked rather than copied).
+(each lab's most recent result from an earlier run, copied: a run folder shares no file
+with the cache or another run).
 
 The files inside a run folder, and how they are read back, are :mod:`labrunner.runfolder`.
 """
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from .errors import UsageError
+from .files import copy_tree
 from .results import FigureRecord, LabResult, check_lab_name, write_atomic
 from .runfolder import LabEntry, RunInfo, _inside
 
@@ -93,69 +95,120 @@ def run_folders(out: Path) -> list[Path]:
     return [path for _key, path in sorted(found, reverse=True)]
 
 
-def clean_runs(out: Path, *, keep: int, dry_run: bool = False) -> list[Path]:
+#: In a run folder: the lock its run holds from the folder's creation to its end.
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """The lock a run holds on its folder for its whole life (``<run>/.lock``; an fcntl
+    lock, which the system drops when the process ends however it ends): ``clean``
+    never removes a run folder whose lock is held."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+        self._other: object | None = None
+
+    def acquire(self, *, blocking: bool = False) -> bool:
+        """Take the lock; without ``blocking``, False at once when another holds it."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: filelock's msvcrt lock
+            from filelock import FileLock, Timeout
+
+            lock = FileLock(str(self.path))
+            try:
+                lock.acquire(timeout=-1 if blocking else 0)
+            except Timeout:
+                return False
+            self._other = lock
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+        if self._other is not None:
+            self._other.release()  # type: ignore[attr-defined]
+            self._other = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire(blocking=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def run_is_locked(run_dir: Path) -> bool:
+    """Whether a process holds the lock of ``run_dir`` (a run still running in it)."""
+    if not (Path(run_dir) / LOCK_FILE).is_file():
+        return False  # a run takes its lock before it writes run.json: none ever ran here
+    lock = RunLock(run_dir)
+    if lock.acquire():
+        lock.release()
+        return False
+    return True
+
+
+def clean_runs(
+    out: Path, *, keep: int, dry_run: bool = False, skipped: list[tuple[Path, str]] | None = None
+) -> list[Path]:
     """Remove all but the newest ``keep`` run folders of ``out``; returns those removed.
 
     The folder ``latest`` points to is always kept, and only run folders directly in
-    ``out`` are candidates (see :func:`run_folders`): nothing else is touched.
+    ``out`` are candidates (see :func:`run_folders`): nothing else is touched. A run
+    still running (its lock is held) or whose jobs were submitted and not collected
+    (run.json ``submitted``) is kept too, and listed in ``skipped`` with the reason.
+    ``out`` must be a folder: a missing one is a UsageError.
     """
     if keep < 1:
         raise UsageError(f"--keep must be at least 1, got {keep}")
     out = Path(out)
+    if not out.is_dir():
+        what = "not a folder" if out.exists() else "no such folder"
+        raise UsageError(f"--out {out}: {what}")
     latest = latest_run_dir(out)
     latest_real = Path(os.path.realpath(latest)) if latest is not None else None
     root = Path(os.path.realpath(out))
     removed = []
+    skipped = skipped if skipped is not None else []
     for path in run_folders(out)[keep:]:
         real = Path(os.path.realpath(path))
         if real == latest_real or real.parent != root:
             continue
-        if not dry_run:
-            shutil.rmtree(path)
+        lock = RunLock(path)
+        if (path / LOCK_FILE).is_file() and not lock.acquire():
+            skipped.append((path, "still running"))
+            continue
+        try:
+            if _status(path) == "submitted":
+                skipped.append((path, "its SLURM jobs were submitted and not collected (labrunner status)"))
+                continue
+            if not dry_run:
+                shutil.rmtree(path)
+        finally:
+            lock.release()
         removed.append(path)
     return removed
 
 
-# --------------------------------------------------------------------------- a complete run
-
-
-def link_tree(src: Path, dst: Path, *, skip: frozenset[str] = frozenset()) -> int:
-    """Give ``dst`` the files of ``src`` without copying their bytes: each file is a hard
-    link (a copy only where linking fails, e.g. across file systems). Links, hidden files
-    and the top-level names in ``skip`` are left out. Returns how many files were copied
-    rather than linked."""
-    src, dst = Path(src), Path(dst)
-    copied = 0
-    for dirpath, dirnames, filenames in os.walk(src):  # does not follow links
-        here = Path(dirpath)
-        rel = here.relative_to(src)
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if not d.startswith(".") and not (here / d).is_symlink() and not (rel == Path(".") and d in skip)
-        ]
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        for name in filenames:
-            source = here / name
-            if name.startswith(".") or source.is_symlink() or (rel == Path(".") and name in skip):
-                continue
-            copied += link_file(source, dst / rel / name)
-    return copied
-
-
-def link_file(source: Path, target: Path) -> bool:
-    """Make ``target`` a hard link to ``source`` (replacing it), or a copy where linking
-    fails (another file system, no hard links); returns True when it copied. Files of a
-    run folder are only ever replaced whole (written to a temporary file and renamed),
-    never rewritten in place, so sharing them is safe."""
-    target = Path(target)
-    target.unlink(missing_ok=True)
+def _status(run_dir: Path) -> str:
     try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-        return True
-    return False
+        return RunInfo.load(run_dir / "run.json").status
+    except UsageError:
+        return ""
+
+
+# --------------------------------------------------------------------------- a complete run
 
 
 def _finished_at(result: LabResult) -> dt.datetime:
@@ -206,8 +259,8 @@ def complete_run(run_dir: Path, installed: dict[str, str], *, out: Path | None =
     run folders of ``out`` (default: the run folder's parent), whatever settings it ran
     with (:func:`most_recent_result`); its provenance (profile, seed, settings changed,
     code hash, date, run folder) comes with it, and the report and ``check`` say when the
-    labs of a run differ in profile or seed. Its files are hard-linked, not copied, and
-    its result records its ``origin`` (the run it ran in, and when). A lab found nowhere
+    labs of a run differ in profile or seed. Its files are copied (reflinks where the file system can:
+    never hard links, which an edit in one place would change everywhere), and its result records its ``origin`` (the run it ran in, and when). A lab found nowhere
     is listed with status "not run". run.json is updated atomically; returns the entries
     added.
     """
@@ -232,7 +285,7 @@ def complete_run(run_dir: Path, installed: dict[str, str], *, out: Path | None =
             lab_dir = run_dir / name
             if lab_dir.exists():
                 shutil.rmtree(lab_dir)
-            link_tree(src_dir, lab_dir, skip=frozenset({"result.json"}))
+            copy_tree(src_dir, lab_dir, skip=frozenset({"result.json"}))
             result.origin = origin
             result.save(lab_dir / "result.json")
             entry = LabEntry(

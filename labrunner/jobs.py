@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 from .cache import ResultCache
 from .config import RunSettings
 from .errors import UsageError
+from .folders import RunLock
 from .lab import Lab
 from .results import LabResult, write_atomic
 from .runfolder import RunInfo
 from .runner import RunState, _complete_environment, _one_lab, lab_job_spec, lab_key, now_iso, save_run_info
+from .sweep import worst_status
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -82,7 +84,8 @@ class _Jobs:
                 self.list_lab(lab)
 
     def list_lab(self, lab: str) -> None:
-        """List ``lab`` in run.json with the seeds that ended (all of them, unless Ctrl-C)."""
+        """List ``lab`` in run.json with the seeds that ended (all of them, unless Ctrl-C);
+        its status is the worst of its seeds': a sweep with a seed that failed did not pass."""
         with self.lock:
             if lab in self.listed or not self.done.get(lab):
                 return
@@ -93,7 +96,7 @@ class _Jobs:
             self.run_info["labs"].append(
                 {
                     "lab": lab,
-                    "status": results[0].status,
+                    "status": worst_status([r.status for r in results]),
                     "duration_s": round(sum(r.duration_s for r in results), 3),
                     "cached": all(r.cached for r in results),
                 }
@@ -107,14 +110,14 @@ class _Jobs:
 
 
 def _gather_sweep(lab_dir: Path, lab: str, results: list[LabResult]) -> None:
-    """``<lab>/``: the first seed's files (hard links) beside ``seeds/``, and sweep.json."""
-    from .folders import link_tree
+    """``<lab>/``: copies of the first seed's files beside ``seeds/``, and sweep.json."""
+    from .files import copy_tree
     from .sweep import SEEDS_DIR, SWEEP_FILE, seed_dir, summarize_sweep
 
     for child in lab_dir.iterdir() if lab_dir.is_dir() else []:
         if child.name != SEEDS_DIR:
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-    link_tree(seed_dir(lab_dir, results[0].seed), lab_dir)
+    copy_tree(seed_dir(lab_dir, results[0].seed), lab_dir)
     summarize_sweep(lab, results).save(lab_dir / SWEEP_FILE)
 
 
@@ -261,19 +264,17 @@ def _submit_detached(state: RunState, executor: Executor, jobs: _Jobs, tasks: li
 
 
 def read_jobs(run_dir: Path) -> list[dict[str, Any]]:
-    """The jobs ``run --detach`` submitted (jobs.json of the run folder; none without it)."""
-    from .results import json_object, read_json_file
+    """The jobs ``run --detach`` submitted (jobs.json of the run folder; none without it),
+    read through the typed reader (:class:`~labrunner.runfolder.JobsFile`): a lab name, seed,
+    folder, cache key or job id that is not what labrunner writes is a one-line RunFileError
+    before any path is built from it."""
+    from .runfolder import JobsFile
 
-    path = Path(run_dir) / JOBS_FILE
-    if not path.is_file():
+    run_dir = Path(run_dir)
+    if not (run_dir / JOBS_FILE).is_file() and not (run_dir / JOBS_FILE).is_symlink():
         return []
-    data = json_object(read_json_file(path), str(path))
-    jobs = data.get("jobs")
-    if not isinstance(jobs, list) or not all(
-        isinstance(j, dict) and isinstance(j.get("lab"), str) for j in jobs
-    ):
-        raise UsageError(f"{path}: jobs: expected a list of jobs")
-    return jobs
+    info = RunInfo.load(run_dir / "run.json")
+    return [job.to_json() for job in JobsFile.load(run_dir, info.selected).jobs]
 
 
 def collect_jobs(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
@@ -289,6 +290,18 @@ def collect_jobs(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
         for job in jobs:
             job["state"] = _job_state(run_dir, job)
         return jobs, info.status
+    lock = RunLock(run_dir)  # collecting writes into the run folder: clean leaves it alone meanwhile
+    if not lock.acquire():
+        raise UsageError(f"{run_dir}: another labrunner process is using this run; try again when it ends")
+    try:
+        return _collect(run_dir, info, jobs, run_info)
+    finally:
+        lock.release()
+
+
+def _collect(
+    run_dir: Path, info: RunInfo, jobs: list[dict[str, Any]], run_info: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str]:
     seeds = [int(s) for s in run_info.get("seeds") or [info.settings.get("seed", 0)]]
     labs = list(info.selected)
     book = _Jobs(run_dir, run_info, labs, seeds, len(seeds) > 1)

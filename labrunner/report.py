@@ -20,7 +20,7 @@ import json
 import math
 import os
 import re
-import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +30,15 @@ from .errors import UsageError
 
 # The run folder's model and loading live in runfolder.py; imported here for the renderer
 # and for code that imports them from this module.
-from .folders import link_file
+from .files import copy_file
 from .pdf import PDF_HELP, find_pdf_engine, render_pdf  # noqa: F401  (report --pdf, and its callers)
-from .results import Check, LabResult, write_atomic
+from .results import Check, LabResult, check_relative_path, write_atomic
 from .runfolder import (  # noqa: F401
     LabSummary,
     Provenance,
     RunData,
     _date,
+    _inside,
     _meta,
     _read_json,
     load_run,
@@ -639,26 +640,84 @@ def render_html(run: RunData, out_dir: Path, template_dir: Path | None = None, p
     return path
 
 
+#: In a run folder: the figures the Markdown report wrote there (JSON), so that rendering
+#: again replaces or removes those and never a file someone else put in ``figures/``.
+RENDERED_FILES = ".report-files.json"
+
+
 def render_markdown(
     run: RunData, out_dir: Path, template_dir: Path | None = None, plugins: Any = None
 ) -> Path:
-    """Write ``report.md`` and give it its figures in ``figures/<lab>/`` (hard links to
-    the lab's own files; copies where linking fails)."""
+    """Write ``report.md`` and give it copies of its figures in ``figures/<lab>/``.
+
+    Only files this renderer wrote (listed in :data:`RENDERED_FILES`) are replaced or
+    removed: a file a user added to ``figures/`` stays, and a figure path taken by a file
+    of someone else's is left as it is, with a warning."""
     out_dir = Path(out_dir)
     view = build_view(run, plugins)
-    figures = out_dir / "figures"
-    if figures.exists():
-        shutil.rmtree(figures)  # figures of an earlier render that may no longer exist
+    wanted: dict[str, Path] = {}
     for lab in view["labs"]:
         for ex in lab.exercises:
             for record in ex["records"]:
                 if record["kind"] == "figure" and record["figure"].path.is_file():
-                    target = out_dir / record["figure"].md_path
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    link_file(record["figure"].path, target)
+                    wanted[record["figure"].md_path] = record["figure"].path
+    owned = rendered_files(out_dir)
+    for rel in sorted(owned - set(wanted)):  # figures of an earlier render that are gone now
+        _inside(out_dir, rel).unlink(missing_ok=True)
+        _remove_empty_folders(out_dir, rel)
+    written = []
+    for rel, source in wanted.items():
+        target = _inside(out_dir, rel)
+        if rel not in owned and (target.exists() or target.is_symlink()) and not _same_file(source, target):
+            print(
+                f"labrunner: warning: {target} was not written by labrunner; left as it is "
+                "(report.md shows it in place of the lab's figure)",
+                file=sys.stderr,
+            )
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy_file(source, target)
+        written.append(rel)
+    write_atomic(out_dir / RENDERED_FILES, json.dumps({"files": sorted(written)}, indent=1) + "\n")
     path = out_dir / "report.md"
     _write(path, _render_template("report.md.j2", view, template_dir, html=False))
     return path
+
+
+def rendered_files(out_dir: Path) -> set[str]:
+    """The figures an earlier Markdown render wrote into ``out_dir`` (none when the record
+    is missing or not what labrunner writes: then nothing is removed)."""
+    path = Path(out_dir) / RENDERED_FILES
+    if path.is_symlink() or not path.is_file():
+        return set()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = data["files"] if isinstance(data, dict) else None
+    except (OSError, ValueError, KeyError):
+        return set()
+    owned = set()
+    for rel in files if isinstance(files, list) else []:
+        try:
+            check_relative_path(rel, str(path))
+        except UsageError:
+            continue
+        if rel.startswith("figures/") and rel.count("/") == 2:
+            owned.add(rel)
+    return owned
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.is_file() and not b.is_symlink() and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
+def _remove_empty_folders(out_dir: Path, rel: str) -> None:
+    folder = (Path(out_dir) / rel).parent
+    while folder != Path(out_dir) and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def available_formats(plugins: Any = None) -> dict[str, str]:

@@ -120,7 +120,8 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
         parents=parents,
         help="remove old run folders, keeping the newest N",
         description="Remove all but the newest N run folders of the out folder. The run 'latest' "
-        "points to is always kept, and nothing but run folders (with a run.json) is touched.",
+        "points to is always kept, so is a run still running (its lock is held) or whose SLURM jobs "
+        "were not collected, and nothing but run folders (with a run.json) is touched.",
     )
     clean.add_argument("--keep", type=int, required=True, metavar="N", help="how many run folders to keep")
     clean.add_argument(
@@ -226,9 +227,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     if args.keep < 1:
         raise UsageError(f"--keep must be at least 1, got {args.keep}")
-    removed = clean_runs(args.out, keep=args.keep, dry_run=args.dry_run)
+    skipped: list[tuple[Path, str]] = []
+    removed = clean_runs(args.out, keep=args.keep, dry_run=args.dry_run, skipped=skipped)
     verb = "would remove" if args.dry_run else "removed"
     for path in removed:
         print(f"{verb}: {path}")
+    for path, why in skipped:
+        print(f"kept: {path} ({why})")
     print(f"{verb} {len(removed)} run folder{'s' if len(removed) != 1 else ''}, kept the newest {args.keep}")
     return 0

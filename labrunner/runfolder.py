@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,6 +371,107 @@ class Consistency:
         return "; ".join(f"{value} ({', '.join(labs)})" for value, labs in found.items())
 
 
+# --------------------------------------------------------------------------- jobs.json
+
+#: A SLURM job id: digits, and ``_N`` for an element of an array job.
+_JOB_ID = re.compile(r"^[0-9]{1,20}(?:_[0-9]{1,10})?$")
+
+
+@dataclass
+class JobRecord:
+    """One job a detached run submitted (``run --detach``), as jobs.json lists it.
+
+    Every field that becomes a path or a command argument is checked on reading: the lab
+    name, the seed, ``out_dir`` (exactly the folder this lab and seed write into:
+    ``<lab>``, or ``<lab>/seeds/<seed>`` in a sweep), the cache key (hex digits), the job id and
+    submitit's folder (inside the run folder)."""
+
+    lab: str
+    seed: int
+    out_dir: str
+    cache_key: str
+    executor: str = "slurm"
+    job_id: str = ""
+    folder: str = ""
+    cancelled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if not self.folder:
+            data.pop("folder")
+        if not self.cancelled:
+            data.pop("cancelled")
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, where: str, run_dir: Path) -> JobRecord:
+        from .cache import check_cache_key
+
+        d = json_object(data, where)
+        lab = check_lab_name(d.get("lab"), f"{where}.lab")
+        seed = field_of(d, "seed", where, int)
+        if seed < 0:
+            raise RunFileError(f"{where}.seed: expected a seed >= 0, got {short(seed)}")
+        out_dir = field_of(d, "out_dir", where, str)
+        if out_dir not in (lab, f"{lab}/seeds/{seed}"):
+            raise RunFileError(
+                f"{where}.out_dir: expected {lab!r} or '{lab}/seeds/{seed}' for lab {lab} seed {seed}, "
+                f"got {short(out_dir)}"
+            )
+        job_id = field_of(d, "job_id", where, str, "")
+        if job_id and not _JOB_ID.match(job_id):
+            raise RunFileError(f"{where}.job_id: not a job id: {short(job_id)}")
+        folder = field_of(d, "folder", where, str, "")
+        if folder:
+            root = Path(os.path.realpath(run_dir))
+            resolved = Path(os.path.realpath(Path(run_dir) / folder))
+            if resolved != root and root not in resolved.parents:
+                raise RunFileError(f"{where}.folder: {short(folder)} is not inside the run folder")
+        return cls(
+            lab=lab,
+            seed=seed,
+            out_dir=out_dir,
+            cache_key=check_cache_key(d.get("cache_key"), f"{where}.cache_key"),
+            executor=field_of(d, "executor", where, str, "slurm"),
+            job_id=job_id,
+            folder=folder,
+            cancelled=field_of(d, "cancelled", where, bool, False),
+        )
+
+
+@dataclass
+class JobsFile:
+    """jobs.json of a detached run: the jobs submitted and the seeds of the run."""
+
+    jobs: list[JobRecord] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: Any, run_dir: Path, labs: list[str]) -> JobsFile:
+        """Read jobs.json back; each job must be of a lab the run selected (``labs``)."""
+        d = json_object(data, "")
+        seeds = field_of(d, "seeds", "", list, [])
+        for i, seed in enumerate(seeds):
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                raise RunFileError(f"seeds[{i}]: expected a seed >= 0, got {short(seed)}")
+        jobs = [
+            JobRecord.from_json(job, f"jobs[{i}]", run_dir)
+            for i, job in enumerate(field_of(d, "jobs", "", list))
+        ]
+        for i, job in enumerate(jobs):
+            if job.lab not in labs:
+                raise RunFileError(f"jobs[{i}].lab: {job.lab!r} is not a lab of this run")
+            if seeds and job.seed not in seeds:
+                raise RunFileError(f"jobs[{i}].seed: {job.seed} is not a seed of this run")
+        return cls(jobs=jobs, seeds=seeds)
+
+    @classmethod
+    def load(cls, run_dir: Path, labs: list[str]) -> JobsFile:
+        """``run_dir``/jobs.json; raises RunFileError (one line naming the file and field)."""
+        path = _inside(run_dir, "jobs.json")
+        return load_record(path, lambda data: cls.from_json(data, run_dir, labs))
+
+
 # --------------------------------------------------------------------------- the loaded run
 
 
@@ -523,8 +625,25 @@ class RunData:
 
     @property
     def all_passed(self) -> bool:
-        """True when every lab passed (an errored, interrupted or never run lab does not)."""
-        return bool(self.labs) and all(lab.status == "passed" for lab in self.labs)
+        """True when every lab passed (an errored, interrupted or never run lab does not),
+        and every seed of a seed sweep did (see :attr:`failed_seeds`)."""
+        return bool(self.labs) and all(lab.status == "passed" for lab in self.labs) and not self.failed_seeds
+
+    @property
+    def failed_seeds(self) -> dict[str, dict[int, str]]:
+        """Lab -> {seed: status} of each seed of a sweep that did not pass: its status
+        ("failed", "error", "interrupted"), or "no result" for a seed of the run
+        (``settings.seeds``) that the lab's sweep.json does not list."""
+        wanted = [s for s in self.settings.get("seeds") or [] if isinstance(s, int)]
+        found: dict[str, dict[int, str]] = {}
+        for lab, sweep in self.sweeps.items():
+            if sweep is None:
+                continue
+            bad = dict(sweep.failed_seeds)
+            bad.update({seed: "no result" for seed in wanted if seed not in sweep.seeds})
+            if bad:
+                found[lab] = dict(sorted(bad.items()))
+        return found
 
     @property
     def incomplete(self) -> str:
@@ -619,10 +738,12 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
             from .sweep import load_sweep
 
             _inside(run_dir, f"{result.lab}/sweep.json")
-            try:
-                sweeps[result.lab] = load_sweep(run_dir / result.lab)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise RunFileError(f"{run_dir / result.lab / 'sweep.json'}: invalid ({exc})") from None
+            sweep = load_sweep(run_dir / result.lab)
+            if sweep is not None and sweep.lab != result.lab:
+                raise RunFileError(
+                    f"{run_dir / result.lab / 'sweep.json'}: lab: {short(sweep.lab)} does not match its folder"
+                )
+            sweeps[result.lab] = sweep
     config_path = run_dir / "config.yaml"
     config_yaml = ""
     if config_path.exists() or config_path.is_symlink():

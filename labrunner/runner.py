@@ -8,6 +8,7 @@ settings in :mod:`.config`, several labs at a time and jobs on an executor in :m
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from .config import RunSettings, config_as_dict, resolve_settings
 from .devices import check_device_syntax, resolve_device, seed_everything, set_threads
 from .environment import environment, git_info
 from .errors import UsageError, describe_exception
-from .folders import complete_run, find_run_dir, new_run_dir, point_latest
+from .folders import RunLock, complete_run, find_run_dir, new_run_dir, point_latest
 from .lab import Lab
 from .labrun import changed_settings, error_record, now_iso, run_lab
 from .plugins import Plugins
@@ -91,15 +92,17 @@ def lab_key(lab: Lab, settings: RunSettings, config: dict[str, Any] | None = Non
 
 
 def execute(
-    settings: RunSettings, plugins: Plugins, reporter: Reporter
+    settings: RunSettings, plugins: Plugins, reporter: Reporter, *, hold: contextlib.ExitStack | None = None
 ) -> tuple[Path, list[LabResult], bool]:
     """Run every selected lab; returns (run folder, results, interrupted).
 
     run.json is rewritten (atomically) after each lab and once more at the end, also when
     Ctrl-C arrives at any point, so it always lists exactly the labs that finished.
+    The run folder's lock (:class:`~labrunner.folders.RunLock`) is held from before run.json
+    is written until the run ends, or, with ``hold``, until the caller closes that stack
+    (after rendering the report): ``labrunner clean`` never removes a locked run.
     """
     default_warn = plugins.warn
-    from .jobs import run_jobs, uses_jobs  # labs as jobs (parallel, sweeps, executors)
     from .worker import start_method
 
     start_method(settings.device)  # LABRUNNER_WORKER_START checked before anything is written
@@ -110,6 +113,23 @@ def execute(
         set_threads(settings.threads)
     cache = ResultCache(warn=plugins.warn)
     run_dir = new_run_dir(settings.out)
+    lock = RunLock(run_dir)
+    lock.acquire(blocking=True)  # a new folder: nobody else holds it
+    with contextlib.ExitStack() as own:
+        (hold if hold is not None else own).callback(lock.release)
+        return _execute(settings, plugins, reporter, cache, run_dir, default_warn)
+
+
+def _execute(
+    settings: RunSettings,
+    plugins: Plugins,
+    reporter: Reporter,
+    cache: ResultCache,
+    run_dir: Path,
+    default_warn: Callable[[str], None],
+) -> tuple[Path, list[LabResult], bool]:
+    from .jobs import run_jobs, uses_jobs  # labs as jobs (parallel, sweeps, executors)
+
     run_info: dict[str, Any] = {
         "labrunner": __version__,
         "status": "running",

@@ -17,7 +17,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .results import LabResult, json_object, read_json_file, write_json
+from .results import (
+    STATUSES,
+    LabResult,
+    RunFileError,
+    check_lab_name,
+    check_schema,
+    field_of,
+    json_object,
+    load_record,
+    short,
+    write_json,
+)
 
 SWEEP_FILE = "sweep.json"
 SEEDS_DIR = "seeds"
@@ -69,26 +80,87 @@ class SweepSummary:
         write_json(path, self.to_json())
 
     @classmethod
-    def load(cls, path: Path) -> SweepSummary:
-        d = json_object(read_json_file(path), str(path))
-
-        def spreads(data: dict[str, Any]) -> dict[str, MetricSpread]:
-            return {name: MetricSpread(**value) for name, value in (data or {}).items()}
-
-        return cls(
-            lab=str(d["lab"]),
-            seeds=[int(s) for s in d["seeds"]],
-            status={str(k): str(v) for k, v in d["status"].items()},
-            metrics=spreads(d.get("metrics") or {}),
-            exercises=[
-                ExerciseSweep(
-                    title=str(e["title"]),
-                    metrics=spreads(e.get("metrics") or {}),
-                    claims=[ClaimTally(**c) for c in e.get("claims") or []],
+    def from_json(cls, data: Any, where: str = "") -> SweepSummary:
+        """Read sweep.json back, checking every field as run.json's reader does (lab name,
+        seeds, each seed's status, numbers, claim counts); raises RunFileError naming the
+        first field that is wrong."""
+        d = json_object(data, where)
+        check_schema(d, where)
+        seeds = field_of(d, "seeds", where, list)
+        for i, seed in enumerate(seeds):
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                raise RunFileError(f"seeds[{i}]: expected a seed >= 0, got {short(seed)}")
+        status = field_of(d, "status", where, dict)
+        for seed, value in status.items():
+            if value not in STATUSES:
+                raise RunFileError(
+                    f"status.{seed}: expected one of {', '.join(STATUSES)}, got {short(value)}"
                 )
-                for e in d.get("exercises") or []
-            ],
+        exercises = []
+        for i, ex in enumerate(field_of(d, "exercises", where, list, [])):
+            at = f"exercises[{i}]"
+            e = json_object(ex, at)
+            claims = [
+                _claim_tally(c, f"{at}.claims[{j}]")
+                for j, c in enumerate(field_of(e, "claims", at, list, []))
+            ]
+            exercises.append(
+                ExerciseSweep(
+                    title=field_of(e, "title", at, str),
+                    metrics=_spreads_from_json(field_of(e, "metrics", at, dict, {}), f"{at}.metrics"),
+                    claims=claims,
+                )
+            )
+        return cls(
+            lab=check_lab_name(d.get("lab"), "lab"),
+            seeds=seeds,
+            status=status,
+            metrics=_spreads_from_json(field_of(d, "metrics", where, dict, {}), "metrics"),
+            exercises=exercises,
         )
+
+    @classmethod
+    def load(cls, path: Path) -> SweepSummary:
+        """Read ``path``; raises RunFileError (one line naming the file and the field)."""
+        return load_record(path, cls.from_json)
+
+    @property
+    def failed_seeds(self) -> dict[int, str]:
+        """Each seed of the sweep whose lab did not pass, with its status (``"no result"``
+        for a seed the sweep lists without a status)."""
+        return {
+            seed: self.status.get(str(seed), "no result")
+            for seed in self.seeds
+            if self.status.get(str(seed)) != "passed"
+        }
+
+
+def _spreads_from_json(data: dict[str, Any], where: str) -> dict[str, MetricSpread]:
+    out = {}
+    for name, value in data.items():
+        at = f"{where}.{name}"
+        v = json_object(value, at)
+        values = field_of(v, "values", at, dict)
+        for seed in values:
+            field_of(values, seed, f"{at}.values", float)
+        out[name] = MetricSpread(
+            **{key: field_of(v, key, at, float) for key in ("mean", "std", "min", "max")}, values=values
+        )
+    return out
+
+
+def _claim_tally(data: Any, where: str) -> ClaimTally:
+    d = json_object(data, where)
+    by_seed = field_of(d, "by_seed", where, dict)
+    for seed in by_seed:
+        field_of(by_seed, seed, f"{where}.by_seed", bool)
+    return ClaimTally(
+        name=field_of(d, "name", where, str),
+        statement=field_of(d, "statement", where, str, ""),
+        holds=field_of(d, "holds", where, int),
+        of=field_of(d, "of", where, int),
+        by_seed=by_seed,
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -162,6 +234,16 @@ def summarize_sweep(lab: str, results: list[LabResult]) -> SweepSummary:
     return summary
 
 
+#: From the best to the worst: a lab run once per seed has its worst seed's status.
+_STATUS_ORDER = ("passed", "failed", "not run", "interrupted", "error")
+
+
+def worst_status(statuses: list[str]) -> str:
+    """The status of a lab over its seeds: the worst of theirs ("passed" only when every
+    seed passed)."""
+    return max(statuses, key=lambda s: _STATUS_ORDER.index(s) if s in _STATUS_ORDER else len(_STATUS_ORDER))
+
+
 def seed_dir(lab_dir: Path, seed: int) -> Path:
     return Path(lab_dir) / SEEDS_DIR / str(int(seed))
 
@@ -174,13 +256,13 @@ def load_sweep(lab_dir: Path) -> SweepSummary | None:
 
 def seed_view(run_dir: Path, seed: int) -> Path:
     """``<run>/seeds/<seed>/``: the run as if it had run with ``seed`` alone (each swept
-    lab's folder is that seed's, the others as they are; files are hard links), so the
+    lab's folder is that seed's, the others as they are; files are copies), so the
     report renders that seed's answers (``labrunner report RUN_DIR --seed N``). Raises
     UsageError when no lab of the run ran with ``seed``."""
     import shutil
 
     from .errors import UsageError
-    from .folders import link_tree
+    from .files import copy_tree
     from .runfolder import RunInfo
 
     run_dir = Path(run_dir)
@@ -201,7 +283,7 @@ def seed_view(run_dir: Path, seed: int) -> Path:
         if entry.lab in swept and not source.is_dir():
             entry.status, entry.origin = "not run", {"kind": "not run"}
         elif source.is_dir():
-            link_tree(source, view / entry.lab, skip=frozenset({SEEDS_DIR, SWEEP_FILE}))
+            copy_tree(source, view / entry.lab, skip=frozenset({SEEDS_DIR, SWEEP_FILE}))
             if entry.lab in swept:
                 entry.status = LabResult.load(source / "result.json").status
     info.settings = {**info.settings, "seed": seed}

@@ -42,8 +42,14 @@ def test_stable_hash_is_canonical():
     assert len(stable_hash("x")) == 16
 
 
+def writable(path: Path) -> Path:
+    """An entry's file made writable again (entries are read-only), as a tamperer would."""
+    path.chmod(0o644)
+    return path
+
+
 def _corrupt_json(entry: Path) -> None:
-    (entry / "result.json").write_text('{"lab": "counter", "status": "pa')
+    writable(entry / "result.json").write_text('{"lab": "counter", "status": "pa')
 
 
 def _missing_figure(entry: Path) -> None:
@@ -53,7 +59,7 @@ def _missing_figure(entry: Path) -> None:
 def _wrong_types(entry: Path) -> None:
     data = load(entry / "result.json")
     data["status"] = 5
-    (entry / "result.json").write_text(json.dumps(data))
+    writable(entry / "result.json").write_text(json.dumps(data))
 
 
 def _symlinked_figure(entry: Path) -> None:
@@ -161,15 +167,15 @@ def test_force_retrains_instead_of_resuming(cli, workdir, hostile):
 def test_ctrl_c_while_storing_keeps_run_json_consistent(cli, workdir, tmp_path, monkeypatch):
     import labrunner.cache
 
-    real_link_tree = labrunner.cache.link_tree
+    real_copy_tree = labrunner.cache.copy_tree
 
     def interrupted_store(src, dst, *args, **kwargs):
-        copied = real_link_tree(src, dst, *args, **kwargs)
+        copied = real_copy_tree(src, dst, *args, **kwargs)
         if "results" in Path(dst).parts:  # the cache's copy, not the run folder's: Ctrl-C now
             raise KeyboardInterrupt
         return copied
 
-    monkeypatch.setattr(labrunner.cache, "link_tree", interrupted_store)
+    monkeypatch.setattr(labrunner.cache, "copy_tree", interrupted_store)
     status, out, err = cli("run", "counter", "failing", "--profile", "smoke", "--isolation", "none")
     assert status == 130, err
     run = load((workdir / "reports" / "latest" / "run.json").resolve())
@@ -191,17 +197,17 @@ def test_cache_api_round_trip(tmp_path):
                 "title": "t",
                 "version": "1",
                 "status": "passed",
-                "cache_key": "k1",
+                "cache_key": "0123456789abcdef",
                 "schema": 1,
             }
         )
     )
     cache = ResultCache(tmp_path / "cache")
     with cache.lock("counter", "k1"):
-        cache.put("counter", "k1", run_dir)
-    got = cache.get("counter", "k1", tmp_path / "out")
+        cache.put("counter", "0123456789abcdef", run_dir)
+    got = cache.get("counter", "0123456789abcdef", tmp_path / "out")
     assert got is not None and got.cached is True
-    assert cache.get("counter", "other", tmp_path / "out2") is None
+    assert cache.get("counter", "fedcba9876543210", tmp_path / "out2") is None
 
 
 @pytest.mark.slow

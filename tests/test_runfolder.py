@@ -308,11 +308,10 @@ def test_complete_run_lists_every_installed_lab(tmp_path):
     assert by_name["attention"].seed == 2 and by_name["attention"].date == "28 November 2026"
     assert by_name["rnn_lm"].origin == "this run" and by_name["adversarial"].status == "not run"
     assert by_name["adversarial"].title == "Adversarial"
-    # figures are hard links, not copies; result.json is the run's own file
+    # every file is the run's own copy: an edit here never reaches the earlier run
     for fig in ("fig0.png", "fig1.png"):
-        assert os.path.samefile(
-            current / "attention" / "figures" / fig, newer / "attention" / "figures" / fig
-        )
+        copy, original = current / "attention" / "figures" / fig, newer / "attention" / "figures" / fig
+        assert copy.read_bytes() == original.read_bytes() and not os.path.samefile(copy, original)
     assert not os.path.samefile(current / "attention" / "result.json", newer / "attention" / "result.json")
     assert old.is_dir() and elsewhere.is_dir()
     # carried over again, a result keeps its first origin
@@ -369,7 +368,8 @@ def test_a_run_of_some_labs_reports_every_installed_lab(cli, workdir):
     assert summaries["counter"].origin_run == first.name
     assert summaries["failing"].origin == "this run" and summaries["crashing"].status == "not run"
     figure = "counter/figures/steps.png"
-    assert os.path.samefile(first / figure, second / figure)  # linked, not copied
+    assert (first / figure).read_bytes() == (second / figure).read_bytes()
+    assert not os.path.samefile(first / figure, second / figure)  # copied, never linked
     html = (second / "report.html").read_text()
     assert 'id="lab-counter"' in html and 'id="lab-crashing"' in html
     status, out, err = cli("check")
@@ -399,10 +399,15 @@ def test_report_md_escapes_raw_html_from_lab_text(tmp_path):
     assert text.count("`<eos>`") == 6 and text.count("$x\\lt y$") == 6 and text.count("1 < 2") >= 6
 
 
-def test_report_md_links_its_figures_instead_of_copying(tmp_path):
+def test_report_md_copies_its_figures_so_an_edit_stays_where_it_was_made(tmp_path):
     from labrunner.report import render_report
 
     run_dir = make_run(tmp_path, figures=2)
     render_report(run_dir, formats=["md"])
     for name in ("fig0.png", "fig1.png"):
-        assert os.path.samefile(run_dir / "figures" / "lab0" / name, run_dir / "lab0" / "figures" / name)
+        shown, lab_figure = run_dir / "figures" / "lab0" / name, run_dir / "lab0" / "figures" / name
+        assert shown.read_bytes() == lab_figure.read_bytes()
+        assert not os.path.samefile(shown, lab_figure)
+        with open(shown, "r+b") as fh:
+            fh.write(b"edited")
+        assert lab_figure.read_bytes()[:4] == b"\x89PNG"
