@@ -82,6 +82,15 @@ def submission_problem(
             f"{run.run_dir}: labs differ in profile or seed: {consistency.describe()} (run them again with "
             "one profile and seed, or pass --allow-mixed to hand them in as they are)"
         )
+    if run.failed_seeds and not partial:
+        names = "; ".join(
+            f"{lab}: " + ", ".join(f"seed {seed} ({status})" for seed, status in seeds.items())
+            for lab, seeds in run.failed_seeds.items()
+        )
+        return (
+            f"{run.run_dir}: seeds of a sweep without a passing result: {names} (their measurements are "
+            "missing from the sweep's tables; run them again, or pass --partial to hand in without them)"
+        )
     if run.stand_ins and not allow_stand_ins:
         by_lab: dict[str, list[str]] = {}
         for lab, title, _reason in run.stand_ins:
@@ -155,40 +164,62 @@ def make_bundle(
     if dest.suffix.lower() != ".zip":
         raise UsageError(f"-o {dest}: the bundle name must end in .zip")
     if not dest.parent.is_dir():
-        raise UsageError(f"-o {dest}: no such folder {dest.parent}")
+        what = "not a folder" if dest.parent.exists() else "no such folder"
+        raise UsageError(f"-o {dest}: {what}: {dest.parent}")
+    if dest.is_dir():
+        raise UsageError(f"-o {dest}: a folder; give the name of the zip to write (NAME.zip)")
+    if dest.exists() and not dest.is_file():
+        raise UsageError(f"-o {dest}: not a regular file; give the name of the zip to write (NAME.zip)")
     run = load_run(run_dir)  # a clear error before anything is written
     problem = submission_problem(
         run, partial=partial, allow_stand_ins=allow_stand_ins, allow_mixed=allow_mixed
     )
     if problem:
         raise NotSubmittable(problem)
-    if not (run_dir / "report.html").is_file() or not (run_dir / "report.md").is_file():
-        render_report(run_dir, formats=("html", "md"))
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:  # the destination can be written: found out before anything is rendered
+        tmp.open("xb").close()
+    except OSError as exc:
+        raise UsageError(f"-o {dest}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        if not (run_dir / "report.html").is_file() or not (run_dir / "report.md").is_file():
+            render_report(run_dir, formats=("html", "md"))
+        try:
+            return _write_bundle(run_dir, run, dest, tmp, plugins, warn)
+        except BundleError:
+            raise
+        except OSError as exc:  # a full disk, a folder that became unwritable meanwhile
+            raise UsageError(f"-o {dest}: cannot write the zip ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_bundle(
+    run_dir: Path, run: RunData, dest: Path, tmp: Path, plugins: Any, warn: Any
+) -> tuple[Path, int]:
+    """Write the zip into ``tmp`` (the run's files and its labs' code), verify it, and
+    rename it to ``dest``."""
     files = bundle_files(run_dir)
     code_files, code_info = lab_code(run, plugins, warn)
     root = dest.stem
     manifest_lines = []
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            for path, arcname in files:
-                stored = path.suffix.lower() in STORED_SUFFIXES
-                info = _info(f"{root}/{arcname}", path)
-                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-                digest = hashlib.sha256()
-                with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as out:
-                    for block in iter(lambda src=src: src.read(CHUNK), b""):
-                        digest.update(block)
-                        out.write(block)
-                manifest_lines.append(f"{digest.hexdigest()}  {arcname}")
-            for arcname, data in code_files + [(CODE_JSON, _code_json(code_info))]:
-                zf.writestr(_info(f"{root}/{arcname}", None), data)
-                manifest_lines.append(f"{hashlib.sha256(data).hexdigest()}  {arcname}")
-            zf.writestr(_info(f"{root}/{MANIFEST}", None), "\n".join(manifest_lines) + "\n")
-        checked = verify_bundle(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for path, arcname in files:
+            stored = path.suffix.lower() in STORED_SUFFIXES
+            info = _info(f"{root}/{arcname}", path)
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            digest = hashlib.sha256()
+            with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as out:
+                for block in iter(lambda src=src: src.read(CHUNK), b""):
+                    digest.update(block)
+                    out.write(block)
+            manifest_lines.append(f"{digest.hexdigest()}  {arcname}")
+        for arcname, data in code_files + [(CODE_JSON, _code_json(code_info))]:
+            zf.writestr(_info(f"{root}/{arcname}", None), data)
+            manifest_lines.append(f"{hashlib.sha256(data).hexdigest()}  {arcname}")
+        zf.writestr(_info(f"{root}/{MANIFEST}", None), "\n".join(manifest_lines) + "\n")
+    checked = verify_bundle(tmp)
+    os.replace(tmp, dest)
     return dest, checked
 
 

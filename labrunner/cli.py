@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -517,9 +518,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PipeSafeStdout:
+    """``sys.stdout`` for the length of a command: when the reader of a pipe goes away
+    (``labrunner run LAB | head``, ``| true``), the rest of the output is dropped instead
+    of raising BrokenPipeError, so the command still completes (a run still writes its
+    run folder and report) and exits with its own status, not 0 and not a traceback."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.closed_pipe = True
+        try:  # what is still buffered, and Python's flush at exit, go nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = PipeSafeStdout(stdout)
     try:
         return int(args.handler(args) or 0)
     except UsageError as exc:
@@ -530,5 +571,6 @@ def main(argv: list[str] | None = None) -> int:
 
         print("labrunner: interrupted", file=sys.stderr)
         return interrupted_status(exc)
-    except BrokenPipeError:  # `labrunner list | head`
-        return 0
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .progress import Bar, Reporter
-from .results import FIDELITIES, Check, Claim, Exercise, LabResult, jsonable, number, write_atomic
+from .results import FIDELITIES, Check, Claim, Exercise, LabResult, jsonable, number, short, write_atomic
 
 #: The type of a lab's config, so that a lab can write ``ctx: LabContext[MyConfig]``.
 ConfigT = TypeVar("ConfigT")
@@ -204,6 +204,20 @@ def exercise_function(func: Callable[..., T] | None = None, *, values: int = 1) 
 # --------------------------------------------------------------------------- exercises
 
 
+def truth_value(value: Any, what: str) -> bool:
+    """``value`` as the outcome of a check or claim: a Python bool, or a numpy bool
+    (``numpy.bool_``); anything else raises ``TypeError`` naming ``what``. ``bool(x)``
+    would record ``nan``, ``"False"`` and ``[False]`` as true."""
+    if isinstance(value, bool):
+        return value
+    kind = type(value)
+    if kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool"):
+        return bool(value)
+    raise TypeError(
+        f"{what} must be True or False (a bool or a numpy bool), got {kind.__name__} {short(value)}"
+    )
+
+
 class ExerciseRecorder:
     """Records one exercise; obtained from ``with ctx.exercise(title, question) as ex:``.
 
@@ -270,7 +284,9 @@ class ExerciseRecorder:
         baseline: str = "",
         hidden: bool = False,
     ) -> bool:
-        """Record a conclusion and the measurement that decides it; returns ``holds``.
+        """Record a conclusion and the measurement that decides it; returns ``holds``, which
+        must be ``True`` or ``False`` (a Python or numpy bool; anything else raises
+        ``TypeError`` naming the claim).
 
         ``name`` is an identifier, unique in the lab, by which answer templates refer to
         the claim (``claims.<name>``). ``statement`` says what is claimed ("the trained
@@ -286,8 +302,7 @@ class ExerciseRecorder:
             raise ValueError(f"claim name {name!r} must be an identifier")
         if name in self._ctx.claims or name in self._ctx._hidden_claims:
             raise ValueError(f"claim {name!r} recorded twice")
-        item = getattr(holds, "item", None)  # numpy and torch booleans
-        holds = bool(item() if callable(item) else holds)
+        holds = truth_value(holds, f"claim {name!r}: holds")
         self.exercise.claims.append(
             Claim(
                 name=name,
@@ -384,9 +399,12 @@ class ExerciseRecorder:
         JSON values); ``message`` is shown beside a failed check. A lab passes when all its
         checks pass; ``labrunner check`` totals the points. ``hidden=True`` keeps the check
         back from the student version (``labrunner assign`` removes the statement) for the
-        grader; it counts like any other check where it runs.
+        grader; it counts like any other check where it runs. ``passed`` must be
+        ``True`` or ``False`` (a Python or numpy bool): anything else (``nan``, ``"False"``, a list,
+        a tensor) raises ``TypeError`` naming the check, since its truth would not be the
+        check's outcome.
         """
-        passed = bool(passed)
+        passed = truth_value(passed, f"check {name!r}: passed")
         self.exercise.checks.append(
             Check(
                 name=name,
@@ -409,7 +427,13 @@ class ExerciseRecorder:
         ``tol=rel * abs(expected)``. Both values must be numbers."""
         a, e = float(number(actual)), float(number(expected))
         return self.check(
-            name, abs(a - e) <= tol, expected=e, actual=a, tolerance=f"±{tol:g}", points=points, hidden=hidden
+            name,
+            bool(abs(a - e) <= tol),
+            expected=e,
+            actual=a,
+            tolerance=f"±{tol:g}",
+            points=points,
+            hidden=hidden,
         )
 
     def check_at_most(
@@ -417,14 +441,18 @@ class ExerciseRecorder:
     ) -> bool:
         """Pass when ``actual <= limit`` (inclusive); ``actual`` must be a number."""
         a = number(actual)
-        return self.check(name, a <= limit, expected=f"≤ {limit:g}", actual=a, points=points, hidden=hidden)
+        return self.check(
+            name, bool(a <= limit), expected=f"≤ {limit:g}", actual=a, points=points, hidden=hidden
+        )
 
     def check_at_least(
         self, name: str, actual: Any, limit: Any, points: float = 1.0, *, hidden: bool = False
     ) -> bool:
         """Pass when ``actual >= limit`` (inclusive); ``actual`` must be a number."""
         a = number(actual)
-        return self.check(name, a >= limit, expected=f"≥ {limit:g}", actual=a, points=points, hidden=hidden)
+        return self.check(
+            name, bool(a >= limit), expected=f"≥ {limit:g}", actual=a, points=points, hidden=hidden
+        )
 
     def check_equal(
         self, name: str, actual: Any, expected: Any, points: float = 1.0, *, hidden: bool = False
@@ -432,7 +460,7 @@ class ExerciseRecorder:
         """Pass when ``actual == expected`` after conversion to JSON values (numbers, strings,
         lists: a tuple equals the list with the same items; ``1 == 1.0``)."""
         a, e = jsonable(actual), jsonable(expected)
-        return self.check(name, a == e, expected=e, actual=a, points=points, hidden=hidden)
+        return self.check(name, bool(a == e), expected=e, actual=a, points=points, hidden=hidden)
 
 
 # --------------------------------------------------------------------------- context

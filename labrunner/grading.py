@@ -16,12 +16,14 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
     """The checks of a run as a JSON-ready dict: per lab (status, checks with points,
     totals, points on the assignment's material and on stand-ins, where the result comes
     from) and for the whole run; ``passed`` is True only when the run is complete and
-    every lab passed; ``incomplete`` says what is missing ("" when nothing is); ``mixed`` is
+    every lab passed (in a seed sweep, every seed: ``failed_seeds`` names those that did
+    not); ``incomplete`` says what is missing ("" when nothing is); ``mixed`` is
     True when the labs differ in profile or seeds (``mixed_labs`` says which ran with what),
     else ``profile`` and ``seeds`` are the ones they share; each lab has its ``provenance``."""
     labs = []
     summaries = []
     consistency = run.consistency
+    failed = run.failed_seeds
     for lab, _part in lab_order(run, run.labs, plugins):  # the report's order
         s = summarize(lab)
         summaries.append(s)
@@ -40,6 +42,7 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
                 "points_stand_in_total": s.points_stand_in_total,
                 "fidelity": s.fidelity,
                 "stand_ins": [{"exercise": title, "reason": reason} for title, reason in s.stand_ins],
+                "failed_seeds": {str(seed): status for seed, status in failed.get(lab.lab, {}).items()},
                 "origin": s.origin,
                 "origin_run": s.origin_run,
                 "date": s.date,
@@ -140,6 +143,8 @@ def format_grades(grades: dict[str, Any], *, verbose: bool = False) -> str:
                 lines.append(f"  ANSWER  {item['exercise']}: {problem}")
         if lab["error"]:
             lines.append(f"  ERROR  {lab['error'].get('type', '')}: {lab['error'].get('message', '')}")
+        for seed, status in lab.get("failed_seeds", {}).items():
+            lines.append(f"  SEED {seed}  {status}: the sweep's tables lack this seed's measurements")
     verdict = "all labs passed" if grades["passed"] else "NOT all labs passed"
     total = (
         f"total: {grades['checks_passed']}/{grades['checks_total']} checks, "

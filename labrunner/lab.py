@@ -22,9 +22,21 @@ if TYPE_CHECKING:
 
 #: Profiles every lab understands; a lab may leave any of them equal to its defaults.
 STANDARD_PROFILES = ("smoke", "quick", "full")
-#: Names a lab cannot take: they mean something else on the command line or in a config.
-RESERVED_NAMES = frozenset({"all", "report", "run", "labs", "seed", "device", "profile"})
+#: Entries of a run folder (and of the folder of runs) that a lab's folder would collide
+#: with: the report's figures, a sweep's per-seed views, the ``latest`` link, and the
+#: stems of run.json, config.yaml, jobs.json and report.* (lab names hold no dots).
+RUN_FOLDER_NAMES = frozenset({"figures", "seeds", "latest", "report", "run", "config", "jobs"})
+#: Names a lab cannot take: they mean something else on the command line or in a config,
+#: or in a run folder.
+RESERVED_NAMES = frozenset({"all", "labs", "seed", "device", "profile"}) | RUN_FOLDER_NAMES
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def reserved_why(name: str) -> str:
+    """Why ``name`` (one of :data:`RESERVED_NAMES`) cannot be a lab's name."""
+    if name in RUN_FOLDER_NAMES:
+        return "it is reserved: a run folder has an entry of that name, which the lab's folder would collide with"
+    return "it is reserved: it means something else on the command line or in a config"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +100,7 @@ def validate_lab(lab: object) -> Lab:
             f"invalid lab name {name!r}: use lower-case letters, digits and '_', starting with a letter"
         )
     if name in RESERVED_NAMES:
-        raise PluginError(f"invalid lab name {name!r}: it is reserved")
+        raise PluginError(f"invalid lab name {name!r}: {reserved_why(name)}")
     if not isinstance(lab.title, str) or not lab.title:
         raise PluginError(f"lab {name!r} has no title")
     if not isinstance(lab.version, str) or not lab.version:

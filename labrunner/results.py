@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import UsageError
+from .lab import RUN_FOLDER_NAMES
 
 SCHEMA_VERSION = 1
 #: A lab's status; "not run" marks a lab listed in a run without ever having run.
@@ -67,8 +68,9 @@ def number(value: Any) -> float | int:
 
 #: The biggest run.json or result.json read back (a result with large tables is a few MB).
 MAX_JSON_BYTES = 64 * 1024 * 1024
-#: A lab's folder in a run folder: a lab name, never a path elsewhere, never a folder the report uses.
-RESERVED_FOLDERS = frozenset({"figures"})
+#: A lab's folder in a run folder: a lab name, never a path elsewhere, never an entry the
+#: run folder holds itself.
+RESERVED_FOLDERS = RUN_FOLDER_NAMES
 #: One part of a path inside a lab's folder (figures/<name>.png): no '..', no hidden files.
 _PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 

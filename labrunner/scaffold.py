@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UsageError
-from .lab import NAME_PATTERN, RESERVED_NAMES
+from .lab import NAME_PATTERN, RESERVED_NAMES, reserved_why
 
 #: template file -> path in the new package ({name}, {module} filled in)
 FILES = {
@@ -33,7 +33,7 @@ def check_name(name: str, installed: set[str]) -> None:
             f"invalid lab name {name!r}: use lower-case letters, digits and '_', starting with a letter"
         )
     if name in RESERVED_NAMES:
-        raise UsageError(f"invalid lab name {name!r}: it is reserved")
+        raise UsageError(f"invalid lab name {name!r}: {reserved_why(name)}")
     if name in installed:
         raise UsageError(f"a lab named {name!r} is already installed; choose another name")
 
