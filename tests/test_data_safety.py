@@ -22,6 +22,7 @@ from conftest import TEST_PLUGINS
 from runfolders import make_run, png_bytes
 
 from labrunner.cache import ResultCache
+from labrunner.folders import point_latest
 from labrunner.results import RunFileError, write_json
 
 #: labrunner.files.MANIFEST (spelt out: these tests must fail, not break, where it is missing)
@@ -253,6 +254,7 @@ def test_clean_never_removes_a_run_another_process_is_running(cli, workdir, tmp_
         time.sleep(0.1)
     (running,) = [p.parent for p in out.glob("2*/run.json")]
     later = _runs(out, ["29991231-000000", "29991231-000001"])
+    point_latest(out, later[1])  # the running run is neither the newest nor latest
     status, text, err = cli("clean", "--keep", "1", "--out", str(out))
     assert status == 0, err
     assert running.is_dir() and f"kept: {running} (still running)" in text
