@@ -203,7 +203,7 @@ def test_cache_api_round_trip(tmp_path):
         )
     )
     cache = ResultCache(tmp_path / "cache")
-    with cache.lock("counter", "k1"):
+    with cache.lock("counter", "0123456789abcdef"):
         cache.put("counter", "0123456789abcdef", run_dir)
     got = cache.get("counter", "0123456789abcdef", tmp_path / "out")
     assert got is not None and got.cached is True
