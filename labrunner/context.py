@@ -204,17 +204,19 @@ def exercise_function(func: Callable[..., T] | None = None, *, values: int = 1) 
 # --------------------------------------------------------------------------- exercises
 
 
-def truth_value(value: Any, what: str) -> bool:
+def truth_value(value: Any, record: str, name: Any, field: str) -> bool:
     """``value`` as the outcome of a check or claim: a Python bool, or a numpy bool
-    (``numpy.bool_``); anything else raises ``TypeError`` naming ``what``. ``bool(x)``
-    would record ``nan``, ``"False"`` and ``[False]`` as true."""
+    (``numpy.bool_``); anything else raises ``TypeError`` naming the ``record`` ("check",
+    "claim"), its ``name`` and ``field``. ``bool(x)`` would record ``nan``, ``"False"`` and
+    ``[False]`` as true."""
     if isinstance(value, bool):
         return value
     kind = type(value)
     if kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool"):
         return bool(value)
     raise TypeError(
-        f"{what} must be True or False (a bool or a numpy bool), got {kind.__name__} {short(value)}"
+        f"{record} {name!r}: {field} must be True or False (a bool or a numpy bool), "
+        f"got {kind.__name__} {short(value)}"
     )
 
 
@@ -302,7 +304,7 @@ class ExerciseRecorder:
             raise ValueError(f"claim name {name!r} must be an identifier")
         if name in self._ctx.claims or name in self._ctx._hidden_claims:
             raise ValueError(f"claim {name!r} recorded twice")
-        holds = truth_value(holds, f"claim {name!r}: holds")
+        holds = truth_value(holds, "claim", name, "holds")
         self.exercise.claims.append(
             Claim(
                 name=name,
@@ -404,7 +406,7 @@ class ExerciseRecorder:
         a tensor) raises ``TypeError`` naming the check, since its truth would not be the
         check's outcome.
         """
-        passed = truth_value(passed, f"check {name!r}: passed")
+        passed = truth_value(passed, "check", name, "passed")
         self.exercise.checks.append(
             Check(
                 name=name,

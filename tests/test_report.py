@@ -256,9 +256,12 @@ def test_markdown_rerender_drops_stale_figures(tmp_path):
     run_dir = make_run(tmp_path)
     (run_dir / "figures" / "old").mkdir(parents=True)
     (run_dir / "figures" / "old" / "gone.png").write_bytes(b"x")
+    (run_dir / "figures" / "mine.png").write_bytes(b"y")  # not the report's: it stays
+    (run_dir / ".report-files.json").write_text('{"files": ["figures/old/gone.png"]}')  # an earlier render's
     render_report(run_dir, formats=["md"])
     assert sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").rglob("*.png")) == [
-        "figures/lab0/fig0.png"
+        "figures/lab0/fig0.png",
+        "figures/mine.png",
     ]
 
 

@@ -62,8 +62,10 @@ def test_run_writes_run_folder_and_results(cli, workdir, isolation):
     png = run_dir / "counter" / ex["records"][0]["path"]
     assert png.read_bytes().startswith(b"\x89PNG")
     assert "counter" in out and "passed" in out
-    # no temporary files are left behind
-    assert not [p for p in run_dir.rglob("*") if p.name.startswith(".")]
+    # no temporary files are left behind: the only hidden files are the run's lock and the
+    # report's record of the figures it wrote
+    hidden = [p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.name.startswith(".")]
+    assert sorted(hidden) == [".lock", ".report-files.json"]
 
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
