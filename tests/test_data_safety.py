@@ -150,16 +150,6 @@ def test_a_changed_cache_entry_is_discarded_with_one_warning_and_the_lab_reruns(
     assert json.loads((latest(workdir) / "counter" / "result.json").read_text())["cached"] is True
 
 
-def test_a_changed_entry_of_a_lab_shown_from_the_cache_is_not_shown(cli, workdir, tmp_path):
-    """A lab not selected comes from its cache entry only when the entry still matches."""
-    assert cli("run", "counter", "failing", "--profile", "smoke", "--isolation", "none")[0] == 1
-    _edit_result(the_entry(tmp_path / "cache", "counter"))
-    status, _out, err = cli("run", "failing", "--profile", "smoke", "--isolation", "none")
-    assert sum("discarded" in line for line in err.splitlines()) == 1, err
-    result = json.loads((latest(workdir) / "counter" / "result.json").read_text())
-    assert result["metrics"]["total"] == 6.0 and result["origin"]["kind"] == "earlier run"
-
-
 def test_cache_paths_are_built_from_checked_names_only(tmp_path):
     cache = ResultCache(tmp_path / "cache")
     for lab, key in [
