@@ -53,7 +53,10 @@ class Lab:
     - ``title``: the heading of the lab in the report.
     - ``version``: part of the cache key; bump it when results would change.
     - ``description``: one line for ``labrunner list``.
-    - ``Config``: a dataclass; every field has a default and a type annotation.
+    - ``Config``: a dataclass; every field has a default and a type annotation, its
+      bounds in ``metadata`` (``min``, ``max``, ``above``, ``below``, ``min_len``,
+      ``max_len``, ``choices``) and a ``#:`` comment above it, its one-line description
+      in ``labrunner config`` (or ``metadata={"help": ...}``).
     - ``profiles``: ``{"smoke": {...}, "quick": {...}, "full": {...}}``, each a
       mapping of config field to value that overrides the defaults.
     - ``part`` (optional): where the lab belongs in the assignment, shown above its
