@@ -339,7 +339,7 @@ def check_labrunner(args: list[str], example: DocExample, state: DocState, ran: 
             ran.append(args + plugin_dirs)
     if command in ("list", "plugins", "config") and not dry:
         assert main(args + plugin_dirs) == 0, f"{example.where}: labrunner {' '.join(args)} failed"
-    if command == "new":
+    if command == "new" and not example.inline:  # prose that names it is parsed only
         assert main(args) == 0, f"{example.where}: labrunner {' '.join(args)} failed"
         state.packages[parsed.name] = Path(parsed.dir).resolve() / parsed.name
     if command in ("report", "check", "status") and len(args) == 1 and not example.inline:
