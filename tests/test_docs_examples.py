@@ -73,7 +73,8 @@ def test_tutorial_lab_runs_and_its_tests_pass(tmp_path, monkeypatch):
 # - `labrunner ...`: parsed by labrunner's own parser (every option must exist; [optional]
 #   parts and placeholders such as RUN_DIR, NAME and N are filled in); `run` and `config` are
 #   then resolved without running (dry: every lab, profile, setting, device name, executor
-#   option), `list`, `plugins`, `config` and `new` run (they are quick); in the slow tier,
+#   option), `list`, `plugins`, `config`, and `new` and `assign` (which make the packages that
+#   later commands install and run) run, being quick; in the slow tier,
 #   every `labrunner run` of a code block runs with `--profile smoke` on the CPU (running the
 #   quick and full profiles would take minutes to hours; `--executor slurm` needs a cluster and
 #   stays dry: tests/test_slurm.py runs the executor) and the commands that read a run folder
@@ -190,7 +191,9 @@ class DocState:
 
 
 def _has_placeholder(text: str) -> bool:
-    return bool(re.search(r"\b[A-Z][A-Z_]+\b|\.\.\.", text))
+    """Whether a command (its comment aside) holds a placeholder: ``RUN_DIR``, ``...``."""
+    command = " ".join(shlex.split(text, comments=True))
+    return bool(re.search(r"\b[A-Z][A-Z_]+\b|\.\.\.", command))
 
 
 def check_set(item: str, where: str) -> None:
@@ -281,8 +284,8 @@ def check_pip(tokens: list[str], example: DocExample, state: DocState) -> None:
             assert extra in PYPROJECT["project"]["optional-dependencies"], (
                 f"{example.where}: no extra [{extra}]"
             )
-        if target == "." or target == "labrunner":
-            pass
+        if target in (".", "labrunner") or Path(target).resolve() == state.work.resolve():
+            pass  # this checkout, labrunner itself, or `pip install -e DIR` (a placeholder)
         elif target in ("torch", "torchvision"):
             assert any(d.startswith(target + ">") for d in PYPROJECT["project"]["dependencies"]), target
         else:
@@ -339,9 +342,10 @@ def check_labrunner(args: list[str], example: DocExample, state: DocState, ran: 
             ran.append(args + plugin_dirs)
     if command in ("list", "plugins", "config") and not dry:
         assert main(args + plugin_dirs) == 0, f"{example.where}: labrunner {' '.join(args)} failed"
-    if command == "new" and not example.inline:  # prose that names it is parsed only
+    if command in ("new", "assign") and not (example.inline or _has_placeholder(example.text)):
         assert main(args) == 0, f"{example.where}: labrunner {' '.join(args)} failed"
-        state.packages[parsed.name] = Path(parsed.dir).resolve() / parsed.name
+        made = Path(parsed.dir) / parsed.name if command == "new" else Path(parsed.out)
+        state.packages[made.name] = made.resolve()
     if command in ("report", "check", "status") and len(args) == 1 and not example.inline:
         ran.append(args)
 
@@ -386,7 +390,15 @@ def test_every_config_file_and_set_the_docs_show_resolves(path, doc_work):
             check_set(example.text, example.where)
 
 
-@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: p.name)
+#: Pages whose commands take seconds to check (teaching.md assigns the four labs).
+SLOW_PAGES = ("teaching.md",)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=[pytest.mark.slow] if p.name in SLOW_PAGES else []) for p in DOC_FILES],
+    ids=lambda p: p.name,
+)
 def test_every_command_line_the_docs_show_is_valid(path, doc_work, capsys):
     state = DocState(doc_work)
     for example in doc_examples(path):
