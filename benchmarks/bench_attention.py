@@ -21,6 +21,8 @@ import torch
 from labrunner.labs.attention import attention as att
 from labrunner.labs.attention import ffn
 
+from labrunner.stats import time_ratio
+
 SIZES = ((1, 32, 64), (16, 32, 64), (16, 128, 256), (8, 256, 512))
 
 
@@ -63,9 +65,11 @@ def bench_ffn(repeat: int, device: str) -> None:
         times = ffn.time_forms(forms, x, repeats=reps)
         base = times["nn.Linear"]
         for name, tm in times.items():
-            per_round = [f / r for f, r in zip(tm.rounds, base.rounds, strict=True)]
-            spread = f"{min(per_round):.2f}-{max(per_round):.2f}"
-            verdict = "-" if name == "nn.Linear" else ffn.compare_times(tm, base)
+            r = time_ratio(tm, base)
+            spread = f"{r.low:.2f}-{r.high:.2f}" if r.low is not None else "-"
+            verdict = (
+                "-" if name == "nn.Linear" else "slower" if r.slower else "faster" if r.faster else "same"
+            )
             print(
                 f"{str((b, t, d)):<16} {name:<24} {1e3 * tm.median:>10.3f} "
                 f"{tm.median / base.median:>7.2f} {spread:>12} {verdict:>8}"

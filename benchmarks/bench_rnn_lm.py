@@ -95,7 +95,7 @@ def naive_free_running(
 
 
 def speed(args: argparse.Namespace) -> None:
-    from labrunner.labs.rnn_lm.stats import interleaved_timing
+    from labrunner.stats import interleaved
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,7 +137,9 @@ def speed(args: argparse.Namespace) -> None:
         runs["naive free running (LSTMCell), fp32"] = lambda: naive_free_running(
             fresh("naive"), ids, args.seq
         )
-    timing = interleaved_timing(runs, args.repeats)
+    timing = interleaved(
+        {k: (lambda run=run: (lambda s, n: s / n)(*run())) for k, run in runs.items()}, rounds=args.repeats
+    )
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"

@@ -30,7 +30,8 @@ Everything a lab uses is exported by `labrunner` (its `__all__`: {exports}) and,
 [python-api.md](python-api.md).
 
 Contents: [Lab](#lab) · [LabContext](#labcontext) · [ExerciseRecorder](#exerciserecorder) ·
-[Answer templates and filters](#answer-templates-and-filters) · [labrunner.testing](#labrunnertesting)
+[Answer templates and filters](#answer-templates-and-filters) · [labrunner.stats](#labrunnerstats) ·
+[labrunner.testing](#labrunnertesting)
 """
 
 
@@ -99,9 +100,29 @@ def unwrap_fixture(obj: Any) -> Callable[..., Any]:
     return get() if callable(get) else getattr(obj, "__wrapped__", obj)
 
 
+def stats_section(stats: Any) -> str:
+    """``labrunner.stats``: its functions and classes in the order the module defines them."""
+    lines = ["## labrunner.stats", "", markdown(stats.__doc__), ""]
+    for name, value in vars(stats).items():
+        if name.startswith("_") or getattr(value, "__module__", None) != stats.__name__:
+            continue
+        if inspect.isclass(value):
+            fields = getattr(value, "__dataclass_fields__", {})
+            lines += [f"### `{name}({', '.join(fields)})`", "", markdown(value.__doc__), ""]
+            for member, item in members(value):
+                doc = item.fget.__doc__ if isinstance(item, property) else item.__doc__
+                head = member if isinstance(item, property) else signature(member, item)
+                lines += [f"- `.{head}`" + (f": {markdown(doc)}" if doc else "")]
+            lines.append("")
+        elif inspect.isfunction(value):
+            lines.append(function_entry(name, value, f"stats.{name}"))
+    lines += [f"`LEVEL = {stats.LEVEL}`, `Z95 = {stats.Z95}`.", ""]
+    return "\n".join(lines)
+
+
 def render() -> str:
     import labrunner
-    from labrunner import context, lab, testing
+    from labrunner import context, lab, stats, testing
 
     exports = ", ".join(f"`{n}`" for n in labrunner.__all__)
     parts = [HEADER.format(exports=exports)]
@@ -134,6 +155,8 @@ def render() -> str:
     for name, fn in context.FILTERS.items():
         filters += [f"### `{name}`: `{signature(name, fn, drop_self=False)}`", "", markdown(fn.__doc__), ""]
     parts.append("\n".join(filters))
+
+    parts.append(stats_section(stats))
 
     tests = ["## labrunner.testing", "", markdown(testing.__doc__), ""]
     for name in ("run_lab", "one_torch_thread"):

@@ -9,12 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from labrunner.stats import LEVEL, binomial_tail, sign_test
+
 from .attacks import Linearisation, fgsm_linearisation, median
 from .records import MethodRun
-from .stats import BEYOND_2SD, LEVEL, binomial_tail, sign_test
 
 if TYPE_CHECKING:
     from .experiment import PlannedAttack
+
+
+#: The share of a normal spread beyond two standard deviations on one side.
+BEYOND_2SD = 0.02275
 
 
 def fgsm_linearisation_all(ctx, net, plan: list[PlannedAttack]) -> Linearisation:

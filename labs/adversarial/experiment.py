@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from labrunner import exercise_function
+from labrunner.stats import rate_text, rates_apart, sign_test, wilson
 
 from . import alexnet, figures, shapes, text
 from .attacks import (
@@ -45,7 +46,6 @@ from .figures import short
 from .images import LabImage, default_sources, load_images, skimage_available
 from .model import Model, choose_model, model_note, stand_in_settings
 from .records import MethodRun
-from .stats import rate_above, rate_text, sign_test, wilson
 
 METHODS = {
     "fgsm": "Targeted FGSM",
@@ -291,7 +291,7 @@ def targeted_adversarial_examples(ctx, model: Model, net, plan: list[PlannedAtta
         ex.metric("l1_adam_shuffled_success_rate", n_shuffled / adam.n)
         ex.claim(
             "adam_direction_matters",
-            rate_above(n_ok, adam.n, n_shuffled, adam.n),
+            rates_apart(n_ok, adam.n, n_shuffled, adam.n),
             statement="the targets are reached by the direction of the perturbation, not by its size",
             evidence=(
                 f"Adam's perturbations reached {rate_text(n_ok, adam.n)}; the same values shuffled "

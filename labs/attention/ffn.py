@@ -14,15 +14,14 @@
 
 from __future__ import annotations
 
-import math
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, functionalize, vmap
+
+from labrunner.stats import Timing, interleaved
 
 from .rounding import gamma, unit_roundoff
 
@@ -177,56 +176,6 @@ def linear_weights(linear: LinearFFN) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     )
 
 
-@dataclass
-class Timing:
-    """The forward times of one form (seconds): every sample, and the median of each
-    interleaved round (the rounds of two forms are paired: they ran under the same load)."""
-
-    samples: list[float]
-    rounds: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-
-#: Two-sided level of the sign test that decides a timing verdict.
-SIGN_TEST_LEVEL = 0.05
-
-
-def sign_test_p(k: int, n: int) -> float:
-    """Two-sided p-value of the sign test: the chance that, with no difference, at least
-    ``k`` of ``n`` paired rounds fall on the same side (either side)."""
-    k = max(k, n - k)
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n)
-
-
-def rounds_needed(n: int) -> int | None:
-    """The fewest of ``n`` paired rounds that must fall on one side for the sign test to
-    decide at :data:`SIGN_TEST_LEVEL` (9 of 10); None when no count of ``n`` can."""
-    for k in range(n // 2 + 1, n + 1):
-        if sign_test_p(k, n) <= SIGN_TEST_LEVEL:
-            return k
-    return None
-
-
-def compare_times(form: Timing, base: Timing) -> str:
-    """``"slower"`` or ``"faster"`` when ``form`` is slower (faster) than ``base`` in at
-    least :func:`rounds_needed` of the paired rounds (the sign test: a form no different
-    from the base gets there with probability under 5 %), else ``"same"``: a gap smaller
-    than the round-to-round spread is not a finding. One stalled round on a busy machine
-    does not turn the verdict."""
-    pairs = list(zip(form.rounds, base.rounds, strict=True))
-    needed = rounds_needed(len(pairs))
-    slower = sum(f > b for f, b in pairs)
-    faster = sum(f < b for f, b in pairs)
-    if needed is not None and slower >= needed:
-        return "slower"
-    if needed is not None and faster >= needed:
-        return "faster"
-    return "same"
-
-
 def time_forms(
     forms: dict[str, Callable[[Tensor], Tensor]],
     x: Tensor,
@@ -234,39 +183,28 @@ def time_forms(
     warmup: int = 3,
     rounds: int | None = None,
 ) -> dict[str, Timing]:
-    """Forward times of each form on ``x``, measured side by side.
-
-    The forms are timed in rounds, and within a round call by call in alternation, the
-    order rotating from one pass to the next (A B C, B C A, ...), so that a burst of load
-    on a shared machine, or a stall of the thread pool after a pause, hits all of them
-    alike. Each round runs every form ``repeats // rounds`` times (at least once; by
-    default ``rounds = repeats``, one call per form), and its median per form is that
-    round's paired value. Short rounds keep a stall to the few rounds it falls in.
-    """
+    """Forward times (seconds) of each form on ``x``, measured side by side with
+    :func:`labrunner.stats.interleaved`: call by call in alternation, the order rotating
+    from one pass to the next, ``repeats // rounds`` calls per form and round (by default
+    one), so that a burst of load on a shared machine hits all forms alike and a stall stays
+    in the few rounds it falls in. On CUDA each call waits for its kernels."""
     rounds = rounds or repeats
-    samples: dict[str, list[float]] = {name: [] for name in forms}
-    medians: dict[str, list[float]] = {name: [] for name in forms}
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+
+    def reading(fn: Callable[[Tensor], Tensor]) -> Callable[[], float]:
+        def once() -> float:
+            sync()
+            start = time.perf_counter()
+            fn(x)
+            sync()  # CUDA runs asynchronously: wait for the kernels, not just the launch
+            return time.perf_counter() - start
+
+        return once
+
     with torch.inference_mode():
-        for fn in forms.values():
-            for _ in range(warmup):
-                fn(x)
-        per_round = max(1, repeats // rounds)
-        names = list(forms)
-        passes = 0
-        for _ in range(rounds):
-            times: dict[str, list[float]] = {name: [] for name in forms}
-            for _ in range(per_round):
-                shift = passes % len(names)
-                passes += 1
-                for name in names[shift:] + names[:shift]:
-                    fn = forms[name]
-                    sync()
-                    start = time.perf_counter()
-                    fn(x)
-                    sync()  # CUDA runs asynchronously: wait for the kernels, not just the launch
-                    times[name].append(time.perf_counter() - start)
-            for name in forms:
-                samples[name] += times[name]
-                medians[name].append(statistics.median(times[name]))
-    return {name: Timing(samples[name], medians[name]) for name in forms}
+        return interleaved(
+            {name: reading(fn) for name, fn in forms.items()},
+            rounds=rounds,
+            per_round=max(1, repeats // rounds),
+            warmup=warmup,
+        )

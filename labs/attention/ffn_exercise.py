@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from labrunner.stats import Ratio, SignTest, sign_test_needed, time_ratio
+
 from . import ffn, text
 from .rounding import ratio_to_bound, rounding_baseline
 
@@ -104,22 +106,21 @@ def implement_position_wise_ffn_three_ways(ctx: Any) -> None:
         times = ffn.time_forms(forms, xt, repeats=cfg.timing_repeats)
         base = times["nn.Linear"]
         n_rounds = len(base.rounds)
-        needed = ffn.rounds_needed(n_rounds)
+        needed = sign_test_needed(n_rounds)
         # what a form no different from nn.Linear reaches by chance, on either side
-        chance = ffn.sign_test_p(needed, n_rounds) if needed else 1.0
+        chance = SignTest(needed, n_rounds - needed).p_two_sided if needed else 1.0
+        ratio = {name: time_ratio(tm, base) for name, tm in times.items()}
         ex.table(
             [
                 [
                     name,
                     f"{1e3 * tm.median:.3f}",
-                    f"{tm.median / base.median:.2f}",
-                    "-"
-                    if name == "nn.Linear"
-                    else f"{min(round_ratios(tm, base)):.2f}–{max(round_ratios(tm, base)):.2f}",
+                    f"{ratio[name].median:.2f}",
+                    "-" if name == "nn.Linear" else interval_text(ratio[name]),
                 ]
                 for name, tm in times.items()
             ],
-            columns=["form", "median ms", "time / nn.Linear", f"range over {n_rounds} rounds"],
+            columns=["form", "median ms", "time / nn.Linear (median of the rounds)", "95 % interval"],
             caption=text.CAPTION_TIMING,
         )
 
@@ -128,7 +129,7 @@ def implement_position_wise_ffn_three_ways(ctx: Any) -> None:
         ex.metric("ffn_max_err_functionalize", err_func)
         for name, key in TIMED_KEYS.items():
             if name != "nn.Linear":
-                ex.metric(f"ffn_time_ratio_{key}", times[name].median / base.median)
+                ex.metric(f"ffn_time_ratio_{key}", ratio[name].median)
         ex.metric("ffn_time_linear_ms", 1e3 * base.median)
 
         b32 = rounding_baseline(torch.float32)
@@ -174,12 +175,10 @@ def implement_position_wise_ffn_three_ways(ctx: Any) -> None:
         for name, key in TIMED_KEYS.items():
             if name == "nn.Linear":
                 continue
-            verdicts[name] = ffn.compare_times(times[name], base)
-            ratios = round_ratios(times[name], base)
-            evidence = (
-                f"time / nn.Linear per interleaved round: {', '.join(f'{r:.2f}' for r in ratios)} "
-                f"(median of all runs {times[name].median / base.median:.2f})"
-            )
+            r = ratio[name]
+            verdicts[name] = "slower" if r.slower else "faster" if r.faster else "same"
+            evidence = f"time / nn.Linear, median of the interleaved rounds: {r.text()}"
+
             baseline = (
                 f"nn.Linear in the same rounds; a form that is no different is on one side in at least "
                 f"{needed} of {n_rounds} rounds with probability {chance:.3f} (sign test, two-sided)"
@@ -249,9 +248,8 @@ def implement_position_wise_ffn_three_ways(ctx: Any) -> None:
                 {
                     "name": name,
                     "key": key,
-                    "ratio": times[name].median / base.median,
-                    "low": min(round_ratios(times[name], base)),
-                    "high": max(round_ratios(times[name], base)),
+                    "ratio": ratio[name].median,
+                    "interval": interval_text(ratio[name]),
                     "slower": SLOWER[name],
                     "same": SAME[name],
                 }
@@ -261,6 +259,6 @@ def implement_position_wise_ffn_three_ways(ctx: Any) -> None:
         )
 
 
-def round_ratios(form: ffn.Timing, base: ffn.Timing) -> list[float]:
-    """The form's time over nn.Linear's, round by round (paired: same load)."""
-    return [f / b for f, b in zip(form.rounds, base.rounds, strict=True)]
+def interval_text(r: Ratio) -> str:
+    """``1.12–1.31`` (the 95 % interval of the median per-round ratio), or why there is none."""
+    return f"{r.low:.2f}–{r.high:.2f}" if r.low is not None and r.high is not None else "too few rounds"

@@ -270,7 +270,7 @@ multiplication (`addmm`) per layer, the best case for the BLAS library.
 differ from it by less than the spread between rounds.
 {% endif %}
 {% for form in ratios %}
-- `{{ form.name }}`: {{ form.ratio | fmt }}× the time of `nn.Linear` (from {{ form.low | fmt }} to {{ form.high | fmt }} over the rounds)
+- `{{ form.name }}`: {{ form.ratio | fmt }}× the time of `nn.Linear` (median of the per-round ratios; 95 % interval {{ form.interval }})
 {%- if claims["ffn_" ~ form.key ~ "_slower"] %}, slower in {{ needed }} or more of the rounds: {{ form.slower }}
 {%- elif claims["ffn_" ~ form.key ~ "_faster"] %}, faster in {{ needed }} or more of the rounds; nothing in this form does less work
 than `nn.Linear`, so the backend must have picked a better kernel for it at this size.

@@ -6,17 +6,17 @@ from __future__ import annotations
 import math
 
 from labrunner import exercise_function
+from labrunner.stats import (
+    Timing,
+    paired,
+    time_ratio,
+)
 
 from . import figures, text
 from .model import (
     backward_memory,
 )
-from .session import ROWS_BASELINE, Lab, Trained, nll_claim_evidence, ppl, still_improving
-from .stats import (
-    Timing,
-    clearly_faster,
-    paired,
-)
+from .session import ROWS_BASELINE, TIMING_BASELINE, Lab, Trained, nll_claim_evidence, ppl, still_improving
 from .training import autocast
 
 # --------------------------------------------------------------------------- training
@@ -149,7 +149,8 @@ def q2_1_detach_or_not(lab: Lab) -> None:
     timing = lab.timings(variants, "Q2.1 timing, interleaved")
     if run_full:  # one update per epoch over the whole split: timed once, in its training run
         full_hist = runs["full"].history
-        timing["full"] = Timing((full_hist.train_seconds / full_hist.train_tokens,))
+        per_token = full_hist.train_seconds / full_hist.train_tokens
+        timing["full"] = Timing((per_token,), (per_token,))
     labels = {
         "truncated": f"truncated BPTT, window of 1 segment ({seq} tokens)",
         "window": f"truncated BPTT, window of {k} segments ({k * seq} tokens)",
@@ -222,28 +223,37 @@ def q2_1_detach_or_not(lab: Lab) -> None:
             f"{mem['truncated'][memory_key]:,}",
             baseline="truncated BPTT measured the same way on the same tokens (an exact count)",
         )
-        ex.claim(
-            "window_slower_per_update",
-            clearly_faster(scaled(timing["truncated"], seq), scaled(timing["window"], k * seq)),
-            statement=f"an update through {k} segments takes longer than one through a single segment",
-            evidence=f"µs per token: {timing['window'].text()} against {timing['truncated'].text()}, times the "
-            f"tokens per update ({k * seq} and {seq} per row)",
-            baseline=f"{cfg.timing_repeats} interleaved repeats; a gap counts when the interquartile ranges do not overlap",
-        )
-        ex.claim(
-            "window_costlier_per_token",
-            clearly_faster(timing["truncated"], timing["window"]),
-            statement="the long window costs more per token than truncated BPTT",
-            evidence=f"µs per token, median (IQR): {timing['window'].text()} against {timing['truncated'].text()}",
-            baseline=f"{cfg.timing_repeats} interleaved repeats; a gap counts when the interquartile ranges do not overlap",
-        )
-        ex.claim(
-            "window_cheaper_per_token",
-            clearly_faster(timing["window"], timing["truncated"]),
-            statement="the long window costs less per token than truncated BPTT",
-            evidence=f"µs per token, median (IQR): {timing['window'].text()} against {timing['truncated'].text()}",
-            baseline=f"{cfg.timing_repeats} interleaved repeats; a gap counts when the interquartile ranges do not overlap",
-        )
+        per_token_ratio = time_ratio(timing["window"], timing["truncated"])
+        per_update_ratio = per_token_ratio.times(k)
+        ex.metric("time_ratio_long_window", per_token_ratio.median)
+        for name, holds, statement, r in (
+            (
+                "window_slower_per_update",
+                per_update_ratio.slower,
+                f"an update through {k} segments takes longer than one through a single segment",
+                per_update_ratio,
+            ),
+            (
+                "window_costlier_per_token",
+                per_token_ratio.slower,
+                "the long window costs more per token than truncated BPTT",
+                per_token_ratio,
+            ),
+            (
+                "window_cheaper_per_token",
+                per_token_ratio.faster,
+                "the long window costs less per token than truncated BPTT",
+                per_token_ratio,
+            ),
+        ):
+            ex.claim(
+                name,
+                holds,
+                statement=statement,
+                evidence=f"time of the window of {k} over truncated BPTT "
+                f"({'per update' if r is per_update_ratio else 'per token'}): {r.text()}",
+                baseline=TIMING_BASELINE,
+            )
         d = paired(runs["truncated"].rows, runs["window"].rows)
         for name, holds, who in (
             ("truncated_lower_ppl", d.below, "truncated BPTT (one segment)"),
@@ -287,7 +297,3 @@ def q2_1_detach_or_not(lab: Lab) -> None:
             cuda=cuda,
             batch=cfg.batch_size,
         )
-
-
-def scaled(t: Timing, factor: float) -> Timing:
-    return Timing(tuple(s * factor for s in t.samples))

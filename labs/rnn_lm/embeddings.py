@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from labrunner import exercise_function
+from labrunner.stats import SignTest, mean_se, paired, sign_counts
 
 from . import corpus as corpora
 from . import figures, text
@@ -18,15 +19,18 @@ from .model import (
     pca_2d,
 )
 from .session import MODE_LABELS, Lab, Trained
-from .stats import (
-    mean_se,
-    paired,
-    random_cosine_distances,
-    sign_counts,
-    sign_test,
-)
 
 # --------------------------------------------------------------------------- Q2.3
+
+
+def random_cosine_distances(dim: int, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Cosine distances between ``n_pairs`` pairs of independent Gaussian vectors of size
+    ``dim`` (the distribution of ``nn.Embedding``'s initial rows): mean 1, spread about
+    1/sqrt(dim)."""
+    a = rng.standard_normal((n_pairs, dim))
+    b = rng.standard_normal((n_pairs, dim))
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return 1.0 - cos
 
 
 def metric_word(word: str) -> str:
@@ -268,7 +272,7 @@ def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Tra
                 "d": d,
                 "counts": sign_counts([x - y for x, y in zip(final[other], final["teacher"], strict=True)]),
             }
-            diffs[other]["sign_p"] = sign_test(*diffs[other]["counts"])
+            diffs[other]["sign_p"] = SignTest(*diffs[other]["counts"]).p_two_sided
             if other != "free":  # the assignment compares teacher forcing with free running
                 continue
             for name, holds, word in (

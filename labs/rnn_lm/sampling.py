@@ -8,6 +8,12 @@ import numpy as np
 import torch
 
 from labrunner import exercise_function
+from labrunner.stats import (
+    Difference,
+    mean_se,
+    t_critical,
+    unpaired,
+)
 
 from . import corpus as corpora
 from . import text
@@ -18,12 +24,6 @@ from .model import (
     sample_ids,
 )
 from .session import Lab, Trained
-from .stats import (
-    Difference,
-    mean_se,
-    t_critical,
-    unpaired,
-)
 
 # --------------------------------------------------------------------------- Q2.2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +13,12 @@ import torch
 
 import labrunner
 from labrunner.data import DataError
+from labrunner.stats import (
+    Difference,
+    Timing,
+    interleaved,
+    paired,
+)
 
 from . import corpus as corpora
 from . import text
@@ -19,12 +26,6 @@ from .model import (
     LSTMLanguageModel,
     batchify,
     segment_starts,
-)
-from .stats import (
-    Difference,
-    Timing,
-    interleaved_timing,
-    paired,
 )
 from .training import History, TrainConfig, train_model
 
@@ -115,7 +116,7 @@ class Lab:
         return Trained(model, hist, init)
 
     def timed(self, model: LSTMLanguageModel, data: torch.Tensor, mode: str, window: int):
-        """A callable for :func:`interleaved_timing`: one epoch over ``data`` on a copy of
+        """A callable for :func:`labrunner.stats.interleaved` (through a per-token reading): one epoch over ``data`` on a copy of
         ``model``, without evaluation; returns (training seconds, tokens)."""
         tc = self.train_config(mode, epochs=1, evals_per_epoch=0, bptt_window=window)
 
@@ -128,7 +129,16 @@ class Lab:
     def timings(self, variants: dict, desc: str) -> dict[str, Timing]:
         repeats = self.cfg.timing_repeats
         with self.ctx.progress(total=repeats * len(variants), desc=desc) as bar:
-            return interleaved_timing(variants, repeats, tick=bar.update)
+            per_token = {name: _per_token(fn) for name, fn in variants.items()}
+            return interleaved(per_token, rounds=repeats, tick=bar.update)
+
+
+def _per_token(run: Callable[[], tuple[float, int]]) -> Callable[[], float]:
+    def reading() -> float:
+        seconds, tokens = run()
+        return seconds / tokens
+
+    return reading
 
 
 # --------------------------------------------------------------------------- set-up
@@ -213,6 +223,10 @@ def nll_claim_evidence(d: Difference, what: str) -> str:
 
 
 ROWS_BASELINE = "paired over the rows of the validation split; ± is the 95 % interval (Student's t)"
+TIMING_BASELINE = (
+    "the two trainings timed side by side in interleaved rounds under the same load; a difference "
+    "counts when the 95 % interval of the median per-round ratio excludes 1 (the sign test over the rounds)"
+)
 
 
 def still_improving(ex, name: str, hist: History, label: str) -> bool:

@@ -99,25 +99,6 @@ def test_time_forms_times_every_form_in_paired_rounds():
         assert all(t > 0 for t in timing.samples) and timing.median > 0
 
 
-def test_the_sign_test_needs_nine_of_ten_rounds():
-    assert ffn.rounds_needed(10) == 9 and ffn.sign_test_p(9, 10) < 0.05 < ffn.sign_test_p(8, 10)
-    assert ffn.rounds_needed(5) is None  # even 5 of 5 (p = 0.0625) cannot decide
-    assert ffn.sign_test_p(1, 10) == ffn.sign_test_p(9, 10)  # either side
-
-
-def test_compare_times_decides_by_the_sign_test_over_the_paired_rounds():
-    base = ffn.Timing(samples=[1.0] * 10, rounds=[1.0] * 10)
-    assert ffn.compare_times(ffn.Timing([2.0] * 10, [1.1] * 10), base) == "slower"
-    assert ffn.compare_times(ffn.Timing([0.5] * 10, [0.9] * 10), base) == "faster"
-    # one stalled round (the base 30 times slower in it) does not turn a clear verdict
-    assert ffn.compare_times(ffn.Timing([2.0] * 10, [2.0] * 9 + [0.03]), base) == "slower"
-    # much slower on the median, but faster in two rounds: not a finding
-    assert ffn.compare_times(ffn.Timing([5.0] * 10, [5.0] * 8 + [0.9, 0.9]), base) == "same"
-    # three rounds can never decide
-    three = ffn.Timing(samples=[1.0] * 3, rounds=[1.0] * 3)
-    assert ffn.compare_times(ffn.Timing([2.0] * 3, [2.0] * 3), three) == "same"
-
-
 def test_rounding_bound_holds_and_a_different_function_exceeds_it():
     torch.manual_seed(0)
     linear = ffn.LinearFFN(32)
