@@ -10,12 +10,18 @@ another's results; with --cache-dir the seeds share that cache (downloads and da
 and run with --force. Then it reads every result.json back and prints:
 
 - each claim (lab, name) whose outcome differs between seeds, with the seeds on each side;
+- prose verdicts: an answer whose wording (numbers, and names that the exercise's tables
+  list, masked) differs between seeds although no claim of its lab changed, so the text
+  says something no recorded claim decided;
+- the claims decided from the same evidence under every seed and the measurements with the
+  same value under every seed: seed-independent, so the seeds repeat them rather than
+  replicate them, and they are not counted as support;
 - every answer, question or note that contains "nan";
 - the labs that did not finish (error, interrupted) under some seed.
 
 A conclusion the report states should not flip with the seed unless it says that it might.
-Exit status: 0 when every claim agrees across seeds and no answer shows "nan", 1 otherwise,
-2 when a run failed to start (bad input).
+Exit status: 0 when every claim agrees across seeds, no answer has a prose verdict and none
+shows "nan", 1 otherwise, 2 when a run failed to start (bad input).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 from labrunner.results import LabResult
 
 NAN = re.compile(r"\bnan\b", re.IGNORECASE)
+NUMBER = re.compile(r"[-+−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -115,6 +122,64 @@ def varying(outcomes: dict[tuple[str, str], dict[int, bool]], seeds: list[int]) 
     )
 
 
+def masked_answer(exercise) -> str:
+    """The answer with every number, and every text cell of the exercise's tables (image and
+    class names, which the seed draws), replaced by a mark: what is left is its wording."""
+    text = exercise.answer or ""
+    names = {
+        cell
+        for record in exercise.records
+        if getattr(record, "kind", None) == "table"
+        for row in record.rows
+        for cell in row
+        if isinstance(cell, str) and len(cell) > 2 and not NUMBER.fullmatch(cell)
+    }
+    for name in sorted(names, key=len, reverse=True):
+        text = text.replace(name, "‹name›")
+    return NUMBER.sub("#", text)
+
+
+def prose_verdicts(
+    by_seed: dict[int, list[LabResult]], flips: list[tuple[str, str]]
+) -> list[tuple[str, str, str]]:
+    """``(lab, exercise, line)``: answers whose wording differs between seeds in a lab none of
+    whose claims changed: a verdict the template drew from a number, not from a claim."""
+    changed = {lab for lab, _name in flips}
+    wording: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
+    for seed, results in by_seed.items():
+        for result in results:
+            for ex in result.exercises:
+                wording[(result.lab, ex.title)][seed] = masked_answer(ex)
+    found = []
+    for (lab, title), per_seed in sorted(wording.items()):
+        if lab in changed or len(set(per_seed.values())) < 2:
+            continue
+        lines = [set(text.splitlines()) for text in per_seed.values()]
+        differing = sorted(set.union(*lines) - set.intersection(*lines))
+        found.append((lab, title, differing[0] if differing else "(line breaks only)"))
+    return found
+
+
+def seed_independent(by_seed: dict[int, list[LabResult]]) -> tuple[list[str], list[str], int, int]:
+    """Claims decided from the same evidence under every seed, measurements with the same value
+    under every seed, and how many of each vary (the ones the seeds replicate)."""
+    evidence: dict[str, set[str]] = defaultdict(set)
+    values: dict[str, set[float]] = defaultdict(set)
+    for results in by_seed.values():
+        for result in results:
+            for ex in result.exercises:
+                for claim in ex.claims:
+                    evidence[f"{result.lab}.{claim.name}"].add(claim.evidence)
+                for name, value in ex.metrics.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        values[f"{result.lab}.{name}"].add(float(value))
+    if len(by_seed) < 2:
+        return [], [], len(evidence), len(values)
+    same_claims = sorted(k for k, v in evidence.items() if len(v) == 1)
+    same_metrics = sorted(k for k, v in values.items() if len(v) == 1)
+    return same_claims, same_metrics, len(evidence) - len(same_claims), len(values) - len(same_metrics)
+
+
 def nan_texts(by_seed: dict[int, list[LabResult]]) -> list[tuple[int, str, str, str]]:
     """``(seed, lab, where, excerpt)`` for every question, answer or note showing "nan"."""
     found = []
@@ -188,6 +253,22 @@ def main(argv: list[str] | None = None) -> int:
             line += f", not recorded for {seeds_text(absent)}"
         print(line + f"\n      {said[(lab, name)]}")
 
+    prose = prose_verdicts(by_seed, flips)
+    print(f"\n{len(prose)} answer(s) whose wording changes with the seed while no claim of the lab does")
+    for lab, title, line in prose:
+        print(f"  {lab} {title}: {line[:160]}")
+
+    same_claims, same_metrics, varying_claims, varying_metrics = seed_independent(by_seed)
+    print(
+        f"\nseed-independent (the same under every seed: repeated, not replicated, not counted as support): "
+        f"{len(same_claims)} claims, {len(same_metrics)} measurements; varying with the seed: "
+        f"{varying_claims} claims, {varying_metrics} measurements"
+    )
+    for name in same_claims:
+        print(f"  claim {name}")
+    for name in same_metrics:
+        print(f"  measurement {name}")
+
     nans = nan_texts(by_seed)
     print(f"\n{len(nans)} text(s) containing 'nan'")
     for seed, lab, where, excerpt in nans:
@@ -198,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for seed, lab, status in unfinished:
         print(f"  seed {seed}: {lab} {status}")
-    return 1 if flips or nans or unfinished else 0
+    return 1 if flips or prose or nans or unfinished else 0
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # --------------------------------------------------------------------------- answers
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def _fmt(value: Any, digits: int = 3, nan: str = "nan") -> str:
     """``{{ x | fmt }}``, ``{{ x | fmt(5) }}``: a number with ``digits`` significant digits
-    (default 3), in plain notation for ordinary magnitudes.
+    (default 3), in plain notation for ordinary magnitudes; ``{{ x | fmt(nan="—") }}`` writes
+    an undefined value (a median over nothing) as the text given instead of ``nan``.
 
     Integers get thousands separators (``61,100,840``); floats of magnitude below 1e-3 or
     from 1e12 up are written in scientific notation with ``digits`` significant digits
@@ -37,6 +38,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
         value = getattr(value, "item", lambda: value)()
     if isinstance(value, int):
         return f"{value:,}"
+    if math.isnan(value):
+        return nan
     if not math.isfinite(value):
         return str(value)
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e12):
@@ -58,8 +61,15 @@ def _pct(value: Any, digits: int = 1) -> str:
     return f"{100 * float(value):.{digits}f} %"
 
 
+def _plural(count: Any, noun: str, plural: str = "") -> str:
+    """``{{ n | plural("seed") }}``: the count and the noun, ``1 seed`` or ``3 seeds``
+    (``plural`` for an irregular form: ``{{ n | plural("index", "indices") }}``), so that no
+    template needs a condition to agree a noun with a number."""
+    return f"{_fmt(count)} {noun if count == 1 else (plural or noun + 's')}"
+
+
 #: The filters answer templates can use, besides Jinja2's own (``round``, ``join``, ...).
-FILTERS = {"fmt": _fmt, "sci": _sci, "pct": _pct}
+FILTERS = {"fmt": _fmt, "sci": _sci, "pct": _pct, "plural": _plural}
 
 
 _ENV = None
@@ -256,11 +266,14 @@ class ExerciseRecorder:
         the rendered text (see :func:`render_markdown` for filters and whitespace rules).
 
         The template also sees ``claims``: every claim recorded so far in this lab, by name,
-        as ``True``/``False`` (``{% if claims.erf_smaller_than_rf %}``). A conclusion in an
-        answer branches on a claim, never on a number compared with a constant. Record the
+        as ``True``/``False`` (``{% if claims.erf_smaller_than_rf %}``), and ``cfg``, the
+        lab's config. Every condition in a template reads only ``claims``, ``cfg``, ``setting``
+        (a mapping the lab passes with what the run was given: the device, the material
+        found) and ``loop``: a conclusion branches on a recorded claim, never on a measured
+        number (:func:`labrunner.testing.unrecorded_conditions` finds any other). Record the
         claims before the answer. Calling ``answer`` again replaces the answer.
         """
-        self.exercise.answer = render_markdown(template, **{"claims": self._ctx.claims, **values})
+        self.exercise.answer = render_markdown(template, **self._ctx._template_values(values))
         return self.exercise.answer
 
     def student_answer(self) -> None:
@@ -271,8 +284,8 @@ class ExerciseRecorder:
         self.exercise.answer_by = "student"
 
     def markdown(self, template: str, **values: Any) -> None:
-        """Add a Markdown block (also a template, seeing ``claims``) after the records so far."""
-        text = render_markdown(template, **{"claims": self._ctx.claims, **values})
+        """Add a Markdown block (also a template, seeing ``claims`` and ``cfg``) after the records so far."""
+        text = render_markdown(template, **self._ctx._template_values(values))
         self.exercise.records.append({"kind": "markdown", "text": text})
 
     # conclusions
@@ -564,8 +577,11 @@ class LabContext(Generic[ConfigT]):
 
     def note(self, template: str, **values: Any) -> None:
         """A Markdown note shown at the top of the lab's section (for example which
-        model or data the lab fell back to)."""
-        self.result.notes.append(render_markdown(template, **values))
+        model or data the lab fell back to); a template like an answer's."""
+        self.result.notes.append(render_markdown(template, **self._template_values(values)))
+
+    def _template_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {"claims": self.claims, "cfg": self.config, **values}
 
     def metric(self, name: str, value: Any) -> Any:
         """Record a lab-level number in the flat ``metrics`` map."""

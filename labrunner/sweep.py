@@ -7,6 +7,11 @@ The run folder keeps every existing reader working:
     <lab>/sweep.json         this summary: each exercise's metrics over the seeds (mean,
                              spread, per-seed values) and each claim with how many seeds
                              support it
+
+A seed sweep is a replication only where the seed changes the inputs. A metric with the same
+value under every seed, and a claim decided from the same evidence under every seed (an exact
+computation, or material the seed does not touch), are marked ``seed_independent``: the
+report says so instead of counting "5 of 5 seeds" as support.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class MetricSpread:
     min: float
     max: float
     values: dict[str, float]  # seed (as text, JSON keys) -> value
+    #: The same value under every seed (of two or more): the seed does not reach it.
+    seed_independent: bool = False
 
 
 @dataclass
@@ -54,6 +61,14 @@ class ClaimTally:
     holds: int
     of: int
     by_seed: dict[str, bool]
+    #: Decided from the same evidence under every seed (of two or more): one computation
+    #: repeated, not a replication, so the seeds are no support for it.
+    seed_independent: bool = False
+
+    @property
+    def support(self) -> int:
+        """The seeds that support the claim as replications (0 for a seed-independent claim)."""
+        return 0 if self.seed_independent else self.holds
 
 
 @dataclass
@@ -177,6 +192,7 @@ def spread(values: dict[str, float]) -> MetricSpread:
         min=min(numbers),
         max=max(numbers),
         values=dict(values),
+        seed_independent=len(numbers) > 1 and min(numbers) == max(numbers),
     )
 
 
@@ -216,11 +232,13 @@ def summarize_sweep(lab: str, results: list[LabResult]) -> SweepSummary:
         for name in claim_names:
             by_seed = {}
             statement = ""
+            evidence = set()
             for seed, ex in found.items():
                 claim = next((c for c in ex.claims if c.name == name), None)
                 if claim is not None:
                     by_seed[seed] = bool(claim.holds)
                     statement = statement or claim.statement
+                    evidence.add(claim.evidence)
             sweep.claims.append(
                 ClaimTally(
                     name=name,
@@ -228,6 +246,7 @@ def summarize_sweep(lab: str, results: list[LabResult]) -> SweepSummary:
                     holds=sum(by_seed.values()),
                     of=len(by_seed),
                     by_seed=by_seed,
+                    seed_independent=len(by_seed) > 1 and len(evidence) == 1,
                 )
             )
         summary.exercises.append(sweep)

@@ -73,6 +73,119 @@ def assert_metric(
     return value
 
 
+#: The names a condition in an answer template may read: the recorded claims, the lab's
+#: config, what the run was given (``setting``, passed by the lab) and Jinja2's ``loop``.
+CONDITION_NAMES = frozenset({"claims", "cfg", "setting", "loop"})
+
+
+def unrecorded_conditions(template: str) -> list[str]:
+    """Every condition of an answer template that reads something other than a recorded
+    claim or a setting of the run: ``"line 3: {% if n_ok %} reads n_ok"``; empty when none.
+
+    The template is parsed (Jinja2's AST), and each ``{% if %}``/``{% elif %}`` test and
+    each inline ``x if test else y`` may read only :data:`CONDITION_NAMES`, loop variables
+    of a ``{% for %}`` over such names or over a constant list, and ``{% set %}`` names
+    computed from them. Inside ``claims[...]`` and ``setting[...]`` the key may be any
+    expression (it names a claim or a setting). A verdict written as a branch on a measured number escapes the claims, so the
+    report and the seed sweep cannot show it: a lab's test calls this on every template.
+    """
+    from jinja2 import Environment, nodes
+
+    found: list[str] = []
+    source_lines = template.splitlines()
+
+    def read(expr: nodes.Node) -> list[str]:
+        out: list[str] = []
+
+        def visit(n: nodes.Node) -> None:
+            if isinstance(n, nodes.Getitem):  # claims[...] or setting.x[...]: the key names one
+                root = n.node
+                while isinstance(root, (nodes.Getattr, nodes.Getitem)):
+                    root = root.node
+                if isinstance(root, nodes.Name) and root.name in ("claims", "setting"):
+                    visit(n.node)
+                    return
+            if isinstance(n, nodes.Name):
+                out.append(n.name)
+                return
+            for child in n.iter_child_nodes():
+                visit(child)
+
+        visit(expr)
+        return out
+
+    def targets(t: nodes.Node) -> set[str]:
+        return {t.name} if isinstance(t, nodes.Name) else {n.name for n in t.find_all(nodes.Name)}
+
+    def check(test: nodes.Node, allowed: set[str]) -> None:
+        bad = sorted({n for n in read(test) if n not in allowed})
+        if bad:
+            line = source_lines[test.lineno - 1].strip() if test.lineno <= len(source_lines) else ""
+            found.append(f"line {test.lineno}: {line[:80]} reads {', '.join(bad)}")
+
+    def expressions(node: nodes.Node, allowed: set[str]) -> None:
+        for cond in node.find_all(nodes.CondExpr):
+            check(cond.test, allowed)
+
+    def walk(node: nodes.Node, allowed: set[str]) -> None:
+        if isinstance(node, nodes.For):
+            expressions(node.iter, allowed)
+            names = targets(node.target)
+            ok = all(n in allowed for n in read(node.iter))
+            inner = (allowed | names) if ok else (allowed - names)
+            if node.test is not None:
+                check(node.test, inner)
+            for child in node.body:
+                walk(child, inner)
+            for child in node.else_:
+                walk(child, allowed)
+        elif isinstance(node, nodes.If):
+            check(node.test, allowed)
+            for child in [*node.body, *node.elif_, *node.else_]:
+                walk(child, allowed)
+        elif isinstance(node, nodes.Assign):
+            expressions(node.node, allowed)
+            names = targets(node.target)
+            if all(n in allowed for n in read(node.node)):
+                allowed |= names
+            else:
+                allowed -= names
+        elif isinstance(node, nodes.Output):
+            expressions(node, allowed)
+        else:
+            for child in node.iter_child_nodes():
+                if isinstance(child, nodes.Stmt):
+                    walk(child, allowed)
+                else:
+                    expressions(child, allowed)
+
+    top = set(CONDITION_NAMES)
+    for node in Environment().parse(template).body:
+        walk(node, top)
+    return found
+
+
+def answer_templates(module: Any) -> dict[str, str]:
+    """A lab's answer templates: the module's upper-case string constants that hold a
+    Jinja2 tag (``{{`` or ``{%``)."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if name.isupper() and isinstance(value, str) and ("{{" in value or "{%" in value)
+    }
+
+
+def assert_answers_branch_on_claims(module: Any) -> None:
+    """Fail with every offending condition when a template of ``module`` (a lab's
+    ``text`` module) branches on anything but a recorded claim or a setting of the run."""
+    problems = [
+        f"{module.__name__}.{name} {problem}"
+        for name, template in answer_templates(module).items()
+        for problem in unrecorded_conditions(template)
+    ]
+    assert not problems, "conditions that are not recorded claims:\n" + "\n".join(problems)
+
+
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run the block with ``n`` torch intra-op threads, restoring the setting after.

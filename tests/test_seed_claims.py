@@ -52,6 +52,60 @@ def test_answers_showing_nan_are_found_but_not_words_containing_it(seed_claims):
     assert found[:3] == (0, "demo", "1. Q: answer") and "loss was nan" in found[3]
 
 
+def test_a_verdict_in_prose_that_no_claim_records_is_found(seed_claims):
+    steady = {"beats": True}
+    by_seed = {
+        0: [
+            result(
+                0,
+                steady,
+                answer="Perplexity 41.2 (seed 0).\nIt was never measurably below the unigram model.",
+            )
+        ],
+        1: [
+            result(1, steady, answer="Perplexity 39,870.5 (seed 1).\nIt was measurably below from step 198.")
+        ],
+    }
+    ((lab, title, line),) = seed_claims.prose_verdicts(by_seed, flips=[])
+    assert (lab, title) == ("demo", "1. Q") and "measurably below" in line
+    # numbers alone differ: the same wording
+    by_seed[1] = [
+        result(
+            1,
+            steady,
+            answer="Perplexity 3.5e-05 (seed 12).\nIt was never measurably below the unigram model.",
+        )
+    ]
+    assert seed_claims.prose_verdicts(by_seed, flips=[]) == []
+    # a claim that flipped explains the changed wording
+    by_seed[1] = [result(1, steady, answer="Other words")]
+    assert seed_claims.prose_verdicts(by_seed, flips=[("demo", "beats")]) == []
+
+
+def test_names_from_the_exercise_tables_are_not_wording(seed_claims):
+    from labrunner.results import TableRecord
+
+    def drawn(seed, target):
+        r = result(seed, {}, answer=f"The pair cat → {target} was lost.")
+        r.exercises[0].records.append(TableRecord(columns=["image", "target"], rows=[["cat", target]]))
+        return r
+
+    assert seed_claims.prose_verdicts({0: [drawn(0, "toaster")], 1: [drawn(1, "goldfish")]}, []) == []
+
+
+def test_claims_and_measurements_the_seed_does_not_reach_are_listed(seed_claims):
+    def res(seed):
+        ex = Exercise(title="1. Q", metrics={"rf": 195, "loss": 1.0 + seed})
+        ex.claims = [
+            Claim(name="exact", holds=True, evidence="r = 195"),
+            Claim(name="drawn", holds=True, evidence=f"{seed}"),
+        ]
+        return LabResult(lab="demo", title="Demo", version="1", seed=seed, exercises=[ex])
+
+    same_claims, same_metrics, n_claims, n_metrics = seed_claims.seed_independent({0: [res(0)], 1: [res(1)]})
+    assert same_claims == ["demo.exact"] and same_metrics == ["demo.rf"] and (n_claims, n_metrics) == (1, 1)
+
+
 def test_results_from_another_seed_or_run_are_ignored(seed_claims, tmp_path):
     for name, res in {
         "a": result(2, {"x": True}, lab="a"),
@@ -83,6 +137,8 @@ def test_two_seeds_of_a_real_lab(seed_claims, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert status in (0, 1)  # 1 when a timing claim flips on a busy machine
+    assert "answer(s) whose wording changes with the seed while no claim of the lab does" in out
+    assert "seed-independent" in out
     assert "seed 0:" in out and "seed 1:" in out and "attention passed" in out
     assert "0 text(s) containing 'nan'" in out
     assert (tmp_path / "seed-1" / "latest" / "attention" / "result.json").is_file()

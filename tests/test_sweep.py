@@ -69,6 +69,26 @@ def test_the_summary_gives_mean_spread_per_seed_values_and_claim_counts(tmp_path
     assert SweepSummary.load(tmp_path / "sweep.json") == summary
 
 
+def test_what_the_seed_does_not_reach_is_marked_not_counted(tmp_path):
+    def result(seed: int) -> LabResult:
+        ex = Exercise(title="1. Exact", metrics={"rf": 195.0, "draw": float(seed)})
+        ex.claims.append(Claim(name="exact", holds=True, statement="r = 195", evidence="r = 195"))
+        ex.claims.append(Claim(name="drawn", holds=True, statement="d > -1", evidence=f"d = {seed}"))
+        return LabResult(lab="demo", title="Demo", version="1", seed=seed, exercises=[ex])
+
+    summary = summarize_sweep("demo", [result(s) for s in range(3)])
+    (ex,) = summary.exercises
+    assert ex.metrics["rf"].seed_independent and not ex.metrics["draw"].seed_independent
+    exact, drawn = ex.claims
+    assert exact.seed_independent and exact.holds == 3 and exact.support == 0
+    assert not drawn.seed_independent and drawn.support == 3
+    # one seed is no evidence either way: nothing to mark
+    (one,) = summarize_sweep("demo", [result(0)]).exercises
+    assert not one.metrics["rf"].seed_independent and not one.claims[0].seed_independent
+    summary.save(tmp_path / "sweep.json")
+    assert SweepSummary.load(tmp_path / "sweep.json") == summary
+
+
 @pytest.mark.slow
 def test_a_sweep_runs_each_seed_and_the_report_shows_them(cli, workdir):
     status, out, err = cli("run", "counter", "--profile", "smoke", "--seeds", "0-1", "--jobs", "2")

@@ -161,7 +161,14 @@ def render() -> str:
     tests = ["## labrunner.testing", "", markdown(testing.__doc__), ""]
     for name in ("run_lab", "one_torch_thread"):
         tests += [f"### fixture `{name}`", "", markdown(unwrap_fixture(getattr(testing, name)).__doc__), ""]
-    for name in ("run_lab_in", "assert_checks_pass", "assert_metric", "torch_threads"):
+    for name in (
+        "run_lab_in",
+        "assert_checks_pass",
+        "assert_metric",
+        "torch_threads",
+        "unrecorded_conditions",
+        "assert_answers_branch_on_claims",
+    ):
         tests.append(function_entry(name, getattr(testing, name), f"labrunner.testing.{name}"))
     parts.append("\n".join(tests))
     return "\n".join(p.rstrip() + "\n" for p in parts).rstrip() + "\n"

@@ -229,11 +229,11 @@ def find_weights(
     if candidates:
         return WeightsSource(candidates[0], "hub cache")
     if not allow_download:
-        return WeightsSource(None, f"no {OFFICIAL_FILE} in {hub_checkpoints()} and downloads are off")
+        return WeightsSource(None, f"no {OFFICIAL_FILE} in the torch hub cache and downloads are off")
     from torchvision.models import AlexNet_Weights
 
     if not url_reachable(probe_url or AlexNet_Weights.IMAGENET1K_V1.url, timeout):
-        return WeightsSource(None, f"no {OFFICIAL_FILE} in {hub_checkpoints()} and the machine is offline")
+        return WeightsSource(None, f"no {OFFICIAL_FILE} in the torch hub cache and the machine is offline")
     try:
         return WeightsSource(download_official_weights(), "downloaded")
     except Exception as exc:

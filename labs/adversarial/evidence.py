@@ -153,6 +153,22 @@ def penalty_claims(ex, sweep_runs: dict[tuple[str, float], MethodRun], alphas: l
     }
 
 
+def penalty_price(ex, sweep_runs: dict[tuple[str, float], MethodRun], alphas: list[float]) -> dict[str, Any]:
+    """Whether the largest penalty tried costs ISTA successes: pair by pair, reached at the
+    assignment's alpha but not at the largest one, against the other way round."""
+    top = max(alphas[1:])
+    base, large = sweep_runs["l1_ista", alphas[0]], sweep_runs["l1_ista", top]
+    test = sign_test([float(v) for v in base.successes()], [float(v) for v in large.successes()])
+    ex.claim(
+        "penalty_costs_ista_success",
+        test.holds,
+        statement=f"at α = {top:g} ISTA reaches fewer targets than at the assignment's α = {alphas[0]:g}",
+        evidence=test.text(f"reached only at α = {alphas[0]:g}", f"only at α = {top:g}"),
+        baseline="no effect of α: each pair reached at one α only a fair coin (exact sign test, one-sided 5 %)",
+    )
+    return {"alpha": top, "success": float(large.successes().float().mean()), "test": test}
+
+
 def changed_values_test(more: MethodRun, fewer: MethodRun):
     """Sign test that ``fewer`` changes fewer values than ``more``, on the pairs both reached."""
     both = more.successes() & fewer.successes()

@@ -4,6 +4,7 @@ else the offline stand-in CNN trained on generated shapes, with the reason."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -104,14 +105,16 @@ def choose_model(ctx) -> Model:
 def model_note(model: Model) -> dict[str, Any]:
     """The values of the note at the top of the lab's section, saying which model ran."""
     return {
-        "kind": model.kind,
         "how": model.weights_how,
-        "path": model.weights_path,
-        "official": model.weights_path.endswith(alexnet.OFFICIAL_FILE),
+        "weights_file": Path(model.weights_path).name if model.weights_path else "",
         "reason": model.fallback_reason,
-        "hub": str(alexnet.hub_checkpoints()),
         "official_file": alexnet.OFFICIAL_FILE,
         "accuracy": model.fallback_accuracy,
-        "cached": model.fallback_cached,
         "classes": len(model.categories),
+        "setting": {
+            "model": model.kind,
+            "official_weights": bool(model.weights_path)
+            and model.weights_path.endswith(alexnet.OFFICIAL_FILE),
+            "cached": model.fallback_cached,
+        },
     }

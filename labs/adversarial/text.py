@@ -1,22 +1,24 @@
 """Questions, answers and captions of the lab: Jinja2 Markdown filled with measured values.
 
 Every number comes from the run. Every conclusion branches on a claim recorded by the
-experiment (``claims.<name>``, decided there against a baseline with its uncertainty); a
-template compares no number with a threshold, beyond guards such as "if any target was reached".
+experiment (``claims.<name>``, decided there against a baseline with its uncertainty, or an
+exact count such as "some target was reached"); the other conditions read only the config
+(``cfg``) and what the run was given (``setting``: which model, which images).
 """
 
 MODEL_NOTE = """
-{% if kind == "alexnet" %}
-**Model: AlexNet**, written out in this lab, with {% if official %}torchvision's ImageNet weights{% else %}the
-weights in{% endif %} `{{ path }}` ({{ how }}, sha256 prefix checked); class names and preprocessing come
+{% if setting.model == "alexnet" %}
+**Model: AlexNet**, written out in this lab, with {% if setting.official_weights %}torchvision's ImageNet weights{% else %}the
+weights in{% endif %} `{{ weights_file }}` ({{ how }}, sha256 prefix checked); class names and preprocessing come
 from torchvision's `AlexNet_Weights.IMAGENET1K_V1` metadata.
 {% else %}
 **Model: not AlexNet, but an offline stand-in**: a small CNN this lab trained on generated shapes
-({{ classes }} classes, test accuracy {{ accuracy | pct }}, {{ "loaded from the cache" if cached else "trained in this run" }}),
-because {{ reason }}.
+({{ classes }} classes, test accuracy {{ accuracy | pct }}, {% if setting.cached %}loaded from the cache{% else %}trained in this run{% endif %}),
+because {{ reason }}. Every exercise below runs on the stand-in, with the same attack code, and
+generated shapes stand in for the photos: the numbers are the stand-in's, not AlexNet's on ImageNet.
 To use the real AlexNet, run once with internet access (`weights: auto` downloads torchvision's
-weights into the torch hub cache), or copy `{{ official_file }}` into `{{ hub }}`, or set
-`--set adversarial.weights=PATH`. Every exercise below runs on the stand-in with the same attack code.
+weights into the torch hub cache), or copy `{{ official_file }}` into the hub cache's `checkpoints`
+folder (`$TORCH_HOME/hub/checkpoints`), or set `--set adversarial.weights=PATH`.
 {% endif %}
 """
 
@@ -26,7 +28,7 @@ weights: for each image, its top-5 classes and their probabilities.
 """
 
 A1 = r"""
-{% if kind == "alexnet" %}
+{% if setting.model == "alexnet" %}
 The AlexNet of this lab (`alexnet.py`: five convolutions with ReLU and three max-pools in
 `features`, an adaptive average pool to $6 \times 6$, and three linear layers with dropout in
 `classifier`) has {{ n_params | fmt }} parameters, the number torchvision reports, and with the same
@@ -48,11 +50,11 @@ pixels. The probabilities are $\operatorname{softmax}(f(x))$.
 {% for p in photos %}
 - **{{ p.name }}**: {{ p.top }} ({{ p.p | pct }}).
 {% endfor %}
-{% if kind == "fallback" %}
+{% if setting.model == "fallback" %}
 
 The stand-in was trained on generated shapes only, so the class it gives a photo names a shape, not
 what the photo shows. The attacks therefore use generated shapes it has not seen in training.
-{% elif not skimage %}
+{% elif not setting.skimage %}
 
 Only Grace Hopper is in the default set: install `labrunner[images]` (scikit-image) for four more photos.
 {% endif %}
@@ -84,7 +86,7 @@ $({% for v in lr_px %}{{ v | fmt }}{{ ", " if not loop.last }}{% endfor %})$. Th
 (the summed loss keeps each copy's gradient its own), and each copy stops at the first iterate
 classified as its target (at most {{ cfg.max_iter }} steps).
 
-**{{ n_ok }} of {{ n }}** targets were reached{% if n_ok %} (median {{ s.iterations | fmt }} steps){% endif %}.
+**{{ n_ok }} of {{ n }}** targets were reached{% if claims.reaches_target_l1_adam %} (median {{ s.iterations | fmt }} steps){% endif %}.
 {% if claims.adam_direction_matters %}
 The direction of the perturbation is what reaches them: the same perturbation values shuffled over
 the image (the same norms, a random direction) reach {{ n_shuffled }} of {{ n }}.
@@ -92,10 +94,10 @@ the image (the same norms, a random direction) reach {{ n_shuffled }} of {{ n }}
 The same perturbation values shuffled over the image reach {{ n_shuffled }} of {{ n }}: with {{ n }}
 pairs the attack cannot be told apart from a random change of the same size.
 {% endif %}
-{% if n_ok %}
+{% if claims.reaches_target_l1_adam %}
 An adversarial image is only useful if it survives being saved: rounded to 8 bits, written as PNG
 and classified again, **{{ n_rt }} of {{ n }}** still give the target.
-{% if lost %}
+{% if claims.png_undoes_some_successes %}
 Rounding moves each value by up to half a level ($0.5/255$). The method stops at the first iterate
 past the decision boundary, and for {{ lost | length }} of them that was close enough for rounding to
 cross back: {% for e in lost %}{{ e.image }} → {{ e.target }} had $p(t) = {{ e.p | fmt }}$ before saving and
@@ -138,17 +140,16 @@ METHODS_CAPTION = (
 )
 
 A3 = r"""
-{% macro v(x) %}{% if x == x %}{{ x | fmt }}{% else %}— (no success){% endif %}{% endmacro %}
 The four attacks on the same {{ n }} (image, target) pairs; the norms are medians over each method's
 own successes, in grey levels of 255:
 
 | method | success | after PNG | median $\ell_2$ | median $\ell_\infty$ | PSNR (dB) |
 | --- | --- | --- | --- | --- | --- |
 {% for key, s in m.items() %}
-| {{ labels[key] }} | {{ s.success | pct }} | {{ s.rt_success | pct }} | {{ v(s.l2) }} | {{ v(s.linf) }} | {{ v(s.psnr) }} |
+| {{ labels[key] }} | {{ s.success | pct }} | {{ s.rt_success | pct }} | {{ s.l2 | fmt(nan="— (no success)") }} | {{ s.linf | fmt(nan="— (no success)") }} | {{ s.psnr | fmt(nan="— (no success)") }} |
 {% endfor %}
 
-{% if m.fgsm.success == 0 and m.pgd.success == 0 %}
+{% if not claims.reaches_target_fgsm and not claims.reaches_target_pgd %}
 Neither FGSM nor PGD reaches a target inside the $\ell_\infty$ ball ($\varepsilon = {{ cfg.fgsm_eps }}/255$
 and {{ cfg.pgd_eps }}/255): at this budget the chosen classes are out of their reach.
 {% elif claims.pgd_beats_fgsm %}
@@ -195,14 +196,14 @@ of {{ step.n }} pairs (the linearisation promises {{ step.reach_predicted }}, th
 {% endif %}
 
 {% for key in ["pgd", "l1_adam", "l1_ista"] %}
-{% if m[key].success > 0 %}
+{% if claims["reaches_target_" ~ key] %}
 - {{ labels[key] }} changes {{ (100 * m[key].l0_pct) | fmt }} % of the values, median $\ell_\infty$
   {{ m[key].linf | fmt }} and $\ell_2$ {{ m[key].l2 | fmt }}{% if key == "pgd" %} (its budget is $\ell_\infty \le {{ cfg.pgd_eps }}$){% endif %}.
 {% endif %}
 {% endfor %}
 
 These are medians over different sets of pairs; exercise 5 compares the methods on the pairs they all
-reached. Time per example: {% for key, s in m.items() %}{{ labels[key] }} {{ s.ms_per_example | fmt }} ms{{ ", " if not loop.last else "." }}{% endfor %}
+reached.
 
 """
 
@@ -214,7 +215,6 @@ to zero. Add that variant and measure which perturbations are sparse.
 """
 
 A4 = r"""
-{% macro changed(row) %}{% if row.success > 0 %}{{ (100 * row.l0_pct) | fmt }} %{% else %}— (no success){% endif %}{% endmacro %}
 The ISTA variant keeps everything of the assignment's method (loss, $\alpha$, learning rate, Adam's
 moment estimates as a diagonal preconditioner, the normalised space of exercise 2) except how the
 $\ell_1$ term is treated: with $z = \delta - \mathrm{lr}\,\hat m / (\sqrt{\hat v} + \epsilon)$ the update is
@@ -227,7 +227,7 @@ $\alpha \operatorname{sign}(\delta)$: it normalises every coordinate, so each va
 learning rate per step whatever the size of its gradient, and a value that reaches zero steps across
 it rather than stopping there.
 
-{% if a.success > 0 and b.success > 0 %}
+{% if claims.reaches_target_l1_adam and claims.reaches_target_l1_ista %}
 Measured on the successful examples (medians):
 
 - **Adam (subgradient)**: {{ (100 * (1 - a.l0_pct)) | fmt }} % of the values are exactly unchanged,
@@ -254,17 +254,17 @@ At the assignment's $\alpha = {{ cfg.alpha }}$ one of the two methods reached no
 {{ a.success | pct }}, ISTA {{ b.success | pct }}), so their perturbations cannot be compared there.
 {% endif %}
 
-{% if pairs[1:] %}
+{% if setting.alpha_sweep %}
 Share of the values changed (and success) as the penalty grows, on the same images and targets
 ($\alpha$ in the normalised space):
 
 {% for p in pairs %}
-- $\alpha = {{ p.alpha }}$: Adam {{ changed(p.adam) }} ({{ p.adam.success | pct }}), ISTA {{ changed(p.ista) }} ({{ p.ista.success | pct }}){% if claims[p.claim] %}: ISTA sparser in {{ p.test.wins }} of {{ p.test.n }} pairs{% endif %}.
+- $\alpha = {{ p.alpha }}$: Adam {{ (100 * p.adam.l0_pct) | fmt(nan="— (no success)") }} % ({{ p.adam.success | pct }}), ISTA {{ (100 * p.ista.l0_pct) | fmt(nan="— (no success)") }} % ({{ p.ista.success | pct }}){% if claims[p.claim] %}: ISTA sparser in {{ p.test.wins }} of {{ p.test.n }} pairs{% endif %}.
 {% endfor %}
 
-{% if sparser.at and not sparser.not_at %}
+{% if claims.ista_sparser_at_every_alpha %}
 At every $\alpha$ tried ISTA changes fewer values than Adam, pair by pair beyond chance.
-{% elif sparser.at %}
+{% elif claims.ista_sparser_at_some_alpha %}
 ISTA changes fewer values than Adam, pair by pair beyond chance, at $\alpha =$ {{ sparser.at | join(", ") }},
 but not at {{ sparser.not_at | join(", ") }}.
 {% else %}
@@ -282,13 +282,13 @@ not more than from Adam's ({{ (100 * larger.drop_adam) | fmt }} points){% endif 
 At $\alpha = {{ larger.alpha }}$ ISTA does not change consistently fewer values than at $\alpha = {{ cfg.alpha }}$
 ({{ larger.fewer.wins }} of {{ larger.fewer.n }} pairs fewer).
 {% endif %}
-{% if costly %}
-The price of the penalty is measured too: at $\alpha = {{ costly.alpha }}$ ISTA reaches
-{{ costly.ista.success | pct }} of the targets within {{ cfg.max_iter }} steps (Adam {{ costly.adam.success | pct }}),
-against {{ b.success | pct }} at the assignment's $\alpha$.
+The price of the penalty: at $\alpha = {{ price.alpha }}$ ISTA reaches {{ price.success | pct }} of the targets
+within {{ cfg.max_iter }} steps, against {{ b.success | pct }} at the assignment's $\alpha$
+({{ price.test.wins }} pairs reached only at the assignment's $\alpha$, {{ price.test.losses }} only at $\alpha = {{ price.alpha }}$){% if claims.penalty_costs_ista_success %}:
+the larger penalty costs successes, pair by pair beyond chance{% else %}: chance alone gives a split this
+uneven too often (sign test $p = {{ price.test.p | fmt }}$), so these pairs establish no price{% endif %}.
 {% endif %}
-{% endif %}
-{% if a.success > 0 %}
+{% if claims.reaches_target_l1_adam %}
 Saving as an 8-bit image is itself a hard threshold at half a level: every change below it is rounded
 away, which leaves Adam's file different from the original in {{ (100 * a.l0_8bit_pct) | fmt }} % of the
 values ({{ (100 * a.l0_pct) | fmt }} % before saving).
@@ -313,7 +313,7 @@ ISTA variant {{ m.l1_ista.success | pct }}; PGD with $\varepsilon = {{ cfg.pgd_e
 budget on the size of the change, only a price, so they keep going until they succeed; the
 $\ell_\infty$ attacks stop at the edge of their ball.
 
-{% if n_common %}
+{% if claims.iterative_methods_share_pairs %}
 **Size of the change.** Each method's own successes favour the pairs that are easy for it, so the fair
 comparison is on the {{ n_common }} of {{ n }} pairs that PGD and both $\ell_1$ methods reached:
 
@@ -337,9 +337,9 @@ pair by pair against each other method.
 No method has the smallest $\ell_\infty$ pair by pair beyond chance: on these {{ n_common }} pairs the
 methods cannot be ranked by $\ell_\infty$ (the claims list the tests of the closest, {{ labels[best_linf] }}).
 {% endif %}
-{% if claims.least_l2_is_clear and claims.least_linf_is_clear and best_l2 == best_linf %}
-Both criteria agree, so {{ labels[best_l2] }} gives the least visible change here{% if m[best_l2].success != 1 %},
-on the pairs it reaches at all ({{ m[best_l2].success | pct }} of them){% endif %}.
+{% if claims.least_l2_and_linf_same_method %}
+Both criteria agree, so {{ labels[best_l2] }} gives the least visible change here, on the pairs it reaches
+at all ({{ m[best_l2].success | pct }} of them).
 {% elif claims.least_l2_is_clear and claims.least_linf_is_clear %}
 The two criteria disagree: PGD changes {{ (100 * c.pgd.l0_pct) | fmt }} % of the values, Adam
 {{ (100 * c.l1_adam.l0_pct) | fmt }} % and ISTA {{ (100 * c.l1_ista.l0_pct) | fmt }} %. Which one is less visible
@@ -353,7 +353,7 @@ Which method gives the least visible change is therefore not decided by these pa
 sizes cannot be compared fairly at these settings (each method's own medians are in exercise 3).
 {% endif %}
 
-{% if m.l1_adam.success > 0 and m.l1_ista.success > 0 %}
+{% if claims.reaches_target_l1_adam and claims.reaches_target_l1_ista %}
 **Sparsity.** At the assignment's $\alpha = {{ cfg.alpha }}$ Adam changes {{ (100 * m.l1_adam.l0_pct) | fmt }} %
 of the values and ISTA {{ (100 * m.l1_ista.l0_pct) | fmt }} %{% if claims.ista_sparser %}: soft-thresholding changes
 fewer values pair by pair, in the direction EAD claims{% else %}: at this penalty ISTA is not consistently sparser than Adam{% endif %}.
@@ -361,23 +361,18 @@ fewer values pair by pair, in the direction EAD claims{% else %}: at this penalt
 **Sparsity.** At the assignment's $\alpha$ the $\ell_1$ methods did not both succeed, so there is no
 sparsity to compare there.
 {% endif %}
-{% if sparser.widest and sparser.widest.alpha != cfg.alpha %}
+{% if claims.ista_sparser_at_other_alpha %}
 With $\alpha = {{ sparser.widest.alpha }}$ ISTA changes {{ (100 * sparser.widest.ista.l0_pct) | fmt }} % and Adam
 {{ (100 * sparser.widest.adam.l0_pct) | fmt }} %: on the same loss, the difference comes from the proximal step{% if claims.penalty_sparsifies_ista_more_than_adam %},
 and a larger penalty removes far more values from ISTA's perturbation than from Adam's{% else %};
 a larger penalty does not remove clearly more values from ISTA's perturbation than from Adam's{% endif %}.
-{% elif not sparser.at %}
+{% elif not claims.ista_sparser_at_some_alpha %}
 No $\alpha$ tried in exercise 4 made ISTA change fewer values than Adam beyond chance.
 {% endif %}
 
 **Saving.** Written as 8-bit PNG and classified again, the files keep {{ m.l1_adam.rt_success | pct }} of the
 assignment's targets (ISTA {{ m.l1_ista.rt_success | pct }}, PGD {{ m.pgd.rt_success | pct }}): a success should
 always be verified on the saved file, as done here.
-{% if model == "fallback" %}
-
-*These numbers are for the stand-in CNN on generated shapes (see the note at the top), not for AlexNet
-on ImageNet photos; whether each conclusion holds for AlexNet is not tested by this run.*
-{% endif %}
 """
 
 NO_SUCCESS = "— (no success)"

@@ -67,7 +67,7 @@ def describe_setup(ctx: Any) -> None:
         permutations=s.permutations,
         n_cases=sum(len(c.p) for c in cases),
         n_nontrivial=sum(c.nontrivial for c in cases),
-        has_single_token=any(shape[0] == 1 for shape in s.shapes),
+        setting={"has_single_token": any(shape[0] == 1 for shape in s.shapes)},
         alpha=f"{s.alpha:g}" if s.alpha else r"\sqrt{D_k}",
         device=str(ctx.device),
     )
@@ -266,7 +266,7 @@ def show_self_attention_is_permutation_equivariant(ctx: Any) -> None:
             n_cases=s64.cases,
             n_nontrivial=s64.nontrivial,
             n_trivial=s64.cases - s64.nontrivial,
-            has_single_token=any(shape[0] == 1 for shape in shapes),
+            setting={"has_single_token": any(shape[0] == 1 for shape in shapes)},
             err64=s64.max_error,
             err32=s32.max_error,
             ratio64=s64.max_ratio,

@@ -243,6 +243,7 @@ def implement_position_wise_ffn_three_ways(ctx: Any) -> None:
             repeats=cfg.timing_repeats,
             rounds=n_rounds,
             needed=needed,
+            setting={"rounds_can_decide": needed is not None},
             chance=chance,
             ratios=[
                 {

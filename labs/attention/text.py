@@ -10,7 +10,7 @@ NOTE = r"""
 Exercises 1 and 2 run on the CPU in float64 (and float32), on {{ n_shapes }} shapes
 $(T, D_\mathrm{in}, D_k, D_v)$ = {{ shapes }}, {{ draws }} random $(X, W_q, W_k, W_v)$ per shape and
 {{ permutations }} random permutations per draw other than the identity ({{ n_cases }} cases per
-implementation{% if has_single_token %}, of which {{ n_nontrivial }} permute something: a sequence of
+implementation{% if setting.has_single_token %}, of which {{ n_nontrivial }} permute something: a sequence of
 one token has no permutation but the identity{% endif %}), with $\alpha = {{ alpha }}$. Exercise 3 runs on `{{ device }}`.
 """
 
@@ -50,7 +50,7 @@ matrix products over the token axis (the softmax's sum and the weighted average 
 are sums, which do not care about order. Self-attention treats its input as a *set* of tokens.
 
 **Numerical verification.** Over {{ n_cases }} random cases, {{ n_nontrivial }} of which permute
-something{% if has_single_token %} (the {{ n_trivial }} cases with a single token, $T = 1$, have only
+something{% if setting.has_single_token %} (the {{ n_trivial }} cases with a single token, $T = 1$, have only
 the identity permutation: they test nothing and show an error of exactly 0 in the table below){% endif %},
 the largest entry of $|P S(X) - S(PX)|$ is **{{ err64 | sci }}** in float64 and **{{ err32 | sci }}** in
 float32. $P S(X)$ and $S(PX)$ add the same numbers in a different order (the softmax denominator
@@ -257,7 +257,7 @@ $(x, W_1, b_1, W_2, b_2)${% endif %}.
 
 **Speed** (forward only, inference mode, $(B, T, D) = {{ timing_shape }}$, $d_\mathrm{ff} = {{ timing_dff }}$,
 on `{{ device }}`, {{ repeats }} runs per form in {{ rounds }} rounds, the forms alternating call by call in
-rotating order so that load on the machine hits all alike). {% if needed %}A form counts as slower (or faster)
+rotating order so that load on the machine hits all alike). {% if setting.rounds_can_decide %}A form counts as slower (or faster)
 than `nn.Linear` only when it is so in at least {{ needed }} of the {{ rounds }} rounds: a form no different from
 `nn.Linear` gets there with probability {{ chance | fmt(2) }} (sign test, either side), and one stalled round does not
 decide.{% else %}{{ rounds }} rounds are too few for the sign test to call any form slower or faster.{% endif %} The

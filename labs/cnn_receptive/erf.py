@@ -5,8 +5,14 @@ Each network is measured on an input large enough to hold the whole theoretical 
 last feature layer's centre unit (:func:`~.networks.smallest_input_holding_box`), so the
 heat map is never cut by the image. With trained weights (from the torch hub cache) the
 inputs are the only randomness; with random weights the samples are spread over several
-initialisations too. Every statistic comes with a two-stage bootstrap interval: resample
-the initialisations, then the inputs within each (:func:`bootstrap`).
+initialisations too, and the initialisations are the units of the uncertainty: another
+seed draws other initialisations, so an interval over the inputs alone (or a bootstrap over
+four initialisations, which underestimates their spread) would not cover what another seed
+measures. Every statistic comes with the 95 % interval in which another seed's measurement
+falls: Student's t on the delete-one jackknife's standard error over the initialisations
+(:func:`uncertainty`), times √2 for the new measurement's own spread; with trained weights,
+where the inputs are the only randomness, the standard error is a bootstrap's over the inputs.
+A difference between the networks is decided on the interval of the expected difference.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 import torch
 
 from labrunner import ExerciseRecorder, LabContext
+from labrunner.stats import t_critical
 
 from . import ReceptiveConfig, text
 from .geometry import LayerField
@@ -200,15 +207,23 @@ def bootstrap_indices(
     return (which * inputs + within).reshape(resamples, -1)
 
 
-def bootstrap(
-    field: EffectiveField, rng: np.random.Generator, resamples: int = RESAMPLES
-) -> dict[str, np.ndarray]:
-    """The statistics of :func:`statistics` for the measured sample (index 0) and for each
-    bootstrap resample (indices 1..): arrays of length ``resamples + 1``."""
+def jackknife_indices(inits: int, inputs: int) -> np.ndarray:
+    """Delete-one jackknife over the initialisations: row ``i`` holds the flat indices of
+    every input of every initialisation but ``i``, shape ``(inits, (inits - 1) * inputs)``."""
+    grid = np.arange(inits * inputs).reshape(inits, inputs)
+    return np.stack([np.delete(grid, i, axis=0).ravel() for i in range(inits)])
+
+
+def jackknife_se(values: np.ndarray) -> float:
+    """The jackknife standard error from the ``k`` delete-one values of a statistic."""
+    k = len(values)
+    return float(np.sqrt((k - 1) / k * np.sum((values - values.mean()) ** 2)))
+
+
+def resampled(field: EffectiveField, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistics of :func:`statistics` for each row of ``idx`` (flat indices into the
+    ``(inits, inputs)`` grid of measurements)."""
     n = field.inits * field.inputs_per_init
-    idx = np.concatenate(
-        [np.arange(n)[None, :], bootstrap_indices(field.inits, field.inputs_per_init, rng, resamples)]
-    )
     ring = field.ring_mass.reshape(n, -1)[idx].mean(1)
     rows = field.rows.reshape(n, -1)[idx].mean(1)
     cols = field.cols.reshape(n, -1)[idx].mean(1)
@@ -227,16 +242,61 @@ def bootstrap(
     }
 
 
-def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The central ``level`` percentile interval of bootstrap values (index 0, the measured
-    value, excluded)."""
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(values[1:], [tail, 100 - tail])
-    return float(lo), float(hi)
+@dataclass(frozen=True)
+class Spread:
+    """A measured statistic with its standard error and the degrees of freedom behind it
+    (initialisations - 1 for the jackknife, inputs - 1 for the bootstrap)."""
+
+    value: float
+    se: float
+    df: int
+
+    @property
+    def confidence(self) -> tuple[float, float]:
+        """The 95 % Student-t interval of the expected value, ``value ± t(df) se``."""
+        margin = t_critical(self.df + 1) * self.se
+        return self.value - margin, self.value + margin
+
+    @property
+    def prediction(self) -> tuple[float, float]:
+        """Where another seed's measurement falls with 95 %: ``value ± t(df) se √2`` (the
+        new measurement has the same spread as this one)."""
+        margin = t_critical(self.df + 1) * self.se * 2**0.5
+        return self.value - margin, self.value + margin
+
+    def minus(self, other: Spread) -> Spread:
+        """The difference of two independent measurements."""
+        return Spread(self.value - other.value, float(np.hypot(self.se, other.se)), min(self.df, other.df))
 
 
-def statistics(field: EffectiveField, boot: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Size and shape of an effective field, each with its 95 % bootstrap interval: the
+def uncertainty(
+    field: EffectiveField, rng: np.random.Generator, resamples: int = RESAMPLES
+) -> dict[str, Spread]:
+    """Each statistic of :func:`resampled` (and ``r2_gain``, the Gaussian fit's R^2 over the
+    flat profile's) with its standard error: the delete-one jackknife over the
+    initialisations when there are several (they are what another seed redraws), else the
+    bootstrap over the inputs (trained weights: the inputs are the only randomness)."""
+    n = field.inits * field.inputs_per_init
+    measured = resampled(field, np.arange(n)[None, :])
+    measured["r2_gain"] = measured["r2"] - measured["r2_flat"]
+    if field.inits >= 2:
+        reps = resampled(field, jackknife_indices(field.inits, field.inputs_per_init))
+        reps["r2_gain"] = reps["r2"] - reps["r2_flat"]
+        se, df = jackknife_se, field.inits - 1
+    else:
+        reps = resampled(field, bootstrap_indices(1, field.inputs_per_init, rng, resamples))
+        reps["r2_gain"] = reps["r2"] - reps["r2_flat"]
+
+        def se(values: np.ndarray) -> float:
+            return float(values.std(ddof=1))
+
+        df = field.inputs_per_init - 1
+    return {key: Spread(float(measured[key][0]), se(reps[key]), df) for key in measured}
+
+
+def statistics(field: EffectiveField, spreads: dict[str, Spread]) -> dict[str, Any]:
+    """Size and shape of an effective field, each with the 95 % interval in which another
+    seed's measurement falls (:attr:`Spread.prediction`): the
     centred square holding 95 % of the mass (``width``, and ``share`` = width / r), the
     standard deviation of a Gaussian fitted to the row and column profiles (mean of the two;
     ``ratio`` = 4 std / r, the +-2 std width against r), the worse R^2 of the two Gaussian
@@ -260,18 +320,22 @@ def statistics(field: EffectiveField, boot: dict[str, np.ndarray]) -> dict[str, 
         "uniform_width": centred_mass_width(uniform, centre),
         "inside": float(heat[r0 : r1 + 1, c0 : c1 + 1].sum() / heat.sum()),
     }
-    for key, values in boot.items():
-        out[key] = float(values[0])
-        out[f"{key}_lo"], out[f"{key}_hi"] = interval(values)
-    out["r2_gain_lo"], out["r2_gain_hi"] = interval(boot["r2"] - boot["r2_flat"])
+    for key, spread in spreads.items():
+        out[key] = spread.value
+        out[f"{key}_lo"], out[f"{key}_hi"] = spread.prediction
+    out["interval_units"] = (
+        f"{field.inits} initialisations (jackknife)"
+        if field.inits >= 2
+        else f"{field.inputs_per_init} inputs (bootstrap)"
+    )
     return out
 
 
-def share_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, float, float]:
-    """``share`` of ``a`` minus ``share`` of ``b`` (independent measurements, so their
-    resamples pair up at random): the measured difference and its 95 % interval."""
-    diff = a["share"] - b["share"]
-    return (float(diff[0]), *interval(diff))
+def share_difference(a: dict[str, Spread], b: dict[str, Spread]) -> tuple[float, float, float]:
+    """``share`` of ``a`` minus ``share`` of ``b`` (independent measurements): the measured
+    difference and its 95 % interval."""
+    diff = a["share"].minus(b["share"])
+    return (diff.value, *diff.confidence)
 
 
 # --------------------------------------------------------------------------- the record
@@ -292,7 +356,7 @@ def effective_fields(
                 name, cfg.erf_samples, cfg.erf_initialisations, gen, tick=bar.update
             )
             fields.append(field)
-            boots.append(bootstrap(field, rng))
+            boots.append(uncertainty(field, rng))
     untrained = [f.label for f in fields if not f.trained]
     if untrained:
         ex.stand_in(
@@ -313,7 +377,7 @@ def effective_fields(
             s["width_hi"] < s["uniform_width"],
             statement=f"The effective field of {s['label']} is smaller than its theoretical field.",
             evidence=f"95 % of the mean gradient lies in a centred square of {s['width']:.1f} px "
-            f"(95 % bootstrap interval {s['width_lo']:.1f} to {s['width_hi']:.1f} px; r = {s['r']})",
+            f"(95 % interval {s['width_lo']:.1f} to {s['width_hi']:.1f} px over {s['interval_units']}; r = {s['r']})",
             baseline=f"a field that used its whole box evenly: 95 % of its mass in {s['uniform_width']:.1f} px",
         )
         ex.claim(
@@ -327,7 +391,9 @@ def effective_fields(
     diff, lo, hi = share_difference(boots[0], boots[1])
     evidence = (f"share of r in the 95 % square: {stats[0]['label']} {stats[0]['share']:.3f}, "
                 f"{stats[1]['label']} {stats[1]['share']:.3f}; difference {diff:.3f} (95 % interval {lo:.3f} to {hi:.3f})")  # fmt: skip
-    baseline = "no difference, with the bootstrap interval of the difference"
+    baseline = (
+        "no difference, with the 95 % interval of the difference (Student's t over the initialisations)"
+    )
     ex.claim("erf_share_alexnet_larger", lo > 0, evidence=evidence, baseline=baseline,
              statement="AlexNet's effective field covers a larger share of its theoretical field than ResNet-18's.")  # fmt: skip
     ex.claim("erf_share_resnet18_larger", hi < 0, evidence=evidence, baseline=baseline,

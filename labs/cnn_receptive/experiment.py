@@ -200,6 +200,13 @@ def alexnet_table(ctx: LabContext[ReceptiveConfig], alexnet: nn.Module) -> list[
         ex.metric("alexnet_centre_unit_image_share", _span(centre) / size)
         ex.metric("alexnet_border_unit_image_share", _span(border) / size)
         ex.metric("alexnet_units_fully_inside_share", inside)
+        ex.claim(
+            "alexnet_some_units_wholly_inside",
+            round(inside * units) > 0,
+            statement="Some units of the last layer have their whole box inside the image.",
+            evidence=f"{round(inside * units)} of the {units} units",
+            baseline="the image's pixels 1..{size} (exact geometry)".replace("{size}", str(size)),
+        )
         # STUDENT ANSWER
         ex.answer(
             text.A2,
@@ -208,7 +215,7 @@ def alexnet_table(ctx: LabContext[ReceptiveConfig], alexnet: nn.Module) -> list[
             final_name=final.name,
             size=size,
             published=PUBLISHED_RF["alexnet"],
-            even=final.size[0] % 2 == 0,
+            setting={"even_map": final.size[0] % 2 == 0},
             centre_box=box_1based(centre),
             centre_px=_span(centre),
             border_box=box_1based(border),
@@ -267,6 +274,13 @@ def verify_and_measure_effective_field(
         ex.table(naive, caption="Back-propagating from the centre unit of channel 0, one random input.")
         dead = relu_dead_fraction(gen)
         ex.metric("relu_dead_fraction_conv2", dead)
+        ex.claim(
+            "relu_silences_conv2_units",
+            dead > 0,
+            statement="After its ReLU, the centre unit of some of conv2's channels has no gradient at all.",
+            evidence=f"{100 * dead:.1f} % of the channels, for one random input",
+            baseline="zero channels: a field the gradient would show whole (an exact count)",
+        )
         pool_naive = next(r for r in naive if r["layer"] == "pool1")
         probe_ok = all(r["equals computed"] == "yes" for r in naive if r["variant"].startswith("probe"))
         ex.check("probe_variant_exact", probe_ok, expected=True, actual=probe_ok)
@@ -329,7 +343,10 @@ def verify_and_measure_effective_field(
             holes=holes,
             stats=stats,
             diff=diff,
-            trained_all=all(s["trained"] for s in stats),
+            setting={
+                "trained": {s["network"]: s["trained"] for s in stats},
+                "all_trained": all(s["trained"] for s in stats),
+            },
             resamples=RESAMPLES,
         )
     return stats
@@ -449,10 +466,18 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
             )
             ex.metric("models_computed", survey["computed"])
             ex.metric("models_total", survey["total"])
+            ex.claim(
+                "calculator_follows_every_model",
+                survey["computed"] == survey["total"],
+                statement="The calculator follows the whole spatial part of every torchvision classification model.",
+                evidence=f"{survey['computed']} of {survey['total']} models",
+                baseline="every model torchvision lists (exact)",
+            )
         by_r = sorted(results, key=lambda m: m["r"])
         # STUDENT ANSWER
-        ex.answer(text.A5, results=results, survey=survey, mismatches=mismatches, narrowest=by_r[0], widest=by_r[-1],
-                  one_field=by_r[0]["r"] == by_r[-1]["r"])  # fmt: skip
+        ex.answer(
+            text.A5, results=results, survey=survey, mismatches=mismatches, narrowest=by_r[0], widest=by_r[-1]
+        )
 
 
 def survey_all_models(ctx: LabContext[ReceptiveConfig]) -> dict[str, Any]:

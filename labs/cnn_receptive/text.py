@@ -90,7 +90,7 @@ the last pooling) adds $2 \\cdot 16 = 32$ pixels. The last pooling layer, `{{ fi
 has a receptive field of **{{ final.r }} pixels**{% if claims.alexnet_rf_matches_published %},
 the published value for AlexNet (Araujo et al., 2019){% else %}, not the published
 {{ published }}: see the failed check{% endif %}.
-{% if even %}
+{% if setting.even_map %}
 Its map is ${{ final.n }} \\times {{ final.n }}$: with an even size there is no single centre,
 so the table uses unit {{ final.centre }} (the left/upper of the two middle units).
 {% endif %}
@@ -109,7 +109,7 @@ What a unit of this layer sees of the {{ size }}-pixel image depends on where it
   because the rest of its box lies in the padding{% endif %}{% if claims.alexnet_border_sees_less %};
   it sees less of the image than the centre unit{% else %}; it sees as much of the image as the
   centre unit{% endif %}.
-* {% if units_inside %}{{ units_inside }} of the {{ units }} units ({{ (units_inside / units) | pct }})
+* {% if claims.alexnet_some_units_wholly_inside %}{{ units_inside }} of the {{ units }} units ({{ (units_inside / units) | pct }})
   have their whole box inside the image; the others' boxes reach into the padding.{% else %}None of the
   {{ units }} units has its whole box inside the image: every unit's box reaches into the padding.{% endif +%}
 
@@ -148,7 +148,7 @@ is a subset of the receptive field:
   {{ pool_area }} of its field{% if claims.naive_pool1_one_conv1_field %}: exactly one conv1
   unit's $11 \\times 11$ field, the one that won the centre window{% endif %}{% else %}, the
   whole field of {{ pool_area }} pixels (for this input no window lost its gradient){% endif %}.
-* *ReLU* passes no gradient where it is inactive: {% if dead %}measured after its ReLU, the
+* *ReLU* passes no gradient where it is inactive: {% if claims.relu_silences_conv2_units %}measured after its ReLU, the
   centre unit of {{ dead | pct }} of conv2's channels has a zero gradient *everywhere*, an empty
   field.{% else %}for this input no conv2 channel's centre unit is inactive, but any other input
   can switch some off.{% endif +%}
@@ -179,18 +179,20 @@ table.{% endif +%}
 
 **The effective receptive field.** Luo et al. (2016) average the gradient magnitude of the
 centre unit over random inputs, with the network's own weights.
-{% if not trained_all %}*This part runs on a stand-in:* without network access there are no
-trained ImageNet weights for {% for s in stats if not s.trained %}{{ s.label }}{% if not loop.last %} and {% endif %}{% endfor %},
+{% if not setting.all_trained %}*This part runs on a stand-in:* without network access there are no
+trained ImageNet weights for {% for s in stats if not setting.trained[s.network] %}{{ s.label }}{% if not loop.last %} and {% endif %}{% endfor %},
 so their effective fields are those of randomly initialised networks (torchvision's default initialisation), not of the trained networks the assignment
 means; Luo et al. find that training changes the effective field.{% endif +%}
 Each network is measured on an input large enough to hold the whole theoretical box of its
-centre unit, so the image never cuts the heat map. The uncertainty comes from a two-stage
-bootstrap ({{ resamples }} resamples of the initialisations, then of the inputs within each): the
-intervals below are its central 95 %.
+centre unit, so the image never cuts the heat map. Each interval below is where another
+seed's measurement falls with 95 % probability: another seed draws other initialisations, so
+the spread between the initialisations (delete-one jackknife, Student's $t$, which widens the
+interval when they are few) is the spread from seed to seed. With trained weights the inputs
+are the only randomness, and the spread is over them ({{ resamples }} bootstrap resamples).
 
 {% for s in stats %}
 * {{ s.label }} `{{ s.layer }}` (theoretical $r = {{ s.r }}$, input {{ s.input_px }} pixels,
-  {% if s.trained %}ImageNet weights, {{ s.inputs }} inputs{% else %}{{ s.inits }} random
+  {% if setting.trained[s.network] %}ImageNet weights, {{ s.inputs }} inputs{% else %}{{ s.inits }} random
   initialisations $\\times$ {{ s.inputs }} inputs{% endif %}): 95 % of the mean gradient lies in a
   centred square of **{{ s.width | fmt }} pixels** ({{ s.width_lo | fmt }} to {{ s.width_hi | fmt }}),
   {{ s.share | pct }} of $r$; a Gaussian fitted to the row and column profiles has
@@ -247,7 +249,8 @@ ERF_CAPTION = (
 
 ERF_TABLE_CAPTION = (
     "Effective receptive fields, each on an input that holds its whole theoretical box; "
-    "in brackets the 95 % bootstrap intervals. The uniform box is the 95 % square of a field "
+    "in brackets the 95 % intervals in which another seed's measurement falls (Student's t over the "
+    "initialisations; over the inputs for trained weights). The uniform box is the 95 % square of a field "
     "that used its whole box evenly."
 )
 
@@ -296,14 +299,14 @@ In every case the bounding box of the probe's non-zero gradient equals the compu
 {% else %}
 Mismatches: {{ mismatches | join(", ") }}.
 {% endif %}
-{% if one_field %}The field is {{ widest.r }} pixels{% else %}The fields range from
+{% if cfg.models | length == 1 %}The field is {{ widest.r }} pixels{% else %}The fields range from
 {{ narrowest.r }} pixels ({{ narrowest.name }}) to {{ widest.r }} pixels ({{ widest.name }}){% endif %}{% if claims["rf_exceeds_image_" ~ widest.name] %},
 more than the 224-pixel image: the theoretical field of a deep network outgrows its input{% if claims.erf_smaller_than_box_resnet18 %},
 while the effective field that exercise 3 measures for ResNet-18 is smaller than its $r${% endif %}{% endif %}.
-{% if survey %}
+{% if cfg.all_models %}
 
 Of the {{ survey.total }} torchvision classification models, the calculator follows the whole
-spatial part of {{ survey.computed }}{% if survey.total - survey.computed %}; for the other
+spatial part of {{ survey.computed }}{% if not claims.calculator_follows_every_model %}; for the other
 {{ survey.total - survey.computed }} the table lists where it stopped rather than guess
 (attention, windows that reshape the spatial grid, adaptive pooling with uneven windows), and
 the field given is the last one it knows{% endif %}. Squeeze-and-excitation blocks

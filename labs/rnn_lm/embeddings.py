@@ -70,9 +70,7 @@ def q2_3_embedding_distance(lab: Lab, main: Trained) -> None:
     with ex:
         ex.metric("distance_random_mean", rand_mean)
         ex.metric("distance_random_sd", rand_sd)
-        values: dict = dict(
-            a=a, b=b, known=known, dim=cfg.embedding_dim, rand=(rand_mean, rand_sd, rand_lo, rand_hi)
-        )
+        values: dict = dict(a=a, b=b, dim=cfg.embedding_dim, rand=(rand_mean, rand_sd, rand_lo, rand_hi))
         if known:
             dist, dist0 = cosine_distance(vectors, a, b), cosine_distance(init_vectors, a, b)
             change = dist - dist0
@@ -165,7 +163,7 @@ def q2_3_embedding_distance(lab: Lab, main: Trained) -> None:
             actual=values["dist"] if known else "pair not in the vocabulary",
         )
         # STUDENT ANSWER
-        ex.answer(text.A23, purity=purity, k=cfg.neighbours, synthetic=corpus.grammar is not None, **values)
+        ex.answer(text.A23, purity=purity, k=cfg.neighbours, setting=lab.setting, **values)
 
 
 OPEN_CLASSES = ("NOUN", "VERB", "ADJ", "ADV")
@@ -305,4 +303,5 @@ def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Tra
             init=mean_se(init),
             rand_sd=rand_sd,
             rand_mean=rand_mean,
+            setting=lab.setting,
         )

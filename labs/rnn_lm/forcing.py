@@ -110,7 +110,7 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[int, dict[str, Trained
             "steps": hh.steps[-1],
             "reached": reached,
             "time": hh.train_seconds,
-            "timing": timing[mode].text(),
+            "timing": timing[mode].text(1e6),
             "us": timing[mode].median * 1e6,
             # the share of teacher forcing's gain over the unigram model (cross-entropy, nats/token)
             "share": share_of_gain(lab.unigram_rows, tr.rows, main.rows),
@@ -251,8 +251,8 @@ def q2_4_teacher_forcing(lab: Lab, main: Trained) -> dict[int, dict[str, Trained
             r=res,
             unigram_ppl=unigram_ppl,
             optimal_ppl=refs.get("true grammar (best achievable)"),
-            one_epoch=cfg.epochs == 1,
             n=len(seeds),
+            setting=lab.setting,
             vs_unigram=vs_unigram,
         )
     return by_seed

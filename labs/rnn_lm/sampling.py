@@ -155,7 +155,7 @@ def q2_2_sampling(lab: Lab, main: Trained) -> None:
             points=1,
         )
         # STUDENT ANSWER
-        ex.answer(text.A22, s=stats, cfg=cfg, entropy=corpus.entropy, grammar=grammar, n=n, labels=labels)
+        ex.answer(text.A22, s=stats, entropy=corpus.entropy, n=n, labels=labels, setting=lab.setting)
 
 
 def sequence_scores(

@@ -60,6 +60,9 @@ class Lab:
     grammar_rows: list[float] | None
     stand_in: str
     resumed: list[str] = field(default_factory=list)
+    #: What the run was given, for the templates' conditions (``setting.synthetic``): the
+    #: corpus, the device, the files read; never a measurement.
+    setting: dict = field(default_factory=dict)
 
     @property
     def cfg(self):
@@ -197,6 +200,16 @@ def prepare(ctx: labrunner.LabContext) -> Lab:
     if corpus.grammar is not None:
         grammar_rows = (-corpus.grammar_logp(rows[:, :-1], rows[:, 1:])).mean(1).tolist()
     lab = Lab(ctx, corpus, train, valid, unigram_rows, grammar_rows, stand_in_reason(corpus, cfg))
+    a, b = cfg.distance_words
+    lab.setting = {
+        "synthetic": corpus.grammar is not None,
+        "cuda": ctx.device.type == "cuda",
+        "stand_in": lab.stand_in,
+        "files": corpus.sha256,
+        "pinned": bool(cfg.ptb_sha256),
+        "md5_checked": cfg.corpus == "ptb" and not cfg.corpus_path and cfg.ptb_url == corpora.PTB_BASE_URL,
+        "words_known": a in corpus.dictionary and b in corpus.dictionary,
+    }
     ctx.note(
         text.NOTE,
         source=corpus.source,
@@ -204,12 +217,8 @@ def prepare(ctx: labrunner.LabContext) -> Lab:
         n_train=len(corpus.train),
         n_valid=len(corpus.valid),
         optimal_ppl=corpus.optimal_ppl,
-        sha256=corpus.sha256,
-        pinned=bool(cfg.ptb_sha256),
-        md5_checked=cfg.corpus == "ptb" and not cfg.corpus_path and cfg.ptb_url == corpora.PTB_BASE_URL,
-        cfg=cfg,
         device=str(ctx.device),
-        stand_in=lab.stand_in,
+        setting=lab.setting,
     )
     return lab
 

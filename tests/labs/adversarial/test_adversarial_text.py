@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from labrunner.labs.adversarial import text
 
 from labrunner.context import render_markdown
 
@@ -104,25 +103,7 @@ def test_the_run_itself_reads_cleanly_and_states_each_claims_evidence(smoke_run)
     result = smoke_run.result
     for ex in result.exercises:
         assert_readable(ex.answer, ex.title)
-        assert ex.fidelity == "stand-in" and "no ImageNet AlexNet weights" in ex.fidelity_reason
+        assert ex.fidelity == "stand-in" and "the lab's note says why" in ex.fidelity_reason
         for claim in ex.claims:
             assert claim.statement and claim.evidence and claim.baseline, claim.name
             assert "nan" not in claim.evidence
-
-
-def test_templates_compare_numbers_only_as_guards():
-    """A conclusion branches on a claim; a number appears in a condition only as a guard
-    ("if anything was reached": a success compared with 0 or 1; "if a sweep was run")."""
-    condition = re.compile(r"{%-?\s*(?:el)?if\s+(.*?)-?%}")
-    comparison = re.compile(r"([\w.\[\]]+)\s*(<=|>=|<|>|==|!=)\s*(-?[\d.]+)\b")
-    seen = 0
-    for name in dir(text):
-        template = getattr(text, name)
-        if not isinstance(template, str):
-            continue
-        for cond in condition.findall(template):
-            for left, _, number in comparison.findall(cond):
-                seen += 1
-                guard = "success" in left or left == "length"
-                assert guard and float(number) in (0.0, 1.0), f"{name}: {{% if {cond} %}}"
-    assert seen  # the guards exist, so the check can fail

@@ -14,7 +14,7 @@ A1_VALUES = dict(
     n_cases=480,
     n_nontrivial=420,
     n_trivial=60,
-    has_single_token=True,
+    setting={"has_single_token": True},
     err64=6.7e-16,
     err32=4.8e-7,
     ratio64=0.006,
@@ -72,13 +72,13 @@ A3_VALUES = dict(
     rounds=10,
     needed=9,
     chance=0.021,
+    setting={"rounds_can_decide": True},
     ratios=[
         {
             "name": name,
             "key": key,
             "ratio": 1.4,
-            "low": 1.2,
-            "high": 1.9,
+            "interval": "1.20–1.90",
             "slower": "why slower.",
             "same": "why same.",
         }
@@ -149,7 +149,9 @@ def test_a1_says_what_was_really_tested():
     out = render_markdown(text.A1, claims=dict.fromkeys(claim_names(text.A1), True), **A1_VALUES)
     assert "Over 480 random cases, 420 of which permute" in " ".join(out.split())
     no_single = render_markdown(
-        text.A1, claims=dict.fromkeys(claim_names(text.A1), True), **{**A1_VALUES, "has_single_token": False}
+        text.A1,
+        claims=dict.fromkeys(claim_names(text.A1), True),
+        **{**A1_VALUES, "setting": {"has_single_token": False}},
     )
     assert "single token" not in no_single
 
