@@ -78,7 +78,8 @@ _ENV = None
 def render_markdown(template: str, **values: Any) -> str:
     """Fill a Jinja2 Markdown template with measured values; returns the text, stripped.
 
-    Undefined names are an error, so a typo cannot silently drop a number. Filters: ``fmt``
+    Undefined names are an error, so a typo cannot silently drop a number. Inside math
+    (``$...$``) a thousands separator is written ``{,}`` so TeX does not space it. Filters: ``fmt``
     (significant digits), ``sci``, ``pct`` (see :data:`FILTERS`). The environment has
     ``trim_blocks`` and ``lstrip_blocks`` on: a line holding only a ``{% ... %}`` tag leaves no
     empty line, and the newline right after any block tag is removed, so a blank line after
@@ -98,7 +99,17 @@ def render_markdown(template: str, **values: Any) -> str:
             lstrip_blocks=True,
         )
         _ENV.filters.update(FILTERS)
-    return _ENV.from_string(template).render(**values).strip()
+    return _group_digits_in_math(_ENV.from_string(template).render(**values).strip())
+
+
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.S)
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def _group_digits_in_math(text: str) -> str:
+    """Inside ``$...$`` and ``$$...$$``, a thousands separator becomes ``{,}``: TeX sets a bare
+    comma in math as punctuation with a space after it (``100, 000``)."""
+    return _MATH.sub(lambda m: _THOUSANDS.sub("{,}", m.group(0)), text)
 
 
 # --------------------------------------------------------------------------- stubs

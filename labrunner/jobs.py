@@ -137,7 +137,7 @@ def run_jobs(state: RunState, labs_bar: Bar) -> tuple[list[LabResult], bool]:
     def listed(name: str, result: LabResult) -> None:
         plugins.lab_finished(lab=labs[name], result=result)
         labs_bar.update(1)
-        shared.log(f"{name}: {result.status} in {result.duration_s:.1f} s")
+        shared.log(f"{name}: {result.status} {result.took()}")
 
     seeds = settings.seeds or [settings.seed]
     jobs = _Jobs(run_dir, state.run_info, list(labs), seeds, bool(settings.seeds), listed)

@@ -500,6 +500,13 @@ class LabResult:
     def checks(self) -> list[Check]:
         return [c for ex in self.exercises for c in ex.checks]
 
+    def took(self) -> str:
+        """``in 12.3 s``, or for a result reused from the cache ``from the cache (it took
+        1106.3 s when it ran)``: a cached lab did not just run for that long."""
+        if self.cached:
+            return f"from the cache (it took {self.duration_s:.1f} s when it ran)"
+        return f"in {self.duration_s:.1f} s"
+
     def to_json(self) -> dict[str, Any]:
         return jsonable(dataclasses.asdict(self))
 

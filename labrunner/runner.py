@@ -164,7 +164,7 @@ def _execute(
             results.append(result)
             plugins.lab_finished(lab=lab, result=result)
             labs_bar.update(1)
-            reporter.log(f"{lab.name}: {result.status} in {result.duration_s:.1f} s")
+            reporter.log(f"{lab.name}: {result.status} {result.took()}")
             if interrupted:
                 break
         ended = True
@@ -490,9 +490,7 @@ def format_summary(results: list[LabResult]) -> str:
     for r in results:
         checks = r.checks
         passed = sum(c.passed for c in checks)
-        cached = " (cached)" if r.cached else ""
         name = f"{r.lab} seed {r.seed}" if r.lab in swept else r.lab
-        lines.append(
-            f"  {name:<16} {r.status:<11} {passed}/{len(checks)} checks  {r.duration_s:7.1f} s{cached}"
-        )
+        took = "  cached (ran earlier)" if r.cached else f"{r.duration_s:7.1f} s"
+        lines.append(f"  {name:<16} {r.status:<11} {passed}/{len(checks)} checks  {took}")
     return "\n".join(lines)

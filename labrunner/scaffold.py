@@ -38,6 +38,12 @@ def check_name(name: str, installed: set[str]) -> None:
         raise UsageError(f"a lab named {name!r} is already installed; choose another name")
 
 
+def class_name(name: str) -> str:
+    """``my_lab`` -> ``MyLab``, ``optics`` -> ``OpticsLab``: CamelCase, ending in ``Lab`` once."""
+    camel = "".join(part.capitalize() for part in name.split("_"))
+    return camel if camel.endswith("Lab") else camel + "Lab"
+
+
 def create_lab_package(name: str, parent: Path, installed: set[str] | None = None) -> Path:
     """Write a new plugin package for lab ``name`` into ``parent/<name>`` and return its path.
 
@@ -56,7 +62,7 @@ def create_lab_package(name: str, parent: Path, installed: set[str] | None = Non
         "name": name,
         "module": f"labrunner_{name}",
         "dist": f"labrunner-{name.replace('_', '-')}",
-        "class_name": "".join(part.capitalize() for part in name.split("_")) + "Lab",
+        "class_name": class_name(name),
         "title": name.replace("_", " ").capitalize(),
         "labrunner_version": __version__,
     }

@@ -56,3 +56,19 @@ def test_the_scaffold_answer_branches_on_its_claim(tmp_path):
     }
     assert "{% if claims.within_3_se %}" in constants["ANSWER"]
     assert unrecorded_conditions(constants["ANSWER"]) == []
+
+
+def test_numbers_inside_math_keep_their_thousands_together():
+    from labrunner.context import render_markdown
+
+    out = render_markdown(
+        "With $n = {{ n | fmt }}$ samples ({{ n | fmt }} in all), $$x = {{ n | fmt }}$$", n=100_000
+    )
+    assert out == "With $n = 100{,}000$ samples (100,000 in all), $$x = 100{,}000$$"
+    assert render_markdown("$(16, 128, 512)$ and $f(1,2)$") == "$(16, 128, 512)$ and $f(1,2)$"
+
+
+def test_the_scaffold_names_the_class_once_and_keeps_paragraphs_apart():
+    assert scaffold.class_name("my_lab") == "MyLab" and scaffold.class_name("optics") == "OpticsLab"
+    template = (scaffold.template_dir() / "lab.py.j2").read_text(encoding="utf-8")
+    assert "endif +" in template.split('"""')[-2]  # the answer's last tag keeps its newline

@@ -181,3 +181,13 @@ def test_a_report_rendered_later_keeps_the_saved_order(tmp_path):
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert html.index('id="lab-lab1"') < html.index('id="lab-lab0"')
     assert "Problem 1" in html and "Problem 3" in html
+
+
+def test_a_cached_result_does_not_claim_to_have_just_run():
+    from labrunner.runner import format_summary
+
+    fresh = LabResult(lab="demo", title="Demo", version="1", duration_s=12.34)
+    cached = LabResult(lab="demo", title="Demo", version="1", duration_s=1106.3, cached=True)
+    assert fresh.took() == "in 12.3 s"
+    assert cached.took() == "from the cache (it took 1106.3 s when it ran)"
+    assert "1106.3" not in format_summary([cached]) and "cached (ran earlier)" in format_summary([cached])

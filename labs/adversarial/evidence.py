@@ -169,11 +169,21 @@ def penalty_price(ex, sweep_runs: dict[tuple[str, float], MethodRun], alphas: li
     return {"alpha": top, "success": float(large.successes().float().mean()), "test": test}
 
 
+#: The smallest difference in the share of values changed that this lab calls a difference
+#: (percentage points of all values, median over the pairs): below it, "sparser" is a
+#: difference no eye sees, however consistent the sign test finds it.
+SMALLEST_SPARSITY_GAIN = 0.01
+
+
 def changed_values_test(more: MethodRun, fewer: MethodRun):
-    """Sign test that ``fewer`` changes fewer values than ``more``, on the pairs both reached."""
+    """Sign test that ``fewer`` changes fewer values than ``more``, on the pairs both reached,
+    and the effect size: the median over those pairs of the share of values ``fewer`` leaves
+    unchanged that ``more`` changes (0 when no pair was reached by both)."""
     both = more.successes() & fewer.successes()
     a, b = more.norms()["l0"][both], fewer.norms()["l0"][both]
-    return sign_test(a.tolist(), b.tolist())
+    size = float(more.norms()["size"][0])
+    gap = ((a - b).float() / size) if int(both.sum()) else torch.zeros(0)
+    return sign_test(a.tolist(), b.tolist()), (float(gap.median()) if len(gap) else 0.0)
 
 
 def least_pair_by_pair(runs: dict[str, MethodRun], keys, norm: str, among: torch.Tensor):

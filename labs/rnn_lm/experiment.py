@@ -23,8 +23,8 @@ def run_experiment(ctx: labrunner.LabContext) -> None:
     main = training_the_language_model(lab)
     q2_1_detach_or_not(lab)
     q2_2_sampling(lab, main)
-    q2_3_embedding_distance(lab, main)
-    by_seed = q2_4_teacher_forcing(lab, main)
+    by_seed = q2_3_embedding_distance(lab, main)  # trains every seed: Q2.3 is decided over them
+    q2_4_teacher_forcing(lab, by_seed)
     q2_5_distance_under_each_training(lab, by_seed)
     if lab.resumed:
         ctx.note(text.RESUMED, resumed=lab.resumed)

@@ -49,7 +49,12 @@ def q2_2_sampling(lab: Lab, main: Trained) -> None:
         samples = sample_ids(
             main.model, eos, length, method, torch.Generator().manual_seed(ctx.seed * 1000 + i), n, **kw
         )
-        per[method] = sequence_scores(lab, samples.ids, samples.mean_logp())
+        ids, logp = samples.ids, samples.mean_logp()
+        if method in DETERMINISTIC:  # n identical sequences are one sample, not n
+            first = {tuple(seq): i for i, seq in reversed(list(enumerate(ids)))}
+            keep = sorted(first.values())
+            ids, logp = [ids[j] for j in keep], [logp[j] for j in keep]
+        per[method] = sequence_scores(lab, ids, logp)
         words = corpus.dictionary.decode(samples.ids[0])
         examples.append((label, " ".join(words).replace(" <eos> ", " <eos>\n")))
     true_logp = [-float(x) for x in main_model_nll(lab, main.model, pieces)]
@@ -88,12 +93,15 @@ def q2_2_sampling(lab: Lab, main: Trained) -> None:
         sampled = ["temperature", "top_k", "top_p"]
 
         def compare(key: str, a: str, b: str) -> Difference:
-            return unpaired(per[a][key], per[b][key])
+            return difference(per[a][key], per[b][key])
 
         def evidence(key: str, a: str, bs: list[str]) -> str:
             return "; ".join(f"{a} − {b}: {compare(key, a, b).text()}" for b in bs)
 
-        sample_baseline = f"{n} independent sequences per method; ± is the 95 % interval (Student's t)"
+        sample_baseline = (
+            f"{n} independent sequences per sampling method (greedy decoding: its distinct sequences, "
+            f"{len(per['greedy']['logp'])}, a fixed value when only one); ± is the 95 % interval (Student's t)"
+        )
         ex.claim(
             "greedy_highest_model_logp",
             all(compare("logp", "greedy", m).above for m in others),
@@ -155,7 +163,15 @@ def q2_2_sampling(lab: Lab, main: Trained) -> None:
             points=1,
         )
         # STUDENT ANSWER
-        ex.answer(text.A22, s=stats, entropy=corpus.entropy, n=n, labels=labels, setting=lab.setting)
+        ex.answer(
+            text.A22,
+            s=stats,
+            entropy=corpus.entropy,
+            n=n,
+            n_greedy=len(per["greedy"]["logp"]),
+            labels=labels,
+            setting=lab.setting,
+        )
 
 
 def sequence_scores(
@@ -202,12 +218,31 @@ def main_model_nll(lab: Lab, model: LSTMLanguageModel, pieces: list[np.ndarray])
     return nll.mean(1).tolist()
 
 
+#: Decoding methods without randomness: their identical sequences count once.
+DETERMINISTIC = ("greedy",)
+
+
+def difference(a: list[float], b: list[float]) -> Difference:
+    """mean(a) - mean(b) with its standard error; a single value (a deterministic decoder's one
+    distinct sequence) is a fixed number, so only the other side's spread counts."""
+    if len(a) == 1 or len(b) == 1:
+        fixed, other, sign = (a, b, 1.0) if len(a) == 1 else (b, a, -1.0)
+        mean, se = mean_se(other)
+        if len(other) < 2:
+            return Difference(sign * (fixed[0] - mean), math.inf, 1)
+        return Difference(sign * (fixed[0] - mean), se, len(other))
+    return unpaired(a, b)
+
+
 def pm(est: tuple[float, float], n: int, pct: bool = False) -> str:
-    """``mean ± half-width of the 95 % interval`` for a mean and its standard error over n values."""
+    """``mean ± half-width of the 95 % interval`` for a mean and its standard error over n
+    distinct values; one value has no interval (``-1.626 (one distinct sequence)``)."""
     mean, se = est
-    margin = t_critical(n) * se if n > 1 else 0.0
     if not math.isfinite(mean):
         return "—"
+    if n < 2:
+        return f"{100 * mean:.1f} % (one distinct sequence)" if pct else f"{mean:.3f} (one distinct sequence)"
+    margin = t_critical(n) * se
     if pct:
         return f"{100 * mean:.1f} ± {100 * margin:.1f} %"
     return f"{mean:.3f} ± {margin:.3f}"

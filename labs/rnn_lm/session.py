@@ -17,7 +17,9 @@ from labrunner.stats import (
     Difference,
     Timing,
     interleaved,
+    mean_se,
     paired,
+    t_critical,
 )
 
 from . import corpus as corpora
@@ -210,8 +212,14 @@ def prepare(ctx: labrunner.LabContext) -> Lab:
         "md5_checked": cfg.corpus == "ptb" and not cfg.corpus_path and cfg.ptb_url == corpora.PTB_BASE_URL,
         "words_known": a in corpus.dictionary and b in corpus.dictionary,
     }
+    grammar = mean_se(grammar_rows) if grammar_rows else (math.nan, math.nan)
+    margin = t_critical(len(grammar_rows or [])) * grammar[1]
     ctx.note(
         text.NOTE,
+        grammar_valid=math.exp(grammar[0]),
+        grammar_lo=math.exp(grammar[0] - margin),
+        grammar_hi=math.exp(grammar[0] + margin),
+        grammar_rows=len(grammar_rows or []),
         source=corpus.source,
         vocab=lab.vocab,
         n_train=len(corpus.train),

@@ -25,7 +25,7 @@ PHRASES = {
     "linearisation_overestimates": ("the model is not linear over a step", "do not show the model"),
     "ista_sparser": (
         ["Already at the assignment's", "in the direction EAD claims"],
-        ["does not make ISTA consistently sparser", "ISTA is not consistently sparser"],
+        ["does not make ISTA sparser by the", "ISTA is not consistently sparser"],
     ),
     "ista_fewer_changes_with_larger_alpha": (
         "A larger penalty removes values from ISTA",
