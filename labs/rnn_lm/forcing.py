@@ -113,6 +113,7 @@ def q2_4_teacher_forcing(lab: Lab, by_seed: dict[int, dict[str, Trained]]) -> di
             "us": timing[mode].median * 1e6,
             # the share of teacher forcing's gain over the unigram model (cross-entropy, nats/token)
             "share": share_of_gain(lab.unigram_rows, tr.rows, models["teacher"].rows),
+            "share_text": share_text(share_of_gain(lab.unigram_rows, tr.rows, models["teacher"].rows)),
         }
     with ex:
         ex.figure(
@@ -255,6 +256,11 @@ def q2_4_teacher_forcing(lab: Lab, by_seed: dict[int, dict[str, Trained]]) -> di
             vs_unigram=vs_unigram,
         )
     return by_seed
+
+
+def share_text(share: float) -> str:
+    """``12.3 %``, or why there is no share (teacher forcing gained nothing over the unigram model)."""
+    return "undefined (teacher forcing gained nothing)" if math.isnan(share) else f"{100 * share:.1f} %"
 
 
 def share_of_gain(baseline: list[float], rows: list[float], reference: list[float]) -> float:

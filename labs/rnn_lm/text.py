@@ -261,7 +261,7 @@ verdict below is decided over the seeds, paired by seed, not over the validation
 {% if cfg.distance_seeds == 1 %}One seed gives no spread to decide a verdict with: run more seeds (`distance_seeds`).
 {% endif %}
 {%- if claims.free_worse_than_unigram %}Free running is worse than the unigram model{% if claims.beats_unigram %}
-(in this run its gain in cross-entropy over the unigram model is {{ r.free.share | pct }} of teacher forcing's){% endif %}: it
+(in this run its gain in cross-entropy over the unigram model is {{ r.free.share_text }} of teacher forcing's){% endif %}: it
 learns from inputs it makes up (mostly its few favourite words), so it never learns to use the true context
 it is given at evaluation time.
 {%- elif claims.free_nearer_unigram %}Free running ends nearer the unigram model than teacher forcing: its

@@ -38,6 +38,17 @@ PHRASES = {
     "least_l2_is_clear": ("The smallest change in energy", "cannot be ranked by $\\ell_2$"),
     "least_linf_is_clear": ("The smallest largest change", "cannot be ranked by $\\ell_\\infty$"),
 }
+#: Exact counts and claims derived from others: they choose a paragraph (guards) rather than
+#: state a sentence of their own, so they have no phrase pair.
+COUNTS_AND_DERIVED = {
+    "png_undoes_some_successes",
+    "ista_sparser_at_every_alpha",
+    "ista_sparser_at_some_alpha",
+    "ista_sparser_at_other_alpha",
+    "penalty_costs_ista_success",
+    "iterative_methods_share_pairs",
+    "least_l2_and_linf_same_method",
+}
 #: A claim whose sentence only appears when another holds.
 NEEDS = {"penalty_sparsifies_ista_more_than_adam": "ista_fewer_changes_with_larger_alpha"}
 
@@ -64,8 +75,8 @@ def phrases(value) -> list[str]:
 
 def test_every_claim_is_in_the_phrase_table(smoke_run):
     recorded = {c.name for ex in smoke_run.result.exercises for c in ex.claims}
-    used = {name for name in recorded if not name.startswith("ista_sparser_alpha_")}
-    assert used == set(PHRASES)
+    used = {name for name in recorded if not name.startswith(("ista_sparser_alpha_", "reaches_target_"))}
+    assert used - set(PHRASES) <= COUNTS_AND_DERIVED and set(PHRASES) <= used
 
 
 def test_each_claim_on_both_sides_gives_its_own_sentence_and_never_the_opposite(smoke_run):
