@@ -159,7 +159,9 @@ def _spreads_from_json(data: dict[str, Any], where: str) -> dict[str, MetricSpre
         for seed in values:
             field_of(values, seed, f"{at}.values", float)
         out[name] = MetricSpread(
-            **{key: field_of(v, key, at, float) for key in ("mean", "std", "min", "max")}, values=values
+            **{key: field_of(v, key, at, float) for key in ("mean", "std", "min", "max")},
+            values=values,
+            seed_independent=field_of(v, "seed_independent", at, bool, False),
         )
     return out
 
@@ -175,6 +177,7 @@ def _claim_tally(data: Any, where: str) -> ClaimTally:
         holds=field_of(d, "holds", where, int),
         of=field_of(d, "of", where, int),
         by_seed=by_seed,
+        seed_independent=field_of(d, "seed_independent", where, bool, False),
     )
 
 
