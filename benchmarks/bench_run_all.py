@@ -1,6 +1,6 @@
 """A newcomer's first `labrunner run all`: this tree side by side with a git ref.
 
-    python benchmarks/bench_run_all.py [--ref 3ecee1e] [--repeat 3] [--profile quick]
+    python benchmarks/bench_run_all.py [--ref f759cba] [--repeat 3] [--profile quick]
 
 Each repeat runs a cold `labrunner run all` (empty cache folder, fresh run folder) with this
 tree and with ``--ref``, in alternating order (interleaved, so load changes hit both alike).
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REF = "3ecee1e"
+DEFAULT_REF = "f759cba"
 
 
 def install_ref(ref: str, tmp: Path) -> Path:
@@ -63,8 +63,11 @@ def install_ref(ref: str, tmp: Path) -> Path:
     return python
 
 
-def run_all(python: str, work: Path, profile: str, device: str) -> tuple[float, dict[str, float], int]:
-    """One cold `labrunner run all` in ``work``; returns (wall seconds, lab -> seconds, status)."""
+def run_all(
+    python: str, work: Path, profile: str, device: str
+) -> tuple[float, dict[str, float], int, dict[str, str]]:
+    """One cold `labrunner run all` in ``work``; returns (wall seconds, lab -> seconds, exit
+    status, lab -> status of each lab that did not pass)."""
     work.mkdir(parents=True)
     env = {**os.environ, "LABRUNNER_CACHE_DIR": str(work / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("LABRUNNER_PLUGINS", None)
@@ -76,7 +79,34 @@ def run_all(python: str, work: Path, profile: str, device: str) -> tuple[float, 
         raise SystemExit(f"{python} -m labrunner failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     run = json.loads((work / "reports" / "latest" / "run.json").read_text())
     labs = {lab["lab"]: float(lab["duration_s"]) for lab in run["labs"] if lab.get("status") != "not run"}
-    return took, labs, proc.returncode
+    failing = {
+        lab["lab"]: why_not_passed(
+            work / "reports" / "latest" / lab["lab"] / "result.json", lab.get("status")
+        )
+        for lab in run["labs"]
+        if lab.get("status") != "passed"
+    }
+    return took, labs, proc.returncode, failing
+
+
+def why_not_passed(result_json: Path, status: object) -> str:
+    """The status of a lab that did not pass, with its error's last line or its failed checks
+    (the run folder is temporary: this is all that is left of it)."""
+    try:
+        result = json.loads(result_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{status} (no result.json)"
+    error = result.get("error") or {}
+    if error:
+        text = str(error.get("message") or error.get("traceback") or error).strip().splitlines()
+        return f"{status}: {text[-1] if text else error}"
+    failed = [
+        f"{ex.get('title', '?')}: {check.get('name')}"
+        for ex in result.get("exercises", [])
+        for check in ex.get("checks", [])
+        if not check.get("passed")
+    ]
+    return f"{status}: failed checks " + "; ".join(failed) if failed else str(status)
 
 
 def spread(times: list[float]) -> str:
@@ -108,12 +138,14 @@ def main() -> None:
             order = list(versions) if repeat % 2 == 0 else list(reversed(versions))
             for name in order:
                 work = tmp / f"run-{repeat}-{'tree' if name == 'this tree' else 'ref'}"
-                took, split, status = run_all(versions[name], work, args.profile, args.device)
+                took, split, status, failing = run_all(versions[name], work, args.profile, args.device)
                 walls[name].append(took)
                 for lab, seconds in split.items():
                     labs[name].setdefault(lab, []).append(seconds)
                 loads.append(os.getloadavg()[0])
                 print(f"  repeat {repeat + 1}: {name:<10} {took:7.1f} s (exit {status})", flush=True)
+                for lab, lab_status in failing.items():
+                    print(f"      {lab}: {lab_status} (see {work / 'reports' / 'latest'})", flush=True)
     print(
         f"\ncold `labrunner run all --profile {args.profile} --device {args.device}`, {args.repeat} repeat(s), "
         f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} usable cores, "
