@@ -73,6 +73,11 @@ class GradeOptions:
     atol: float = 1e-9
     threads: int = 1
     uid_base: int = 61000
+    #: Where re-executions run: ``"local"`` (this machine, ``jobs`` at a time) or ``"slurm"``
+    #: (one SLURM job per lab of a submission, each sandboxed on its node).
+    executor: str = "local"
+    #: SLURM options (``partition``, ``time``, ``cpus``, ``mem``, ...), as ``run`` takes them.
+    executor_options: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
         """What decides a grade besides the zip: a graded zip is reused when this matches."""
@@ -708,6 +713,9 @@ def _rerun_all(
         for lab in record["labs"]
         if not opts.rerun_labs or lab in opts.rerun_labs
     ]
+    if opts.executor == "slurm":
+        _rerun_on_slurm(tasks, opts, packages, hide, progress)
+        return
     slots = list(range(max(1, opts.jobs)))
     lock = threading.Lock()
     done = 0
@@ -732,6 +740,70 @@ def _rerun_all(
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
         list(pool.map(one, tasks))
+
+
+def slurm_rerun_job(spec: dict[str, Any]) -> dict[str, Any]:
+    """What one SLURM job of a grading runs on its node: the re-execution of one lab of one
+    submission, in the sandbox the node offers (detected there, as ``--sandbox`` asks)."""
+    import socket
+
+    from .sandbox import detect_isolation
+
+    opts: GradeOptions = spec["opts"]
+    isolation = detect_isolation(opts.sandbox)
+    outcome = rerun_lab(
+        spec["record"], spec["lab"], opts, isolation, spec["packages"], spec["hide"], spec["slot"]
+    )
+    outcome["where"] = f"SLURM job on {socket.gethostname()}, {isolation.description}"
+    if isolation.warning:
+        outcome["isolation_warning"] = isolation.warning
+    return outcome
+
+
+def _rerun_on_slurm(
+    tasks: list[tuple[dict[str, Any], str]],
+    opts: GradeOptions,
+    packages: dict[str, Path],
+    hide: list[Path],
+    progress: Callable[[str, int, int], None] | None,
+) -> None:
+    """Each task a SLURM job (submitit keeps its files in ``<out>/.slurm/``); waits for all
+    of them. A job that ends without a result is that submission's grading error; Ctrl-C
+    cancels the jobs not yet ended."""
+    from .slurm import SlurmExecutor
+
+    executor = SlurmExecutor(Path(opts.out) / ".slurm", opts.executor_options)
+    jobs = []
+    by_job: dict[int, tuple[dict[str, Any], str]] = {}
+    try:
+        for slot, (record, lab) in enumerate(tasks):
+            spec = {
+                "lab": lab,
+                "record": record,
+                "opts": opts,
+                "packages": packages,
+                "hide": hide,
+                # a uid of its own per task: jobs on one node never share a sandbox user
+                "slot": slot,
+            }
+            job = executor.submit(spec, slurm_rerun_job)
+            jobs.append(job)
+            by_job[id(job)] = (record, lab)
+        for done, job in enumerate(executor.follow(jobs), 1):
+            record, lab = by_job[id(job)]
+            reply = (job.outcome or {}).get("reply")
+            if isinstance(reply, dict):
+                record["labs"][lab]["rerun"] = reply
+            else:
+                error = (job.outcome or {}).get("error") or {}
+                message = error.get("message") or f"SLURM job {job.job_id} returned no result"
+                record["labs"][lab]["rerun"] = {"status": "error", "reason": f"grading failed: {message}"}
+            if progress:
+                progress("re-execute", done, len(tasks))
+    except BaseException:
+        executor.cancel(jobs)
+        list(executor.follow([j for j in jobs if j.outcome is None]))  # until they end (bounded)
+        raise
 
 
 def _unique_students(records: list[dict[str, Any]]) -> None:

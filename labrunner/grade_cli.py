@@ -56,6 +56,21 @@ def add_subcommand(subparsers: Any, parents: list[argparse.ArgumentParser]) -> N
     )
     grade.add_argument("--rerun-labs", metavar="LAB,...", help="re-execute only these labs")
     grade.add_argument("--jobs", default="1", metavar="N", help="submissions at a time (auto: one per core)")
+    grade.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="where re-executions run: local (default, --jobs at a time) or slurm (one job per lab "
+        "of a submission, sandboxed on its node; the grading folder must be on a shared file system)",
+    )
+    grade.add_argument(
+        "--executor-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a SLURM option for the re-execution jobs, as `run` takes it (partition=gpu, time=30, "
+        "cpus=2, mem=8G, ...); repeatable",
+    )
     grade.add_argument("--regrade", action="store_true", help="grade again submissions graded before")
     grade.add_argument(
         "--sandbox",
@@ -113,6 +128,15 @@ def cmd_grade(args: argparse.Namespace) -> int:
         raise UsageError(f"--uid-base {args.uid_base}: a uid from 1000 up, not a system user's")
     if not (args.rtol >= 0 and args.atol >= 0):
         raise UsageError("--rtol and --atol must be at least 0")
+    from .executors import parse_executor_options
+    from .slurm import slurm_parameters
+
+    executor_options = parse_executor_options(args.executor_option)
+    if executor_options and args.executor != "slurm":
+        raise UsageError("--executor-option: only with --executor slurm")
+    slurm_parameters(dict(executor_options))  # a bad option is one line now, not per job
+    if args.executor == "slurm" and args.rerun is None:
+        raise UsageError("--executor slurm: only re-executions run on the cluster; add --rerun PROFILE")
     limits = Limits(
         memory=parse_size(args.memory, "--memory"),
         processes=args.max_processes,
@@ -133,6 +157,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         atol=args.atol,
         threads=args.threads,
         uid_base=args.uid_base,
+        executor=args.executor,
+        executor_options=executor_options,
     )
     reporter = make_reporter(args.verbosity)
     bars: dict[str, Any] = {}

@@ -194,11 +194,12 @@ class SlurmExecutor:
         self.cancelled_at: float | None = None
         self._executor.update_parameters(**self.parameters)
 
-    def submit(self, spec: dict[str, Any]) -> SlurmJob:
-        """Submit one lab job; raises UsageError when sbatch refuses it."""
+    def submit(self, spec: dict[str, Any], call: Callable[[dict[str, Any]], Any] = _job) -> SlurmJob:
+        """Submit one lab job, ``call(spec)`` on a node (a lab job as a local worker runs it,
+        unless told otherwise); raises UsageError when sbatch refuses it."""
         self._executor.update_parameters(job_name=f"labrunner-{spec['lab']}")
         try:
-            job = self._executor.submit(_job, spec)
+            job = self._executor.submit(call, spec)
         except Exception as exc:  # sbatch's own message: no partition, no cluster, ...
             message = str(exc).strip().splitlines()
             raise UsageError(
