@@ -7,12 +7,23 @@ import contextvars
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .progress import Bar, Reporter
-from .results import FIDELITIES, Check, Claim, Exercise, LabResult, jsonable, number, short, write_atomic
+from .results import (
+    FIDELITIES,
+    BorrowedClaim,
+    Check,
+    Claim,
+    Exercise,
+    LabResult,
+    jsonable,
+    number,
+    short,
+    write_atomic,
+)
 
 #: The type of a lab's config, so that a lab can write ``ctx: LabContext[MyConfig]``.
 ConfigT = TypeVar("ConfigT")
@@ -241,6 +252,42 @@ def truth_value(value: Any, record: str, name: Any, field: str) -> bool:
     )
 
 
+def part_fidelity(fidelity: str | None, reason: str, record: str, name: Any = None) -> dict[str, Any]:
+    """The ``fidelity`` and ``fidelity_reason`` fields of a check, claim, figure or table
+    (``record`` and ``name`` say which in the error): None leaves it to the exercise's
+    fidelity; a stand-in needs the reason."""
+    if fidelity is None and not reason.strip():
+        return {}
+    what = record if name is None else f"{record} {short(name)}"
+    if fidelity is None:
+        raise ValueError(f"{what}: a reason is given for a stand-in (fidelity='stand-in')")
+    if fidelity not in FIDELITIES:
+        raise ValueError(f"{what}: fidelity must be one of {', '.join(FIDELITIES)} or None, not {fidelity!r}")
+    if fidelity == "stand-in" and not reason.strip():
+        raise ValueError(f"{what}: a stand-in needs the reason")
+    return {"fidelity": fidelity, "fidelity_reason": reason.strip()}
+
+
+class _ClaimsRead(Mapping):
+    """The lab's claims as a template sees them, noting each one the template reads."""
+
+    def __init__(self, claims: dict[str, bool]):
+        self._claims = claims
+        self.read: list[str] = []
+
+    def __getitem__(self, name: str) -> bool:
+        value = self._claims[name]
+        if name not in self.read:
+            self.read.append(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._claims)
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+
 class ExerciseRecorder:
     """Records one exercise; obtained from ``with ctx.exercise(title, question) as ex:``.
 
@@ -283,9 +330,20 @@ class ExerciseRecorder:
         found) and ``loop``: a conclusion branches on a recorded claim, never on a measured
         number (:func:`labrunner.testing.unrecorded_conditions` finds any other). Record the
         claims before the answer. Calling ``answer`` again replaces the answer.
+
+        A claim of another exercise that the template reads and that is on a stand-in is
+        recorded as borrowed (``Exercise.borrowed``): the answer's conclusion leans on the
+        stand-in, so the exercise is at least partly a stand-in.
         """
-        self.exercise.answer = render_markdown(template, **self._ctx._template_values(values))
+        self.exercise.answer = self._render(template, values)
         return self.exercise.answer
+
+    def _render(self, template: str, values: dict[str, Any]) -> str:
+        claims = _ClaimsRead(self._ctx.claims)
+        text = render_markdown(template, **{**self._ctx._template_values(values), "claims": claims})
+        for name in claims.read:
+            self._ctx._borrow(self.exercise, name)
+        return text
 
     def student_answer(self) -> None:
         """The student writes this exercise's answer, in ``answers/<lab>.md`` under the
@@ -296,8 +354,7 @@ class ExerciseRecorder:
 
     def markdown(self, template: str, **values: Any) -> None:
         """Add a Markdown block (also a template, seeing ``claims`` and ``cfg``) after the records so far."""
-        text = render_markdown(template, **self._ctx._template_values(values))
-        self.exercise.records.append({"kind": "markdown", "text": text})
+        self.exercise.records.append({"kind": "markdown", "text": self._render(template, values)})
 
     # conclusions
     def claim(
@@ -309,6 +366,8 @@ class ExerciseRecorder:
         evidence: str = "",
         baseline: str = "",
         hidden: bool = False,
+        fidelity: str | None = None,
+        reason: str = "",
     ) -> bool:
         """Record a conclusion and the measurement that decides it; returns ``holds``, which
         must be ``True`` or ``False`` (a Python or numpy bool; anything else raises
@@ -323,22 +382,27 @@ class ExerciseRecorder:
         ``hidden=True`` keeps the claim back from the student version (``labrunner assign``
         removes the statement) for the grader; answer templates do not see a hidden claim,
         since the student version does not have it.
+
+        ``fidelity`` is the claim's own (``"assignment"``, or ``"stand-in"`` with the
+        ``reason``) where it differs from the exercise's; None (the default) takes the
+        exercise's. The same keywords mark a check, figure or table.
         """
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"claim name {name!r} must be an identifier")
         if name in self._ctx.claims or name in self._ctx._hidden_claims:
             raise ValueError(f"claim {name!r} recorded twice")
         holds = truth_value(holds, "claim", name, "holds")
-        self.exercise.claims.append(
-            Claim(
-                name=name,
-                holds=holds,
-                statement=statement.strip(),
-                evidence=evidence.strip(),
-                baseline=baseline.strip(),
-                hidden=bool(hidden),
-            )
+        claim = Claim(
+            name=name,
+            holds=holds,
+            statement=statement.strip(),
+            evidence=evidence.strip(),
+            baseline=baseline.strip(),
+            hidden=bool(hidden),
+            **part_fidelity(fidelity, reason, "claim", name),
         )
+        self.exercise.claims.append(claim)
+        self._ctx._claim_owner[name] = (claim, self.exercise)
         if hidden:
             self._ctx._hidden_claims.add(name)
         else:
@@ -347,20 +411,33 @@ class ExerciseRecorder:
 
     def stand_in(self, reason: str) -> None:
         """Mark the exercise as run on a stand-in for the assignment's material, and why
-        ("no ImageNet weights offline: a small CNN trained on generated shapes")."""
+        ("no ImageNet weights offline: a small CNN trained on generated shapes"): every check,
+        claim, figure and table of it without a fidelity of its own is then on the stand-in.
+        For only some of them, pass ``fidelity="stand-in", reason=...`` to each instead."""
         if not reason or not reason.strip():
             raise ValueError("stand_in() needs the reason")
         self.exercise.fidelity = "stand-in"
         self.exercise.fidelity_reason = reason.strip()
 
     # figures and tables
-    def figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> Path:
+    def figure(
+        self,
+        fig: Any,
+        name: str,
+        caption: str = "",
+        dpi: int = 110,
+        *,
+        fidelity: str | None = None,
+        reason: str = "",
+    ) -> Path:
         """Save a matplotlib figure as ``figures/<name>.png`` in the lab's folder and close it
         (``plt.close(fig)``: draw a new figure for the next record); returns the path.
 
         ``name`` is a file name without extension (letters, digits, ``_``, ``-``, ``.``),
         unique in the lab. The PNG is written at ``dpi`` with a tight bounding box.
+        ``fidelity`` and ``reason``: as for :meth:`claim` (None: the exercise's).
         """
+        marks = part_fidelity(fidelity, reason, "figure", name)
         path = self._ctx._new_file(f"figures/{name}.png", name)
         import io
 
@@ -371,7 +448,7 @@ class ExerciseRecorder:
         plt.close(fig)
         write_atomic(path, buf.getvalue())
         rel = path.relative_to(self._ctx.out_dir).as_posix()
-        self.exercise.records.append({"kind": "figure", "path": rel, "caption": caption})
+        self.exercise.records.append({"kind": "figure", "path": rel, "caption": caption, **marks})
         return path
 
     def table(
@@ -379,11 +456,16 @@ class ExerciseRecorder:
         rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
         columns: Sequence[str] | None = None,
         caption: str = "",
+        *,
+        fidelity: str | None = None,
+        reason: str = "",
     ) -> None:
         """Add a table: a list of rows, either lists (give ``columns``, one name per cell) or
         dicts (columns from the first row's keys unless given). Cells are any JSON values;
         the report shows floats with 4 significant digits, so format a cell as a string to
-        choose its digits yourself. A row of the wrong length raises ``ValueError``."""
+        choose its digits yourself. A row of the wrong length raises ``ValueError``.
+        ``fidelity`` and ``reason``: as for :meth:`claim` (None: the exercise's)."""
+        marks = part_fidelity(fidelity, reason, "table")
         rows = list(rows)
         if rows and isinstance(rows[0], dict):
             columns = list(columns or rows[0].keys())
@@ -394,7 +476,7 @@ class ExerciseRecorder:
             if len(row) != len(columns):
                 raise ValueError(f"table(): row {row!r} has {len(row)} cells, expected {len(columns)}")
         self.exercise.records.append(
-            {"kind": "table", "columns": list(columns), "rows": jsonable(rows), "caption": caption}
+            {"kind": "table", "columns": list(columns), "rows": jsonable(rows), "caption": caption, **marks}
         )
 
     # numbers
@@ -418,6 +500,8 @@ class ExerciseRecorder:
         points: float = 1.0,
         message: str = "",
         hidden: bool = False,
+        fidelity: str | None = None,
+        reason: str = "",
     ) -> bool:
         """Record a pass/fail check worth ``points``; returns ``passed``.
 
@@ -428,8 +512,12 @@ class ExerciseRecorder:
         grader; it counts like any other check where it runs. ``passed`` must be
         ``True`` or ``False`` (a Python or numpy bool): anything else (``nan``, ``"False"``, a list,
         a tensor) raises ``TypeError`` naming the check, since its truth would not be the
-        check's outcome.
+        check's outcome. ``points`` are the check's weight, not the assignment's points
+        (those are the exercise's, ``ctx.exercise(..., points=...)``). ``fidelity`` and
+        ``reason``: as for :meth:`claim` (None: the exercise's); the other ``check_*``
+        methods take them too.
         """
+        marks = part_fidelity(fidelity, reason, "check", name)
         passed = truth_value(passed, "check", name, "passed")
         self.exercise.checks.append(
             Check(
@@ -441,12 +529,22 @@ class ExerciseRecorder:
                 points=float(points),
                 message=message,
                 hidden=bool(hidden),
+                **marks,
             )
         )
         return passed
 
     def check_close(
-        self, name: str, actual: Any, expected: Any, tol: float, points: float = 1.0, *, hidden: bool = False
+        self,
+        name: str,
+        actual: Any,
+        expected: Any,
+        tol: float,
+        points: float = 1.0,
+        *,
+        hidden: bool = False,
+        fidelity: str | None = None,
+        reason: str = "",
     ) -> bool:
         """Pass when ``|actual - expected| <= tol``: ``tol`` (a keyword or the fourth argument)
         is an *absolute* tolerance in the units of the value. For a relative tolerance pass
@@ -460,33 +558,82 @@ class ExerciseRecorder:
             tolerance=f"±{tol:g}",
             points=points,
             hidden=hidden,
+            fidelity=fidelity,
+            reason=reason,
         )
 
     def check_at_most(
-        self, name: str, actual: Any, limit: Any, points: float = 1.0, *, hidden: bool = False
+        self,
+        name: str,
+        actual: Any,
+        limit: Any,
+        points: float = 1.0,
+        *,
+        hidden: bool = False,
+        fidelity: str | None = None,
+        reason: str = "",
     ) -> bool:
         """Pass when ``actual <= limit`` (inclusive); ``actual`` must be a number."""
         a = number(actual)
         return self.check(
-            name, bool(a <= limit), expected=f"≤ {limit:g}", actual=a, points=points, hidden=hidden
+            name,
+            bool(a <= limit),
+            expected=f"≤ {limit:g}",
+            actual=a,
+            points=points,
+            hidden=hidden,
+            fidelity=fidelity,
+            reason=reason,
         )
 
     def check_at_least(
-        self, name: str, actual: Any, limit: Any, points: float = 1.0, *, hidden: bool = False
+        self,
+        name: str,
+        actual: Any,
+        limit: Any,
+        points: float = 1.0,
+        *,
+        hidden: bool = False,
+        fidelity: str | None = None,
+        reason: str = "",
     ) -> bool:
         """Pass when ``actual >= limit`` (inclusive); ``actual`` must be a number."""
         a = number(actual)
         return self.check(
-            name, bool(a >= limit), expected=f"≥ {limit:g}", actual=a, points=points, hidden=hidden
+            name,
+            bool(a >= limit),
+            expected=f"≥ {limit:g}",
+            actual=a,
+            points=points,
+            hidden=hidden,
+            fidelity=fidelity,
+            reason=reason,
         )
 
     def check_equal(
-        self, name: str, actual: Any, expected: Any, points: float = 1.0, *, hidden: bool = False
+        self,
+        name: str,
+        actual: Any,
+        expected: Any,
+        points: float = 1.0,
+        *,
+        hidden: bool = False,
+        fidelity: str | None = None,
+        reason: str = "",
     ) -> bool:
         """Pass when ``actual == expected`` after conversion to JSON values (numbers, strings,
         lists: a tuple equals the list with the same items; ``1 == 1.0``)."""
         a, e = jsonable(actual), jsonable(expected)
-        return self.check(name, bool(a == e), expected=e, actual=a, points=points, hidden=hidden)
+        return self.check(
+            name,
+            bool(a == e),
+            expected=e,
+            actual=a,
+            points=points,
+            hidden=hidden,
+            fidelity=fidelity,
+            reason=reason,
+        )
 
 
 # --------------------------------------------------------------------------- context
@@ -539,6 +686,8 @@ class LabContext(Generic[ConfigT]):
         #: Every claim recorded so far in this lab, by name: what answer templates branch on.
         self.claims: dict[str, bool] = {}
         self._hidden_claims: set[str] = set()
+        #: Each claim recorded so far and the exercise it belongs to.
+        self._claim_owner: dict[str, tuple[Claim, Exercise]] = {}
 
     @property
     def name(self) -> str:
@@ -566,19 +715,49 @@ class LabContext(Generic[ConfigT]):
         return gen
 
     def exercise(
-        self, title: str, question: str = "", *, fidelity: str = "assignment", reason: str = ""
+        self,
+        title: str,
+        question: str = "",
+        *,
+        fidelity: str = "assignment",
+        reason: str = "",
+        points: float | None = None,
+        bonus: bool = False,
     ) -> ExerciseRecorder:
         """Open the next exercise; exercises appear in the report in this order.
 
         ``fidelity`` is ``"assignment"`` (the assignment's own material) or ``"stand-in"``
-        (with the ``reason``); ``ex.stand_in(reason)`` sets it later.
+        (with the ``reason``); ``ex.stand_in(reason)`` sets it later. It is the default of the
+        exercise's checks, claims, figures and tables, each of which can carry its own
+        (``ex.claim(..., fidelity="stand-in", reason=...)``); the report derives the
+        exercise's fidelity from them ("partly stand-in" when they differ).
+
+        ``points`` is what the assignment gives this exercise (``points=8``), ``bonus=True``
+        when those points are a bonus; leave ``points`` out when the assignment gives none.
+        The report and ``labrunner check`` show them beside the checks passed, and
+        ``labrunner grade`` scores the exercise out of them. A check's own ``points`` only
+        weigh the checks against each other.
         """
         if fidelity not in FIDELITIES:
             raise ValueError(f"fidelity must be one of {', '.join(FIDELITIES)}, not {fidelity!r}")
         if fidelity == "stand-in" and not reason.strip():
             raise ValueError("a stand-in exercise needs the reason")
+        if points is not None:
+            if isinstance(points, bool) or not isinstance(points, (int, float)) or not math.isfinite(points):
+                raise ValueError(f"exercise {title!r}: points must be a number, not {points!r}")
+            if points < 0:
+                raise ValueError(f"exercise {title!r}: points must be >= 0, not {points!r}")
+        if not isinstance(bonus, bool):
+            raise ValueError(f"exercise {title!r}: bonus must be True or False, not {bonus!r}")
+        if bonus and points is None:
+            raise ValueError(f"exercise {title!r}: a bonus needs its points (points=...)")
         ex = Exercise(
-            title=title, question=question.strip(), fidelity=fidelity, fidelity_reason=reason.strip()
+            title=title,
+            question=question.strip(),
+            fidelity=fidelity,
+            fidelity_reason=reason.strip(),
+            points=None if points is None else float(points),
+            bonus=bonus,
         )
         self.result.exercises.append(ex)
         opened = _OPENED.get()
@@ -616,6 +795,16 @@ class LabContext(Generic[ConfigT]):
         return self._new_file(name, name)
 
     # internal
+    def _borrow(self, exercise: Exercise, name: str) -> None:
+        """Note that ``exercise``'s answer reads claim ``name``: when the claim belongs to
+        another exercise and is on a stand-in, the answer leans on that stand-in."""
+        claim, owner = self._claim_owner[name]
+        if owner is exercise:
+            return
+        fidelity, reason = owner.fidelity_of(claim)
+        if fidelity == "stand-in" and all(b.claim != name for b in exercise.borrowed):
+            exercise.borrowed.append(BorrowedClaim(claim=name, exercise=owner.title, reason=reason))
+
     def _add_metric(self, name: str, value: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("a metric needs a name")

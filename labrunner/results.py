@@ -22,7 +22,11 @@ from typing import Any, TypeVar
 from .errors import UsageError
 from .lab import RUN_FOLDER_NAMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The schema versions this labrunner reads: version 1 (before a check, claim, figure or
+#: table could carry its own fidelity, and an exercise the assignment's points) reads as
+#: version 2 with every part on its exercise's fidelity and no points declared.
+READABLE_SCHEMAS = (1, 2)
 #: A lab's status; "not run" marks a lab listed in a run without ever having run.
 STATUSES = ("passed", "failed", "error", "interrupted", "not run")
 
@@ -216,21 +220,37 @@ def load_record(path: Path, from_json: Callable[[Any], T]) -> T:
 
 
 def check_schema(data: dict[str, Any], where: str = "", *, required: bool = True) -> int:
-    """The file's schema version, which must be the one this labrunner writes."""
-    version = field_of(data, "schema", where, int, _MISSING if required else SCHEMA_VERSION)
+    """The file's schema version, which must be one this labrunner reads
+    (:data:`READABLE_SCHEMAS`); a file without one (``required=False``) is version 1."""
+    version = field_of(data, "schema", where, int, _MISSING if required else 1)
     if version > SCHEMA_VERSION:
         raise RunFileError(
             f"{_where(where, 'schema')}: version {version} was written by a newer labrunner "
             f"(this one reads version {SCHEMA_VERSION}); upgrade labrunner"
         )
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMAS:
         raise RunFileError(
-            f"{_where(where, 'schema')}: unknown version {version} (expected {SCHEMA_VERSION})"
+            f"{_where(where, 'schema')}: unknown version {version} "
+            f"(expected one of {', '.join(map(str, READABLE_SCHEMAS))})"
         )
     return version
 
 
 # --------------------------------------------------------------------------- the records
+
+#: Whether a part of an exercise ran on the assignment's own material or on a stand-in.
+FIDELITIES = ("assignment", "stand-in")
+
+
+def _fidelity_fields(d: dict[str, Any], where: str) -> dict[str, Any]:
+    """``fidelity`` (null or absent: the exercise's) and ``fidelity_reason`` of a check,
+    claim, figure or table, read back."""
+    fidelity = field_of(d, "fidelity", where, str, None, optional=True)
+    if fidelity is not None and fidelity not in FIDELITIES:
+        raise RunFileError(
+            f"{_where(where, 'fidelity')}: expected one of {', '.join(FIDELITIES)} or null, got {short(fidelity)}"
+        )
+    return {"fidelity": fidelity, "fidelity_reason": field_of(d, "fidelity_reason", where, str, "")}
 
 
 @dataclass
@@ -246,6 +266,9 @@ class Check:
     message: str = ""
     #: Kept back from the student version (``labrunner assign``) and run again by the grader.
     hidden: bool = False
+    #: ``"assignment"`` or ``"stand-in"`` (why in ``fidelity_reason``); None: the exercise's.
+    fidelity: str | None = None
+    fidelity_reason: str = ""
 
     @property
     def earned(self) -> float:
@@ -266,6 +289,7 @@ class Check:
             points=points,
             message=field_of(d, "message", where, str, ""),
             hidden=field_of(d, "hidden", where, bool, False),
+            **_fidelity_fields(d, where),
         )
 
 
@@ -286,6 +310,9 @@ class Claim:
     baseline: str = ""
     #: Kept back from the student version (``labrunner assign``) and run again by the grader.
     hidden: bool = False
+    #: ``"assignment"`` or ``"stand-in"`` (why in ``fidelity_reason``); None: the exercise's.
+    fidelity: str | None = None
+    fidelity_reason: str = ""
 
     @classmethod
     def from_json(cls, data: Any, where: str = "") -> Claim:
@@ -295,6 +322,7 @@ class Claim:
             holds=field_of(d, "holds", where, bool),
             **{k: field_of(d, k, where, str, "") for k in ("statement", "evidence", "baseline")},
             hidden=field_of(d, "hidden", where, bool, False),
+            **_fidelity_fields(d, where),
         )
 
 
@@ -323,6 +351,9 @@ class FigureRecord(_ReadableAsMapping):
 
     path: str
     caption: str = ""
+    #: ``"assignment"`` or ``"stand-in"`` (why in ``fidelity_reason``); None: the exercise's.
+    fidelity: str | None = None
+    fidelity_reason: str = ""
     kind: str = field(default="figure", init=False)
 
     @classmethod
@@ -330,6 +361,7 @@ class FigureRecord(_ReadableAsMapping):
         return cls(
             path=check_relative_path(field_of(data, "path", where, str), _where(where, "path")),
             caption=field_of(data, "caption", where, str, ""),
+            **_fidelity_fields(data, where),
         )
 
 
@@ -340,6 +372,9 @@ class TableRecord(_ReadableAsMapping):
     columns: list[Any]
     rows: list[list[Any]]
     caption: str = ""
+    #: ``"assignment"`` or ``"stand-in"`` (why in ``fidelity_reason``); None: the exercise's.
+    fidelity: str | None = None
+    fidelity_reason: str = ""
     kind: str = field(default="table", init=False)
 
     @classmethod
@@ -354,7 +389,12 @@ class TableRecord(_ReadableAsMapping):
                 raise RunFileError(
                     f"{_where(_where(where, 'rows'), i)}: expected a list, got {_type_name(row)}"
                 )
-        return cls(columns=columns, rows=rows, caption=field_of(data, "caption", where, str, ""))
+        return cls(
+            columns=columns,
+            rows=rows,
+            caption=field_of(data, "caption", where, str, ""),
+            **_fidelity_fields(data, where),
+        )
 
 
 @dataclass(eq=True)
@@ -388,10 +428,39 @@ def record_from_json(data: Any, where: str = "") -> Record:
     return cls.from_json(d, where)
 
 
-FIDELITIES = ("assignment", "stand-in")
 #: Who writes an exercise's answer: the lab (a template filled with measured values) or the
 #: student (``answers/<lab>.md`` of an assigned lab, rendered when the report is).
 ANSWER_AUTHORS = ("lab", "student")
+
+
+@dataclass
+class BorrowedClaim:
+    """A claim of another exercise, on a stand-in, that an exercise's answer reads: the
+    answer's conclusion leans on the stand-in even where the exercise's own parts do not."""
+
+    claim: str
+    exercise: str
+    reason: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> BorrowedClaim:
+        d = json_object(data, where)
+        return cls(
+            claim=field_of(d, "claim", where, str),
+            exercise=field_of(d, "exercise", where, str),
+            reason=field_of(d, "reason", where, str, ""),
+        )
+
+
+@dataclass(frozen=True)
+class Part:
+    """A check, claim, figure or table of an exercise, or its answer's borrowed stand-in
+    claims, with the fidelity it has (its own, or else the exercise's)."""
+
+    kind: str
+    name: str
+    fidelity: str
+    reason: str = ""
 
 
 @dataclass
@@ -402,7 +471,12 @@ class Exercise:
     :class:`TableRecord`, :class:`MarkdownRecord` once read back; the recorder appends
     the same fields as dicts with a ``kind`` key, and either reads as a mapping).
     ``fidelity`` is ``"assignment"`` when the exercise ran on the assignment's own material,
-    ``"stand-in"`` otherwise, with the reason in ``fidelity_reason``.
+    ``"stand-in"`` otherwise, with the reason in ``fidelity_reason``; it is the default of
+    its checks, claims, figures and tables, each of which may carry its own (see
+    :attr:`derived_fidelity` for the exercise's as a whole). ``borrowed`` lists the claims of
+    other exercises, on a stand-in, that its answer reads (:class:`BorrowedClaim`).
+    ``points`` is what the assignment gives the exercise (None: not declared; these are not
+    the checks' points), ``bonus`` whether those points are a bonus.
     ``not_implemented`` is set when a stub of a solution region ended the exercise
     ("not implemented yet: self-attention (attention.py, line 42)"); the exercise fails.
     ``answer_by`` is ``"student"`` when the student writes the answer (an assigned lab).
@@ -417,8 +491,51 @@ class Exercise:
     claims: list[Claim] = field(default_factory=list)
     fidelity: str = "assignment"
     fidelity_reason: str = ""
+    borrowed: list[BorrowedClaim] = field(default_factory=list)
+    points: float | None = None
+    bonus: bool = False
     not_implemented: str = ""
     answer_by: str = "lab"
+
+    def fidelity_of(self, part: Any) -> tuple[str, str]:
+        """The fidelity of one of the exercise's checks, claims, figures or tables (a record or
+        its dict) and why: its own when it has one, else the exercise's."""
+        own = part.get("fidelity") if isinstance(part, Mapping) else getattr(part, "fidelity", None)
+        if own is None:
+            return self.fidelity, self.fidelity_reason
+        reason = part.get("fidelity_reason", "") if isinstance(part, Mapping) else part.fidelity_reason
+        return own, reason or ""
+
+    def parts(self) -> list[Part]:
+        """Every check, claim, figure and table with its fidelity, and each borrowed claim
+        (always a stand-in): what :attr:`derived_fidelity` is derived from."""
+        out = []
+        for kind, items in (("check", self.checks), ("claim", self.claims)):
+            out += [Part(kind, item.name, *self.fidelity_of(item)) for item in items]
+        for record in self.records:
+            kind = record.get("kind")
+            if kind in ("figure", "table"):
+                name = record.get("path", "") if kind == "figure" else record.get("caption", "")
+                out.append(Part(kind, name, *self.fidelity_of(record)))
+        out += [Part("borrowed claim", b.claim, "stand-in", b.reason) for b in self.borrowed]
+        return out
+
+    @property
+    def derived_fidelity(self) -> str:
+        """``"assignment"`` when every part of the exercise is on the assignment's material,
+        ``"stand-in"`` when every part is on a stand-in, else ``"partly stand-in"``; an
+        exercise without parts has its own ``fidelity``."""
+        kinds = {p.fidelity for p in self.parts()}
+        if not kinds:
+            return self.fidelity
+        return kinds.pop() if len(kinds) == 1 else "partly stand-in"
+
+    def stand_in_reasons(self) -> list[str]:
+        """Why the parts on a stand-in are (each reason once, in order of first use)."""
+        reasons = [p.reason for p in self.parts() if p.fidelity == "stand-in"]
+        if not reasons and self.fidelity == "stand-in":
+            reasons = [self.fidelity_reason]
+        return list(dict.fromkeys(r for r in reasons if r))
 
     @classmethod
     def from_json(cls, data: Any, where: str = "") -> Exercise:
@@ -428,6 +545,12 @@ class Exercise:
             raise RunFileError(
                 f"{_where(where, 'fidelity')}: expected one of {', '.join(FIDELITIES)}, got {short(fidelity)}"
             )
+        points = field_of(d, "points", where, float, None, optional=True)
+        if points is not None and points < 0:
+            raise RunFileError(f"{_where(where, 'points')}: expected points >= 0, got {short(points)}")
+        bonus = field_of(d, "bonus", where, bool, False)
+        if bonus and points is None:
+            raise RunFileError(f"{_where(where, 'bonus')}: a bonus needs the exercise's points")
 
         def items(key: str, read: Any) -> list[Any]:
             at = _where(where, key)
@@ -443,6 +566,9 @@ class Exercise:
             claims=items("claims", Claim.from_json),
             fidelity=fidelity,
             fidelity_reason=field_of(d, "fidelity_reason", where, str, ""),
+            borrowed=items("borrowed", BorrowedClaim.from_json),
+            points=points,
+            bonus=bonus,
             not_implemented=field_of(d, "not_implemented", where, str, ""),
             answer_by=_answer_by_from_json(d, where),
         )
@@ -508,7 +634,13 @@ class LabResult:
         return f"in {self.duration_s:.1f} s"
 
     def to_json(self) -> dict[str, Any]:
-        return jsonable(dataclasses.asdict(self))
+        data = jsonable(dataclasses.asdict(self))
+        for ex in data["exercises"]:
+            for part in (*ex["checks"], *ex["claims"], *ex["records"]):
+                if part.get("fidelity", "") is None:  # the exercise's: said once, by the exercise
+                    part.pop("fidelity")
+                    part.pop("fidelity_reason", None)
+        return data
 
     @classmethod
     def from_json(cls, data: Any, where: str = "") -> LabResult:

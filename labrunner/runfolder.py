@@ -168,7 +168,7 @@ class RunInfo:
         """Read run.json back, checking types, lab names and the schema version (run
         folders written before run.json carried one are read as version 1)."""
         d = json_object(data, where)
-        schema = check_schema(d, where, required=False)
+        check_schema(d, where, required=False)  # an older version reads as this one
         status = field_of(d, "status", where, str)
         if status not in RUN_STATUSES:
             raise RunFileError(f"status: expected one of {', '.join(RUN_STATUSES)}, got {short(status)}")
@@ -196,7 +196,6 @@ class RunInfo:
             environment=_environment_from_json(field_of(d, "environment", where, dict, {})),
             labs=[LabEntry.from_json(e, f"labs[{i}]") for i, e in enumerate(entries)],
             config=config,
-            schema=schema,
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -479,11 +478,15 @@ class JobsFile:
 class LabSummary:
     """One row of the report's summary table (and of ``labrunner check``).
 
-    Points are also split by fidelity: ``points_assignment`` / ``points_assignment_total``
-    come from exercises on the assignment's own material, ``points_stand_in`` /
-    ``points_stand_in_total`` from exercises on a stand-in (``stand_ins`` names those,
-    with the reason). ``fidelity`` is ``"assignment"``, ``"stand-in"`` or ``"partly
-    stand-in"``. ``origin`` says where the result comes from: ``"this run"``, ``"cache"``
+    ``points`` / ``points_total`` are the checks' own points (their weights), not the
+    assignment's. They are also split by fidelity: ``points_assignment`` /
+    ``points_assignment_total`` come from checks on the assignment's own material,
+    ``points_stand_in`` / ``points_stand_in_total`` from checks on a stand-in; ``stand_ins``
+    names the exercises wholly or partly on a stand-in, with the reasons. ``fidelity`` is
+    ``"assignment"``, ``"stand-in"`` or ``"partly stand-in"``, derived from the exercises'.
+    ``assignment_points`` and ``assignment_bonus`` add up the points the assignment gives the
+    exercises that declare them (the bonus parts apart); ``points_declared`` says whether any
+    exercise does. ``origin`` says where the result comes from: ``"this run"``, ``"cache"``
     or ``"earlier run"`` (then ``origin_run`` names that run folder), or ``"not run"``;
     ``date``, ``profile``, ``seed`` and ``device`` are the settings it ran with.
     """
@@ -503,6 +506,9 @@ class LabSummary:
     points_stand_in_total: float = 0.0
     fidelity: str = "assignment"
     stand_ins: list[tuple[str, str]] = field(default_factory=list)
+    points_declared: bool = False
+    assignment_points: float = 0.0
+    assignment_bonus: float = 0.0
     origin: str = "this run"
     origin_run: str = ""
     date: str = ""
@@ -518,16 +524,23 @@ def summarize(lab: LabResult) -> LabSummary:
     earned = {"assignment": 0.0, "stand-in": 0.0}
     total = {"assignment": 0.0, "stand-in": 0.0}
     for ex in lab.exercises:
-        kind = "stand-in" if ex.fidelity == "stand-in" else "assignment"
-        earned[kind] += sum(c.earned for c in ex.checks)
-        total[kind] += sum(c.points for c in ex.checks)
-    stand_ins = [(ex.title, ex.fidelity_reason) for ex in lab.exercises if ex.fidelity == "stand-in"]
+        for c in ex.checks:
+            kind, _reason = ex.fidelity_of(c)
+            earned[kind] += c.earned
+            total[kind] += c.points
+    kinds = [ex.derived_fidelity for ex in lab.exercises]
+    stand_ins = [
+        (ex.title, "; ".join(ex.stand_in_reasons()))
+        for ex, kind in zip(lab.exercises, kinds, strict=True)
+        if kind != "assignment"
+    ]
     if not stand_ins:
         fidelity = "assignment"
-    elif len(stand_ins) == len(lab.exercises):
+    elif all(kind == "stand-in" for kind in kinds):
         fidelity = "stand-in"
     else:
         fidelity = "partly stand-in"
+    declared = [ex for ex in lab.exercises if ex.points is not None]
     origin = lab.origin or {}
     where = "not run" if lab.status == "not run" else origin.get("kind") or "this run"
     return LabSummary(
@@ -546,6 +559,9 @@ def summarize(lab: LabResult) -> LabSummary:
         points_stand_in_total=total["stand-in"],
         fidelity=fidelity,
         stand_ins=stand_ins,
+        points_declared=bool(declared),
+        assignment_points=sum(ex.points for ex in declared if not ex.bonus),
+        assignment_bonus=sum(ex.points for ex in declared if ex.bonus),
         origin=where,
         origin_run=origin.get("run", ""),
         date=_date(lab.finished or lab.started),
@@ -556,8 +572,9 @@ def summarize(lab: LabResult) -> LabSummary:
 
 
 def run_totals(summaries: list[LabSummary]) -> dict[str, Any]:
-    """The whole run's counts: checks and points, points on the assignment's material
-    and on stand-ins, labs passed, on a stand-in, shown from elsewhere and not run."""
+    """The whole run's counts: checks and their points, those on the assignment's material
+    and on stand-ins, labs passed, on a stand-in, shown from elsewhere and not run, and the
+    assignment's points (and bonus) of the labs that declare them."""
     return {
         "checks_passed": sum(s.checks_passed for s in summaries),
         "checks_total": sum(s.checks_total for s in summaries),
@@ -573,6 +590,9 @@ def run_totals(summaries: list[LabSummary]) -> dict[str, Any]:
         "labs_stand_in": sum(s.fidelity != "assignment" for s in summaries),
         "labs_not_run": sum(s.status == "not run" for s in summaries),
         "labs_from_elsewhere": sum(s.origin in ("cache", "earlier run") for s in summaries),
+        "labs_with_points": sum(s.points_declared for s in summaries),
+        "assignment_points": sum(s.assignment_points for s in summaries),
+        "assignment_bonus": sum(s.assignment_bonus for s in summaries),
     }
 
 
@@ -674,12 +694,13 @@ class RunData:
 
     @property
     def stand_ins(self) -> list[tuple[str, str, str]]:
-        """(lab, exercise title, reason) of every exercise that ran on a stand-in."""
+        """(lab, exercise title, reasons) of every exercise that ran wholly or partly on a
+        stand-in (a check, claim, figure or table of it, or a claim its answer reads)."""
         return [
-            (lab.lab, ex.title, ex.fidelity_reason)
+            (lab.lab, ex.title, "; ".join(ex.stand_in_reasons()))
             for lab in self.labs
             for ex in lab.exercises
-            if ex.fidelity == "stand-in"
+            if ex.derived_fidelity != "assignment"
         ]
 
 

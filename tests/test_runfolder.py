@@ -137,7 +137,9 @@ def test_run_info_round_trip_keeps_keys_it_does_not_know(tmp_path):
     assert info.status == "finished" and info.selected == ["lab0", "counter", "crashing"]
     assert info.entry("counter") == LabEntry(lab="counter", status="failed", duration_s=0.5)
     assert info.extra == {"executor": {"name": "local", "jobs": 2}}
-    assert info.schema == SCHEMA_VERSION  # older run folders have no schema: read as version 1
+    assert (
+        info.schema == SCHEMA_VERSION
+    )  # older run folders have no schema: read as version 1, kept as this one
     info.save(tmp_path / "run.json")
     again = json.loads((tmp_path / "run.json").read_text())
     assert again["executor"] == {"name": "local", "jobs": 2} and again["schema"] == SCHEMA_VERSION
