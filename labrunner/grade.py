@@ -11,6 +11,8 @@ one grading folder. A graded zip (same sha256, same options) is not graded again
 
 Scores: with a re-execution, a lab's points are those of its re-executed checks (the hidden
 ones included), so an edited result cannot earn points; without one, the submitted checks'.
+An exercise that declares the assignment's points is scored out of them (its checks share
+them by their own points); a bonus exercise adds to the score and not to the maximum.
 A lab whose re-execution fails (an error, a limit, the time-out) earns nothing and is that
 student's grading error, with the reason.
 """
@@ -467,8 +469,15 @@ def comparable(submitted: dict[str, Any], spec: dict[str, Any]) -> str:
 
 
 def score_lab(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each exercise of a result with its checks' points: ``exercise``, ``earned``,
-    ``total``, ``checks`` (name, passed, points earned and possible, hidden, the numbers)."""
+    """Each exercise of a result with its score: ``exercise``, ``earned``, ``total``,
+    ``bonus``, ``checks`` (name, passed, points earned and possible, hidden, the numbers).
+
+    An exercise that declares the assignment's points (``points``) is scored out of them:
+    its checks share them in proportion to their own points, so ``earned`` is the declared
+    points times the share of its check points earned (0 when it has no checks), and each
+    check's ``earned`` / ``points`` are its part of them. Otherwise the check points are the
+    score. A bonus exercise's ``total`` counts towards no maximum (see :func:`finish_record`).
+    """
     rows = []
     for ex in result.get("exercises", []):
         checks = [
@@ -485,11 +494,21 @@ def score_lab(result: dict[str, Any]) -> list[dict[str, Any]]:
             }
             for c in ex.get("checks", [])
         ]
+        declared = ex.get("points")
+        weight = sum(c["points"] for c in checks)
+        if isinstance(declared, (int, float)) and not isinstance(declared, bool):
+            scale = float(declared) / weight if weight else 0.0
+            checks = [dict(c, earned=c["earned"] * scale, points=c["points"] * scale) for c in checks]
+            total = float(declared)
+        else:
+            total = weight
         rows.append(
             {
                 "exercise": ex.get("title", ""),
                 "earned": sum(c["earned"] for c in checks),
-                "total": sum(c["points"] for c in checks),
+                "total": total,
+                "bonus": bool(ex.get("bonus", False)) and declared is not None,
+                "scored_by": "assignment" if declared is not None else "checks",
                 "checks": checks,
                 "not_implemented": ex.get("not_implemented", ""),
             }
@@ -531,10 +550,12 @@ def finish_record(record: dict[str, Any], opts: GradeOptions) -> dict[str, Any]:
             entry["scored_from"] = "submitted"
         entry["exercises"] = scored
         for row in scored:
-            exercises.append({"lab": lab, **{k: row[k] for k in ("exercise", "earned", "total")}})
+            exercises.append({"lab": lab, **{k: row[k] for k in ("exercise", "earned", "total", "bonus")}})
     record["exercises"] = exercises
     record["score"] = sum(e["earned"] for e in exercises)
-    record["max_score"] = sum(e["total"] for e in exercises)
+    record["max_score"] = sum(
+        e["total"] for e in exercises if not e["bonus"]
+    )  # a bonus adds to the score only
     record["errors"] = errors
     record["status"] = "error" if errors else "flagged" if flagged else "graded"
     return record

@@ -41,23 +41,34 @@ def exercise_columns(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def gradebook_csv(records: list[dict[str, Any]]) -> str:
-    """The gradebook: ``student``, a column per exercise (``lab: exercise``, points earned),
-    ``total``, ``max_total``, ``status``, ``flags``; the second row gives each column's
-    maximum points (``Points Possible``, as LMS imports expect)."""
+    """The gradebook: ``student``, a column per exercise (``lab: exercise``, points earned: the
+    assignment's points where the exercise declares them, else its check points; a bonus
+    exercise's heading ends in ``(bonus)``), ``total``, ``max_total``, ``status``, ``flags``;
+    the second row gives each column's maximum points (``Points Possible``, as LMS imports
+    expect), its total leaving out the bonus columns as ``max_total`` does."""
     columns = exercise_columns(records)
     maxima: dict[tuple[str, str], float] = {}
+    bonus: set[tuple[str, str]] = set()
     for record in records:
         for ex in record.get("exercises", []):
             key = (ex["lab"], ex["exercise"])
             maxima[key] = max(maxima.get(key, 0.0), ex["total"])
+            if ex.get("bonus"):
+                bonus.add(key)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
-        ["student", *[f"{lab}: {title}" for lab, title in columns], "total", "max_total", "status", "flags"]
+        [
+            "student",
+            *[f"{lab}: {title}{' (bonus)' if (lab, title) in bonus else ''}" for lab, title in columns],
+            "total",
+            "max_total",
+            "status",
+            "flags",
+        ]
     )
-    writer.writerow(
-        ["Points Possible", *[_num(maxima[c]) for c in columns], _num(sum(maxima.values())), "", "", ""]
-    )
+    possible = sum(v for c, v in maxima.items() if c not in bonus)
+    writer.writerow(["Points Possible", *[_num(maxima[c]) for c in columns], _num(possible), "", "", ""])
     for record in sorted(records, key=lambda r: r["student"]):
         earned = {(ex["lab"], ex["exercise"]): ex["earned"] for ex in record.get("exercises", [])}
         notes = list(record.get("flags", [])) + list(record.get("errors", []))

@@ -32,7 +32,7 @@ from .errors import UsageError
 # and for code that imports them from this module.
 from .files import copy_file
 from .pdf import PDF_HELP, find_pdf_engine, render_pdf  # noqa: F401  (report --pdf, and its callers)
-from .results import Check, LabResult, check_relative_path, write_atomic
+from .results import Check, Exercise, LabResult, check_relative_path, write_atomic
 from .runfolder import (  # noqa: F401
     LabSummary,
     Provenance,
@@ -195,6 +195,9 @@ class FigureView:
     path: Path  # the PNG in the run folder
     md_path: str  # relative path used by report.md (figures/<lab>/<name>.png)
     alt: str
+    #: Why the figure is on a stand-in, when it is one in an exercise otherwise (partly) on
+    #: the assignment's material; "" otherwise.
+    stand_in: str = ""
 
     @property
     def exists(self) -> bool:
@@ -293,6 +296,11 @@ class LabView:
     provenance: Provenance | None = None
 
     @property
+    def assignment_points(self) -> str:
+        """The points the assignment gives the lab ("25 points + 3 bonus"), "" when undeclared."""
+        return assignment_points(self.summary)
+
+    @property
     def measurement_count(self) -> int:
         return sum(len(values) for _title, _anchor, values in self.measurements)
 
@@ -361,6 +369,46 @@ def lab_order(run: RunData, labs: Sequence[LabResult], plugins: Any = None) -> l
     return [(lab, part) for _key, lab, part in keyed]
 
 
+class StandInParts:
+    """The parts of an exercise that is partly a stand-in which are on the stand-in, by
+    reason (``by_reason``: reason -> ["Figure 3", "claim `x`", ...]), as the view marks them."""
+
+    def __init__(self, ex: Exercise):
+        self.exercise = ex
+        self.material = ex.derived_fidelity
+        self.by_reason: dict[str, list[str]] = {}
+        if self.material == "partly stand-in":
+            for b in ex.borrowed:
+                label = f"the answer's use of claim `{b.claim}` ({b.exercise})"
+                self.by_reason.setdefault(b.reason, []).append(label)
+
+    def mark(self, part: Any, label: str) -> str:
+        """Why ``part`` is on a stand-in when its exercise is only partly one (noted under
+        ``label``), else ""."""
+        fidelity, reason = self.exercise.fidelity_of(part)
+        if self.material != "partly stand-in" or fidelity != "stand-in":
+            return ""
+        self.by_reason.setdefault(reason, []).append(label)
+        return reason or "a stand-in"
+
+
+def points_label(ex: Exercise) -> str:
+    """What the assignment gives an exercise: ``"10 points"``, ``"bonus, 2 points"``, or ""
+    when it declares none."""
+    if ex.points is None:
+        return ""
+    text = f"{ex.points:g} point{'' if ex.points == 1 else 's'}"
+    return f"bonus, {text}" if ex.bonus else text
+
+
+def assignment_points(summary: LabSummary) -> str:
+    """A lab's points in the assignment: ``"25 points + 3 bonus"``, or "" when none are declared."""
+    if not summary.points_declared:
+        return ""
+    text = f"{summary.assignment_points:g} point{'' if summary.assignment_points == 1 else 's'}"
+    return f"{text} + {summary.assignment_bonus:g} bonus" if summary.assignment_bonus else text
+
+
 def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
     """Everything the templates use, from a loaded run (``plugins``, when given, supplies
     the part and order of installed labs whose results do not record them)."""
@@ -374,6 +422,8 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
         shown_metrics: set[str] = set()
         for i, ex in enumerate(lab.exercises, 1):
             records = []
+            parts = StandInParts(ex)
+            part_stand_in = parts.mark
             for record in ex.records:
                 kind = record.get("kind")
                 if kind == "figure":
@@ -388,6 +438,7 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
                                 path=path,
                                 md_path=f"figures/{lab.lab}/{path.name}",
                                 alt=str(record.get("caption") or path.stem),
+                                stand_in=part_stand_in(record, f"Figure {figure_no}"),
                             ),
                         }
                     )
@@ -398,12 +449,15 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
                         {
                             **record,
                             "number": table_no,
+                            "stand_in": part_stand_in(record, f"Table {table_no}"),
                             "numeric": _numeric_columns(record),
                             "nonfinite_reasons": list(dict.fromkeys(r for r in reasons if r)),
                         }
                     )
                 elif kind == "markdown":
                     records.append(record)
+            claims_stand_in = {c.name: part_stand_in(c, f"claim `{c.name}`") for c in ex.claims}
+            checks_stand_in = {c.name: part_stand_in(c, f"check `{c.name}`") for c in ex.checks}
             shown_metrics.update(ex.metrics)
             ex_anchor = f"{anchor}-ex{i}"
             if ex.metrics:
@@ -414,6 +468,12 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
                     "anchor": ex_anchor,
                     "records": records,
                     "checks_passed": sum(c.passed for c in ex.checks),
+                    "fidelity": parts.material,
+                    "stand_in_reasons": ex.stand_in_reasons(),
+                    "stand_in_parts": list(parts.by_reason.items()),
+                    "claims_stand_in": claims_stand_in,
+                    "checks_stand_in": checks_stand_in,
+                    "points_label": points_label(ex),
                     "metrics": used_metrics(ex),
                     "more_metrics": len(ex.metrics) - len(used_metrics(ex)),
                 }

@@ -40,11 +40,12 @@ def test_grade_counts_points(tmp_path):
 def test_format_grades_text(tmp_path):
     text = format_grades(grade(load_run(make_run(tmp_path))))
     lines = text.splitlines()
-    assert lines[0] == "lab0  passed  1/1 checks  2/2 points"
+    assert lines[0] == "lab0  passed  1/1 checks  2/2 check points"
+    assert lines[1] == "  * 1. Sums: 1/1 checks passed"
     assert "  PASS  2/2  sum formula" in lines
     assert "  FAIL  0/3  value above threshold  (expected ≥ 0.5, actual 0.1)" in lines
     assert "  ERROR  ZeroDivisionError: division by zero" in lines
-    assert lines[-1] == "total: 2/3 checks, 3/6 points, 1/3 labs passed (NOT all labs passed)"
+    assert lines[-1] == "total: 2/3 checks, 3/6 check points, 1/3 labs passed (NOT all labs passed)"
 
 
 def _all_passing(run_dir):
@@ -160,10 +161,11 @@ def test_labs_not_run_and_stand_in_points_are_shown_apart(tmp_path):
     ]
     assert attention["status"] == "not run" and attention["origin"] == "not run"
     lines = format_grades(grades).splitlines()
-    assert lines[0] == "lab0  passed  1/1 checks  2/2 points (2/2 on stand-ins)"
-    assert lines[2] == "attention  not run  0/0 checks  0/0 points"
+    assert lines[0] == "lab0  passed  1/1 checks  2/2 check points (2/2 on stand-ins)"
+    assert lines[1:3] == ["  * 1. Sums: 1/1 checks passed, stand-in", "  PASS  2/2  sum formula  (stand-in)"]
+    assert lines[3] == "attention  not run  0/0 checks  0/0 check points"
     assert lines[-1] == (
-        "total: 1/1 checks, 2/2 points (0/0 on the assignment's material, 2/2 on stand-ins), "
+        "total: 1/1 checks, 2/2 check points (0/0 on the assignment's material, 2/2 on stand-ins), "
         "1/2 labs passed (NOT all labs passed)"
     )
 

@@ -3,6 +3,8 @@ assignment's points per exercise: recorded, saved in result.json and read back."
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass
 
@@ -215,3 +217,125 @@ def test_a_run_folder_lists_partly_stand_in_exercises_for_submit(tmp_path):
         ("parts_lab", "3. On generated data"),
     ]
     assert run.stand_ins[1][2] == WHY
+
+
+# --------------------------------------------------------------------------- shown and graded
+
+
+def _run_folder(tmp_path):
+    result = _run(tmp_path)
+    write_json(tmp_path / "run" / "run.json", {"status": "finished", "labs": [{"lab": "parts_lab"}]})
+    return result, tmp_path / "run"
+
+
+def test_the_report_shows_each_parts_fidelity_and_the_assignments_points(tmp_path):
+    from labrunner.report import render_report
+
+    _result, run_dir = _run_folder(tmp_path)
+    render_report(run_dir, formats=["html", "md"])
+    html = (run_dir / "report.html").read_text()
+    md = (run_dir / "report.md").read_text()
+    ex1 = html[html.index('id="lab-parts-lab-ex1"') : html.index('id="lab-parts-lab-ex2"')]
+    # the exercise is partly a stand-in, and says which parts and why
+    assert "partly stand-in</span>" in ex1 and "Partly a stand-in:" in ex1
+    assert f"Figure 1, Table 1, claim <code>erf_smaller</code>, check <code>erf_mass</code>: {WHY}" in ex1
+    # each stand-in part is marked where it is shown; the exact ones are not
+    assert ex1.count('<span class="badge material-stand-in" title="' + WHY) == 4
+    claims = ex1[ex1.index('<table class="claims">') :]
+    exact_row = claims[
+        claims.index("the box is exact") : claims.index("</tr>", claims.index("the box is exact"))
+    ]
+    assert "stand-in" not in exact_row
+    ex2 = html[html.index('id="lab-parts-lab-ex2"') : html.index('id="lab-parts-lab-ex3"')]
+    assert "the answer's use of claim <code>erf_smaller</code> (1. Exact, and an effective field)" in ex2
+    # the assignment's points: per exercise, a bonus marked, beside the checks passed
+    assert (
+        '<span class="badge neutral assignment-points" title="the points the assignment gives this exercise">10 points</span>'
+        in ex1
+    )
+    summary = html[html.index('id="summary"') : html.index('id="lab-parts-lab"')]
+    assert "25 points + 2 bonus" in summary
+    assert "bonus, 2 points" in summary and "Check points" in summary
+    assert "# 1. Exact, and an effective field (10 points) — partly stand-in" in md.replace("###", "#")
+    assert "### 4. A bonus (bonus, 2 points)" in md
+    assert "| [4. A bonus](#lab-parts-lab-ex4) | bonus, 2 points | 1/1 | assignment |" in md
+    assert f"> - Figure 1, Table 1, claim `erf_smaller`, check `erf_mass`: {WHY}" in md
+    assert f"*Figure 1. (Stand-in: {WHY}.) the effective field*" in md
+    assert "| erf_mass (stand-in) |" in md and "| rf |" in md
+    assert "25 points + 2 bonus" in md
+
+
+def test_a_lab_that_declares_no_points_shows_only_checks(tmp_path):
+    from labrunner.grading import format_grades, grade
+    from labrunner.report import render_report
+
+    class NoPoints(PartsLab):
+        name = "no_points"
+
+        def run(self, ctx):
+            with ctx.exercise("1. Sums") as ex:
+                ex.check("sum", True)
+
+    run_lab_in(NoPoints(), tmp_path / "run")
+    write_json(tmp_path / "run" / "run.json", {"status": "finished", "labs": [{"lab": "no_points"}]})
+    render_report(tmp_path / "run", formats=["html", "md"])
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "not given</span>" in html and "assignment-points" not in html
+    assert "The assignment's points, exercise by exercise" not in html
+    text = format_grades(grade(load_run(tmp_path / "run")))
+    assert text.splitlines()[:2] == [
+        "no_points  passed  1/1 checks  1/1 check points",
+        "  * 1. Sums: 1/1 checks passed",
+    ]
+
+
+def test_check_shows_the_assignments_points_beside_the_checks_passed(tmp_path):
+    from labrunner.grading import format_grades, grade
+
+    _result, run_dir = _run_folder(tmp_path)
+    grades = grade(load_run(run_dir))
+    (lab,) = grades["labs"]
+    assert (lab["assignment_points"], lab["assignment_bonus"]) == (25.0, 2.0)
+    assert [(e["points"], e["bonus"], e["fidelity"]) for e in lab["exercises"]] == [
+        (10.0, False, "partly stand-in"),
+        (7.0, False, "partly stand-in"),
+        (8.0, False, "partly stand-in"),
+        (2.0, True, "assignment"),
+    ]
+    assert [c["fidelity"] for c in lab["checks"]][:2] == ["assignment", "stand-in"]
+    lines = format_grades(grades).splitlines()
+    assert lines[0] == (
+        "parts_lab  failed  5/6 checks  6/7 check points (1/2 on stand-ins)  [the assignment: 25 points + 2 bonus]"
+    )
+    assert "  * 1. Exact, and an effective field (10 points): 2/2 checks passed, partly stand-in" in lines
+    assert "  * 3. On generated data (8 points): 1/2 checks passed, partly stand-in" in lines
+    assert "  * 4. A bonus (bonus, 2 points): 1/1 checks passed" in lines
+    assert "  PASS  1/1  erf_mass  (stand-in)  (expected 1 ±1e-09, actual 1)" in format_grades(
+        grades, verbose=True
+    )
+
+
+def test_grading_scores_an_exercise_out_of_the_assignments_points(tmp_path):
+    from labrunner.grade import GradeOptions, finish_record
+    from labrunner.gradeout import gradebook_csv, gradescope_results
+
+    result, _run_dir = _run_folder(tmp_path)
+    data = result.to_json()
+    data["exercises"][2]["checks"][1]["points"] = 3.0  # accuracy weighs 3 of 4 check points
+    record = {"student": "ada", "status": "read", "flags": [], "labs": {"parts_lab": {"submitted": data}}}
+    finish_record(record, GradeOptions(out=tmp_path / "grading"))
+    rows = {e["exercise"][:1]: e for e in record["exercises"]}
+    assert (rows["1"]["earned"], rows["1"]["total"]) == (10.0, 10.0)
+    assert (rows["3"]["earned"], rows["3"]["total"]) == (2.0, 8.0)  # 1 of 4 check points: 8 * 1/4
+    assert (rows["4"]["earned"], rows["4"]["total"], rows["4"]["bonus"]) == (2.0, 2.0, True)
+    assert (
+        record["score"] == 10 + 7 + 2 + 2 and record["max_score"] == 25.0
+    )  # the bonus adds to the score only
+    header, possible, ada = csv.reader(io.StringIO(gradebook_csv([record])))
+    assert header[4] == "parts_lab: 4. A bonus (bonus)"
+    assert possible == ["Points Possible", "10", "7", "8", "2", "25", "", "", ""]
+    assert ada[:8] == ["ada", "10", "7", "2", "2", "21", "25", "graded"]
+    gs = gradescope_results(record)
+    assert (gs["score"], gs["max_score"]) == (21.0, 25.0)
+    accuracy = next(t for t in gs["tests"] if t["name"].endswith("accuracy"))
+    assert (accuracy["score"], accuracy["max_score"]) == (0.0, 6.0)

@@ -703,26 +703,31 @@ def test_stand_in_points_are_shown_apart_from_the_assignment(tmp_path):
     page = parse(html)
     header = " ".join(page.text["header"])
     # lab0 2/2 and counter 1/4 on the assignment (3/6); lab1's 2/2 points apart
-    assert "3/6 points on the assignment's material" in header
-    assert "8/8 points" not in header and "5/8 points" not in header
-    assert "lab1" in header and "2/2 more points that are not the assignment" in header
+    assert "3/6 check points on the assignment's material" in header
+    assert "8/8" not in header and "5/8" not in header
+    assert "lab1" in header and "2/2 more check points that are not the assignment" in header
     summary = html[html.index('id="summary"') : html.index('id="lab-')]
-    assert "Points on the assignment" in summary and "Points on stand-ins" in summary
+    assert "Check points on the assignment" in summary and "Check points on stand-ins" in summary
     assert "partly stand-in" not in summary and "stand-in</span>" in summary  # its only exercise
     lab1 = html[html.index('id="lab-lab1"') : html.index('id="lab-counter"')]
-    assert "0/0 points on the assignment's material, 2/2 on stand-ins" in lab1
-    assert "no ImageNet weights offline" in lab1 and "1 of 1 exercise ran on a stand-in" in lab1
+    assert "0/0 check points on the assignment's material, 2/2 on stand-ins" in lab1
+    assert (
+        "no ImageNet weights offline" in lab1 and "1 of 1 exercise ran wholly or partly on a stand-in" in lab1
+    )
     md = (run_dir / "report.md").read_text()
-    assert "3/6 points on the assignment's material" in md
-    assert "| Points (assignment) | Points (stand-in) |" in md and "no ImageNet weights offline" in md
+    assert "3/6 check points on the assignment's material" in md
+    assert (
+        "| Check points (assignment) | Check points (stand-in) |" in md
+        and "no ImageNet weights offline" in md
+    )
 
 
 def test_a_run_without_stand_ins_says_so(tmp_path):
     run_dir = make_run(tmp_path)
     render_report(run_dir, formats=["html"])
     html = (run_dir / "report.html").read_text()
-    assert "Points on stand-ins" not in html and "not the assignment" not in html
-    assert "3/6 points" in " ".join(parse(html).text["header"])
+    assert "Check points on stand-ins" not in html and "not the assignment" not in html
+    assert "3/6 check points" in " ".join(parse(html).text["header"])
 
 
 def test_exercises_show_the_measurements_they_use_and_the_rest_go_to_the_appendix(tmp_path):
