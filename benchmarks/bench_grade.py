@@ -134,7 +134,7 @@ def main() -> int:
 def startup_cost(folder: Path, repeat: int) -> None:
     """The sandbox's own cost, without a lab's noise: ``python -c "import labrunner"`` started
     through run_sandboxed with each isolation, interleaved ``repeat`` times."""
-    from labrunner.sandbox import Limits, detect_isolation, run_sandboxed
+    from labrunner.course.sandbox import Limits, detect_isolation, run_sandboxed
 
     code = folder / "startup-code"
     code.mkdir(exist_ok=True)
@@ -163,7 +163,7 @@ def startup_cost(folder: Path, repeat: int) -> None:
 
 def rerun_once(subs: Path, out: Path, mode: str, jobs: int, env: dict[str, str]) -> float:
     code = (
-        "import sys; from pathlib import Path; from labrunner.grade import GradeOptions, grade; "
+        "import sys; from pathlib import Path; from labrunner.course.grade import GradeOptions, grade; "
         f"grade([Path({str(subs)!r})], GradeOptions(out=Path({str(out)!r}), rerun='submitted', "
         f"jobs={jobs}, regrade=True, sandbox={mode!r}))"
     )

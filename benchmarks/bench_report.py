@@ -27,7 +27,7 @@ BUDGET_S = 2.0
 CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
-from labrunner.report import render_report
+from labrunner.report.render import render_report
 t1 = time.perf_counter()
 render_report(sys.argv[1], formats=sys.argv[2].split(","))
 t2 = time.perf_counter()

@@ -30,10 +30,12 @@ PLUGINS = ROOT / "tests" / "plugins"
 
 
 def spec_for(tmp: Path) -> tuple[dict, object]:
-    from labrunner.cache import ResultCache, cache_key, source_hash
-    from labrunner.config import RunConfig, config_as_dict, resolve_settings
-    from labrunner.plugins import load_plugins
-    from labrunner.runner import lab_job_spec
+    from labrunner.authoring.labfiles import cache_key, source_hash
+    from labrunner.execution.onelab import lab_job_spec
+    from labrunner.records.cache import ResultCache
+    from labrunner.settings.config import RunConfig, resolve_settings
+    from labrunner.settings.labconfig import config_as_dict
+    from labrunner.settings.plugins import load_plugins
 
     plugins = load_plugins([PLUGINS])
     settings = resolve_settings(
@@ -55,8 +57,9 @@ def main() -> None:
     os.environ["LABRUNNER_PLUGINS"] = "core_labs"
     import torch  # noqa: F401  (the in-process runs reuse it, as --isolation none does)
 
-    from labrunner.progress import Reporter
-    from labrunner.worker import LocalWorker, WorkerStarter, run_lab_job, spawn_worker
+    from labrunner.base.progress import Reporter
+    from labrunner.execution.job import run_lab_job
+    from labrunner.execution.worker import LocalWorker, WorkerStarter, spawn_worker
 
     def timed(starter: WorkerStarter | None) -> float:
         start = time.perf_counter()

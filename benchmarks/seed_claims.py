@@ -36,7 +36,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from labrunner.results import LabResult
+from labrunner.records.results import LabResult
 
 NAN = re.compile(r"\bnan\b", re.IGNORECASE)
 NUMBER = re.compile(r"[-+−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)

@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import pluggy
 
-__version__ = "0.1.0"
-
 #: Marker for hook implementations in plugins.
 hookimpl = pluggy.HookimplMarker("labrunner")
 
 from .api import Run, load, run  # noqa: E402
-from .context import ExerciseRecorder, LabContext, exercise_function  # noqa: E402
-from .errors import UsageError  # noqa: E402
-from .lab import Lab, NoConfig  # noqa: E402
+from .authoring.context import ExerciseRecorder, LabContext, exercise_function  # noqa: E402
+from .authoring.lab import Lab, NoConfig  # noqa: E402
+from .base.errors import UsageError  # noqa: E402
+from .base.version import __version__  # noqa: E402
 
 __all__ = [
     "ExerciseRecorder",

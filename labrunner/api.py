@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .base.errors import UsageError
 
 __all__ = ["ExerciseView", "LabView", "Run", "load", "run"]
 
@@ -31,7 +31,7 @@ __all__ = ["ExerciseView", "LabView", "Run", "load", "run"]
 
 def _example_key(plugins: Any, key: str = "") -> str:
     """``'LAB.KEY'`` of a real setting of an installed lab (one named ``key`` when there is one)."""
-    from .config import set_example
+    from .settings.describe import set_example
 
     example = set_example(plugins, key).split("=")[0]
     return f", for example {example!r}" if example else ""
@@ -58,7 +58,7 @@ def _split_overrides(
     pairs: list[tuple[str, Any]], set_items: Sequence[str], plugins: Any = None
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Lab and report overrides from Python values and ``--set`` strings (YAML)."""
-    from .config import parse_set
+    from .settings.config import parse_set
 
     labs, report = parse_set(list(set_items), plugins)
     for key, value in pairs:
@@ -89,7 +89,7 @@ _PATHLIKE = (str, os.PathLike)
 
 
 def _type_name(value: Any) -> str:
-    from .results import short
+    from .records.results import short
 
     if isinstance(value, (dict, list)):
         return short(value)  # "list of 2"
@@ -157,7 +157,7 @@ _PARAMETERS: dict[str, tuple[str, Any]] = {
         lambda v: v is None or all(callable(getattr(v, m, None)) for m in ("log", "bar", "stop")),
     ),
     "plugins": (
-        "loaded plugins (labrunner.plugins.load_plugins) or None",
+        "loaded plugins (labrunner.settings.plugins.load_plugins) or None",
         lambda v: v is None or _is_plugins(v),
     ),
     "writes": ("True or False", lambda v: isinstance(v, bool)),
@@ -174,7 +174,7 @@ _PARAMETERS: dict[str, tuple[str, Any]] = {
 
 
 def _is_plugins(value: Any) -> bool:
-    from .plugins import Plugins
+    from .settings.plugins import Plugins
 
     return isinstance(value, Plugins)
 
@@ -220,7 +220,7 @@ def in_notebook() -> bool:
 
 
 def _reporter(verbosity: int) -> Any:
-    from .progress import PlainReporter, RichReporter, make_reporter
+    from .base.progress import PlainReporter, RichReporter, make_reporter
 
     if verbosity >= 0 and in_notebook():
         try:
@@ -259,8 +259,9 @@ def prepare(
 ) -> tuple[Any, Any]:
     """Load the plugins and resolve every setting of a run; returns (plugins, settings).
     Raises UsageError and writes nothing when any input is bad."""
-    from .config import check_set_labs, load_run_config, resolve_settings
-    from .plugins import load_plugins
+    from .execution.executors import registered_executors
+    from .settings.config import check_set_labs, load_run_config, resolve_settings
+    from .settings.plugins import load_plugins
 
     checked = check_arguments("labrunner.prepare", {k: v for k, v in locals().items() if k in _PARAMETERS})
     labs, seeds = checked["labs"], checked["seeds"]
@@ -298,6 +299,7 @@ def prepare(
         executor=executor,
         jobs=jobs,
         executor_options=dict(executor_options or {}),
+        executors=list(registered_executors(plugins)),
         seeds=list(seeds) if seeds is not None and not isinstance(seeds, str) else seeds,
         detach=detach,
     )
@@ -381,7 +383,7 @@ def run(
     command line does: finished labs are kept and the returned run has
     ``interrupted == True``; running the same call again resumes.
     """
-    from .runner import execute
+    from .execution.runner import execute
 
     checked = check_arguments("labrunner.run", {k: v for k, v in locals().items() if k in _PARAMETERS})
     labs, set, plugins_dir, seeds = (checked[k] for k in ("labs", "set", "plugins_dir", "seeds"))
@@ -411,7 +413,7 @@ def run(
     )
     own_reporter = reporter is None
     reporter = reporter or _reporter(verbosity)
-    from .stopping import stop_signals
+    from .base.stopping import stop_signals
 
     with contextlib.ExitStack() as hold:  # the run folder stays locked while its report renders
         try:
@@ -436,7 +438,7 @@ def run(
 def load(path: str | Path | None = None, *, out: str | Path | None = "reports") -> Run:
     """Open a saved run folder (default: ``reports/latest``); raises UsageError when it is
     not one or a file in it is invalid."""
-    from .folders import find_run_dir
+    from .records.folders import find_run_dir
 
     check_arguments("labrunner.load", {"path": path, "out": out})
     run_dir = find_run_dir(
@@ -467,7 +469,7 @@ class Run:
         self.report_paths: list[Path] = []
         self.report_error = ""
         self.results: list[Any] = []
-        #: The resolved settings (``labrunner.config.RunSettings``) of a run made by :func:`run`.
+        #: The resolved settings (``labrunner.settings.config.RunSettings``) of a run made by :func:`run`.
         self.settings: Any = None
         #: Files in the zip :meth:`submit` built last.
         self.bundle_files = 0
@@ -476,9 +478,9 @@ class Run:
 
     @property
     def data(self) -> Any:
-        """The loaded run folder (a :class:`labrunner.runfolder.RunData`)."""
+        """The loaded run folder (a :class:`labrunner.records.runfolder.RunData`)."""
         if self._data is None:
-            from .runfolder import load_run
+            from .records.runfolder import load_run
 
             self._data = load_run(self.path)
         return self._data
@@ -506,7 +508,7 @@ class Run:
         """0 when every lab passed, 128 + the signal after an interruption (130 for
         Ctrl-C, 143 for SIGTERM), else 1."""
         if self.interrupted or self.status == "interrupted":
-            from .stopping import interrupted_status
+            from .base.stopping import interrupted_status
 
             return interrupted_status() if self.interrupted else 130
         return 0 if self.passed else 1
@@ -523,7 +525,7 @@ class Run:
 
     def render(self, formats: Sequence[str] = ("html", "md"), *, author: str | None = None) -> list[Path]:
         """Render the report again from the saved files (``labrunner report``)."""
-        from .report import render_report
+        from .report.render import render_report
 
         checked = check_arguments("Run.render", {"formats": formats, "author": author})
         formats = [checked["formats"]] if isinstance(checked["formats"], str) else checked["formats"]
@@ -535,7 +537,7 @@ class Run:
         """Every check with its points, per lab and in total (``labrunner check --json``);
         ``["passed"]`` is True only for a complete run whose labs all passed; ``["mixed"]``
         is True when the labs differ in profile or seed (``["mixed_labs"]`` names them)."""
-        from .grading import grade
+        from .report.grading import grade
 
         return grade(self.data, self._plugins)
 
@@ -550,9 +552,9 @@ class Run:
     ) -> Path:
         """Pack the report, the results and the labs' code into a verified zip (``labrunner
         submit``); ``warn`` gets a line per lab whose code is not the code the run used.
-        Raises :class:`labrunner.bundle.NotSubmittable` (labs not run, labs that differ in
-        profile or seed unless ``allow_mixed``, stand-ins) or :class:`labrunner.bundle.BundleError`."""
-        from .bundle import make_bundle
+        Raises :class:`labrunner.course.bundle.NotSubmittable` (labs not run, labs that differ in
+        profile or seed unless ``allow_mixed``, stand-ins) or :class:`labrunner.course.bundle.BundleError`."""
+        from .course.bundle import make_bundle
 
         check_arguments(
             "Run.submit",
@@ -584,7 +586,7 @@ class Run:
             return f"<labrunner.Run {self.path} (unreadable: {exc})>"
 
     def _repr_html_(self) -> str:
-        from .inline import run_html
+        from .report.inline import run_html
 
         return run_html(self.data)
 
@@ -592,7 +594,7 @@ class Run:
 class LabView:
     """One lab of a run: its saved result (``status``, ``metrics``, ``exercises``,
     ``checks``, ``claims``, ``error``, and every other field of
-    :class:`labrunner.results.LabResult`); displayed in a notebook, it shows its section of
+    :class:`labrunner.records.results.LabResult`); displayed in a notebook, it shows its section of
     the report."""
 
     def __init__(self, run: Run, result: Any):
@@ -621,7 +623,7 @@ class LabView:
         )
 
     def _repr_html_(self) -> str:
-        from .inline import lab_html
+        from .report.inline import lab_html
 
         return lab_html(self.run.data, self.result.lab)
 
@@ -643,6 +645,6 @@ class ExerciseView:
         return f"<labrunner exercise {self.exercise.title!r} of {self.lab.result.lab}>"
 
     def _repr_html_(self) -> str:
-        from .inline import exercise_html
+        from .report.inline import exercise_html
 
         return exercise_html(self.lab.run.data, self.lab.result.lab, self.index)

@@ -15,25 +15,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import UsageError
-
-
-def _warn_problems(plugins: Any, quiet: bool = False) -> None:
-    if quiet:
-        return
-    for problem in plugins.problems:
-        print(f"labrunner: warning: {problem}", file=sys.stderr)
-
-
-def load_plugins_for(args: argparse.Namespace) -> Any:
-    """The plugins a command's ``--plugins-dir`` asks for; each problem is one warning line
-    (none with ``-q``)."""
-    from .plugins import load_plugins
-
-    plugins = load_plugins([Path(p) for p in getattr(args, "plugins_dir", None) or []])
-    _warn_problems(plugins, getattr(args, "verbosity", 0) < 0)
-    return plugins
+from .base.errors import UsageError
+from .base.version import __version__
+from .commands.common import load_plugins_for
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,7 +52,7 @@ def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_dev
 
 
 def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .executors import parse_executor_options
+    from .settings.executor_options import parse_executor_options
 
     return parse_executor_options(getattr(args, "executor_option", None) or [])
 
@@ -78,8 +62,8 @@ def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import run
-    from .progress import make_reporter
-    from .runner import exit_status, format_summary
+    from .base.progress import make_reporter
+    from .execution.runner import exit_status, format_summary
 
     plugins = load_plugins_for(args)
     reporter = make_reporter(args.verbosity)
@@ -91,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = sys.stdout
     print(f"\nrun folder: {_shown(run_dir)}", file=out)
     if result.settings.detach and not interrupted:
-        from .jobs import read_jobs
+        from .execution.jobs import read_jobs
 
         jobs = read_jobs(run_dir)
         for job in jobs:
@@ -137,8 +121,8 @@ def _shown(path: Path) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .folders import find_run_dir
-    from .jobs import collect_jobs
+    from .execution.jobs import collect_jobs
+    from .records.folders import find_run_dir
 
     run_dir = find_run_dir(Path(args.run_dir) if args.run_dir else None)
     jobs, status = collect_jobs(run_dir)
@@ -164,7 +148,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .lab import profile_names
+    from .authoring.lab import profile_names
 
     plugins = load_plugins_for(args)
     rows = []
@@ -207,8 +191,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _setting_lines(defaults: dict[str, Any], lab: Any, described: bool = False) -> list[str]:
     """'settings:' then one line per setting: its default and what each profile sets, and
     with ``described``, its type, bounds and description."""
-    from .describe import describe_settings, kind_label
-    from .results import jsonable
+    from .records.results import jsonable
+    from .settings.describe import describe_settings, kind_label
 
     if not defaults:
         return ["settings: none"]
@@ -228,7 +212,7 @@ def _setting_lines(defaults: dict[str, Any], lab: Any, described: bool = False) 
 def _default(field: Any) -> Any:
     import dataclasses
 
-    from .results import jsonable
+    from .records.results import jsonable
 
     if field.default is not dataclasses.MISSING:
         return jsonable(field.default)
@@ -238,6 +222,8 @@ def _default(field: Any) -> Any:
 def cmd_plugins(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from .execution.executors import registered_executors
+
     plugins = load_plugins_for(args)
     infos = list(plugins.infos.values())
     if args.json:
@@ -246,7 +232,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             "skipped": [{"plugin": p.plugin, "message": p.message} for p in plugins.problems],
             "executors": [
                 {"name": e.name, "plugin": e.plugin, "description": e.description}
-                for e in plugins.executors().values()
+                for e in registered_executors(plugins).values()
             ],
         }
         print(json.dumps(data, indent=2))
@@ -259,7 +245,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"    labs:   {', '.join(info.labs) or '-'}")
     for problem in plugins.problems:
         print(f"{problem.plugin}  [skipped] {problem.message}")
-    executors = plugins.executors()
+    executors = registered_executors(plugins)
     print(f"executors: {', '.join(f'{e.name} ({e.plugin})' for e in executors.values())}")
     return 0
 
@@ -267,7 +253,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    from .describe import describe_settings, flow, setting_comment
+    from .settings.describe import describe_settings, flow, setting_comment
 
     plugins = load_plugins_for(args)
     settings = _settings(args, plugins, args.labs or ["all"], check_device=False)
@@ -326,7 +312,7 @@ class ExampleHelpFormatter(argparse.HelpFormatter):
 
 
 def _set_example() -> str:
-    from .describe import example_setting
+    from .settings.describe import example_setting
 
     try:
         return example_setting() or "LAB.KEY=VALUE"
@@ -499,20 +485,20 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.set_defaults(handler=cmd_config)
 
     try:
-        from .report_cli import add_subcommands
+        from .commands.report_cli import add_subcommands
     except ImportError:  # pragma: no cover - the report module is part of the package
         pass
     else:
         add_subcommands(sub, [common])
 
-    from .scaffold import add_subcommand as add_new
+    from .commands.scaffold import add_subcommand as add_new
 
     add_new(sub, [common])
-    from .grade_cli import add_subcommand as add_grade
+    from .commands.grade_cli import add_subcommand as add_grade
 
     add_grade(sub, [common])
 
-    from .assign import add_subcommand as add_assign
+    from .course.assign import add_subcommand as add_assign
 
     add_assign(sub, [common])
     return parser
@@ -567,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labrunner: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        from .stopping import interrupted_status
+        from .base.stopping import interrupted_status
 
         print("labrunner: interrupted", file=sys.stderr)
         return interrupted_status(exc)

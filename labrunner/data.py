@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .cache import stable_hash
+from .base.hashing import file_digest, sha256_file, stable_hash
 
 CHUNK = 1 << 20
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -23,20 +23,6 @@ SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 class DataError(Exception):
     """A download or a cached file that cannot be used (network, checksum, format)."""
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """The hex digest of a file's bytes (read in chunks) with ``algorithm`` ("sha256", "md5")."""
-    digest = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file."""
-    return file_digest(path, "sha256")
 
 
 def download(

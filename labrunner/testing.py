@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from .lab import Lab, validate_lab
-from .results import LabResult
+from .authoring.lab import Lab, validate_lab
+from .records.results import LabResult
 
 
 def run_lab_in(
@@ -34,11 +34,11 @@ def run_lab_in(
     **overrides: Any,
 ) -> LabResult:
     """Run ``lab`` with ``profile`` (plus ``overrides`` of config fields) into ``out_dir``."""
-    from .config import resolve_lab_config
-    from .runner import run_lab
+    from .execution.labrun import run_lab
+    from .settings.labconfig import resolve_lab_config
 
     if isinstance(lab, str):
-        from .plugins import load_plugins
+        from .settings.plugins import load_plugins
 
         lab = load_plugins().select([lab])[0]
     lab = validate_lab(lab)

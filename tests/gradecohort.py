@@ -42,7 +42,7 @@ def make_submission(
     import os
 
     import labrunner
-    from labrunner.plugins import load_plugins
+    from labrunner.settings.plugins import load_plugins
 
     home = work / f".{student}"
     plugins_dir = student_code(home, edit)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from labrunner.results import Check, Exercise, LabResult, write_json
+from labrunner.records.results import Check, Exercise, LabResult, write_json
 
 EVIL_TITLE = "Counting <script>alert(1)</script>"
 

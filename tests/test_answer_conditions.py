@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-from labrunner import scaffold
+from labrunner.commands import scaffold
 from labrunner.testing import answer_templates, assert_answers_branch_on_claims, unrecorded_conditions
 
 LABS = ("adversarial", "attention", "cnn_receptive", "rnn_lm")
@@ -59,7 +59,7 @@ def test_the_scaffold_answer_branches_on_its_claim(tmp_path):
 
 
 def test_numbers_inside_math_keep_their_thousands_together():
-    from labrunner.context import render_markdown
+    from labrunner.authoring.context import render_markdown
 
     out = render_markdown(
         "With $n = {{ n | fmt }}$ samples ({{ n | fmt }} in all), $$x = {{ n | fmt }}$$", n=100_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from labrunner.answers import (
+from labrunner.records.answers import (
     apply_answers,
     check_answer,
     parse_answers,
@@ -13,7 +13,7 @@ from labrunner.answers import (
     unmatched_numbers,
     written_numbers,
 )
-from labrunner.results import Check, Claim, Exercise, FigureRecord, LabResult, TableRecord
+from labrunner.records.results import Check, Claim, Exercise, FigureRecord, LabResult, TableRecord
 
 
 def make_lab() -> LabResult:

@@ -123,7 +123,7 @@ def test_inline_html_is_the_report_escaped_and_self_contained(api_run: Run):
 
 @pytest.mark.slow
 def test_submit_from_python(api_run: Run, workdir: Path):
-    from labrunner.bundle import NotSubmittable
+    from labrunner.course.bundle import NotSubmittable
 
     assert api_run.labs["crashing"].status == "not run"  # installed, never run
     with pytest.raises(NotSubmittable, match="crashing"):
@@ -131,7 +131,7 @@ def test_submit_from_python(api_run: Run, workdir: Path):
     assert not (workdir / "refused.zip").exists()
     path = api_run.submit(workdir / "ok.zip", partial=True, allow_stand_ins=True)
     assert path.is_file()
-    from labrunner.bundle import verify_bundle
+    from labrunner.course.bundle import verify_bundle
 
     assert verify_bundle(path) > 0
 
@@ -169,12 +169,12 @@ WRONG_TYPES = {
 @pytest.fixture
 def nothing_runs(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working folder in which a run that gets past its checks stops before any lab."""
-    import labrunner.runner
+    import labrunner.execution.runner
 
     def refuse(*args, **kwargs):
         raise AssertionError("the run started: a bad argument was accepted")
 
-    monkeypatch.setattr(labrunner.runner, "execute", refuse)
+    monkeypatch.setattr(labrunner.execution.runner, "execute", refuse)
     return workdir
 
 

@@ -10,9 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from labrunner.assign import AssignError, assign, assign_source, find_regions, transplant, transplant_package
-from labrunner.errors import UsageError
-from labrunner.results import LabResult
+from labrunner.base.errors import UsageError
+from labrunner.course.assign import (
+    AssignError,
+    assign,
+    assign_source,
+    find_regions,
+    transplant,
+    transplant_package,
+)
+from labrunner.records.results import LabResult
 
 TOY_INIT = '''\
 """A toy lab with solution regions, hidden checks and student answers."""
@@ -347,7 +354,7 @@ def test_a_stub_fails_only_its_exercise_and_the_run_exits_1(toy_runs):
     assert not any(c.hidden for c in result.checks)
     assert (first.answer_by, second.answer_by, third.answer_by) == ("lab", "student", "lab")  # as saved
     # what the report and check read: the answer file says the first one is the student's too
-    from labrunner.runfolder import load_run
+    from labrunner.records.runfolder import load_run
 
     shown = load_run(student_dir).labs[0].exercises
     assert [ex.answer_by for ex in shown] == ["student", "student", "lab"]
@@ -396,7 +403,7 @@ def test_check_lists_stubs_and_answers_and_renders_the_students_answer(toy_runs,
 
 
 def test_a_student_version_replaces_the_built_in_lab_of_the_same_name(tmp_path, monkeypatch):
-    from labrunner.plugins import load_plugins
+    from labrunner.settings.plugins import load_plugins
 
     monkeypatch.delenv("LABRUNNER_PLUGINS", raising=False)
     pkg = tmp_path / "plugins" / "attention"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import BYTECODE_ENV
 
-from labrunner.assign import assign, find_regions, locate_package, transplant_package
+from labrunner.course.assign import assign, find_regions, locate_package, transplant_package
 
 LABS = ("cnn_receptive", "adversarial", "rnn_lm", "attention")
 #: Metrics that time something: they differ from run to run, the others must not.

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import TEST_PLUGINS, without_root_powers
 
-from labrunner.configfile import MAX_CONFIG_BYTES
+from labrunner.settings.configfile import MAX_CONFIG_BYTES
 
 CPUS = os.cpu_count() or 1
 

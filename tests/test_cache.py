@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import TEST_PLUGINS, without_root_powers
 
-from labrunner.cache import ResultCache, stable_hash
+from labrunner.base.hashing import stable_hash
+from labrunner.records.cache import ResultCache
 
 HOSTILE = Path(__file__).parent / "plugins_hostile"
 
@@ -165,9 +166,9 @@ def test_force_retrains_instead_of_resuming(cli, workdir, hostile):
 
 
 def test_ctrl_c_while_storing_keeps_run_json_consistent(cli, workdir, tmp_path, monkeypatch):
-    import labrunner.cache
+    import labrunner.records.cache
 
-    real_copy_tree = labrunner.cache.copy_tree
+    real_copy_tree = labrunner.records.files.copy_tree
 
     def interrupted_store(src, dst, *args, **kwargs):
         copied = real_copy_tree(src, dst, *args, **kwargs)
@@ -175,7 +176,7 @@ def test_ctrl_c_while_storing_keeps_run_json_consistent(cli, workdir, tmp_path, 
             raise KeyboardInterrupt
         return copied
 
-    monkeypatch.setattr(labrunner.cache, "copy_tree", interrupted_store)
+    monkeypatch.setattr(labrunner.records.cache, "copy_tree", interrupted_store)
     status, out, err = cli("run", "counter", "failing", "--profile", "smoke", "--isolation", "none")
     assert status == 130, err
     run = load((workdir / "reports" / "latest" / "run.json").resolve())

@@ -8,9 +8,9 @@ import sys
 
 from test_report import make_run
 
-from labrunner.grading import format_grades, grade
-from labrunner.report import load_run
-from labrunner.results import LabResult, write_json
+from labrunner.records.results import LabResult, write_json
+from labrunner.records.runfolder import load_run
+from labrunner.report.grading import format_grades, grade
 
 
 def test_grade_counts_points(tmp_path):
@@ -173,7 +173,7 @@ def test_labs_not_run_and_stand_in_points_are_shown_apart(tmp_path):
 def test_check_lists_labs_in_the_reports_order(tmp_path):
     """report.order (and each lab's own order) decide the report's order; check follows it,
     not the order the labs ran in."""
-    from labrunner.report import build_view
+    from labrunner.report.render import build_view
 
     run_dir = make_run(tmp_path, labs=2, report={"order": ["crashing", "lab1"]})
     run = load_run(run_dir)

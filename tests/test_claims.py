@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 import labrunner
-from labrunner.report import render_report
-from labrunner.results import LabResult, write_json
+from labrunner.records.results import LabResult, write_json
+from labrunner.report.render import render_report
 from labrunner.testing import run_lab_in
 
 

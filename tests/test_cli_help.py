@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from labrunner.api import prepare
+from labrunner.base.errors import UsageError
 from labrunner.cli import build_parser
-from labrunner.config import load_run_config
-from labrunner.describe import describe_settings
-from labrunner.errors import UsageError
-from labrunner.plugins import load_plugins
+from labrunner.settings.config import load_run_config
+from labrunner.settings.describe import describe_settings
+from labrunner.settings.plugins import load_plugins
 
 #: ``LAB.KEY=VALUE`` as help texts and messages show an example setting.
 SETTING = re.compile(r"\b([a-z][a-z0-9_]*\.[a-z][a-z0-9_]*=[^\s,;)'\"]+)")

@@ -8,9 +8,10 @@ import pytest
 import yaml
 from conftest import TEST_PLUGINS
 
-from labrunner.config import coerce, load_run_config, parse_set, resolve_lab_config
-from labrunner.errors import UsageError
-from labrunner.plugins import load_plugins
+from labrunner.base.errors import UsageError
+from labrunner.settings.config import load_run_config, parse_set
+from labrunner.settings.labconfig import coerce, resolve_lab_config
+from labrunner.settings.plugins import load_plugins
 
 
 @pytest.fixture
@@ -250,7 +251,7 @@ def test_bound_declared_with_a_non_number(monkeypatch):
 
 def test_settings_check_the_options_for_every_caller(monkeypatch):
     # the Python API resolves settings without the command line: the same checks apply
-    from labrunner.config import RunConfig, resolve_settings
+    from labrunner.settings.config import RunConfig, resolve_settings
 
     monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs")
     plugins = load_plugins([TEST_PLUGINS])

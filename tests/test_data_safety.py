@@ -21,11 +21,11 @@ import pytest
 from conftest import TEST_PLUGINS
 from runfolders import make_run, png_bytes
 
-from labrunner.cache import ResultCache
-from labrunner.folders import point_latest
-from labrunner.results import RunFileError, write_json
+from labrunner.records.cache import ResultCache
+from labrunner.records.folders import point_latest
+from labrunner.records.results import RunFileError, write_json
 
-#: labrunner.files.MANIFEST (spelt out: these tests must fail, not break, where it is missing)
+#: labrunner.records.files.MANIFEST (spelt out: these tests must fail, not break, where it is missing)
 MANIFEST = "MANIFEST.sha256"
 
 
@@ -178,7 +178,7 @@ def test_clean_skips_a_run_whose_lock_is_held_and_names_it(cli, tmp_path):
     out = tmp_path / "reports"
     running, old, newest = _runs(out, ["20261128-090000", "20261129-100000", "20261130-080000"])
     write_json(running / "run.json", {"status": "running"})
-    from labrunner.folders import RunLock
+    from labrunner.records.folders import RunLock
 
     lock = RunLock(running)
     assert lock.acquire()

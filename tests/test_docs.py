@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pluggy
 
-from labrunner import hookspecs
+from labrunner.authoring import hookspecs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -53,7 +53,8 @@ def test_api_reference_is_generated_from_the_current_docstrings():
 
 def test_api_reference_covers_what_lab_authors_use():
     import labrunner
-    from labrunner.context import FILTERS, ExerciseRecorder, LabContext
+    from labrunner.authoring.context import ExerciseRecorder, LabContext
+    from labrunner.base.filters import FILTERS
 
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     for name in labrunner.__all__:

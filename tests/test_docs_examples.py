@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from labrunner.api import prepare
-from labrunner.config import REPORT_KEYS, load_run_config, parse_set
-from labrunner.errors import UsageError
-from labrunner.plugins import load_plugins
+from labrunner.base.errors import UsageError
+from labrunner.settings.config import REPORT_KEYS, load_run_config, parse_set
+from labrunner.settings.plugins import load_plugins
 from labrunner.testing import run_lab_in
 
 try:

@@ -16,25 +16,25 @@ from pathlib import Path
 import pytest
 from conftest import TEST_PLUGINS
 
-from labrunner.errors import UsageError
-from labrunner.executors import (
+from labrunner.base.errors import UsageError
+from labrunner.execution.executors import (
     DevicePool,
-    check_executor,
     fair_threads,
     local_slots,
-    parse_executor_options,
-    parse_jobs,
     plan_cpu,
+    registered_executors,
 )
-from labrunner.plugins import load_plugins
-from labrunner.results import LabResult
+from labrunner.records.results import LabResult
+from labrunner.settings.executor_options import check_executor, parse_executor_options, parse_jobs
+from labrunner.settings.plugins import load_plugins
 
 HOSTILE = Path(__file__).parent / "plugins_hostile"
 
 EXECUTOR_PLUGIN = '''
 import labrunner
-from labrunner.executors import Executor
-from labrunner.worker import WorkerOutcome, run_lab_job
+from labrunner.execution.executors import Executor
+from labrunner.execution.job import run_lab_job
+from labrunner.execution.worker import WorkerOutcome
 
 
 class InlineExecutor(Executor):
@@ -97,7 +97,7 @@ def test_executors_are_registered_through_the_hook(tmp_path, monkeypatch):
     warnings: list[str] = []
     plugins = load_plugins([TEST_PLUGINS, tmp_path])
     plugins.warn = warnings.append
-    found = plugins.executors()
+    found = registered_executors(plugins)
     assert list(found) == ["local", "slurm", "inline"]
     assert found["inline"].plugin == "inline_executor" and found["local"].plugin == "labrunner"
     assert warnings == ["plugin 'inline_executor': executor 'local' is already registered by 'labrunner'"]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 
 import labrunner
-from labrunner.results import SCHEMA_VERSION, Exercise, LabResult, RunFileError, write_json
-from labrunner.runfolder import load_run, summarize
+from labrunner.records.results import SCHEMA_VERSION, Exercise, LabResult, RunFileError, write_json
+from labrunner.records.runfolder import load_run, summarize
 from labrunner.testing import run_lab_in
 
 WHY = "no trained weights offline: random initialisations"
@@ -198,8 +198,8 @@ def test_the_recorder_refuses_bad_marks(tmp_path):
 
 def test_stand_in_marks_the_parts_without_their_own(tmp_path):
     ex = Exercise(title="1")
-    ex.checks = [labrunner.results.Check(name="own", passed=True, fidelity="assignment")]
-    ex.checks.append(labrunner.results.Check(name="inherits", passed=True))
+    ex.checks = [labrunner.records.results.Check(name="own", passed=True, fidelity="assignment")]
+    ex.checks.append(labrunner.records.results.Check(name="inherits", passed=True))
     assert ex.derived_fidelity == "assignment"
     ex.fidelity, ex.fidelity_reason = "stand-in", "generated data"
     assert ex.derived_fidelity == "partly stand-in"
@@ -229,7 +229,7 @@ def _run_folder(tmp_path):
 
 
 def test_the_report_shows_each_parts_fidelity_and_the_assignments_points(tmp_path):
-    from labrunner.report import render_report
+    from labrunner.report.render import render_report
 
     _result, run_dir = _run_folder(tmp_path)
     render_report(run_dir, formats=["html", "md"])
@@ -266,8 +266,8 @@ def test_the_report_shows_each_parts_fidelity_and_the_assignments_points(tmp_pat
 
 
 def test_a_lab_that_declares_no_points_shows_only_checks(tmp_path):
-    from labrunner.grading import format_grades, grade
-    from labrunner.report import render_report
+    from labrunner.report.grading import format_grades, grade
+    from labrunner.report.render import render_report
 
     class NoPoints(PartsLab):
         name = "no_points"
@@ -290,7 +290,7 @@ def test_a_lab_that_declares_no_points_shows_only_checks(tmp_path):
 
 
 def test_check_shows_the_assignments_points_beside_the_checks_passed(tmp_path):
-    from labrunner.grading import format_grades, grade
+    from labrunner.report.grading import format_grades, grade
 
     _result, run_dir = _run_folder(tmp_path)
     grades = grade(load_run(run_dir))
@@ -316,8 +316,8 @@ def test_check_shows_the_assignments_points_beside_the_checks_passed(tmp_path):
 
 
 def test_grading_scores_an_exercise_out_of_the_assignments_points(tmp_path):
-    from labrunner.grade import GradeOptions, finish_record
-    from labrunner.gradeout import gradebook_csv, gradescope_results
+    from labrunner.course.grade import GradeOptions, finish_record
+    from labrunner.course.gradeout import gradebook_csv, gradescope_results
 
     result, _run_dir = _run_folder(tmp_path)
     data = result.to_json()

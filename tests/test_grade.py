@@ -11,10 +11,10 @@ import pytest
 from gradecohort import rewrite_zip
 from test_report import make_run
 
-from labrunner.bundle import make_bundle
 from labrunner.cli import main
-from labrunner.grade import GradeOptions, compare, grade, safe_id
-from labrunner.gradeout import cohort
+from labrunner.course.bundle import make_bundle
+from labrunner.course.grade import GradeOptions, compare, grade, safe_id
+from labrunner.course.gradeout import cohort
 
 
 def _zip(tmp_path, name, author="", edit=None):

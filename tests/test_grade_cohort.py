@@ -18,7 +18,7 @@ import pytest
 from gradecohort import INSTRUCTOR, make_submission, rewrite_zip
 
 from labrunner.cli import main
-from labrunner.sandbox import detect_isolation
+from labrunner.course.sandbox import detect_isolation
 
 pytestmark = pytest.mark.slow
 #: The sandbox users of this test: their own, so that another grading on the machine is not counted.
@@ -225,7 +225,7 @@ def test_a_class_graded_end_to_end_in_the_sandbox(tmp_path, monkeypatch, capsys)
 
 def _has_assign() -> bool:
     try:
-        from labrunner.assign import transplant_package  # noqa: F401
+        from labrunner.course.assign import transplant_package  # noqa: F401
     except ImportError:
         return False
     return True

@@ -19,8 +19,8 @@ import pytest
 from conftest import TEST_PLUGINS
 from runfolders import make_run
 
-from labrunner.errors import PluginError
-from labrunner.results import LabResult, write_json
+from labrunner.base.errors import PluginError
+from labrunner.records.results import LabResult, write_json
 
 # --------------------------------------------------------------------------- a sweep with a failed seed
 
@@ -28,7 +28,7 @@ from labrunner.results import LabResult, write_json
 def _sweep_run(tmp_path: Path, statuses: dict[int, str]) -> Path:
     """A finished run folder of lab ``lab0`` swept over the seeds of ``statuses``, where a
     seed that errored recorded no measurements (what ``run --seeds`` writes)."""
-    from labrunner.sweep import SWEEP_FILE, seed_dir, summarize_sweep
+    from labrunner.records.sweep import SWEEP_FILE, seed_dir, summarize_sweep
 
     run_dir = make_run(tmp_path, labs=1)
     info = json.loads((run_dir / "run.json").read_text())
@@ -85,7 +85,7 @@ def test_a_sweep_whose_seeds_all_passed_passes(cli, tmp_path):
 
 
 def test_a_lab_over_seeds_has_its_worst_seeds_status():
-    from labrunner.sweep import worst_status
+    from labrunner.records.sweep import worst_status
 
     assert worst_status(["passed", "passed"]) == "passed"
     assert worst_status(["passed", "failed", "passed"]) == "failed"
@@ -178,8 +178,8 @@ def test_pipefail_sees_a_failing_run_whose_output_is_not_read(workdir):
 
 
 def _recorder(tmp_path: Path):
-    from labrunner.context import LabContext
-    from labrunner.progress import Reporter
+    from labrunner.authoring.context import LabContext
+    from labrunner.base.progress import Reporter
 
     result = LabResult(lab="truth", title="t", version="1")
     ctx = LabContext(
@@ -259,7 +259,7 @@ def test_a_lab_whose_check_is_nan_fails_with_an_error_naming_the_check(cli, work
 @pytest.mark.parametrize("name", ["figures", "seeds", "latest", "report", "config", "jobs", "run"])
 def test_a_lab_named_like_a_run_folders_own_entry_is_refused(cli, tmp_path, name):
     import labrunner
-    from labrunner.lab import validate_lab
+    from labrunner.authoring.lab import validate_lab
 
     class Colliding(labrunner.Lab):
         title = "Collides"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import TEST_PLUGINS, run_subprocess
 
-from labrunner.results import LabResult
+from labrunner.records.results import LabResult
 
 HOSTILE = Path(__file__).parent / "plugins_hostile"
 
@@ -184,11 +184,13 @@ def test_the_parent_never_imports_torch(tmp_path):
 
 
 def test_the_job_spec_is_json_and_the_job_a_plain_function(workdir, tmp_path, monkeypatch):
-    from labrunner.cache import ResultCache, cache_key, source_hash
-    from labrunner.config import RunConfig, config_as_dict, resolve_settings
-    from labrunner.plugins import load_plugins
-    from labrunner.runner import lab_job_spec
-    from labrunner.worker import SPEC_KEYS, run_lab_job
+    from labrunner.authoring.labfiles import cache_key, source_hash
+    from labrunner.execution.job import SPEC_KEYS, run_lab_job
+    from labrunner.execution.onelab import lab_job_spec
+    from labrunner.records.cache import ResultCache
+    from labrunner.settings.config import RunConfig, resolve_settings
+    from labrunner.settings.labconfig import config_as_dict
+    from labrunner.settings.plugins import load_plugins
 
     plugins = load_plugins([TEST_PLUGINS])
     settings = resolve_settings(

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 import labrunner
-from labrunner.errors import PluginError
-from labrunner.lab import profile_names, validate_lab
+from labrunner.authoring.lab import profile_names, validate_lab
+from labrunner.base.errors import PluginError
 
 
 @dataclass

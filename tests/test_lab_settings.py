@@ -13,17 +13,12 @@ from dataclasses import dataclass, field
 import pytest
 
 import labrunner
-from labrunner.config import (
-    CHOICES,
-    config_as_dict,
-    config_types,
-    parse_set,
-    resolve_lab_config,
-)
-from labrunner.describe import describe_settings
-from labrunner.errors import UsageError
-from labrunner.lab import profile_names
-from labrunner.plugins import load_plugins
+from labrunner.authoring.lab import profile_names
+from labrunner.base.errors import UsageError
+from labrunner.settings.config import parse_set
+from labrunner.settings.describe import describe_settings
+from labrunner.settings.labconfig import CHOICES, config_as_dict, config_types, resolve_lab_config
+from labrunner.settings.plugins import load_plugins
 
 
 @pytest.fixture(scope="module")

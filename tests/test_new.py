@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from labrunner.errors import UsageError
-from labrunner.scaffold import create_lab_package
+from labrunner.base.errors import UsageError
+from labrunner.commands.scaffold import create_lab_package
 
 
 def test_invalid_names_are_refused(tmp_path, cli):

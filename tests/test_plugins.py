@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import BAD_PLUGINS, TEST_PLUGINS, run_subprocess
 
-from labrunner.errors import UsageError
-from labrunner.plugins import BUILTIN_PLUGINS, load_plugins
+from labrunner.base.errors import UsageError
+from labrunner.settings.plugins import BUILTIN_PLUGINS, load_plugins
 
 HOSTILE_PLUGINS = Path(__file__).parent / "plugins_hostile"
 
@@ -28,7 +28,7 @@ def test_plugins_dir_registers_several_labs_from_one_plugin(monkeypatch):
 
 def test_bad_plugins_are_reported_by_name_and_skipped(monkeypatch):
     monkeypatch.delenv("LABRUNNER_PLUGINS", raising=False)
-    monkeypatch.setattr("labrunner.plugins.BUILTIN_PLUGINS", ())
+    monkeypatch.setattr("labrunner.settings.plugins.BUILTIN_PLUGINS", ())
     plugins = load_plugins([TEST_PLUGINS, BAD_PLUGINS])
     problems = {p.plugin: p.message for p in plugins.problems}
     assert "failed to import: ImportError: this plugin needs a package" in problems["broken_import"]
@@ -161,7 +161,7 @@ def test_a_raising_hook_is_named_and_the_run_goes_on(cli, monkeypatch):
 
 def test_plugins_dir_pointed_at_a_package_loads_that_package(monkeypatch):
     monkeypatch.delenv("LABRUNNER_PLUGINS", raising=False)
-    monkeypatch.setattr("labrunner.plugins.BUILTIN_PLUGINS", ())
+    monkeypatch.setattr("labrunner.settings.plugins.BUILTIN_PLUGINS", ())
     plugins = load_plugins([BAD_PLUGINS / "pkg_plugin"])
     assert set(plugins.labs) == {"packaged"}
     assert plugins.infos["pkg_plugin"].version == "0.3"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labrunner.api import prepare
-from labrunner.errors import UsageError
+from labrunner.base.errors import UsageError
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ class WarnsLikeACudaOp:
 @pytest.mark.slow
 def test_deterministic_runs_name_the_operations_that_fall_back(tmp_path, recwarn):
     import labrunner
-    from labrunner.runner import run_lab
+    from labrunner.execution.labrun import run_lab
 
     lab = type("WarnsLab", (WarnsLikeACudaOp, labrunner.Lab), {})()
     result = run_lab(

@@ -10,10 +10,10 @@ import re
 import pytest
 from runfolders import make_lab
 
-from labrunner.bundle import NotSubmittable
-from labrunner.folders import complete_run
-from labrunner.results import write_json
-from labrunner.runfolder import load_run
+from labrunner.course.bundle import NotSubmittable
+from labrunner.records.folders import complete_run
+from labrunner.records.results import write_json
+from labrunner.records.runfolder import load_run
 
 INSTALLED = {"lab0": "Lab lab0", "lab1": "Lab lab1", "lab2": "Lab lab2"}
 
@@ -22,7 +22,7 @@ def lab_run(
     out, name, labs, *, profile="quick", seed=0, changed=None, finished=None, metrics=None, claims=None
 ):
     """A finished run folder of ``out`` in which ``labs`` ran with ``profile`` and ``seed``."""
-    from labrunner.results import Claim
+    from labrunner.records.results import Claim
 
     run_dir = out / name
     run_dir.mkdir(parents=True)
@@ -129,7 +129,7 @@ def _mixed_run(tmp_path):
 
 
 def test_a_mixed_report_says_so_in_its_title_block_and_appendix(tmp_path):
-    from labrunner.report import render_report
+    from labrunner.report.render import render_report
 
     run_dir = _mixed_run(tmp_path)
     render_report(run_dir, formats=["html", "md"])
@@ -161,7 +161,7 @@ def test_a_mixed_report_says_so_in_its_title_block_and_appendix(tmp_path):
 
 
 def test_a_consistent_report_states_its_profile_and_seed(tmp_path):
-    from labrunner.report import render_report
+    from labrunner.report.render import render_report
 
     out = tmp_path / "reports"
     lab_run(out, "20261128-100000", ["lab0", "lab2"], profile="smoke", seed=3)
@@ -180,9 +180,9 @@ def test_a_consistent_report_states_its_profile_and_seed(tmp_path):
 def test_a_seed_sweep_is_named_by_all_its_seeds(tmp_path):
     """A lab run with --seeds 0-4 is not "seed 0" (its folder's result is seed 0's): the lab's
     line, the title block and check name its seeds, and one lab run with seed 0 alone differs."""
-    from labrunner.report import render_report
-    from labrunner.results import LabResult
-    from labrunner.sweep import summarize_sweep
+    from labrunner.records.results import LabResult
+    from labrunner.records.sweep import summarize_sweep
+    from labrunner.report.render import render_report
 
     out = tmp_path / "reports"
     run_dir = lab_run(out, "20261129-100000", ["lab0", "lab1"], profile="smoke")
@@ -206,7 +206,7 @@ def test_a_seed_sweep_is_named_by_all_its_seeds(tmp_path):
 
 
 def test_format_seeds():
-    from labrunner.runfolder import format_seeds
+    from labrunner.records.runfolder import format_seeds
 
     assert format_seeds((0,)) == "0"
     assert format_seeds([0, 1, 2, 3, 4]) == "0-4"

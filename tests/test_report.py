@@ -19,16 +19,11 @@ from html.parser import HTMLParser
 import pytest
 from runfolders import EVIL_TITLE, make_lab, make_run, png_bytes  # noqa: F401  (re-exported)
 
-from labrunner.errors import UsageError
-from labrunner.report import (
-    find_pdf_engine,
-    format_check_value,
-    format_value,
-    load_run,
-    nonfinite_reason,
-    render_report,
-)
-from labrunner.results import write_json
+from labrunner.base.errors import UsageError
+from labrunner.records.results import write_json
+from labrunner.records.runfolder import load_run
+from labrunner.report.pdf import find_pdf_engine
+from labrunner.report.render import format_check_value, format_value, nonfinite_reason, render_report
 
 
 class Page(HTMLParser):
@@ -323,7 +318,7 @@ def test_unknown_format_and_not_a_run(tmp_path):
 
 
 class FakePlugins:
-    """Stands in for labrunner.plugins.Plugins: only report_formats() is used."""
+    """Stands in for labrunner.settings.plugins.Plugins: only report_formats() is used."""
 
     def __init__(self, formats):
         self.formats = formats
@@ -360,7 +355,7 @@ def test_plugin_report_format(tmp_path):
 def test_plugin_report_format_through_the_hook(tmp_path):
     """A real plugin registering a format with register_report_formats."""
     import labrunner
-    from labrunner.plugins import Plugins
+    from labrunner.settings.plugins import Plugins
 
     class FormatPlugin:
         @labrunner.hookimpl
@@ -413,7 +408,7 @@ def test_report_never_imports_torch(tmp_path):
     program = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from labrunner.report import render_report\n"
+        "from labrunner.report.render import render_report\n"
         f"render_report(Path({str(run_dir)!r}))\n"
         "heavy = [m for m in ('torch', 'torchvision', 'matplotlib', 'numpy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -532,7 +527,7 @@ def test_lab_text_never_becomes_markup():
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from labrunner.mdmath import markdown_inline, markdown_to_html
+    from labrunner.report.mdmath import markdown_inline, markdown_to_html
 
     pieces = st.sampled_from(
         [
@@ -613,8 +608,8 @@ def test_lab_text_never_becomes_markup():
 
 
 def page_in_math(tag: str) -> bool:
-    """MathML elements (already checked against a list in labrunner.mdmath)."""
-    from labrunner.mdmath import _MATHML_TAGS
+    """MathML elements (already checked against a list in labrunner.report.mdmath)."""
+    from labrunner.report.mdmath import _MATHML_TAGS
 
     return tag in _MATHML_TAGS
 
@@ -624,7 +619,7 @@ def page_in_math(tag: str) -> bool:
 
 def _edit_result(run_dir, name, edit):
     """Load ``<name>/result.json``, let ``edit`` change the LabResult, save it again."""
-    from labrunner.results import LabResult
+    from labrunner.records.results import LabResult
 
     path = run_dir / name / "result.json"
     result = LabResult.load(path)
@@ -639,7 +634,7 @@ def _lab_ids(html: str) -> list[str]:
 
 
 def test_labs_follow_the_configured_order_then_their_own(tmp_path):
-    from labrunner.lab import Lab
+    from labrunner.authoring.lab import Lab
 
     run_dir = make_run(tmp_path, labs=2)  # run order: lab0, lab1, counter, crashing
     render_report(run_dir, formats=["html"])
@@ -657,7 +652,7 @@ def test_labs_follow_the_configured_order_then_their_own(tmp_path):
     class Installed:
         labs = {"crashing": Crashing()}
 
-    from labrunner.report import render_html, render_markdown
+    from labrunner.report.render import render_html, render_markdown
 
     render_html(load_run(run_dir), run_dir, plugins=Installed())
     render_markdown(load_run(run_dir), run_dir, plugins=Installed())
@@ -677,7 +672,7 @@ def test_labs_follow_the_configured_order_then_their_own(tmp_path):
 
 
 def test_config_file_report_order(tmp_path):
-    from labrunner.config import load_run_config, parse_set
+    from labrunner.settings.config import load_run_config, parse_set
 
     path = tmp_path / "labrunner.yaml"
     path.write_text("report:\n  order: [rnn_lm, attention]\n  author: Ada\n")
@@ -731,7 +726,7 @@ def test_a_run_without_stand_ins_says_so(tmp_path):
 
 
 def test_exercises_show_the_measurements_they_use_and_the_rest_go_to_the_appendix(tmp_path):
-    from labrunner.results import Check, Claim
+    from labrunner.records.results import Check, Claim
 
     run_dir = make_run(tmp_path)
 
@@ -785,7 +780,7 @@ def test_configuration_is_a_compact_appendix(tmp_path):
 
 
 def test_older_chromium_keeps_its_own_page_numbers():
-    from labrunner.pdf import margin_boxes_supported
+    from labrunner.report.pdf import margin_boxes_supported
 
     assert margin_boxes_supported("Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)")
     assert margin_boxes_supported("Google Chrome 131.0.6778.85")
@@ -821,7 +816,7 @@ def test_figures_keep_the_width_they_were_drawn_for_and_open_full_size(tmp_path)
 
 
 def test_long_displayed_formulas_break_between_relations():
-    from labrunner.mdmath import markdown_to_html, split_display
+    from labrunner.report.mdmath import markdown_to_html, split_display
 
     long = r"n_{\mathrm{out}} = \left\lfloor \frac{n + 2p - k}{s} \right\rfloor + 1, \quad j = j_{\mathrm{in}} s \le r"
     assert split_display(long) == [

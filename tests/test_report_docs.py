@@ -8,7 +8,7 @@ from pathlib import Path
 
 from test_report import make_run, parse
 
-from labrunner.report import _environment, builtin_template_dir, render_report
+from labrunner.report.render import builtin_template_dir, render_report, template_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "report-templates.md"
@@ -26,7 +26,7 @@ def test_every_template_block_macro_and_filter_is_documented():
     records = (builtin_template_dir() / "report_records.html.j2").read_text()
     for macro in re.findall(r"{% macro (\w+)\(", records):
         assert f"`{macro}`" in text, f"macro {macro} is not documented"
-    builtin_filters = set(_environment(None, html=False).filters) - set(
+    builtin_filters = set(template_environment(None, html=False).filters) - set(
         __import__("jinja2").Environment().filters
     )
     for name in builtin_filters:

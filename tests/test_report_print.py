@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from runfolders import make_run
 
-from labrunner.report import find_pdf_engine, render_report
-from labrunner.results import Exercise, LabResult
+from labrunner.records.results import Exercise, LabResult
+from labrunner.report.pdf import find_pdf_engine
+from labrunner.report.render import render_report
 
 ENGINE = find_pdf_engine()
 needs_chromium = pytest.mark.skipif(

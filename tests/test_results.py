@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from labrunner.context import LabContext, render_markdown
-from labrunner.progress import PlainReporter, Reporter, RichReporter
-from labrunner.results import LabResult, jsonable, write_atomic
+from labrunner.authoring.context import LabContext, render_markdown
+from labrunner.base.progress import PlainReporter, Reporter, RichReporter
+from labrunner.records.results import LabResult, jsonable, write_atomic
 
 
 def make_ctx(tmp_path: Path, reporter=None) -> LabContext:
@@ -153,7 +153,7 @@ def test_plain_progress_lines(tmp_path):
 
 
 def test_part_and_order_are_saved_and_checked():
-    from labrunner.results import LabResult, RunFileError
+    from labrunner.records.results import LabResult, RunFileError
 
     result = LabResult(lab="a", title="A", version="1", part="Problem 2", order=20)
     again = LabResult.from_json(result.to_json())
@@ -168,8 +168,8 @@ def test_a_report_rendered_later_keeps_the_saved_order(tmp_path):
     """No plugins at render time: the order saved in each result decides."""
     from runfolders import make_run
 
-    from labrunner.report import render_report
-    from labrunner.results import LabResult
+    from labrunner.records.results import LabResult
+    from labrunner.report.render import render_report
 
     run_dir = make_run(tmp_path, labs=2)
     for name, order in (("lab0", 30), ("lab1", 10)):
@@ -184,7 +184,7 @@ def test_a_report_rendered_later_keeps_the_saved_order(tmp_path):
 
 
 def test_a_cached_result_does_not_claim_to_have_just_run():
-    from labrunner.runner import format_summary
+    from labrunner.execution.runner import format_summary
 
     fresh = LabResult(lab="demo", title="Demo", version="1", duration_s=12.34)
     cached = LabResult(lab="demo", title="Demo", version="1", duration_s=1106.3, cached=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import TEST_PLUGINS
 
-from labrunner.results import LabResult
+from labrunner.records.results import LabResult
 
 #: The default (each lab in a worker process, slow to start) and the in-process run.
 ISOLATIONS = [pytest.param("process", marks=pytest.mark.slow), "none"]
@@ -320,7 +320,7 @@ def test_editing_a_lab_reruns_it(cli, workdir, tmp_path, monkeypatch):
 
 
 def test_cache_location_follows_the_platform(monkeypatch, tmp_path):
-    from labrunner.cache import cache_root
+    from labrunner.records.cache import cache_root
 
     monkeypatch.delenv("LABRUNNER_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

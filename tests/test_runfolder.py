@@ -9,9 +9,9 @@ import os
 import pytest
 from runfolders import make_run, png_bytes
 
-from labrunner.errors import UsageError
-from labrunner.folders import complete_run, find_run_dir, latest_run_dir, new_run_dir, point_latest
-from labrunner.results import (
+from labrunner.base.errors import UsageError
+from labrunner.records.folders import complete_run, find_run_dir, latest_run_dir, new_run_dir, point_latest
+from labrunner.records.results import (
     SCHEMA_VERSION,
     FigureRecord,
     LabResult,
@@ -20,7 +20,7 @@ from labrunner.results import (
     TableRecord,
     write_json,
 )
-from labrunner.runfolder import LabEntry, RunInfo, load_run, summarize
+from labrunner.records.runfolder import LabEntry, RunInfo, load_run, summarize
 
 
 def _edit(path, change):
@@ -170,7 +170,7 @@ def test_a_figure_path_cannot_leave_the_lab_folder(tmp_path):
         run_dir / "lab0" / "result.json",
         lambda d: d["exercises"][0]["records"][0].update(path="../../../secret.png"),
     )
-    from labrunner.report import render_report
+    from labrunner.report.render import render_report
 
     with pytest.raises(UsageError, match=r"records\[0\]\.path: unsafe path '../../../secret.png'"):
         render_report(run_dir, formats=["html"])
@@ -323,7 +323,7 @@ def test_complete_run_lists_every_installed_lab(tmp_path):
     assert again["attention"].origin_run == newer.name
     assert again["adversarial"].status == "not run"
     # the rendered report holds every installed lab
-    from labrunner.report import render_report
+    from labrunner.report.render import render_report
 
     render_report(later, formats=["html"])
     html = (later / "report.html").read_text()
@@ -381,7 +381,7 @@ def test_a_run_of_some_labs_reports_every_installed_lab(cli, workdir):
 def test_report_md_escapes_raw_html_from_lab_text(tmp_path):
     """Lab text reaches report.md as Markdown with its raw HTML escaped (as report.html
     escapes it); code spans keep their text and math keeps its symbols."""
-    from labrunner.report import render_report
+    from labrunner.report.render import render_report
 
     run_dir = make_run(tmp_path)
     hostile = "<script>alert(1)</script> <img src=x onerror=alert(2)> `<eos>` $x<y$ 1 < 2"
@@ -402,7 +402,7 @@ def test_report_md_escapes_raw_html_from_lab_text(tmp_path):
 
 
 def test_report_md_copies_its_figures_so_an_edit_stays_where_it_was_made(tmp_path):
-    from labrunner.report import render_report
+    from labrunner.report.render import render_report
 
     run_dir = make_run(tmp_path, figures=2)
     render_report(run_dir, formats=["md"])

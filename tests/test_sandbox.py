@@ -8,9 +8,16 @@ from pathlib import Path
 import pytest
 
 import labrunner
-from labrunner.errors import UsageError
-from labrunner.grade_cli import parse_size
-from labrunner.sandbox import CODE_MOUNT, SCRATCH_MOUNT, Isolation, Limits, bwrap_command, detect_isolation
+from labrunner.base.errors import UsageError
+from labrunner.commands.grade_cli import parse_size
+from labrunner.course.sandbox import (
+    CODE_MOUNT,
+    SCRATCH_MOUNT,
+    Isolation,
+    Limits,
+    bwrap_command,
+    detect_isolation,
+)
 
 
 def _isolation(as_root=True):
@@ -32,7 +39,7 @@ def test_the_sandbox_sees_no_network_no_home_and_writes_only_its_scratch(tmp_pat
     monkeypatch.syspath_prepend(str(checkout))
     cmd = bwrap_command(
         _isolation(),
-        ["python", "-m", "labrunner.rerun"],
+        ["python", "-m", "labrunner.course.rerun"],
         code_dir=tmp_path / "code",
         scratch_dir=tmp_path / "scratch",
         limits=Limits(scratch=64 * 1024**2),
@@ -56,7 +63,7 @@ def test_the_sandbox_sees_no_network_no_home_and_writes_only_its_scratch(tmp_pat
     assert cmd[i - 1] == "--tmpfs" and cmd[i - 3 : i - 1] == ["--size", str(64 * 1024**2)]
     tail = cmd[cmd.index("--") + 1 :]
     assert tail[0] == "/usr/bin/setpriv" and "--reuid=61005" in tail and "--no-new-privs" in tail
-    assert tail[-3:] == ["python", "-m", "labrunner.rerun"]
+    assert tail[-3:] == ["python", "-m", "labrunner.course.rerun"]
 
 
 def test_without_root_the_sandbox_needs_a_user_namespace(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labrunner.results import Claim, Exercise, LabResult
+from labrunner.records.results import Claim, Exercise, LabResult
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "seed_claims.py"
 
@@ -83,7 +83,7 @@ def test_a_verdict_in_prose_that_no_claim_records_is_found(seed_claims):
 
 
 def test_names_from_the_exercise_tables_are_not_wording(seed_claims):
-    from labrunner.results import TableRecord
+    from labrunner.records.results import TableRecord
 
     def drawn(seed, target):
         r = result(seed, {}, answer=f"The pair cat → {target} was lost.")

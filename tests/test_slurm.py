@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from labrunner.errors import UsageError
-from labrunner.slurm import parse_time, slurm_parameters
+from labrunner.base.errors import UsageError
+from labrunner.settings.executor_options import parse_time, slurm_parameters
 
 
 def cluster_problem() -> str | None:
@@ -92,10 +92,10 @@ def test_bad_options_name_the_option(options, match):
 @pytest.mark.slow
 @needs_cluster
 def test_a_lab_job_runs_on_the_cluster_and_writes_its_result(tmp_path: Path):
-    from labrunner.config import config_as_dict, resolve_lab_config
-    from labrunner.plugins import load_plugins
-    from labrunner.results import LabResult
-    from labrunner.slurm import SlurmExecutor
+    from labrunner.execution.slurm import SlurmExecutor
+    from labrunner.records.results import LabResult
+    from labrunner.settings.labconfig import config_as_dict, resolve_lab_config
+    from labrunner.settings.plugins import load_plugins
 
     plugins = load_plugins([])
     lab = plugins.labs["attention"]
@@ -201,7 +201,7 @@ def test_a_job_slurm_refuses_is_that_labs_error(cli, workdir):
     )
     assert status == 1, err
     run_dir = (workdir / "reports" / "latest").resolve()
-    from labrunner.results import LabResult
+    from labrunner.records.results import LabResult
 
     result = LabResult.load(run_dir / "counter" / "result.json")
     assert result.status == "error" and result.error["type"] == "JobRefused"
@@ -280,8 +280,8 @@ def test_a_signal_cancels_the_submitted_jobs_and_ends_the_run(
 def test_status_says_why_a_state_is_unknown(tmp_path, monkeypatch):
     """Neither sacct nor squeue can be asked: the state is UNKNOWN, and status says why."""
     pytest.importorskip("submitit")
-    from labrunner import slurm
-    from labrunner.jobs import _job_state
+    from labrunner.execution import slurm
+    from labrunner.execution.jobs import _job_state
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -301,8 +301,8 @@ def test_status_says_why_a_state_is_unknown(tmp_path, monkeypatch):
 @needs_cluster
 def test_status_without_accounting_says_so(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
-    from labrunner import slurm
-    from labrunner.jobs import _job_state
+    from labrunner.execution import slurm
+    from labrunner.execution.jobs import _job_state
 
     monkeypatch.setenv("PATH", _without_accounting(tmp_path / "bin")["PATH"])
     slurm.accounting_problem.cache_clear()
@@ -331,7 +331,7 @@ def test_a_detached_submission_that_stops_half_way_cancels_what_it_submitted(
     import json
     import time
 
-    from labrunner import slurm
+    from labrunner.execution import slurm
 
     real_submit = slurm.SlurmExecutor.submit
     calls = []

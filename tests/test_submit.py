@@ -13,9 +13,9 @@ import zipfile
 import pytest
 from test_report import make_run
 
-from labrunner.bundle import MANIFEST, BundleError, make_bundle, verify_bundle
-from labrunner.errors import UsageError
-from labrunner.results import write_json
+from labrunner.base.errors import UsageError
+from labrunner.course.bundle import MANIFEST, BundleError, make_bundle, verify_bundle
+from labrunner.records.results import write_json
 
 
 def test_bundle_contents_and_manifest(tmp_path):
@@ -331,7 +331,7 @@ def _zip_infos(path, entries):
 def test_verify_refuses_symbolic_links_and_special_files(cli, tmp_path, entry, message):
     """A symlink entry listed in the manifest with the sha256 of its target text would
     verify as a file; unpacked, report.html would point outside the bundle."""
-    from labrunner.bundle import UnsafeBundle
+    from labrunner.course.bundle import UnsafeBundle
 
     info, data = entry
     path = _zip_infos(
@@ -354,7 +354,7 @@ def test_verify_refuses_symbolic_links_and_special_files(cli, tmp_path, entry, m
     ],
 )
 def test_verify_refuses_names_that_collide_ignoring_case_or_normalisation(cli, tmp_path, first, second):
-    from labrunner.bundle import UnsafeBundle
+    from labrunner.course.bundle import UnsafeBundle
 
     entries = [(f"s/{first}", b"a"), (f"s/{second}", b"b")]
     manifest = _manifest((first, b"a"), (second, b"b"))
@@ -379,7 +379,7 @@ def test_a_bundle_labrunner_writes_has_no_links_and_verifies(tmp_path):
     ("file", "inside"), [("report.html", "report.html/x.png"), ("figures", "FIGURES/a.png")]
 )
 def test_verify_refuses_a_name_that_is_both_a_file_and_a_folder(cli, tmp_path, file, inside):
-    from labrunner.bundle import UnsafeBundle
+    from labrunner.course.bundle import UnsafeBundle
 
     entries = [(f"s/{file}", b"a"), (f"s/{inside}", b"b")]
     path = _zip(

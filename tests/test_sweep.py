@@ -8,10 +8,10 @@ import statistics
 
 import pytest
 
-from labrunner.config import load_run_config, parse_seeds
-from labrunner.errors import UsageError
-from labrunner.results import Claim, Exercise, LabResult
-from labrunner.sweep import SweepSummary, summarize_sweep
+from labrunner.base.errors import UsageError
+from labrunner.records.results import Claim, Exercise, LabResult
+from labrunner.records.sweep import SweepSummary, summarize_sweep
+from labrunner.settings.config import load_run_config, parse_seeds
 
 
 @pytest.mark.parametrize(

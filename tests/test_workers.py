@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import BYTECODE_ENV, TEST_PLUGINS
 
-from labrunner.results import LabResult
+from labrunner.records.results import LabResult
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).parent / "plugins_hostile"
@@ -99,8 +99,8 @@ def test_a_lab_that_forks_a_child_does_not_hold_the_run(tmp_path, start, jobs):
 def test_zygote_workers_are_fresh_processes_in_their_own_groups(tmp_path, monkeypatch):
     """Workers forked from one zygote: each its own process and process group, none of them
     this process's child, and each runs its job; the zygote never initialised CUDA."""
-    from labrunner.progress import Reporter
-    from labrunner.worker import LocalWorker, WorkerStarter
+    from labrunner.base.progress import Reporter
+    from labrunner.execution.worker import LocalWorker, WorkerStarter
 
     monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs")
@@ -132,10 +132,12 @@ def starter_ended(pid: int) -> bool:
 
 
 def _failing_spec(tmp_path: Path) -> dict:
-    from labrunner.cache import ResultCache, cache_key, source_hash
-    from labrunner.config import RunConfig, config_as_dict, resolve_settings
-    from labrunner.plugins import load_plugins
-    from labrunner.runner import lab_job_spec
+    from labrunner.authoring.labfiles import cache_key, source_hash
+    from labrunner.execution.onelab import lab_job_spec
+    from labrunner.records.cache import ResultCache
+    from labrunner.settings.config import RunConfig, resolve_settings
+    from labrunner.settings.labconfig import config_as_dict
+    from labrunner.settings.plugins import load_plugins
 
     plugins = load_plugins([TEST_PLUGINS])
     settings = resolve_settings(
@@ -148,8 +150,8 @@ def _failing_spec(tmp_path: Path) -> dict:
 
 
 def test_the_start_method_follows_the_device(monkeypatch):
-    from labrunner.errors import UsageError
-    from labrunner.worker import can_fork, start_method
+    from labrunner.base.errors import UsageError
+    from labrunner.execution.worker import can_fork, start_method
 
     monkeypatch.delenv("LABRUNNER_WORKER_START", raising=False)
     assert start_method("cpu") == ("zygote" if can_fork() else "spawn")

@@ -122,7 +122,8 @@ def stats_section(stats: Any) -> str:
 
 def render() -> str:
     import labrunner
-    from labrunner import context, lab, stats, testing
+    from labrunner import stats, testing
+    from labrunner.authoring import context, lab
 
     exports = ", ".join(f"`{n}`" for n in labrunner.__all__)
     parts = [HEADER.format(exports=exports)]

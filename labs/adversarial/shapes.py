@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labrunner.results import write_atomic
+from labrunner.records.results import write_atomic
 
 CLASSES = ("disc", "square", "triangle", "plus", "ring", "stripes")
 MEAN = (0.5, 0.5, 0.5)
@@ -115,7 +115,7 @@ class TrainSettings:
     seed: int = 0
 
     def key(self) -> str:
-        from labrunner.cache import stable_hash
+        from labrunner.base.hashing import stable_hash
 
         return stable_hash({**asdict(self), "version": MODEL_VERSION})
 

@@ -74,7 +74,7 @@ class Lab:
     def vocab(self) -> int:
         return len(self.corpus.dictionary)
 
-    def exercise(self, title: str, question: str) -> labrunner.context.ExerciseRecorder:
+    def exercise(self, title: str, question: str) -> labrunner.ExerciseRecorder:
         if self.stand_in:
             return self.ctx.exercise(title, question, fidelity="stand-in", reason=self.stand_in)
         return self.ctx.exercise(title, question)

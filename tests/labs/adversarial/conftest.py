@@ -41,7 +41,7 @@ def smoke_run(adversarial_cache, tmp_path_factory) -> SmokeRun:
     every answer template is kept with the values and claims it was rendered with."""
     from labrunner.labs.adversarial import AdversarialLab
 
-    from labrunner.context import ExerciseRecorder
+    from labrunner.authoring.context import ExerciseRecorder
     from labrunner.testing import run_lab_in
 
     out = tmp_path_factory.mktemp("adversarial-smoke")

@@ -52,7 +52,7 @@ def png_server(tmp_path):
 
 def assert_math_converts(result) -> None:
     """Every formula in the notes, questions and answers becomes MathML in the report."""
-    from labrunner.mdmath import markdown_to_html
+    from labrunner.report.mdmath import markdown_to_html
 
     texts = list(result.notes) + [t for ex in result.exercises for t in (ex.question, ex.answer)]
     for text in texts:
@@ -228,8 +228,8 @@ def test_url_reachable_against_a_local_server(png_server):
     ],
 )
 def test_settings_the_lab_cannot_run_with_are_refused_in_one_line(setting, value, message):
-    from labrunner.config import resolve_lab_config
-    from labrunner.errors import UsageError
+    from labrunner.base.errors import UsageError
+    from labrunner.settings.labconfig import resolve_lab_config
 
     with pytest.raises(UsageError, match=re.escape(message)) as info:
         resolve_lab_config(AdversarialLab(), "smoke", [("test overrides", {setting: value})])

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from labrunner.context import render_markdown
+from labrunner.authoring.context import render_markdown
 
 pytestmark = pytest.mark.slow  # the session's smoke run trains the stand-in once
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from labrunner.labs.attention import text
 
-from labrunner.context import render_markdown
+from labrunner.authoring.context import render_markdown
 
 A1_VALUES = dict(
     n_cases=480,

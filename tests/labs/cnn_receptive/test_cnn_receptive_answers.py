@@ -12,7 +12,7 @@ import pytest
 from labrunner.labs.cnn_receptive import text
 from labrunner.labs.cnn_receptive.networks import ASSIGNMENT_ANSWER
 
-from labrunner.context import render_markdown
+from labrunner.authoring.context import render_markdown
 
 NETWORKS = ("alexnet", "resnet18")
 MODELS = ("alexnet", "vgg16", "resnet18")

@@ -151,8 +151,8 @@ def test_the_interval_over_initialisations_covers_what_another_seed_measures():
     ],
 )
 def test_settings_the_lab_cannot_run_with_are_refused(values, message):
-    from labrunner.config import resolve_lab_config
-    from labrunner.errors import UsageError
+    from labrunner.base.errors import UsageError
+    from labrunner.settings.labconfig import resolve_lab_config
 
     with pytest.raises(UsageError, match=message):
         resolve_lab_config(ReceptiveFieldLab(), "quick", [("--set", values)])

@@ -11,7 +11,7 @@ import re
 import pytest
 from labrunner.labs.rnn_lm import RnnLmLab
 
-from labrunner.context import ExerciseRecorder, render_markdown
+from labrunner.authoring.context import ExerciseRecorder, render_markdown
 from labrunner.testing import assert_checks_pass, assert_metric, run_lab_in
 
 REQUIRED = [
@@ -107,7 +107,7 @@ def test_smoke_run_passes_with_the_required_metrics(smoke):
         )
     assert "did not use Penn Treebank" in result.notes[0]
     # every formula converts, and no answer shows a missing number or an empty sentence
-    from labrunner.mdmath import markdown_to_html
+    from labrunner.report.mdmath import markdown_to_html
 
     texts = result.notes + [t for e in result.exercises for t in (e.question, e.answer)]
     for t in texts:
@@ -162,8 +162,8 @@ def test_fp16_on_the_cpu_is_a_clear_error(run_lab):
 
 
 def test_unknown_precision_is_a_config_error():
-    from labrunner.config import resolve_lab_config
-    from labrunner.errors import UsageError
+    from labrunner.base.errors import UsageError
+    from labrunner.settings.labconfig import resolve_lab_config
 
     with pytest.raises(UsageError, match=r"--set: rnn_lm\.precision must be one of fp32, bf16, fp16"):
         resolve_lab_config(RnnLmLab(), "smoke", [("--set", {"precision": "fp8"})])

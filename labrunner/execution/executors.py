@@ -1,0 +1,401 @@
+"""Executors: where lab jobs run.
+
+An executor takes lab job specs (:data:`labrunner.execution.job.SPEC_KEYS`) and runs each with
+:func:`labrunner.execution.job.run_lab_job` somewhere: ``local`` in worker processes on this
+machine, ``slurm`` as jobs on a SLURM cluster (:mod:`.slurm`). The runner keeps the run
+folder, run.json, the cache and the hooks; an executor only runs jobs and tells how each
+ended (a :class:`~labrunner.execution.worker.WorkerOutcome`).
+
+Executors are registered through the ``register_executors(register)`` hook, the built-in
+ones exactly like a plugin's (see docs/plugins.md), so Ray or dask-jobqueue can be added
+without touching the core. :meth:`Executor.run` is called from several threads at once,
+one per lab job running, up to :attr:`Executor.slots` of them.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..base.errors import UsageError, describe_exception
+from ..base.progress import Bar, Reporter
+from ..settings.executor_options import ExecutorInfo
+from ..settings.plugins import call_with
+
+
+@dataclass
+class ExecutorContext:
+    """What an executor is built with."""
+
+    run_dir: Path
+    #: ``--executor-option`` values and ``executor_options:`` of the config file.
+    options: dict[str, Any]
+    #: Lab jobs this run has to run (labs times seeds, cached ones left out).
+    jobs: int
+    #: ``--jobs``: how many at a time (``None``: the executor's own choice).
+    parallel: int | None
+    #: ``--lab-timeout`` seconds, or None.
+    lab_timeout: float | None = None
+    #: The run's device, and the CUDA GPUs this machine has (0 without CUDA).
+    device: str = "cpu"
+    gpus: int = 0
+
+
+class Executor:
+    """The interface every executor implements."""
+
+    name = ""
+    #: How many lab jobs run at the same time.
+    slots = 1
+    #: Whether ``--detach`` works (the jobs outlive this process).
+    detachable = False
+
+    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+        """Run one lab job and wait for its end; returns a WorkerOutcome. ``bar`` is the
+        lab's progress bar in the parent (an executor may show the job's state there)."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop every job still running (Ctrl-C), and every job ``submit`` submitted; their
+        ``run`` calls then return."""
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``--detach``: submit one job and return what identifies it (``{"job_id": ...}``)."""
+        raise UsageError(f"--detach needs an executor whose jobs outlive this process, not {self.name!r}")
+
+    def close(self) -> None:
+        """Release what the executor holds (called once, at the end of the run)."""
+
+
+class SerialReporter(Reporter):
+    """The run's reporter shared by the threads that follow lab jobs at the same time:
+    every call reaches the wrapped reporter under one lock."""
+
+    def __init__(self, inner: Reporter) -> None:
+        super().__init__(inner.stream, inner.verbosity)
+        self.inner = inner
+        self._lock = threading.RLock()
+
+    def log(self, message: str, level: str = "info") -> None:
+        with self._lock:
+            self.inner.log(message, level)
+
+    def lab_running(self, name: str) -> None:
+        with self._lock:
+            self.inner.lab_running(name)
+
+    def _open(self, bar: Bar) -> int:
+        with self._lock:
+            return self.inner._open(bar)
+
+    def _update(self, bar: Bar) -> None:
+        with self._lock:
+            self.inner._update(bar)
+
+    def _close(self, bar: Bar) -> None:
+        with self._lock:
+            self.inner._close(bar)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.inner.stop()
+
+
+# --------------------------------------------------------------------------- local
+
+
+class LocalExecutor(Executor):
+    """Lab jobs in fresh worker processes on this machine, ``slots`` at a time, started by
+    ``starter`` (forked from a zygote for CPU runs, spawned otherwise)."""
+
+    name = "local"
+
+    def __init__(self, slots: int, lab_timeout: float | None = None, starter: Any = None) -> None:
+        from .worker import WorkerStarter
+
+        self.slots = max(1, slots)
+        self.lab_timeout = lab_timeout
+        self.starter = starter or WorkerStarter()
+        self._running: dict[int, Any] = {}  # id -> StartedWorker
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+        from .worker import LocalWorker, WorkerOutcome
+
+        if self._cancelled.is_set():
+            return WorkerOutcome(interrupted=True)
+        worker = self.starter.start()
+        with self._lock:
+            self._running[id(worker)] = worker
+        try:
+            if self._cancelled.is_set():  # Ctrl-C while it started
+                worker.signal_group(signal.SIGINT)
+            outcome = LocalWorker(reporter, self.lab_timeout).run(spec, worker)
+        finally:
+            with self._lock:
+                self._running.pop(id(worker), None)
+        if self._cancelled.is_set():
+            outcome.interrupted = True
+        return outcome
+
+    def cancel(self) -> None:
+        """SIGINT to every worker: each saves its lab as interrupted and ends (workers are
+        in their own process group, so the terminal's Ctrl-C reaches only the parent)."""
+        self._cancelled.set()
+        with self._lock:
+            workers = list(self._running.values())
+        for worker in workers:
+            worker.signal_group(signal.SIGINT)
+        killer = threading.Timer(_grace_s(), self._kill_left)
+        killer.daemon = True
+        killer.start()
+
+    def _kill_left(self) -> None:
+        from .job import KILL
+
+        with self._lock:
+            workers = list(self._running.values())
+        for worker in workers:
+            worker.signal_group(KILL)
+
+    def close(self) -> None:
+        self.starter.close()
+
+
+def _grace_s() -> float:
+    from .worker import INTERRUPT_GRACE_S
+
+    return INTERRUPT_GRACE_S
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or ``taskset``'s
+    limit), not every core of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_average() -> float | None:
+    """The machine's load average over the last minute, or None where there is none."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    """How a local run uses the CPU: ``slots`` labs at a time, ``threads`` torch threads
+    each, with ``slots * threads`` never above the ``cores`` the run may use."""
+
+    cores: int
+    load: float | None
+    slots: int
+    threads: int
+
+    @property
+    def slowdown(self) -> float:
+        """How much longer the labs are expected to take than on an idle machine: the
+        runnable threads (other work's load, plus ours) shared over the cores."""
+        if self.load is None:
+            return 1.0
+        return max(1.0, (self.load + self.slots * self.threads) / self.cores)
+
+    def busy_note(self) -> str | None:
+        """One line for a machine that other work keeps busy, or None."""
+        if self.slowdown < BUSY_SLOWDOWN:
+            return None
+        return (
+            f"this machine is busy (load average {self.load:.1f} on the {self.cores} cores this run "
+            f"may use): expect the labs to take about {self.slowdown:.1f}x as long as on an idle machine "
+            f"({self.slots} at a time, {self.threads} thread{'s' if self.threads > 1 else ''} each)"
+        )
+
+
+#: The expected slowdown from which a run says that the machine is busy.
+BUSY_SLOWDOWN = 1.5
+
+
+def plan_cpu(
+    parallel: int | None,
+    jobs: int,
+    threads: int | None,
+    device: str = "cpu",
+    gpus: int = 0,
+    *,
+    cores: int | None = None,
+    load: float | None | bool = True,
+) -> CpuPlan:
+    """Slots and threads for ``jobs`` lab jobs on this machine's free cores.
+
+    ``parallel`` is ``--jobs`` (None: ``auto``, as many as the free cores allow, one per GPU
+    on CUDA); ``threads`` is ``--threads`` (None: the free cores shared among the slots).
+    Free cores are the cores the run may use (its affinity) less the load other work puts
+    on them (the load average, rounded down). ``--jobs N`` and ``--threads T`` are kept as
+    far as ``N * T`` fits the cores."""
+    cores = cores or usable_cores()
+    if load is True:
+        load = load_average()
+    others = 0 if load is None else min(cores - 1, max(0, int(load)))
+    free = cores - others
+    if parallel is None:
+        slots = min(jobs, free)
+        if device.startswith("cuda"):
+            slots = min(slots, max(1, gpus))
+    else:
+        slots = min(parallel, max(1, jobs))
+    slots = max(1, min(slots, cores // (threads or 1)))
+    if threads is None:
+        threads = max(1, free // slots)
+    return CpuPlan(cores=cores, load=None if load is None else float(load), slots=slots, threads=threads)
+
+
+def local_slots(parallel: int | None, jobs: int, device: str, gpus: int) -> int:
+    """``--jobs N`` for the local executor; ``None`` (``auto``): what the free cores
+    allow, and at most one lab per GPU when the labs run on CUDA (see :func:`plan_cpu`)."""
+    return plan_cpu(parallel, jobs, None, device, gpus).slots
+
+
+class DevicePool:
+    """CUDA devices handed to labs running in parallel, one lab per GPU (round robin over
+    the free ones; a lab waits for a free GPU): every GPU for ``cuda`` or ``auto``, the one
+    named for ``cuda:N``. Without CUDA every lab gets the run's device."""
+
+    def __init__(self, device: str, gpus: int, device_requested: str = "auto") -> None:
+        self.device = device
+        self._free: queue.Queue[str] | None = None
+        if device.startswith("cuda") and gpus > 0:
+            self._free = queue.Queue()
+            named = ":" in device_requested
+            for name in [device] if named else [f"cuda:{index}" for index in range(gpus)]:
+                self._free.put(name)
+
+    def take(self) -> str:
+        return self.device if self._free is None else self._free.get()
+
+    def give(self, device: str) -> None:
+        if self._free is not None:
+            self._free.put(device)
+
+
+def fair_threads(threads: int | None, slots: int) -> int | None:
+    """Torch CPU threads for each of ``slots`` labs running at once: ``--threads`` when
+    given, else a fair share of the cores this run may use (``None``, torch's own choice,
+    for one lab)."""
+    if threads is not None or slots <= 1:
+        return threads
+    return max(1, usable_cores() // slots)
+
+
+# --------------------------------------------------------------------------- slurm
+
+
+class SlurmJobsExecutor(Executor):
+    """Each lab job a SLURM job (submitit); all of them are submitted at once, and SLURM
+    decides when each runs. The job's state is shown beside the lab's bar."""
+
+    name = "slurm"
+    detachable = True
+
+    def __init__(self, context: ExecutorContext) -> None:
+        from .slurm import SlurmExecutor
+
+        self.slurm = SlurmExecutor(context.run_dir / ".slurm", context.options)
+        self.slots = max(1, context.parallel or context.jobs)
+        self._jobs: list[Any] = []
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+        from .worker import WorkerOutcome
+
+        if self._cancelled.is_set():
+            return WorkerOutcome(interrupted=True)
+        job = self.slurm.submit(spec)
+        with self._lock:
+            self._jobs.append(job)
+        if self._cancelled.is_set():  # Ctrl-C or SIGTERM while it was being submitted
+            self.slurm.cancel([job])
+        reporter.log(f"{spec['lab']} (seed {spec['seed']}): SLURM job {job.job_id} submitted")
+
+        def on_state(j: Any) -> None:
+            if bar is not None:
+                bar.update(0, job=f"{j.job_id} {j.state.split()[0].lower()}")
+            reporter.log(f"{spec['lab']} (seed {spec['seed']}): SLURM job {j.job_id} {j.state}", "debug")
+
+        for ended in self.slurm.follow([job], on_state=on_state):
+            outcome = ended.outcome or {}
+            if "reply" in outcome:
+                reply = outcome["reply"]
+                return WorkerOutcome(reply=reply, facts=dict(reply.get("facts") or {}))
+            return WorkerOutcome(error=outcome.get("error"), interrupted=self._cancelled.is_set())
+        return WorkerOutcome(interrupted=True)  # pragma: no cover - follow yields every job
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            jobs = list(self._jobs)
+        self.slurm.cancel(jobs)
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        job = self.slurm.submit(spec)
+        with self._lock:  # so that cancel() reaches it, should the submission stop half-way
+            self._jobs.append(job)
+        return {"job_id": job.job_id, "folder": str(self.slurm.folder)}
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _build_local(context: ExecutorContext) -> Executor:
+    from .worker import WorkerStarter, start_method
+
+    slots = local_slots(context.parallel, context.jobs, context.device, context.gpus)
+    return LocalExecutor(slots, context.lab_timeout, WorkerStarter(start_method(context.device)))
+
+
+def builtin_executors(register: Callable[..., None]) -> None:
+    """The built-in executors, registered like a plugin's."""
+    register("local", _build_local, "worker processes on this machine, --jobs at a time")
+    register(
+        "slurm",
+        SlurmJobsExecutor,
+        "one SLURM job per lab and seed (submitit); pip install 'labrunner[slurm]'",
+    )
+
+
+def registered_executors(plugins: Any) -> dict[str, ExecutorInfo]:
+    """The executors: the built-in ``local`` and ``slurm``, then those ``plugins`` registered
+    (``register_executors``); name -> :class:`~labrunner.settings.executor_options.ExecutorInfo`.
+    A plugin may not replace a built-in one."""
+    found: dict[str, ExecutorInfo] = {}
+    plugin = "labrunner"
+
+    def register(name: str, build: Callable[..., Any], description: str = "") -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            plugins.warn(f"plugin {plugin!r}: executor name {name!r} is not a plain name; skipped")
+        elif name in found:
+            plugins.warn(
+                f"plugin {plugin!r}: executor {name!r} is already registered by {found[name].plugin!r}"
+            )
+        else:
+            found[name] = ExecutorInfo(name, build, description, plugin)
+
+    builtin_executors(register)
+    caller = plugins.pm.hook.register_executors
+    for impl in reversed(caller.get_hookimpls()):
+        plugin = impl.plugin_name
+        try:
+            call_with(impl.function, register=register)
+        except Exception as exc:
+            plugins.warn(f"plugin {plugin!r}: hook register_executors raised {describe_exception(exc)}")
+    return found

@@ -1,0 +1,260 @@
+"""A lab job, as a worker process (or a cluster job) runs it.
+
+:func:`run_lab_job` is the whole job, a plain function of a JSON-serialisable spec (its keys
+are :data:`SPEC_KEYS`), so any executor can call it. :func:`worker_main` is a worker
+process's loop: it waits for one job from the parent (:mod:`labrunner.execution.worker`),
+runs it, sends the reply and ends with its whole process group.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.connection
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ..base.errors import describe_exception
+from ..base.progress import Bar, Reporter
+
+#: Keys of the spec :func:`run_lab_job` takes.
+SPEC_KEYS = (
+    "lab",  # the lab's name
+    "plugin",  # the plugin that registers it
+    "plugins_dirs",  # --plugins-dir folders, to find a lab that lives in one
+    "config",  # the resolved config, as a dict (config_as_dict)
+    "profile",
+    "seed",
+    "device",  # a resolved device name ("cpu", "cuda:0")
+    "deterministic",
+    "threads",  # torch CPU threads, or None
+    "out_dir",  # the lab's folder in the run folder
+    "cache_dir",  # ctx.cache_dir
+    "state_dir",  # ctx.state_dir
+    "cache_key",
+    "run",  # the name of the run folder (the result's provenance)
+)
+
+
+#: The signal that stops a worker for good (Windows has no SIGKILL).
+KILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+
+
+#: Least seconds between two progress messages of one bar.
+PROGRESS_INTERVAL_S = 0.1
+
+
+def run_lab_job(spec: dict[str, Any], reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run the lab described by ``spec`` (see :data:`SPEC_KEYS`) into ``spec["out_dir"]``.
+
+    Returns ``{"status": ..., "result": <path of result.json>, "facts": {...}}``; the lab's
+    errors are in its result.json. Raises only when the lab cannot be found or started.
+    """
+    from ..base.environment import torch_facts
+    from ..settings.labconfig import resolve_lab_config
+    from ..settings.plugins import load_plugins
+    from .labrun import run_lab
+
+    missing = [key for key in SPEC_KEYS if key not in spec]
+    if missing:
+        raise ValueError(f"lab job spec lacks {', '.join(missing)}")
+    plugins = load_plugins([Path(p) for p in spec["plugins_dirs"]], only={spec["plugin"]})
+    lab = plugins.labs.get(spec["lab"])
+    if lab is None:
+        problems = "; ".join(str(p) for p in plugins.problems) or "it does not register it"
+        raise LookupError(f"lab {spec['lab']!r} not found in plugin {spec['plugin']!r}: {problems}")
+    config = resolve_lab_config(lab, spec["profile"], [("the lab job", spec["config"])])
+    out_dir = Path(spec["out_dir"])
+    try:
+        result = run_lab(
+            lab,
+            config,
+            out_dir=out_dir,
+            device=spec["device"],
+            seed=spec["seed"],
+            profile=spec["profile"],
+            deterministic=spec["deterministic"],
+            reporter=reporter,
+            key=spec["cache_key"],
+            cache_dir=Path(spec["cache_dir"]),
+            state_dir=Path(spec["state_dir"]),
+            threads=spec["threads"],
+            run=spec["run"],
+        )
+        status = result.status
+    except KeyboardInterrupt:  # saved as "interrupted" by run_lab
+        status = "interrupted"
+    return {"status": status, "result": str(out_dir / "result.json"), "facts": torch_facts(spec["device"])}
+
+
+class PipeReporter(Reporter):
+    """The worker's reporter: sends bars and log lines to the parent's reporter."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection):
+        super().__init__()
+        self.conn = conn
+        self._sent: dict[int, float] = {}
+
+    def _send(self, message: tuple) -> None:
+        try:
+            self.conn.send(message)
+        except (OSError, ValueError):  # the parent is gone; the watchdog ends this process
+            pass
+
+    def log(self, message: str, level: str = "info") -> None:
+        self._send(("log", str(message), level))
+
+    def lab_running(self, name: str) -> None:
+        self._send(("running", name))
+
+    def _open(self, bar: Bar) -> int:
+        depth = super()._open(bar)
+        self._send(("open", id(bar), str(bar.desc), bar.total))
+        self._sent[id(bar)] = 0.0
+        return depth
+
+    def _update(self, bar: Bar) -> None:
+        now = time.monotonic()
+        if now - self._sent.get(id(bar), 0.0) >= PROGRESS_INTERVAL_S or bar.n == bar.total:
+            self._sent[id(bar)] = now
+            self._send(("update", id(bar), bar.n, _plain(bar.postfix)))
+
+    def _close(self, bar: Bar) -> None:
+        super()._close(bar)
+        self._sent.pop(id(bar), None)
+        self._send(("close", id(bar), bar.n, _plain(bar.postfix)))
+
+
+def _plain(postfix: dict[str, Any]) -> dict[str, Any]:
+    """Postfix values as plain numbers or text, whatever a lab put there."""
+    out: dict[str, Any] = {}
+    for key, value in postfix.items():
+        if not isinstance(value, (int, float, str, bool)):
+            try:
+                value = float(value)
+            except Exception:
+                value = describe_exception(TypeError(type(value).__name__))
+        out[str(key)] = value
+    return out
+
+
+def preload() -> None:
+    """What every lab needs: labrunner's lab runtime and torch (a spawned worker imports it
+    while it waits for its job; the zygote imports it once for every worker it forks)."""
+    from ..settings import plugins  # noqa: F401
+    from . import labrun  # noqa: F401
+
+    try:
+        import numpy  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+
+
+def worker_main(conn: multiprocessing.connection.Connection, imports: bool = True) -> None:
+    """The worker process: wait for ``("job", spec, setting)``, run it, send ``("done",
+    reply)`` or ``("failed", error)``, then end with its whole process group (whatever the
+    lab started: a forked child, a daemon). One job per process; never returns."""
+    if hasattr(os, "setpgrp") and os.getpgrp() != os.getpid():
+        os.setpgrp()  # a terminal's Ctrl-C reaches only the parent, which forwards it once
+    broken: dict[str, Any] | None = None
+    if imports:
+        try:
+            preload()
+        except Exception as exc:  # reported as the job's error once the job arrives
+            broken = {**_error(exc), "traceback": traceback.format_exc()}
+        except KeyboardInterrupt:
+            _end(1)
+    try:
+        _kind, spec, setting = conn.recv()
+    except (EOFError, OSError, KeyboardInterrupt, ValueError):  # a spare no longer needed
+        _end(0)
+    try:
+        _take_setting(setting)
+        _watch_parent(conn)
+        if broken is not None:
+            message: tuple = ("failed", broken)
+        else:
+            message = ("done", run_lab_job(spec, PipeReporter(conn)))
+    except BaseException as exc:
+        message = ("failed", {**_error(exc), "traceback": traceback.format_exc()})
+    _flush()
+    try:
+        conn.send(message)
+    except (OSError, ValueError):
+        pass
+    _end(0)
+
+
+def job_setting() -> dict[str, Any]:
+    """What a worker takes from the parent beside the job: its working folder, environment
+    and import path (a zygote's worker was forked from a process started earlier)."""
+    return {"cwd": os.getcwd(), "environ": dict(os.environ), "sys_path": list(sys.path)}
+
+
+def _take_setting(setting: dict[str, Any]) -> None:
+    os.environ.clear()
+    os.environ.update(setting["environ"])
+    os.environ["LABRUNNER_WORKER"] = "1"
+    sys.path[:] = setting["sys_path"]
+    try:
+        os.chdir(setting["cwd"])
+    except OSError:
+        pass
+
+
+def _watch_parent(conn: multiprocessing.connection.Connection) -> None:
+    """End this worker's process group when the parent dies (its end of the socket closes:
+    the parent sends nothing after the job, so the socket turning readable means EOF)."""
+
+    def watch() -> None:
+        try:
+            select.select([conn.fileno()], [], [])
+        except (OSError, ValueError):
+            return
+        _end(1)
+
+    threading.Thread(target=watch, name="labrunner-parent-watch", daemon=True).start()
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _end(code: int) -> NoReturn:
+    """End the worker and every process of its group (what the lab left running)."""
+    _flush()
+    if hasattr(os, "killpg") and os.getpgrp() == os.getpid():
+        try:
+            os.killpg(os.getpid(), KILL)
+        except OSError:
+            pass
+    os._exit(code)
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    described = describe_exception(exc)
+    return {"type": type(exc).__name__, "message": described.partition(": ")[2]}
+
+
+def child_environment() -> dict[str, str]:
+    """The environment of a worker (or zygote) process: this one's, with labrunner's own
+    folder on PYTHONPATH and this process's import path (the worker restores it)."""
+    import json
+
+    here = str(Path(__file__).resolve().parents[2])  # the folder that holds labrunner/
+    path = os.environ.get("PYTHONPATH", "")
+    return {
+        **os.environ,
+        "PYTHONPATH": here + (os.pathsep + path if path else ""),
+        "LABRUNNER_SYS_PATH": json.dumps(sys.path),
+    }

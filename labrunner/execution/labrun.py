@@ -1,0 +1,201 @@
+"""Running one lab in this process: its context, seeding and threads, what it raises
+(``SystemExit`` included) saved as its error, the operations without a deterministic
+implementation named in its notes, and its ``result.json``.
+
+:mod:`.worker` calls :func:`run_lab` in a fresh worker process (``--isolation process``);
+:mod:`.runner` calls it directly with ``--isolation none``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..authoring.context import LabContext
+from ..authoring.lab import Lab
+from ..authoring.labfiles import cache_key, source_hash
+from ..base.devices import seed_everything, set_threads
+from ..base.errors import describe_exception
+from ..base.progress import Reporter
+from ..records.cache import cache_root
+from ..records.results import LabResult
+from ..settings.labconfig import config_as_dict
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def status_of(result: LabResult) -> str:
+    """``passed`` when every check passed and no exercise was left "not implemented yet"."""
+    done = all(c.passed for c in result.checks) and not any(ex.not_implemented for ex in result.exercises)
+    return "passed" if done else "failed"
+
+
+def error_record(exc: BaseException, tb: str = "") -> dict[str, str]:
+    """A lab's ``error``: type, one-line message and traceback, whatever ``str(exc)`` does."""
+    described = describe_exception(exc)
+    message = described.partition(": ")[2] if ": " in described else ""
+    return {"type": type(exc).__name__, "message": message, "traceback": tb}
+
+
+def changed_settings(lab: Lab, profile: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings of ``config`` (a lab's resolved config as a dict) whose value differs
+    from the one ``profile`` gives (the lab's defaults, then the profile's values): what a
+    config file or ``--set`` changed. None when the profile cannot be resolved."""
+    from ..base.errors import UsageError
+    from ..settings.labconfig import resolve_lab_config
+
+    try:
+        base = config_as_dict(resolve_lab_config(lab, profile, []))
+    except UsageError:
+        return None
+    return {name: value for name, value in config.items() if name not in base or base[name] != value}
+
+
+def run_lab(
+    lab: Lab,
+    config: Any,
+    *,
+    out_dir: Path,
+    device: str = "cpu",
+    seed: int = 0,
+    profile: str = "quick",
+    deterministic: bool = False,
+    reporter: Reporter | None = None,
+    key: str = "",
+    cache_dir: Path | None = None,
+    state_dir: Path | None = None,
+    threads: int | None = None,
+    run: str = "",
+) -> LabResult:
+    """Run one lab into ``out_dir`` and save ``result.json`` there, with its provenance
+    (profile, seed, the settings changed from the profile, the code hash, and ``run``, the
+    name of the run folder it runs in).
+
+    An exception inside the lab (``SystemExit`` included) becomes status ``error`` with its
+    traceback; KeyboardInterrupt is saved as ``interrupted`` and raised again.
+    """
+    import torch
+
+    reporter = reporter or Reporter()
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    cfg_dict = config_as_dict(config)
+    code_hash = source_hash(lab)
+    key = key or cache_key(lab, cfg_dict, seed, device, deterministic, code_hash)
+    result = LabResult(
+        lab=lab.name,
+        title=lab.title,
+        version=lab.version,
+        profile=profile,
+        seed=seed,
+        device=device,
+        cache_key=key,
+        config=cfg_dict,
+        changed=changed_settings(lab, profile, cfg_dict),
+        code_hash=code_hash,
+        run=run,
+        started=now_iso(),
+        part=lab.part,
+        order=lab.order,
+    )
+    root = cache_root()
+    ctx = LabContext(
+        result,
+        config,
+        device=torch.device(device),
+        seed=seed,
+        profile=profile,
+        out_dir=out_dir,
+        cache_dir=cache_dir or root / "labs" / lab.name,
+        state_dir=state_dir or root / "state" / lab.name / key,
+        reporter=reporter,
+        deterministic=deterministic,
+    )
+    set_threads(threads)
+    seed_everything(seed, deterministic)
+    start = time.perf_counter()
+    interrupted = False
+    fallbacks: list[str] = []
+    try:
+        reporter.lab_running(lab.name)
+        with nondeterministic_operations(fallbacks, enabled=deterministic):
+            lab.run(ctx)
+        result.status = status_of(result)
+    except KeyboardInterrupt:
+        interrupted = True
+        result.status = "interrupted"
+        result.error = {"type": "KeyboardInterrupt", "message": "interrupted by the user", "traceback": ""}
+    except (Exception, SystemExit) as exc:  # a lab's sys.exit() ends the lab, not the run
+        result.status = "error"
+        result.error = error_record(exc, traceback.format_exc())
+    if fallbacks:
+        names = ", ".join(f"`{name}`" for name in fallbacks)
+        result.notes.append(
+            f"With `--deterministic`, PyTorch has no deterministic implementation of {names} on "
+            f"{device}: {'it' if len(fallbacks) == 1 else 'they'} ran as usual, so repeated runs can "
+            "differ in the last digits of what depends on them."
+        )
+    result.duration_s = round(time.perf_counter() - start, 3)
+    result.finished = now_iso()
+    _save_result(result, out_dir / "result.json")
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+#: How PyTorch words the warning of an operation without a deterministic implementation
+#: (``torch.use_deterministic_algorithms(True, warn_only=True)``).
+_NONDETERMINISTIC = " does not have a deterministic implementation"
+
+
+@contextlib.contextmanager
+def nondeterministic_operations(found: list[str], *, enabled: bool = True) -> Iterator[list[str]]:
+    """Collect into ``found`` the operations PyTorch warns have no deterministic
+    implementation (on CUDA: scatter_add, index_add, some pooling backward passes, ...);
+    every other warning is shown as usual."""
+    if not enabled:
+        yield found
+        return
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if _NONDETERMINISTIC in text:
+            name = text.split(_NONDETERMINISTIC, 1)[0].strip()
+            if name not in found:
+                found.append(name)
+            return
+        original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("always", message=f".*{_NONDETERMINISTIC}")
+            yield found
+    finally:
+        warnings.showwarning = original
+
+
+def _save_result(result: LabResult, path: Path) -> None:
+    """Save ``result``; if what the lab recorded cannot be saved, save the error instead."""
+    try:
+        result.save(path)
+    except Exception as exc:
+        result.exercises = []
+        result.metrics = {}
+        result.notes = []
+        result.status = "error"
+        result.error = error_record(exc, traceback.format_exc())
+        result.error["message"] = f"the lab's records cannot be saved: {result.error['message']}"
+        result.save(path)
