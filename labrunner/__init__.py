@@ -36,13 +36,14 @@ hookimpl = pluggy.HookimplMarker("labrunner")
 from .api import Run, load, run  # noqa: E402
 from .authoring.context import ExerciseRecorder, LabContext, exercise_function  # noqa: E402
 from .authoring.lab import Lab, NoConfig  # noqa: E402
-from .base.errors import UsageError  # noqa: E402
+from .base.errors import LabrunnerError, UsageError  # noqa: E402
 from .base.version import __version__  # noqa: E402
 
 __all__ = [
     "ExerciseRecorder",
     "Lab",
     "LabContext",
+    "LabrunnerError",
     "NoConfig",
     "Run",
     "UsageError",

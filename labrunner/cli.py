@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .base.errors import UsageError
+from .base.errors import LabrunnerError, UsageError
 from .base.version import __version__
 from .commands.common import load_plugins_for
 
@@ -484,12 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_options(cfg)
     cfg.set_defaults(handler=cmd_config)
 
-    try:
-        from .commands.report_cli import add_subcommands
-    except ImportError:  # pragma: no cover - the report module is part of the package
-        pass
-    else:
-        add_subcommands(sub, [common])
+    from .commands.report_cli import add_subcommands
+
+    add_subcommands(sub, [common])
 
     from .commands.scaffold import add_subcommand as add_new
 
@@ -549,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = PipeSafeStdout(stdout)
     try:
         return int(args.handler(args) or 0)
-    except UsageError as exc:
+    except LabrunnerError as exc:  # bad input, or a plugin, bundle or file that cannot be used
         print(f"labrunner: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

@@ -15,13 +15,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from .base.errors import LabrunnerError
 from .base.hashing import file_digest, sha256_file, stable_hash
 
 CHUNK = 1 << 20
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class DataError(Exception):
+class DataError(LabrunnerError):
     """A download or a cached file that cannot be used (network, checksum, format)."""
 
 

@@ -153,6 +153,51 @@ def problems(package: Path, layers=LAYERS) -> list[str]:
     return found
 
 
+def guarded_imports(package: Path) -> list[str]:
+    """Imports of ``package``'s own modules inside a ``try`` whose ``except`` catches
+    ImportError: a broken module of labrunner must fail loudly, not vanish."""
+    found = []
+    for name, path in modules(package).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, ast.Try):
+                continue
+            caught = set()
+            for handler in node.handlers:
+                kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+                caught |= {k.id for k in kinds if isinstance(k, ast.Name)}
+            if not caught & {"ImportError", "ModuleNotFoundError"}:
+                continue
+            for stmt in node.body:
+                for sub in ast.walk(stmt):
+                    own = (
+                        isinstance(sub, ast.ImportFrom)
+                        and (sub.level or (sub.module or "").startswith(package.name))
+                    ) or (
+                        isinstance(sub, ast.Import)
+                        and any(a.name.split(".")[0] == package.name for a in sub.names)
+                    )
+                    if own:
+                        found.append(
+                            f"{path.relative_to(package.parent)}:{sub.lineno}: {name} hides an ImportError of its own package"
+                        )
+    return found
+
+
+def test_no_import_of_labrunner_itself_is_guarded_by_except_import_error(tmp_path):
+    assert guarded_imports(PACKAGE) == []
+    package = write(
+        tmp_path,
+        {
+            "labrunner/__init__.py": "",
+            "labrunner/cli.py": "try:\n    from .report import add\nexcept ImportError:\n    pass\n"
+            "try:\n    import torch\nexcept ImportError:\n    pass\n",
+        },
+    )
+    assert guarded_imports(package) == [
+        "labrunner/cli.py:2: labrunner.cli hides an ImportError of its own package"
+    ]
+
+
 def test_the_core_has_no_cycle_no_upward_import_and_no_private_import():
     assert problems(PACKAGE) == []
 

@@ -1,4 +1,5 @@
-"""Errors the command line turns into one clear line and exit status 2."""
+"""labrunner's errors: every one derives from :class:`LabrunnerError`, which the command line
+turns into one clear line and exit status 2."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import difflib
 from collections.abc import Iterable
 
 
-class UsageError(Exception):
+class LabrunnerError(Exception):
+    """The base class of every error labrunner raises on purpose; its message is one line
+    that names the problem and where it is."""
+
+
+class UsageError(LabrunnerError):
     """Bad input from the user: a config key, a file, a lab name, a device.
 
     The message is one line that names the problem and where it is.
     """
 
 
-class PluginError(Exception):
+class PluginError(LabrunnerError):
     """A plugin that cannot be used; it is reported by name and skipped."""
 
 

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..base.errors import UsageError
+from ..base.errors import LabrunnerError, UsageError
 from ..records.runfolder import RunData, load_run
 from ..report.render import render_report
 
@@ -49,7 +49,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 CHUNK = 1 << 20
 
 
-class BundleError(Exception):
+class BundleError(LabrunnerError):
     """A bundle whose contents do not match its manifest, or that cannot be read."""
 
 
@@ -60,7 +60,7 @@ class UnsafeBundle(BundleError):
     exits with status 2 (bad input) for these, 1 for a bundle that does not verify."""
 
 
-class NotSubmittable(Exception):
+class NotSubmittable(LabrunnerError):
     """A run that cannot be handed in as it is (incomplete, labs not run, stand-ins)."""
 
 

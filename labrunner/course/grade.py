@@ -107,13 +107,8 @@ def _package_digest(spec: str) -> str:
 
 
 def _locate_package(spec: str) -> Path:
-    try:
-        from .assign import locate_package
-    except ImportError:  # pragma: no cover - labrunner assign is part of the package
-        path = Path(spec)
-        if not (path / "__init__.py").is_file():
-            raise UsageError(f"--lab-package {spec}: not a package folder") from None
-        return path.resolve()
+    from .assign import locate_package
+
     return locate_package(spec)
 
 
@@ -263,18 +258,14 @@ def prepare_rerun(
     plugin = Path(info["package"]).stem
     transplanted = ""
     if lab in packages and student_code.is_dir():
+        from .assign import transplant_package
+
         try:
-            from .assign import transplant_package
-        except ImportError:
-            transplanted = "labrunner assign is not installed: the student's code runs without hidden checks"
-            shutil.copytree(student_code, code_dir / plugin)
-        else:
-            try:
-                transplant_package(packages[lab], student_code, code_dir / packages[lab].name)
-                plugin = packages[lab].name
-                transplanted = "yes"
-            except UsageError as exc:
-                return f"the student's solution regions cannot be put into the instructor's code: {exc}"
+            transplant_package(packages[lab], student_code, code_dir / packages[lab].name)
+            plugin = packages[lab].name
+            transplanted = "yes"
+        except UsageError as exc:
+            return f"the student's solution regions cannot be put into the instructor's code: {exc}"
     elif student_code.is_dir():
         shutil.copytree(student_code, code_dir / plugin)
     else:
@@ -620,8 +611,6 @@ def grade(
         warn(
             "--lab-package: the hidden checks run on the students' code only when it is re-executed (--rerun)"
         )
-    if packages and warn and not _has_transplant():
-        warn("labrunner assign is not installed: the students' code runs without the hidden checks")
     isolation = None
     if opts.rerun is not None:
         from .sandbox import detect_isolation
@@ -676,14 +665,6 @@ def grade(
     grading = Grading(records=records, out=out, isolation=isolation, reused=reused)
     grading.written = write_outputs(grading, opts)
     return grading
-
-
-def _has_transplant() -> bool:
-    try:
-        from .assign import transplant_package  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _inside(path: Path, folder: Path) -> bool:

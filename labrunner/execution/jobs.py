@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..authoring.lab import Lab
-from ..base.errors import UsageError
+from ..base.errors import UsageError, describe_exception
 from ..records.cache import ResultCache
 from ..records.folders import RunLock
 from ..records.results import LabResult, write_atomic
@@ -369,7 +369,7 @@ def _job_state(run_dir: Path, job: dict[str, Any]) -> str:
         state = str(handle.state)
         finished = handle.paths.result_pickle.exists()
     except Exception as exc:
-        return f"UNKNOWN (submitit cannot read the job: {type(exc).__name__})"
+        return f"UNKNOWN (submitit cannot read the job: {describe_exception(exc)})"
     if state.split()[0] != "UNKNOWN":
         return state
     queued = queue_state(job_id)
@@ -383,13 +383,15 @@ def _job_state(run_dir: Path, job: dict[str, Any]) -> str:
 
 
 def _ended_job_result(job: dict[str, Any], out_dir: Path, info: Any, run_name: str = "") -> LabResult:
-    """The result an ended job wrote, or an error result saved for a job that wrote none."""
+    """The result an ended job wrote, or an error result saved for a job that wrote none or
+    one that cannot be read (the error says why)."""
     path = out_dir / "result.json"
+    what = "without a result"
     if path.is_file():
         try:
             return LabResult.load(path)
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError) as exc:  # RunFileError is a ValueError
+            what = f"with a result.json that cannot be read ({describe_exception(exc)})"
     result = LabResult(
         lab=job["lab"],
         title=job["lab"],
@@ -403,7 +405,7 @@ def _ended_job_result(job: dict[str, Any], out_dir: Path, info: Any, run_name: s
         finished=now_iso(),
         error={
             "type": "SlurmJobFailed",
-            "message": f"SLURM job {job.get('job_id')} ended {job['state']} without a result",
+            "message": f"SLURM job {job.get('job_id')} ended {job['state']} {what}",
             "traceback": "",
         },
     )

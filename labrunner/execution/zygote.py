@@ -32,6 +32,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..base.errors import LabrunnerError
+
 _PACKET = 65536
 
 
@@ -148,7 +150,7 @@ def _fork(fd: int, ctl: socket.socket, wake: tuple[int, int]) -> int:
 # --------------------------------------------------------------------------- in the parent
 
 
-class ZygoteError(RuntimeError):
+class ZygoteError(LabrunnerError, RuntimeError):
     """The zygote cannot fork a worker (it ended, or refused)."""
 
 

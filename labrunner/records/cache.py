@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..base.errors import describe_exception
+from ..base.errors import LabrunnerError, describe_exception
 from .files import MANIFEST, copy_tree, make_read_only, manifest_problem, remove_tree, write_manifest
 from .results import LabResult, RunFileError, check_lab_name, short
 
@@ -52,7 +52,7 @@ def check_cache_key(key: Any, where: str) -> str:
     return key
 
 
-class InvalidEntry(Exception):
+class InvalidEntry(LabrunnerError):
     """A cache entry that cannot be used as it is; it is discarded and the lab reruns."""
 
 
