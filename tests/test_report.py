@@ -838,6 +838,33 @@ def test_long_displayed_formulas_break_between_relations():
     assert str(markdown_to_html("$$a = b$$")).count("<math ") == 1
 
 
+def test_a_displayed_line_of_equations_breaks_between_equations_only():
+    """Equations separated by \\qquad wrap as wholes: never between ``start_out`` and its
+    ``= start_in + ...`` (each equation is one ``math-eq`` group of pieces)."""
+    from labrunner.report.mdmath import markdown_to_html
+
+    line = r"j_{\mathrm{out}} = j_{\mathrm{in}}\, s, \qquad \mathrm{start}_{\mathrm{out}} = \mathrm{start}_{\mathrm{in}} + p"
+    html = str(markdown_to_html(f"$${line}$$"))
+    groups = re.findall(r'<span class="math-eq">(.*?)</span>', html)
+    assert len(groups) == 2 and all(g.count("<math ") == 2 for g in groups)
+    second = re.sub(r"<[^>]+>", "", groups[1])
+    assert second.startswith("startout") and "=startin+p" in second  # one group, both sides
+    assert "<mspace" not in groups[1][:200]  # the \qquad is the gap between groups, not a piece
+
+
+def test_numbers_keep_their_thousands_together_inside_math():
+    """``{{ n | fmt }}`` inside $...$ gives ``100{,}000``; the MathML is one number, which a
+    browser does not space as punctuation ("100, 000")."""
+    from labrunner.authoring.context import render_markdown
+    from labrunner.report.mdmath import latex_to_mathml, markdown_to_html
+
+    html = str(markdown_to_html(render_markdown("With $n = {{ n | fmt }}$ samples", n=1234567)))
+    assert "<mn>1,234,567</mn>" in html and "<mo>,</mo>" not in html
+    assert "<mn>12,977.25</mn>" in latex_to_mathml("12{,}977.25")
+    tuple_ = latex_to_mathml("(3, 224)")  # a comma between numbers written apart stays a comma
+    assert "<mn>3</mn><mo>,</mo><mn>224</mn>" in tuple_
+
+
 def test_list_shows_profiles_and_settings(capsys):
     from labrunner.cli import main
 

@@ -32,8 +32,8 @@ needs_chromium = pytest.mark.skipif(
 )
 pytestmark = [pytest.mark.slow, needs_chromium]
 
-#: A4 (210 mm) less the report's 16 mm side margins, in CSS pixels: the printed text width.
-PRINT_WIDTH_PX = round((210 - 2 * 16) / 25.4 * 96)
+#: A4 (210 mm) less the report's 12.7 mm side margins, in CSS pixels: the printed text width.
+PRINT_WIDTH_PX = round((210 - 2 * 12.7) / 25.4 * 96)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -111,6 +111,7 @@ def latex_to_mathml(latex: str, display: bool = False) -> str:
     except Exception:  # latex2mathml raises many types on malformed input
         mathml = ""
     mathml = _sanitized(mathml) if mathml and not _UNKNOWN_COMMAND.search(mathml) else ""
+    mathml = _joined_thousands(mathml)
     if not mathml:
         delim = "$$" if display else "$"
         cls = "math-error display" if display else "math-error"
@@ -142,6 +143,21 @@ def _sanitized(mathml: str) -> str:
                 del element.attrib[name]
     ET.register_namespace("", _MATHML_NS)
     return ET.tostring(root, encoding="unicode", short_empty_elements=False)
+
+
+#: ``100{,}000`` as latex2mathml writes it: two numbers around a braced comma.
+_BRACED_THOUSANDS = re.compile(
+    r"<mn>([0-9][0-9,]*)</mn><mrow><mo>,</mo></mrow><mn>([0-9]{3}(?:\.[0-9]+)?)</mn>"
+)
+
+
+def _joined_thousands(mathml: str) -> str:
+    """``100{,}000`` as one number, ``<mn>100,000</mn>``: browsers space an ``<mo>,</mo>``
+    as punctuation even inside braces (``100, 000``), unlike TeX."""
+    joined = None
+    while joined != mathml:
+        joined, mathml = mathml, _BRACED_THOUSANDS.sub(r"<mn>\1,\2</mn>", mathml)
+    return mathml
 
 
 #: Relations a long displayed formula may break before (at the top level only).
@@ -198,14 +214,26 @@ def split_display(latex: str) -> list[str]:
     return pieces if depth == 0 and pieces else [source]
 
 
+#: A piece that starts a new equation of a displayed line (``a = b, \qquad c = d``).
+_EQUATION_GAP = re.compile(r"^\\q?quad(?![A-Za-z])\s*")
+
+
 def _display_math(latex: str) -> str:
-    """A displayed formula: one ``<math>``, or, when long, its pieces (each a ``<math>``)
-    in a ``<span class="math-pieces">`` that wraps between pieces instead of overflowing."""
+    """A displayed formula: one ``<math>``, or, when long, its pieces (each a ``<math>``) in
+    a ``<span class="math-pieces">`` that wraps instead of overflowing. The pieces are grouped
+    by equation (a ``\\quad`` or ``\\qquad`` starts one), each group a ``<span class="math-eq">``:
+    a line breaks between equations first, and inside one only when it alone is too wide."""
     pieces = split_display(latex)
     if len(pieces) > 1:
-        rendered = [latex_to_mathml(piece, True) for piece in pieces]
-        if not any("math-error" in r for r in rendered):
-            return '<span class="math-pieces">' + "".join(rendered) + "</span>"
+        equations: list[list[str]] = []
+        for piece in pieces:
+            if not equations or _EQUATION_GAP.match(piece):
+                equations.append([])
+            equations[-1].append(_EQUATION_GAP.sub("", piece) or piece)
+        rendered = [[latex_to_mathml(piece, True) for piece in eq] for eq in equations]
+        if not any("math-error" in r for eq in rendered for r in eq):
+            groups = ('<span class="math-eq">' + "".join(eq) + "</span>" for eq in rendered)
+            return '<span class="math-pieces">' + "".join(groups) + "</span>"
     return latex_to_mathml(latex, True)
 
 

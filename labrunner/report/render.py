@@ -51,6 +51,11 @@ BUILTIN_FORMATS = {
     "pdf": "report.pdf: the HTML printed by headless Chromium (when installed)",
 }
 
+#: Folded on screen (a ``<details>`` under the exercise) and printed in the appendix at the
+#: end instead of in the exercise: a data table with more rows than this, a claims table
+#: with more claims than this. Short ones stay where they are.
+FOLD_TABLE_ROWS = 10
+FOLD_CLAIMS = 3
 
 # --------------------------------------------------------------------------- the loaded run
 
@@ -450,6 +455,7 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
                             "stand_in": part_stand_in(record, f"Table {table_no}"),
                             "numeric": _numeric_columns(record),
                             "nonfinite_reasons": list(dict.fromkeys(r for r in reasons if r)),
+                            "folded": len(record.get("rows") or []) > FOLD_TABLE_ROWS,
                         }
                     )
                 elif kind == "markdown":
@@ -473,6 +479,7 @@ def build_view(run: RunData, plugins: Any = None) -> dict[str, Any]:
                     "checks_stand_in": checks_stand_in,
                     "points_label": points_label(ex),
                     "metrics": used_metrics(ex),
+                    "claims_folded": len(ex.claims) > FOLD_CLAIMS,
                     "more_metrics": len(ex.metrics) - len(used_metrics(ex)),
                 }
             )
