@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from pathlib import Path
@@ -187,7 +188,15 @@ def test_a_cached_result_does_not_claim_to_have_just_run():
     from labrunner.execution.runner import format_summary
 
     fresh = LabResult(lab="demo", title="Demo", version="1", duration_s=12.34)
-    cached = LabResult(lab="demo", title="Demo", version="1", duration_s=1106.3, cached=True)
+    cached = LabResult(
+        lab="demo",
+        title="Demo",
+        version="1",
+        duration_s=1106.3,
+        cached=True,
+        finished="2026-12-02T21:04:05+00:00",
+    )
     assert fresh.took() == "in 12.3 s"
-    assert cached.took() == "from the cache (it took 1106.3 s when it ran)"
+    assert cached.took() == "(cached; ran in 1106.3 s on 2026-12-02)"
+    assert dataclasses.replace(cached, finished="").took() == "(cached; ran in 1106.3 s)"
     assert "1106.3" not in format_summary([cached]) and "cached (ran earlier)" in format_summary([cached])

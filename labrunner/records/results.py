@@ -627,10 +627,11 @@ class LabResult:
         return [c for ex in self.exercises for c in ex.checks]
 
     def took(self) -> str:
-        """``in 12.3 s``, or for a result reused from the cache ``from the cache (it took
-        1106.3 s when it ran)``: a cached lab did not just run for that long."""
+        """``in 12.3 s``, or for a result reused from the cache ``(cached; ran in 1106.3 s on
+        2026-12-02)``: a cached lab did not just run for that long."""
         if self.cached:
-            return f"from the cache (it took {self.duration_s:.1f} s when it ran)"
+            when = f" on {self.finished[:10]}" if self.finished else ""
+            return f"(cached; ran in {self.duration_s:.1f} s{when})"
         return f"in {self.duration_s:.1f} s"
 
     def to_json(self) -> dict[str, Any]:

@@ -128,8 +128,10 @@ def sparsity_figure(runs: dict[tuple[str, float], MethodRun], alpha: float, alph
         ax.set_yscale("log")
         ax.axvline(0.5, color="grey", ls="--", lw=0.8)
         ax.set_xlabel("|δ| in 0-255 units (zeros at 1e-4)")
-        ax.set_title(f"α = {a:g}", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_title(f"α = {a:g}", fontsize=9, pad=20)
+        # above the axes, under the title: inside, the histograms fill every corner
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False,
+                  handlelength=1.2, columnspacing=0.8)  # fmt: skip
     axes[0].set_ylabel("count")
     fig.subplots_adjust(hspace=0.45, wspace=0.3)
     for ax, key in zip(axes[2:], ("l1_adam", "l1_ista"), strict=True):

@@ -457,6 +457,8 @@ def erf_figure(fields: Sequence[EffectiveField], stats: Sequence[dict[str, Any]]
         ax.axvspan(r0, r1, color="cyan", alpha=0.15, label="theoretical box")
         ax.set_xlabel("input row (pixels)")
         ax.set_title(f"{f.label}: profile; 95 % of the mass in {w:.0f} px", fontsize=10)
-        ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
+    # one legend under the profiles: inside, it covers the top of a curve
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=3, fontsize=8, frameon=False)
     return fig

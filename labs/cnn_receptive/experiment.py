@@ -381,7 +381,8 @@ def boxes_on_a_real_image(
             ax.set_xlim(lo, hi)
             ax.set_ylim(hi, lo)
             ax.set_title(f"{label}, input {size} x {size}", fontsize=11)
-            ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
+            # below the axes: inside, any corner covers the photo or a box
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncols=3, fontsize=7, frameon=False)
         fig.tight_layout()
         ex.figure(fig, "receptive_fields_grace_hopper", caption=text.FIG_CAPTION)
         final = x_table[-1]

@@ -76,8 +76,9 @@ def embedding_pca(words: list[str], xy: np.ndarray, corpus: corpora.Corpus, high
         ax.scatter(xy[idx, 0], xy[idx, 1], s=10, color=plt.cm.tab10(i % 10), label=group.lower())
     for w, (x, y) in zip(words, xy, strict=True):
         ax.annotate(w, (x, y), fontsize=7, color="crimson" if w in highlight else "k")
-    if len(groups) > 1:
-        ax.legend(fontsize=8, title="class in the grammar", title_fontsize=8)
+    if len(groups) > 1:  # beside the axes: every corner holds words
+        ax.legend(fontsize=8, title="class in the grammar", title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), frameon=False)  # fmt: skip
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_title(f"Embeddings of frequent words ({corpus.source})", fontsize=10)
@@ -87,7 +88,7 @@ def embedding_pca(words: list[str], xy: np.ndarray, corpus: corpora.Corpus, high
 def learning_curves(curves: dict[str, tuple[list[int], list[float], list[float]]], refs: dict[str, float]):
     """Validation perplexity against steps and wall time, per trainer; ``refs`` are
     horizontal reference lines (the unigram model, the true grammar)."""
-    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.6), sharey=True, layout="constrained")
     for label, (steps, seconds, ppl) in curves.items():
         axes[0].plot(steps, ppl, marker="o", ms=3, label=label)
         axes[1].plot(seconds, ppl, marker="o", ms=3, label=label)
@@ -101,7 +102,9 @@ def learning_curves(curves: dict[str, tuple[list[int], list[float], list[float]]
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("validation perplexity", fontsize=9)
-    axes[1].legend(loc="upper right", fontsize=7)
+    # one legend for both panels, below them: inside, it covers the free-running curve
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7, frameon=False)
     return fig
 
 
@@ -117,5 +120,6 @@ def paired_distances(
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylabel(f"cosine distance {words[0]}–{words[1]}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=min(len(seeds), 5))
+    # beside the axes: above the lines, it covers the highest seed's
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
