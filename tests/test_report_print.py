@@ -3,7 +3,9 @@
 Every table cell's and formula's text is in the PDF's text (Chromium leaves out what a
 scroll box or a clip hides, so a cut-off column or formula is missing from it); under print
 media no element is wider than its box or than the page; each page carries the title, the
-student's name and "Page N of M"; the collapsed appendices print expanded.
+student's name and "Page N of M"; the collapsed appendices print expanded; long tables and
+claims fold on screen and print in the appendix at the end; a real lab's report keeps to a
+page budget.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from pathlib import Path
 import pytest
 from runfolders import make_run
 
-from labrunner.records.results import Exercise, LabResult
+from labrunner.records.results import Claim, Exercise, LabResult
 from labrunner.report.pdf import find_pdf_engine
-from labrunner.report.render import render_report
+from labrunner.report.render import FOLD_CLAIMS, FOLD_TABLE_ROWS, render_report
 
 ENGINE = find_pdf_engine()
 needs_chromium = pytest.mark.skipif(
@@ -106,6 +108,13 @@ def print_run(tmp_path: Path) -> Path:
         ["Assignment: Adam on L1 + CE", 1.0, 1.0, 6.0, 98.0143, 95.5404, 30596.0871, 624.6946, 15.3917]
         + [27.4214, "nan"],
     ]
+    long_rows = [[f"row-{i:02d}", i, i * i] for i in range(FOLD_TABLE_ROWS + 5)]
+    claims = [
+        Claim(
+            f"claim_{i}", i % 2 == 0, f"statement number {i}", f"evidence-{i} (95 % interval)", "one baseline"
+        )
+        for i in range(FOLD_CLAIMS + 3)
+    ]
     wide = LabResult(
         lab="wide",
         title="Wide tables and long formulas",
@@ -118,7 +127,14 @@ def print_run(tmp_path: Path) -> Path:
                 records=[
                     {"kind": "table", "columns": columns, "rows": rows, "caption": "Eleven columns"},
                     {"kind": "figure", "path": "figures/tall.png", "caption": "A tall figure"},
+                    {
+                        "kind": "table",
+                        "columns": ["row", "i", "i squared"],
+                        "rows": long_rows,
+                        "caption": "Long table",
+                    },
                 ],
+                claims=claims,
                 metrics={"appendix_only_metric": 1.25, "undefined_median": "nan"},
             )
         ],
@@ -224,6 +240,33 @@ def test_every_table_cell_and_formula_is_in_the_pdf(printed):
     assert squash("— (not a number") in text and "nan" not in re.findall(r"[a-z]+", "".join(pages))
 
 
+def test_long_tables_and_claims_fold_on_screen_and_print_at_the_end(printed):
+    """On screen a long table and a long claims table fold under their exercise; printed, they
+    come after every lab, in the appendix, whole, and the exercise says where they went."""
+    html = (printed / "report.html").read_text(encoding="utf-8")
+    folds = re.findall(r'<details class="fold[^"]*screen-only"[^>]*>(.*?)</details>', html, re.S)
+    assert any("row-00" in f for f in folds) and any("statement number 0" in f for f in folds)
+    assert not any("Eleven columns" in f for f in folds)  # two rows: stays in place
+    text = "\n".join(pdf_pages(printed / "report.pdf"))
+    # the last of each title: the first is the contents' entry
+    appendix = text.rindex("Appendix: claims, long tables and measurements")
+    environment = text.rindex("Appendix: environment and configuration")
+    for word in (
+        "Long table",
+        "row-00",
+        f"row-{FOLD_TABLE_ROWS + 4}",
+        "statement number 0",
+        "appendix_only_metric",
+    ):
+        assert appendix < text.index(word, appendix) < environment, word
+    assert text.index("Eleven columns") < appendix  # a short table prints where it is
+    assert (
+        "are printed in the appendix" in text[:appendix] and "is printed in the appendix" in text[:appendix]
+    )
+    # a baseline the same as the claim above is said once
+    assert text[appendix:environment].count("one baseline") == 1
+
+
 def test_nothing_overflows_under_print_media(printed):
     assert overflows(printed / "report.html") == []
 
@@ -280,3 +323,6 @@ def test_a_real_lab_prints_whole(tmp_path):
     assert not cut, cut[:10]
     assert overflows(run_dir / "report.html") == []
     assert all(f"Page {n} of {len(pages)}" in page and "Ada" in page for n, page in enumerate(pages, 1))
+    # The page budget: this report printed on 21 pages when the quick report of the four labs
+    # took 71; the print layout's goal for that one is 40, so this one gets 21 * 40 / 70.
+    assert len(pages) <= 21 * 40 // 70, f"{len(pages)} pages"
