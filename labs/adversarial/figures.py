@@ -58,7 +58,7 @@ def draw_example(row, run: MethodRun, cats: list[str], j: int, title: str) -> No
     with its prediction, and the perturbation amplified."""
     e = run.examples[j]
     show(row[0], e.original, title)
-    mark = "" if e.success else " (failed)"
+    mark = "" if e.success else "\n(failed)"  # on a line of its own: beside it, it runs into the next title
     show(row[1], e.adversarial, f"{short(cats[e.pred])} ({e.conf:.0%}){mark}")
     delta, gain = amplified(e.delta)
     show(row[2], delta, f"perturbation x{gain:.0f}")
@@ -96,7 +96,13 @@ def method_figure(runs: dict[str, MethodRun], cats: list[str], j: int):
     fig, triplets = triplet_axes(len(runs))
     for run, row in zip(runs.values(), triplets, strict=True):
         e = run.examples[j]
-        draw_example(row, run, cats, j, f"{run.label}\n{e.image} → {short(cats[e.target], 12)}")
+        draw_example(row, run, cats, j, f"{e.image}\n→ {short(cats[e.target], 12)}")
+        # the method over its three images: in one image's title it runs into the next one's
+        left, right = row[0].get_position(), row[2].get_position()
+        top = left.y1 + 0.42 / fig.get_figheight()
+        fig.text(
+            (left.x0 + right.x1) / 2, top, run.label, ha="center", va="bottom", fontsize=8, weight="bold"
+        )
     return fig
 
 

@@ -460,5 +460,7 @@ def erf_figure(fields: Sequence[EffectiveField], stats: Sequence[dict[str, Any]]
     fig.tight_layout()
     # one legend under the profiles: inside, it covers the top of a curve
     handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=3, fontsize=8, frameon=False)
+    fig.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=3, fontsize=8, frameon=False
+    )
     return fig
