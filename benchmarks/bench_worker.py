@@ -33,14 +33,15 @@ def spec_for(tmp: Path) -> tuple[dict, object]:
     from labrunner.authoring.labfiles import cache_key, source_hash
     from labrunner.execution.onelab import lab_job_spec
     from labrunner.records.cache import ResultCache
-    from labrunner.settings.config import RunConfig, resolve_settings
+    from labrunner.settings.config import RunConfig
     from labrunner.settings.labconfig import config_as_dict
+    from labrunner.settings.options import RunOptions
     from labrunner.settings.plugins import load_plugins
+    from labrunner.settings.resolve import resolve_settings
 
     plugins = load_plugins([PLUGINS])
-    settings = resolve_settings(
-        plugins, ["failing"], RunConfig(), profile="smoke", plugins_dirs=[str(PLUGINS)]
-    )
+    options = RunOptions(labs=("failing",), profile="smoke", plugins_dir=(str(PLUGINS),))
+    settings = resolve_settings(plugins, options, RunConfig())
     (lab,) = settings.labs
     key = cache_key(lab, config_as_dict(settings.configs["failing"]), 0, "cpu", False, source_hash(lab))
     return lab_job_spec(lab, settings, plugins, ResultCache(tmp / "cache"), key, tmp / "out" / "failing"), lab

@@ -22,65 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from .base.errors import UsageError
+from .settings.options import RunOptions
 
 __all__ = ["ExerciseView", "LabView", "Run", "load", "run"]
 
 
 # --------------------------------------------------------------------------- settings
-
-
-def _example_key(plugins: Any, key: str = "") -> str:
-    """``'LAB.KEY'`` of a real setting of an installed lab (one named ``key`` when there is one)."""
-    from .settings.describe import set_example
-
-    example = set_example(plugins, key).split("=")[0]
-    return f", for example {example!r}" if example else ""
-
-
-def _settings_overrides(settings: Mapping[str, Any] | None, plugins: Any = None) -> list[tuple[str, Any]]:
-    """``{"LAB.KEY": value}`` or ``{"LAB": {"KEY": value}}`` as (``LAB.KEY``, value) pairs."""
-    pairs: list[tuple[str, Any]] = []
-    for key, value in (settings or {}).items():
-        if not isinstance(key, str) or not key:
-            raise UsageError(f"settings: keys are 'LAB.KEY' strings, not {key!r}")
-        if "." in key:
-            pairs.append((key, value))
-        elif isinstance(value, Mapping):
-            pairs.extend((f"{key}.{name}", v) for name, v in value.items())
-        else:
-            raise UsageError(
-                f"settings: {key!r} needs a lab: 'LAB.KEY' or {{'LAB': {{'KEY': ...}}}}{_example_key(plugins, key)}"
-            )
-    return pairs
-
-
-def _split_overrides(
-    pairs: list[tuple[str, Any]], set_items: Sequence[str], plugins: Any = None
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Lab and report overrides from Python values and ``--set`` strings (YAML)."""
-    from .settings.config import parse_set
-
-    labs, report = parse_set(list(set_items), plugins)
-    for key, value in pairs:
-        lab, _, name = key.partition(".")
-        if not lab or not name or "." in name:
-            raise UsageError(
-                f"settings: bad key {key!r}: expected LAB.KEY{_example_key(plugins, name or lab)}"
-            )
-        if lab == "report":
-            if isinstance(value, str):
-                report.update(parse_set([f"report.{name}={value}"])[1])
-            else:
-                report[name] = value
-        else:
-            labs.setdefault(lab, {})[name] = value
-    return labs, report
-
-
-def _lab_names(labs: str | Iterable[str]) -> list[str]:
-    if isinstance(labs, str):
-        return [labs] if labs != "all" else ["all"]
-    return list(labs)
 
 
 # --------------------------------------------------------------------------- argument types
@@ -208,11 +155,6 @@ def check_arguments(function: str, values: dict[str, Any]) -> dict[str, Any]:
 _LISTS = frozenset({"labs", "set", "plugins_dir", "seeds", "formats"})
 
 
-def _paths(value: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
-    """A path is one path (never its letters); a list of paths stays a list."""
-    return [value] if isinstance(value, _PATHLIKE) else list(value)
-
-
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (Colab included)."""
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
@@ -259,84 +201,22 @@ def prepare(
 ) -> tuple[Any, Any]:
     """Load the plugins and resolve every setting of a run; returns (plugins, settings).
     Raises UsageError and writes nothing when any input is bad."""
-    from .execution.executors import registered_executors
-    from .settings.config import check_set_labs, load_run_config, resolve_settings
-    from .settings.plugins import load_plugins
-
     checked = check_arguments("labrunner.prepare", {k: v for k, v in locals().items() if k in _PARAMETERS})
-    labs, seeds = checked["labs"], checked["seeds"]
-    plugins_dir = _paths(checked["plugins_dir"])
-    set = [checked["set"]] if isinstance(checked["set"], str) else checked["set"]
+    return prepare_options(RunOptions.from_values(checked), plugins=plugins, writes=writes)
+
+
+def prepare_options(options: RunOptions, *, plugins: Any = None, writes: bool = True) -> tuple[Any, Any]:
+    """:func:`prepare` for options already built (by the command line, or by :func:`run`):
+    load the plugins unless given, and resolve the settings (``writes``: the run will run, so
+    its device and output folder are checked)."""
+    from .execution.executors import registered_executors
+    from .settings.plugins import load_plugins
+    from .settings.resolve import resolve_run
 
     if plugins is None:
-        plugins = load_plugins([Path(p) for p in plugins_dir])
-    if isolation not in (None, "process", "none"):
-        raise UsageError(f"isolation {isolation!r}: expected 'process' or 'none'")
-    file_cfg = load_run_config(Path(config) if config else None)
-    sets, report = _split_overrides(_settings_overrides(settings, plugins), set, plugins)
-    if precision is not None:
-        _apply_precision(precision, plugins.select(_lab_names(labs)), sets)
-    if author:
-        report["author"] = author
-    out_text = str(out) if out is not None else None
-    resolved = resolve_settings(
-        plugins,
-        _lab_names(labs),
-        file_cfg,
-        sets=sets,
-        report=report,
-        profile=profile,
-        device=device,
-        seed=seed,
-        deterministic=deterministic,
-        threads=threads,
-        out=out_text,
-        force=force,
-        check_device=writes,
-        isolation=isolation or "process",
-        lab_timeout=lab_timeout,
-        plugins_dirs=[str(p) for p in plugins_dir],
-        executor=executor,
-        jobs=jobs,
-        executor_options=dict(executor_options or {}),
-        executors=list(registered_executors(plugins)),
-        seeds=list(seeds) if seeds is not None and not isinstance(seeds, str) else seeds,
-        detach=detach,
-    )
-    check_set_labs(sets, [lab.name for lab in resolved.labs])
-    if writes:
-        _check_precision_on_device(resolved)
-    return plugins, resolved
-
-
-#: Precisions of ``--precision``: fp32, or autocast of the forward passes to bf16 / fp16.
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-def _apply_precision(precision: str, labs: Iterable[Any], sets: dict[str, dict[str, Any]]) -> None:
-    """``--precision P`` is ``--set LAB.precision=P`` for every selected lab that has the
-    setting (an explicit ``--set LAB.precision`` wins); other labs run as they are."""
-    import dataclasses
-
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    for lab in labs:
-        config_type = getattr(lab, "Config", None)
-        if dataclasses.is_dataclass(config_type) and "precision" in {
-            f.name for f in dataclasses.fields(config_type)
-        }:
-            sets.setdefault(lab.name, {}).setdefault("precision", precision)
-
-
-def _check_precision_on_device(settings: Any) -> None:
-    """fp16 autocast needs CUDA: refuse it before anything runs, naming the lab."""
-    if str(settings.device).startswith("cuda"):
-        return
-    for name, config in settings.configs.items():
-        if getattr(config, "precision", None) == "fp16":
-            raise UsageError(
-                f"{name}.precision fp16 needs a CUDA device, but this run is on {settings.device}: use bf16 or fp32"
-            )
+        plugins = load_plugins([Path(p) for p in options.plugins_dir])
+    executors = list(registered_executors(plugins))
+    return plugins, resolve_run(plugins, options, check_device=writes, executors=executors)
 
 
 # --------------------------------------------------------------------------- run and load
@@ -383,34 +263,18 @@ def run(
     command line does: finished labs are kept and the returned run has
     ``interrupted == True``; running the same call again resumes.
     """
+    checked = check_arguments("labrunner.run", {k: v for k, v in locals().items() if k in _PARAMETERS})
+    options = RunOptions.from_values(checked)
+    return run_options(options, verbosity=verbosity, report=report, reporter=reporter, plugins=plugins)
+
+
+def run_options(
+    options: RunOptions, *, verbosity: int = 0, report: bool = True, reporter: Any = None, plugins: Any = None
+) -> Run:
+    """:func:`run` for options already built (by the command line)."""
     from .execution.runner import execute
 
-    checked = check_arguments("labrunner.run", {k: v for k, v in locals().items() if k in _PARAMETERS})
-    labs, set, plugins_dir, seeds = (checked[k] for k in ("labs", "set", "plugins_dir", "seeds"))
-    plugins, resolved = prepare(
-        labs,
-        profile=profile,
-        device=device,
-        seed=seed,
-        settings=settings,
-        set=set,
-        config=config,
-        out=out,
-        force=force,
-        deterministic=deterministic,
-        threads=threads,
-        isolation=isolation,
-        lab_timeout=lab_timeout,
-        author=author,
-        plugins_dir=plugins_dir,
-        plugins=plugins,
-        executor=executor,
-        jobs=jobs,
-        executor_options=executor_options,
-        seeds=seeds,
-        detach=detach,
-        precision=precision,
-    )
+    plugins, resolved = prepare_options(options, plugins=plugins)
     own_reporter = reporter is None
     reporter = reporter or _reporter(verbosity)
     from .base.stopping import stop_signals
@@ -427,7 +291,7 @@ def run(
         result.settings = resolved
         if report and not resolved.detach:
             try:
-                result.report_paths = result.render(author=author)
+                result.report_paths = result.render(author=options.author)
             except UsageError:
                 raise
             except Exception as exc:  # the results are saved: Run.render() can try again

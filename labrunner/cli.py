@@ -20,55 +20,31 @@ from .base.version import __version__
 from .commands.common import load_plugins_for
 
 
-def _run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options of ``run`` / ``config`` as keyword arguments of :func:`labrunner.run`."""
-    return {
-        "profile": args.profile,
-        "device": getattr(args, "device", None),
-        "seed": getattr(args, "seed", None),
-        "set": args.set or [],
-        "config": args.config,
-        "out": getattr(args, "out", None),
-        "force": getattr(args, "force", False),
-        "deterministic": True if getattr(args, "deterministic", False) else None,
-        "precision": getattr(args, "precision", None),
-        "threads": getattr(args, "threads", None),
-        "isolation": getattr(args, "isolation", None),
-        "lab_timeout": getattr(args, "lab_timeout", None),
-        "author": getattr(args, "author", None),
-        "plugins_dir": args.plugins_dir or [],
-        "executor": getattr(args, "executor", None),
-        "jobs": getattr(args, "jobs", None),  # not given: 1 here, every job at once on SLURM
-        "executor_options": _executor_options(args),
-        "seeds": getattr(args, "seeds", None),
-        "detach": getattr(args, "detach", False),
-    }
+def options_of(args: argparse.Namespace) -> Any:
+    """The options of ``run`` / ``config``: one :class:`~labrunner.settings.options.RunOptions`."""
+    from .settings.options import RunOptions
+
+    return RunOptions.from_args(args)
 
 
-def _settings(args: argparse.Namespace, plugins: Any, labs: list[str], check_device: bool) -> Any:
-    from .api import prepare
+def _settings(args: argparse.Namespace, plugins: Any, check_device: bool) -> Any:
+    from .api import prepare_options
 
-    return prepare(labs, plugins=plugins, writes=check_device, **_run_options(args))[1]
-
-
-def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .settings.executor_options import parse_executor_options
-
-    return parse_executor_options(getattr(args, "executor_option", None) or [])
+    return prepare_options(options_of(args), plugins=plugins, writes=check_device)[1]
 
 
 # --------------------------------------------------------------------------- commands
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .api import run
+    from .api import run_options as run_with
     from .base.progress import make_reporter
     from .execution.runner import exit_status, format_summary
 
     plugins = load_plugins_for(args)
     reporter = make_reporter(args.verbosity)
     try:
-        result = run(args.labs, plugins=plugins, reporter=reporter, report=False, **_run_options(args))
+        result = run_with(options_of(args), plugins=plugins, reporter=reporter, report=False)
     finally:
         reporter.stop()
     run_dir, results, interrupted = result.path, result.results, result.interrupted
@@ -256,7 +232,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from .settings.describe import describe_settings, flow, setting_comment
 
     plugins = load_plugins_for(args)
-    settings = _settings(args, plugins, args.labs or ["all"], check_device=False)
+    settings = _settings(args, plugins, check_device=False)
     resolved = settings.resolved_config()
     labs = resolved.pop("labs")
     out = [

@@ -251,19 +251,25 @@ def test_bound_declared_with_a_non_number(monkeypatch):
 
 def test_settings_check_the_options_for_every_caller(monkeypatch):
     # the Python API resolves settings without the command line: the same checks apply
-    from labrunner.settings.config import RunConfig, resolve_settings
+    from labrunner.settings.config import RunConfig
+    from labrunner.settings.options import RunOptions
+    from labrunner.settings.resolve import resolve_settings
 
     monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs")
     plugins = load_plugins([TEST_PLUGINS])
     with pytest.raises(UsageError, match=r"--seed must be below 2\*\*64"):
-        resolve_settings(plugins, ["counter"], RunConfig(), seed=2**64, check_device=False)
+        resolve_settings(plugins, RunOptions(labs=("counter",), seed=2**64), RunConfig(), check_device=False)
     with pytest.raises(UsageError, match="--seed must be an integer, got str '3'"):
-        resolve_settings(plugins, ["counter"], RunConfig(), seed="3", check_device=False)
+        resolve_settings(plugins, RunOptions(labs=("counter",), seed="3"), RunConfig(), check_device=False)
     with pytest.raises(UsageError, match="--threads must be an integer, got float 1.5"):
-        resolve_settings(plugins, ["counter"], RunConfig(), threads=1.5, check_device=False)
+        resolve_settings(plugins, RunOptions(labs=("counter",), threads=1.5), RunConfig(), check_device=False)
     with pytest.raises(UsageError, match="--profile is empty"):
-        resolve_settings(plugins, ["counter"], RunConfig(), profile="", check_device=False)
+        resolve_settings(plugins, RunOptions(labs=("counter",), profile=""), RunConfig(), check_device=False)
     with pytest.raises(UsageError, match="lab 'failing' is not selected"):
         resolve_settings(
-            plugins, ["counter"], RunConfig(), sets={"failing": {"threshold": 1.0}}, check_device=False
+            plugins,
+            RunOptions(labs=("counter",)),
+            RunConfig(),
+            sets={"failing": {"threshold": 1.0}},
+            check_device=False,
         )

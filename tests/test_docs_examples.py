@@ -306,7 +306,8 @@ def check_script(tokens: list[str], example: DocExample) -> None:
 
 
 def check_labrunner(args: list[str], example: DocExample, state: DocState, ran: list[list[str]]) -> None:
-    from labrunner.cli import _run_options, build_parser, main
+    from labrunner.api import prepare_options
+    from labrunner.cli import build_parser, main, options_of
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
@@ -332,10 +333,10 @@ def check_labrunner(args: list[str], example: DocExample, state: DocState, ran: 
     named = getattr(parsed, "labs", None) or []
     dry = example.inline and (_has_placeholder(example.text) or not set(named) <= known)
     if command in ("run", "config") and not dry:
-        options = _run_options(parsed)
-        plugins = installed_plugins(tuple(options.pop("plugins_dir")))
+        options = dataclasses.replace(options_of(parsed), labs=tuple(named or ["all"]))
+        plugins = installed_plugins(options.plugins_dir)
         try:
-            prepare(named or ["all"], writes=False, plugins=plugins, **options)
+            prepare_options(options, writes=False, plugins=plugins)
         except UsageError as exc:
             raise AssertionError(f"{example.where}: labrunner {' '.join(args)}: {exc}") from None
         if command == "run" and not example.inline:

@@ -188,14 +188,15 @@ def test_the_job_spec_is_json_and_the_job_a_plain_function(workdir, tmp_path, mo
     from labrunner.execution.job import SPEC_KEYS, run_lab_job
     from labrunner.execution.onelab import lab_job_spec
     from labrunner.records.cache import ResultCache
-    from labrunner.settings.config import RunConfig, resolve_settings
+    from labrunner.settings.config import RunConfig
     from labrunner.settings.labconfig import config_as_dict
+    from labrunner.settings.options import RunOptions
     from labrunner.settings.plugins import load_plugins
+    from labrunner.settings.resolve import resolve_settings
 
     plugins = load_plugins([TEST_PLUGINS])
-    settings = resolve_settings(
-        plugins, ["failing"], RunConfig(), profile="smoke", plugins_dirs=[str(TEST_PLUGINS)]
-    )
+    options = RunOptions(labs=("failing",), profile="smoke", plugins_dir=(str(TEST_PLUGINS),))
+    settings = resolve_settings(plugins, options, RunConfig())
     (lab,) = settings.labs
     key = cache_key(lab, config_as_dict(settings.configs["failing"]), 0, "cpu", False, source_hash(lab))
     spec = lab_job_spec(

@@ -12,7 +12,6 @@ lines), so that the command line, the Python API and the workers resolve them al
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,7 @@ from ..authoring.lab import Lab, profile_names
 from ..base.errors import UsageError, did_you_mean
 from .configfile import load_yaml_file, one_line, parse_yaml, short_repr
 from .describe import set_example
-from .executor_options import BUILTIN_EXECUTORS, check_executor, parse_jobs, slurm_parameters
-from .labconfig import coerce, config_as_dict, describe_value, resolve_lab_config
+from .labconfig import coerce, config_as_dict, describe_value
 
 DEFAULT_CONFIG_FILE = "labrunner.yaml"
 DEFAULT_OUT = "reports"
@@ -412,119 +410,3 @@ class RunSettings:
             "seeds": list(self.seeds) if self.seeds else None,
             "detach": self.detach,
         }
-
-
-ISOLATION_MODES = ("process", "none")
-
-
-def resolve_settings(
-    plugins: Any,
-    lab_names: list[str],
-    file_cfg: RunConfig,
-    *,
-    sets: dict[str, dict[str, Any]] | None = None,
-    report: dict[str, str] | None = None,
-    profile: str | None = None,
-    device: str | None = None,
-    seed: int | None = None,
-    deterministic: bool | None = None,
-    threads: int | None = None,
-    out: str | None = None,
-    force: bool = False,
-    check_device: bool = True,
-    isolation: str = "process",
-    lab_timeout: float | None = None,
-    plugins_dirs: list[str] | None = None,
-    executor: str | None = None,
-    jobs: int | str | None = None,
-    executor_options: dict[str, Any] | None = None,
-    seeds: Any = None,
-    detach: bool = False,
-    executors: Collection[str] = BUILTIN_EXECUTORS,
-) -> RunSettings:
-    """Resolve and validate everything a run needs (``executors``: the names of the
-    registered executors); raises UsageError, writes nothing."""
-    from ..base.devices import check_device_syntax, resolve_device
-
-    sets = sets or {}
-    seed_option = seed
-    check_run_options(
-        file_cfg, profile=profile, device=device, seed=seed, threads=threads, out=out, writes=check_device
-    )
-    labs = plugins.select(lab_names)
-    for name in list(file_cfg.labs) + list(sets):
-        if name not in plugins.labs:
-            where = f"{file_cfg.source}: labs.{name}" if name in file_cfg.labs else f"--set {name}.*"
-            raise UsageError(f"{where}: unknown lab {name!r}{did_you_mean(name, plugins.labs)}")
-    check_set_labs(sets, [lab.name for lab in labs])
-    profile_where = "--profile" if profile else f"{file_cfg.where('profile')}: profile"
-    profile = profile or file_cfg.profile or "quick"
-    check_profile_known(profile, labs, profile_where)
-    configs = {}
-    for lab in labs:
-        layers = []
-        if lab.name in file_cfg.labs:
-            layers.append((file_cfg.source, file_cfg.labs[lab.name]))
-        if lab.name in sets:
-            layers.append(("--set", sets[lab.name]))
-        configs[lab.name] = resolve_lab_config(lab, profile, layers)
-    device_requested = device or file_cfg.device or "auto"
-    check_device_syntax(device_requested)
-    resolved_device = resolve_device(device_requested) if check_device else device_requested
-    seed = seed if seed is not None else (file_cfg.seed if file_cfg.seed is not None else 0)
-    threads = threads if threads is not None else file_cfg.threads
-    if isolation not in ISOLATION_MODES:
-        raise UsageError(f"--isolation must be one of {', '.join(ISOLATION_MODES)}, got {isolation!r}")
-    if lab_timeout is not None and not lab_timeout > 0:
-        raise UsageError(f"--lab-timeout must be a positive number of seconds, got {lab_timeout}")
-    if lab_timeout is not None and isolation == "none":
-        raise UsageError("--lab-timeout needs --isolation process (a lab in this process cannot be stopped)")
-
-    executor = executor or file_cfg.executor or "local"
-    check_executor(executor, executors)
-    # not given: one lab at a time here, every job at once on a cluster (its scheduler decides)
-    jobs = (1 if executor == "local" else None) if jobs is None else parse_jobs(jobs)
-    options = {**file_cfg.executor_options, **(executor_options or {})}
-    if executor == "slurm":
-        slurm_parameters(options)  # an unknown or malformed option is refused before anything runs
-        try:
-            import submitit  # noqa: F401
-        except ImportError:
-            raise UsageError(
-                "--executor slurm needs submitit: pip install 'labrunner[slurm]' (or pip install submitit)"
-            ) from None
-    elif options:
-        raise UsageError(f"--executor-option {next(iter(options))}: the {executor} executor takes no options")
-    seed_list = parse_seeds(seeds) if seeds is not None else file_cfg.seeds
-    if seed_list is not None and seeds is not None and seed_option is not None:
-        raise UsageError("--seed and --seeds: give one seed or a sweep, not both")
-    if seed_list is not None:
-        seed = seed_list[0]
-    if executor != "local" and isolation == "none":
-        raise UsageError(f"--executor {executor} runs labs as jobs; it needs --isolation process")
-    if (jobs != 1 or (seed_list and len(seed_list) > 1)) and isolation == "none":
-        raise UsageError("--jobs and --seeds run labs in worker processes; they need --isolation process")
-    if detach and executor == "local":
-        raise UsageError("--detach needs an executor whose jobs outlive this process (--executor slurm)")
-    return RunSettings(
-        labs=labs,
-        configs=configs,
-        profile=profile,
-        device=resolved_device,
-        device_requested=device_requested,
-        seed=seed,
-        deterministic=bool(deterministic if deterministic is not None else file_cfg.deterministic),
-        threads=threads,
-        out=Path(out or file_cfg.out or "reports"),
-        force=force,
-        report={**file_cfg.report, **(report or {})},
-        config_file=file_cfg.source,
-        isolation=isolation,
-        lab_timeout=lab_timeout,
-        plugins_dirs=[str(Path(p).resolve()) for p in plugins_dirs or []],
-        executor=executor,
-        jobs=jobs,
-        executor_options=options,
-        seeds=seed_list if seed_list and len(seed_list) > 1 else None,
-        detach=detach,
-    )
