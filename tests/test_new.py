@@ -101,6 +101,7 @@ def test_generated_plugin_end_to_end(tmp_path):
     ex = result["exercises"][0]
     assert {r["kind"] for r in ex["records"]} == {"figure", "table"}
     assert ex["metrics"] and ex["checks"] and "$$" in ex["answer"]
+    assert (ex["points"], ex["bonus"]) == (10, False)  # the skeleton declares the assignment's points
 
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],

@@ -155,11 +155,13 @@ def implement_alexnet_and_classify(ctx, model: Model, net) -> tuple[list[LabImag
             n_params = alexnet.parameter_count(alexnet.AlexNet())
         ex.metric("alexnet_max_abs_diff_vs_torchvision", max_diff)
         ex.metric("alexnet_parameters", n_params)
-        ex.check_at_most("own_alexnet_equals_torchvision", max_diff, 1e-5, points=2)
-        ex.check_equal("alexnet_parameter_count", n_params, alexnet.ALEXNET_PARAMETERS)
+        # The architecture is the assignment's whatever the weights: these parts are not stand-ins.
+        ex.check_at_most("own_alexnet_equals_torchvision", max_diff, 1e-5, points=2, fidelity="assignment")
+        ex.check_equal("alexnet_parameter_count", n_params, alexnet.ALEXNET_PARAMETERS, fidelity="assignment")
         ex.claim(
             "alexnet_bit_identical",
             max_diff == 0,
+            fidelity="assignment",
             statement="the written-out AlexNet computes bit for bit what torchvision's computes",
             evidence=f"largest difference of the logits on a random batch: {max_diff:.2e}",
             baseline="float32 rounding: the same sums in another order differ by about 1e-7 of the logits",

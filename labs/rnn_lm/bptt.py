@@ -114,7 +114,9 @@ def training_the_language_model(lab: Lab) -> Trained:
 @exercise_function
 def q2_1_detach_or_not(lab: Lab) -> None:
     cfg, ctx, train = lab.cfg, lab.ctx, lab.train
-    ex = lab.exercise("Q2.1 Detach or not", text.Q21)  # opened first: a stub below ends this exercise
+    ex = lab.exercise(
+        "Q2.1 Detach or not", text.Q21, points=10
+    )  # opened first: a stub below ends this exercise
     k, seq, length = cfg.bptt_window, cfg.seq_len, train.shape[1]
     full_k = (length - 1) // seq  # one window over the whole row: one update per epoch
     amp = lambda: autocast(cfg.precision, ctx.device)  # noqa: E731

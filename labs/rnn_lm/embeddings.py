@@ -74,7 +74,7 @@ def q2_3_embedding_distance(lab: Lab, main: Trained) -> dict[int, dict[str, Trai
     cfg, corpus = lab.cfg, lab.corpus
     a, b = cfg.distance_words
     ex = lab.exercise(
-        "Q2.3 Embedding distance", text.Q23.replace("{a}", a).replace("{b}", b)
+        "Q2.3 Embedding distance", text.Q23.replace("{a}", a).replace("{b}", b), points=8
     )  # opened first: a stub below ends this exercise
     by_seed = train_seeds(lab, main)
     words = corpus.dictionary.words
@@ -219,7 +219,10 @@ def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Tra
     cfg, corpus = lab.cfg, lab.corpus
     a, b = cfg.distance_words
     ex = lab.exercise(
-        "Q2.5 Distance under each training", text.Q25.replace("{a}", a).replace("{b}", b)
+        "Q2.5 Distance under each training",
+        text.Q25.replace("{a}", a).replace("{b}", b),
+        points=1,
+        bonus=True,
     )  # opened first: a stub below ends this exercise
     known = a in corpus.dictionary and b in corpus.dictionary
     seeds = list(by_seed)

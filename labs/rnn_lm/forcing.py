@@ -83,7 +83,9 @@ def seed_evidence(diffs: list[float], this_run: Difference, what: str) -> str:
 @exercise_function
 def q2_4_teacher_forcing(lab: Lab, by_seed: dict[int, dict[str, Trained]]) -> dict[int, dict[str, Trained]]:
     cfg, ctx = lab.cfg, lab.ctx
-    ex = lab.exercise("Q2.4 Teacher forcing", text.Q24)  # opened first: a stub below ends this exercise
+    ex = lab.exercise(
+        "Q2.4 Teacher forcing", text.Q24, points=2, bonus=True
+    )  # opened first: a stub below ends this exercise
     models = by_seed[ctx.seed]
     unigram_ppl = ppl(lab.unigram_rows)
     part = lab.train[:, : min(cfg.timing_windows * cfg.bptt_window * cfg.seq_len, lab.train.shape[1] - 1) + 1]

@@ -31,7 +31,7 @@ from .session import Lab, Trained
 @exercise_function
 def q2_2_sampling(lab: Lab, main: Trained) -> None:
     cfg, ctx, corpus = lab.cfg, lab.ctx, lab.corpus
-    ex = lab.exercise("Q2.2 Sampling", text.Q22)  # opened first: a stub below ends this exercise
+    ex = lab.exercise("Q2.2 Sampling", text.Q22, points=7)  # opened first: a stub below ends this exercise
     methods = {
         "multinomial": ({}, "multinomial (T = 1)"),
         "greedy": ({}, "greedy (argmax)"),

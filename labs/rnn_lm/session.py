@@ -7,6 +7,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,10 +75,13 @@ class Lab:
     def vocab(self) -> int:
         return len(self.corpus.dictionary)
 
-    def exercise(self, title: str, question: str) -> labrunner.ExerciseRecorder:
+    def exercise(self, title: str, question: str, **points: Any) -> labrunner.ExerciseRecorder:
+        """Open an exercise (on the stand-in when the corpus is one); ``points`` and ``bonus``:
+        what the assignment gives it (Q2.1 10 points, Q2.2 7, Q2.3 8, Q2.4 a bonus of 2, Q2.5 a
+        bonus of 1; the training itself is no question of its own)."""
         if self.stand_in:
-            return self.ctx.exercise(title, question, fidelity="stand-in", reason=self.stand_in)
-        return self.ctx.exercise(title, question)
+            return self.ctx.exercise(title, question, fidelity="stand-in", reason=self.stand_in, **points)
+        return self.ctx.exercise(title, question, **points)
 
     def train_config(self, mode: str, **kw) -> TrainConfig:
         cfg = self.cfg

@@ -95,6 +95,10 @@ def test_smoke_run_passes_with_the_required_metrics(smoke):
         assert math.isfinite(assert_metric(result, name)), name
     assert_metric(result, "saved_bytes_ratio", at_least=1.0)
     assert [e.title.split()[0] for e in result.exercises[1:]] == ["Q2.1", "Q2.2", "Q2.3", "Q2.4", "Q2.5"]
+    # the assignment's points for Problem 2, the last two a bonus; the training is no question
+    assert [(e.points, e.bonus) for e in result.exercises] == [
+        (None, False), (10, False), (7, False), (8, False), (2, True), (1, True)
+    ]  # fmt: skip
     # smoke timings are sensible: the interleaved medians put free running within a small
     # factor of teacher forcing, never orders of magnitude apart
     assert 0.2 < result.metrics["free_running_cost_per_token"] < 20
