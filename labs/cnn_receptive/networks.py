@@ -4,7 +4,8 @@ the trained weights when the torch hub cache has them, and the photo the boxes a
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,32 @@ def build_model(name: str, meta: bool = False) -> nn.Module:
         try:
             with torch.device("meta"):
                 return torchvision.models.get_model(name, **kwargs).eval()
-        except (NotImplementedError, RuntimeError):  # an initialiser that reads values (RegNet)
-            pass
+        except (NotImplementedError, RuntimeError):  # a constructor that reads values (RegNet)
+            with _weights_on_meta():
+                return torchvision.models.get_model(name, **kwargs).eval()
     return torchvision.models.get_model(name, **kwargs).eval()
+
+
+@contextmanager
+def _weights_on_meta() -> Iterator[None]:
+    """Every parameter and buffer a module registers goes to the meta device as it is
+    registered, so the initialisers that follow draw nothing; other tensors stay real (RegNet
+    computes its stage widths with torch on the CPU, which the meta device cannot)."""
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and not param.is_meta:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register_parameter(module, name, param)
+
+    def buffer(module: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+
+    nn.Module.register_parameter, nn.Module.register_buffer = parameter, buffer  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter, nn.Module.register_buffer = register_parameter, register_buffer  # type: ignore[method-assign]
 
 
 def classification_models() -> list[str]:

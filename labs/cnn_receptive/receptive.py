@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.fx as fx
 from torch import nn
 
 from .geometry import (
@@ -35,7 +36,15 @@ from .geometry import (
     window_axis,
 )
 from .rules import CONV, node_rule
-from .tracing import Submodules, meta_shapes, node_label, trace, trace_for_calculator
+from .tracing import (
+    MetaPass,
+    Submodules,
+    first_module,
+    node_label,
+    on_meta_device,
+    trace,
+    trace_for_calculator,
+)
 
 __all__ = [
     "AxisField",
@@ -71,24 +80,31 @@ def receptive_fields(
     (see :class:`LayerField`). Layers whose geometry cannot be derived have
     ``kind == "unsupported"`` and a ``reason``; everything downstream of them is unsupported too.
     """
-    gm = trace_for_calculator(model)
+    root, graph = trace_for_calculator(model)
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(int(n) for n in input_size)
     if not size or any(n < 1 for n in size):
         raise ReceptiveFieldError(f"invalid input size {input_size!r}")
-    d = len(size)
     if in_channels is None:
-        first = next((m for m in gm.modules() if isinstance(m, CONV + (nn.Linear,))), None)
+        first = first_module(root, graph, CONV + (nn.Linear,))
         in_channels = first.in_channels if isinstance(first, CONV) else 1
-    modules = Submodules(gm)
-    metas, meta_error = meta_shapes(gm, (1, in_channels, *size), modules)
+    return on_meta_device(root, lambda: _fields(root, graph, size, in_channels))
+
+
+def _fields(root: nn.Module, graph: fx.Graph, size: tuple[int, ...], in_channels: int) -> list[LayerField]:
+    d = len(size)
+    modules = Submodules(root)
+    metas = MetaPass(root, graph, (1, in_channels, *size), modules)
 
     geometry: dict[str, TensorGeometry | None] = {}
     broken: dict[str, str] = {}  # node name -> why its geometry is unknown
     fields: list[LayerField] = []
     calls: dict[str, int] = {}
-    for node in gm.graph.nodes:
+    for node in graph.nodes:
         if node.op == "output":
             continue
+        upstream = [broken[a.name] for a in node.all_input_nodes if a.name in broken]
+        if not upstream:  # the meta pass runs in graph order, and never after a broken layer
+            metas.run(node)
         name, desc, mtype = node_label(modules, node)
         if node.op == "call_module":  # a module called twice (ResNet's relu) gets ":2"
             calls[name] = calls.get(name, 0) + 1
@@ -108,19 +124,17 @@ def receptive_fields(
         if node.op == "get_attr":
             geometry[node.name] = None  # a parameter or buffer: no input dependence
             continue
-        inputs = [a for a in node.all_input_nodes]
-        upstream = [broken[a.name] for a in inputs if a.name in broken]
         if upstream:
             broken[node.name] = upstream[0]
             fields.append(LayerField(kind="unsupported", axes=None, reason=f"after {upstream[0]}", **record))
             continue
-        if node.name not in metas:
-            reason = f"does not run on a {'x'.join(map(str, size))} input: {meta_error}"
+        if node.name not in metas.values:
+            reason = f"does not run on a {'x'.join(map(str, size))} input: {metas.error}"
             broken[node.name] = f"{name} ({desc}): {reason}"
             fields.append(LayerField(kind="unsupported", axes=None, reason=reason, **record))
             continue
         try:
-            kind, geom = node_rule(modules, node, geometry, metas)
+            kind, geom = node_rule(modules, node, geometry, metas.values)
         except (Unsupported, ReceptiveFieldError) as exc:
             reason = f"{name} ({desc}): {exc}"
             broken[node.name] = reason
@@ -129,7 +143,7 @@ def receptive_fields(
         geometry[node.name] = geom
         if geom is None:  # a computation on constants only
             continue
-        out = metas[node.name]
+        out = metas.values[node.name]
         axes = geom.spatial if isinstance(out, torch.Tensor) and kind != "head" else ()
         if isinstance(out, torch.Tensor) and len(axes) == d:
             _check_sizes(name, geom, out)

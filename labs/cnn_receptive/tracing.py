@@ -1,24 +1,26 @@
 """Tracing a model with ``torch.fx``, and the meta pass that gives every node's output shape
 without computing anything.
 
-This is the plumbing under the calculator; the one private torch.fx module it uses (the
-lazy graph module, which skips generating Python code the calculator never runs) is
-imported in :func:`trace_for_calculator` only, with a fallback when a torch release
-moves it.
+This is the plumbing under the calculator. The calculator only reads the graph: it traces
+without building a ``GraphModule`` (:func:`trace_for_calculator`) and runs the meta pass
+node by node (:class:`MetaPass`), so that nothing downstream of a layer it gave up on runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.fx import traceback as fx_traceback
 from torch.nn import functional as F
 
 from .geometry import ReceptiveFieldError
 from .rules import ADAPTIVE, CAST_METHODS, POINTWISE_FUNCS, POINTWISE_METHODS, SAME_MODULES, nd
+
+T = TypeVar("T")
 
 
 def _as_module(model: nn.Module | Sequence[nn.Module]) -> nn.Module:
@@ -38,16 +40,110 @@ def trace(model: nn.Module | Sequence[nn.Module]) -> fx.GraphModule:
         raise ReceptiveFieldError(f"cannot trace {type(module).__name__} with torch.fx: {exc}") from exc
 
 
-def trace_for_calculator(model: nn.Module | Sequence[nn.Module]) -> fx.GraphModule:
-    """:func:`trace`, but the graph module's Python code is only generated if it is ever
-    called: the calculator interprets the graph node by node and never calls it, and the code
-    generation costs about as much as the rest of the calculator for a large model."""
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, lighter where the calculator allows: it finds the name of a
+    parameter or buffer a forward reads directly (ConvNeXt's layer scale, a ViT's class
+    token) in a table instead of walking every parameter of the model each time (over the
+    zoo the walk was a fifth of the tracing), and keeps no per-node metadata. The graph, its
+    nodes and their names are those ``fx.symbolic_trace`` gives."""
+
+    def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
+        self._names: dict[int, str] = {}
+        if isinstance(root, nn.Module):
+            # buffers first, so that a parameter's name wins (fx looks parameters up first)
+            for name, tensor in [*root.named_buffers(), *root.named_parameters()]:
+                self._names[id(tensor)] = name
+            self._parameters = {id(p) for p in root.parameters()}
+        return super().trace(root, concrete_args)
+
+    def _name_of(self, value: torch.Tensor) -> str | None:
+        if isinstance(value, nn.Parameter) != (id(value) in self._parameters):
+            return None  # a parameter not registered as one, or a buffer of parameter type
+        return self._names.get(id(value))
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if self.param_shapes_constant or not isinstance(attr_val, torch.Tensor):
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
+        if not isinstance(attr_val, nn.Parameter) and not self.proxy_buffer_attributes:
+            return attr_val
+        name = self._name_of(attr_val)
+        if name is None:
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
+        if name not in parameter_proxy_cache:
+            parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+        return parameter_proxy_cache[name]
+
+    def create_node(
+        self, kind: str, target: Any, args: Any, kwargs: Any, name: Any = None, type_expr: Any = None
+    ):
+        if (
+            self.check_mutable_operations
+            or self.record_stack_traces
+            or fx_traceback.has_preserved_node_meta()
+        ):
+            return super().create_node(kind, target, args, kwargs, name, type_expr)
+        # The node alone: fx also copies the stack of modules it is in into its metadata
+        # (a tenth of the tracing time), which the calculator never reads.
+        return self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+
+    def create_arg(self, a: Any) -> Any:
+        if isinstance(a, torch.Tensor):
+            name = self._name_of(a)
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
+
+
+def trace_for_calculator(model: nn.Module | Sequence[nn.Module]) -> tuple[nn.Module, fx.Graph]:
+    """The module and its ``torch.fx`` graph, as :func:`trace` gives them but without building
+    a ``GraphModule``: the calculator interprets the graph node by node, and building the
+    graph module (copying the module tree, generating its code) costs a tenth of its time.
+    The graph's nodes and names are those of :func:`trace`."""
+    module = _as_module(model)
+    if isinstance(module, fx.GraphModule):
+        return module, module.graph
     try:
-        from torch.fx._lazy_graph_module import _use_lazy_graph_module
-    except ImportError:  # pragma: no cover - an older or newer torch
-        return trace(model)
-    with _use_lazy_graph_module(True):
-        return trace(model)
+        return module, _Tracer().trace(module)
+    except Exception as exc:  # fx raises many types for data-dependent control flow
+        raise ReceptiveFieldError(f"cannot trace {type(module).__name__} with torch.fx: {exc}") from exc
+
+
+def first_module(root: nn.Module, graph: fx.Graph, types: tuple[type, ...]) -> nn.Module | None:
+    """The first module of ``types`` in the order ``GraphModule(root, graph).modules()``
+    gives them, without building the graph module: fx builds its module tree from the
+    targets of the graph's ``call_module`` and ``get_attr`` nodes, in node order."""
+    if isinstance(root, fx.GraphModule):
+        return next((m for m in root.modules() if isinstance(m, types)), None)
+    tree: dict[str, list[Any]] = {}  # name -> [the module, or None for a container fx adds; children]
+    for node in graph.nodes:
+        if node.op not in ("call_module", "get_attr"):
+            continue
+        *prefix, last = str(node.target).split(".")
+        source, children = root, tree
+        for item in prefix:
+            source = getattr(source, item)
+            entry = children.setdefault(item, [None, {}])
+            if entry[0] is source:
+                break  # a parent is in the tree already, and with it this target
+            children = entry[1]
+        else:
+            value = getattr(source, last)
+            if isinstance(value, nn.Module):
+                children[last] = [value, {}]  # in place of a container of the same name
+            else:
+                children.pop(last, None)
+
+    def walk(children: dict[str, list[Any]]) -> nn.Module | None:
+        for module, grandchildren in children.values():
+            if module is None:
+                found = walk(grandchildren)
+            else:
+                found = next((m for m in module.modules() if isinstance(m, types)), None)
+            if found is not None:
+                return found
+        return None
+
+    return walk(tree)
 
 
 def describe(module: nn.Module) -> str:
@@ -72,10 +168,10 @@ def describe(module: nn.Module) -> str:
 
 
 class Submodules:
-    """``get_submodule`` of a graph module, remembered: each node looks its module up three
+    """``get_submodule`` of a module, remembered: each node looks its module up three
     times (label, meta pass, rule), and the path walk adds up over a large model."""
 
-    def __init__(self, gm: fx.GraphModule):
+    def __init__(self, gm: nn.Module):
         self._gm = gm
         self._found: dict[str, nn.Module] = {}
 
@@ -100,44 +196,79 @@ def node_label(gm: fx.GraphModule | Submodules, node: fx.Node) -> tuple[str, str
     return node.name, node.op, node.op
 
 
-def meta_shapes(
-    gm: fx.GraphModule, shape: tuple[int, ...], modules: Submodules | None = None
-) -> tuple[dict[str, Any], str]:
-    """The output of every node for an input of ``shape``, on the meta device (no compute),
-    and the error of the first node that could not run (``""`` if all ran)."""
-    outputs: dict[str, Any] = {}
+class MetaPass:
+    """The output of each node of ``graph`` for an input of ``shape``, on the meta device (no
+    compute), node by node in graph order as the calculator asks for them: a node downstream
+    of a layer the calculator gave up on is never run (for a ViT or a Swin transformer that is
+    most of the graph). After the first node that cannot run, :attr:`error` holds the first
+    line of its error, as ``torch.fx.Interpreter.run`` words it, and no later node runs.
 
-    class Recorder(fx.Interpreter):
-        def run_node(self, n: fx.Node) -> Any:
-            result = _cheap_meta(self, n, modules)
-            if result is None:
-                result = super().run_node(n)
-            outputs[n.name] = result
-            return result
+    Run it inside :func:`on_meta_device` when the model has real weights."""
+
+    def __init__(
+        self, root: nn.Module, graph: fx.Graph, shape: tuple[int, ...], modules: Submodules | None = None
+    ):
+        self.values: dict[str, Any] = {}
+        self.error = ""
+        interp = self._interp = _MetaInterpreter(root, garbage_collect_values=False, graph=graph)
+        interp.modules = modules
+        interp.env = {}
+        interp.args_iter = iter((torch.empty(shape, device="meta"),))
+
+    def run(self, node: fx.Node) -> bool:
+        """Run ``node`` (its inputs ran before it); False when it or an earlier node failed."""
+        if self.error:
+            return False
+        try:
+            value = self._interp.run_node(node)
+        except Exception as exc:
+            self.error = _interpreter_error_line(exc, node)
+            return False
+        self._interp.env[node] = self.values[node.name] = value
+        return True
+
+
+class _MetaInterpreter(fx.Interpreter):
+    modules: Submodules | None = None
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = _cheap_meta(self, n, self.modules)
+        return super().run_node(n) if result is None else result
+
+
+def _interpreter_error_line(exc: Exception, node: fx.Node) -> str:
+    """The first line of ``exc`` as ``fx.Interpreter.run`` re-raises it (the error's first
+    argument, or where it happened when it has none; a KeyError becomes a RuntimeError)."""
+    where = f"While executing {node.format_node()}"
+    args = (f"{exc.args[0]}\n\n{where}" if exc.args else where, *exc.args[1:])
+    message = str(RuntimeError(*args) if isinstance(exc, KeyError) else _with_args(exc, args)).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
+
+
+def _with_args(exc: Exception, args: tuple[Any, ...]) -> Exception:
+    exc.args = args
+    return exc
+
+
+def on_meta_device(root: nn.Module, fn: Callable[[], T]) -> T:
+    """``fn()`` with every parameter and buffer of ``root`` swapped for an empty tensor on the
+    meta device (no copy: the model is left as it was). A model built on the meta device (as
+    the survey builds them) runs as it is."""
+    if all(t.is_meta for t in root.parameters()) and all(t.is_meta for t in root.buffers()):
+        return fn()
 
     class Runner(nn.Module):
         def __init__(self, inner: nn.Module):
             super().__init__()
             self.inner = inner
 
-        def forward(self, x: torch.Tensor) -> Any:
-            return Recorder(self.inner).run(x)
+        def forward(self) -> T:
+            return fn()
 
-    runner = Runner(gm)
-    x = torch.empty(shape, device="meta")
-    try:
-        if all(t.is_meta for t in gm.parameters()) and all(t.is_meta for t in gm.buffers()):
-            runner(x)  # already on the meta device (as the survey builds models): nothing to swap
-        else:
-            state = {
-                k: torch.empty_like(v, device="meta") for k, v in runner.state_dict(keep_vars=True).items()
-            }
-            torch.func.functional_call(runner, state, (x,))
-    except Exception as exc:
-        # Keep what ran: the failing layer and those after it are reported as unsupported.
-        message = str(exc).strip()
-        return outputs, message.splitlines()[0] if message else type(exc).__name__
-    return outputs, ""
+    runner = Runner(root)
+    tensors = [*runner.named_parameters(), *runner.named_buffers()]
+    state = {name: torch.empty_like(t, device="meta") for name, t in tensors}
+    return torch.func.functional_call(runner, state, ())
 
 
 def _cheap_meta(interp: fx.Interpreter, n: fx.Node, modules: Submodules | None = None) -> Any:
