@@ -337,17 +337,8 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = _common()
-    parser = OneLineParser(
-        prog="labrunner",
-        description="Run deep-learning labs and render a report you can hand in.",
-        epilog="Start with: labrunner run all   (then open reports/latest/report.html)",
-    )
-    parser.add_argument("--version", action="version", version=f"labrunner {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
+def _add_run(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``labrunner run``."""
     run = sub.add_parser(
         "run",
         parents=[common],
@@ -376,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="where run folders go (default: reports)")
     run.add_argument("--force", action="store_true", help="rerun labs even when a cached result matches")
     run.add_argument("--author", help="student name on the report")
+    _execution_options(run)
+    run.set_defaults(handler=cmd_run)
+
+
+def _execution_options(run: argparse.ArgumentParser) -> None:
+    """Where and how ``run``'s labs execute: isolation, time-out, executor, jobs, seeds, detach."""
     run.add_argument(
         "--isolation",
         choices=("process", "none"),
@@ -410,8 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="submit the jobs and return (--executor slurm); then labrunner status RUN_DIR",
     )
-    run.set_defaults(handler=cmd_run)
 
+
+def _add_inspection_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``status``, ``list``, ``plugins`` and ``config``: commands that run no lab."""
     status = sub.add_parser(
         "status",
         parents=[common],
@@ -460,6 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_options(cfg)
     cfg.set_defaults(handler=cmd_config)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = OneLineParser(
+        prog="labrunner",
+        description="Run deep-learning labs and render a report you can hand in.",
+        epilog="Start with: labrunner run all   (then open reports/latest/report.html)",
+    )
+    parser.add_argument("--version", action="version", version=f"labrunner {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_run(sub, common)
+    _add_inspection_commands(sub, common)
     from .commands.report_cli import add_subcommands
 
     add_subcommands(sub, [common])

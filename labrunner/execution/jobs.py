@@ -26,6 +26,8 @@ from .labrun import now_iso
 from .onelab import RunState, complete_environment, lab_job_spec, lab_key, run_one_lab, save_run_info
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..base.progress import Bar
     from .executors import Executor
 
@@ -126,7 +128,7 @@ def run_jobs(state: RunState, labs_bar: Bar) -> tuple[list[LabResult], bool]:
     """Run every lab (once per seed of a sweep) as jobs of the run's executor, up to its
     slots at a time; returns (results, interrupted). Ctrl-C cancels the jobs still running;
     what ended is kept and listed."""
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    from concurrent.futures import ThreadPoolExecutor
 
     from .executors import DevicePool, ExecutorContext, SerialReporter, fair_threads, registered_executors
 
@@ -184,9 +186,25 @@ def run_jobs(state: RunState, labs_bar: Bar) -> tuple[list[LabResult], bool]:
             if pooled:
                 devices.give(device)
 
-    interrupted = False
     threads_pool = ThreadPoolExecutor(max_workers=executor.slots, thread_name_prefix="labrunner-job")
     pending = {threads_pool.submit(one, lab, seed) for lab, seed in tasks}
+    interrupted, failure = _wait_for_jobs(pending, executor)
+    threads_pool.shutdown(wait=False, cancel_futures=True)
+    executor.close()
+    for name in labs:  # labs cut short by Ctrl-C: listed with the seeds that ended
+        jobs.list_lab(name)
+    if failure is not None:
+        raise failure
+    return jobs.results(list(labs)), interrupted
+
+
+def _wait_for_jobs(pending: set[Future], executor: Executor) -> tuple[bool, BaseException | None]:
+    """Wait for the jobs' futures (each True when its lab was interrupted); returns
+    (interrupted, the first failure of labrunner itself). Ctrl-C, an interrupted lab or a
+    failure starts no new job and cancels the running ones."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    interrupted = False
     failure: BaseException | None = None
     try:
         while pending and not interrupted:
@@ -200,7 +218,7 @@ def run_jobs(state: RunState, labs_bar: Bar) -> tuple[list[LabResult], bool]:
                 break
     except KeyboardInterrupt:
         interrupted = True
-    if pending:  # Ctrl-C (or a failure): no new job starts, the running ones are cancelled
+    if pending:
         for future in pending:
             future.cancel()
         executor.cancel()
@@ -208,13 +226,7 @@ def run_jobs(state: RunState, labs_bar: Bar) -> tuple[list[LabResult], bool]:
             wait(pending)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
             pass
-    threads_pool.shutdown(wait=False, cancel_futures=True)
-    executor.close()
-    for name in labs:  # labs cut short by Ctrl-C: listed with the seeds that ended
-        jobs.list_lab(name)
-    if failure is not None:
-        raise failure
-    return jobs.results(list(labs)), interrupted
+    return interrupted, failure
 
 
 def _submit_detached(state: RunState, executor: Executor, jobs: _Jobs, tasks: list[tuple[Lab, int]]) -> None:

@@ -93,22 +93,7 @@ def run_lab(
     cfg_dict = config_as_dict(config)
     code_hash = source_hash(lab)
     key = key or cache_key(lab, cfg_dict, seed, device, deterministic, code_hash)
-    result = LabResult(
-        lab=lab.name,
-        title=lab.title,
-        version=lab.version,
-        profile=profile,
-        seed=seed,
-        device=device,
-        cache_key=key,
-        config=cfg_dict,
-        changed=changed_settings(lab, profile, cfg_dict),
-        code_hash=code_hash,
-        run=run,
-        started=now_iso(),
-        part=lab.part,
-        order=lab.order,
-    )
+    result = _started_result(lab, cfg_dict, profile, seed, device, key, code_hash, run)
     root = cache_root()
     ctx = LabContext(
         result,
@@ -125,6 +110,49 @@ def run_lab(
     set_threads(threads)
     seed_everything(seed, deterministic)
     start = time.perf_counter()
+    interrupted = _record_run(lab, ctx, result, reporter, deterministic=deterministic, device=device)
+    result.duration_s = round(time.perf_counter() - start, 3)
+    result.finished = now_iso()
+    _save_result(result, out_dir / "result.json")
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _started_result(
+    lab: Lab,
+    cfg_dict: dict[str, Any],
+    profile: str,
+    seed: int,
+    device: str,
+    key: str,
+    code_hash: str,
+    run: str,
+) -> LabResult:
+    """The result of a lab about to run, with its provenance; the lab fills in the rest."""
+    return LabResult(
+        lab=lab.name,
+        title=lab.title,
+        version=lab.version,
+        profile=profile,
+        seed=seed,
+        device=device,
+        cache_key=key,
+        config=cfg_dict,
+        changed=changed_settings(lab, profile, cfg_dict),
+        code_hash=code_hash,
+        run=run,
+        started=now_iso(),
+        part=lab.part,
+        order=lab.order,
+    )
+
+
+def _record_run(
+    lab: Lab, ctx: LabContext, result: LabResult, reporter: Reporter, *, deterministic: bool, device: str
+) -> bool:
+    """Run ``lab.run(ctx)`` and set the result's status (an exception is the lab's error);
+    returns whether Ctrl-C stopped it."""
     interrupted = False
     fallbacks: list[str] = []
     try:
@@ -146,12 +174,7 @@ def run_lab(
             f"{device}: {'it' if len(fallbacks) == 1 else 'they'} ran as usual, so repeated runs can "
             "differ in the last digits of what depends on them."
         )
-    result.duration_s = round(time.perf_counter() - start, 3)
-    result.finished = now_iso()
-    _save_result(result, out_dir / "result.json")
-    if interrupted:
-        raise KeyboardInterrupt
-    return result
+    return interrupted
 
 
 #: How PyTorch words the warning of an operation without a deterministic implementation
