@@ -25,6 +25,45 @@ def parse_size(text: str, option: str) -> int:
     return value
 
 
+def _sandbox_options(grade: argparse.ArgumentParser) -> None:
+    """How ``grade`` re-executes a lab: the sandbox, its limits, threads, tolerances, uids."""
+    grade.add_argument(
+        "--sandbox",
+        choices=("auto", "bubblewrap", "rlimits"),
+        default="auto",
+        help="auto (default): bubblewrap when it works, else resource limits only (said loudly)",
+    )
+    grade.add_argument(
+        "--timeout", type=float, default=600.0, metavar="S", help="wall-clock limit per lab (600)"
+    )
+    grade.add_argument("--memory", default="8G", metavar="SIZE", help="address-space limit per lab (8G)")
+    grade.add_argument(
+        "--max-processes", type=int, default=256, metavar="N", help="processes and threads (256)"
+    )
+    grade.add_argument(
+        "--max-file-size", default="256M", metavar="SIZE", help="largest file a lab writes (256M)"
+    )
+    grade.add_argument(
+        "--scratch", default="1G", metavar="SIZE", help="size of the writable scratch folder (1G)"
+    )
+    grade.add_argument(
+        "--threads", type=int, default=1, metavar="N", help="torch threads per re-execution (1)"
+    )
+    grade.add_argument(
+        "--rtol", type=float, default=1e-6, help="relative tolerance of metric comparisons (1e-6)"
+    )
+    grade.add_argument(
+        "--atol", type=float, default=1e-9, help="absolute tolerance of metric comparisons (1e-9)"
+    )
+    grade.add_argument(
+        "--uid-base",
+        type=int,
+        default=61000,
+        metavar="UID",
+        help="first uid of the sandbox users, one per job (61000)",
+    )
+
+
 def add_subcommand(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     grade = subparsers.add_parser(
         "grade",
@@ -72,41 +111,7 @@ def add_subcommand(subparsers: Any, parents: list[argparse.ArgumentParser]) -> N
         "cpus=2, mem=8G, ...); repeatable",
     )
     grade.add_argument("--regrade", action="store_true", help="grade again submissions graded before")
-    grade.add_argument(
-        "--sandbox",
-        choices=("auto", "bubblewrap", "rlimits"),
-        default="auto",
-        help="auto (default): bubblewrap when it works, else resource limits only (said loudly)",
-    )
-    grade.add_argument(
-        "--timeout", type=float, default=600.0, metavar="S", help="wall-clock limit per lab (600)"
-    )
-    grade.add_argument("--memory", default="8G", metavar="SIZE", help="address-space limit per lab (8G)")
-    grade.add_argument(
-        "--max-processes", type=int, default=256, metavar="N", help="processes and threads (256)"
-    )
-    grade.add_argument(
-        "--max-file-size", default="256M", metavar="SIZE", help="largest file a lab writes (256M)"
-    )
-    grade.add_argument(
-        "--scratch", default="1G", metavar="SIZE", help="size of the writable scratch folder (1G)"
-    )
-    grade.add_argument(
-        "--threads", type=int, default=1, metavar="N", help="torch threads per re-execution (1)"
-    )
-    grade.add_argument(
-        "--rtol", type=float, default=1e-6, help="relative tolerance of metric comparisons (1e-6)"
-    )
-    grade.add_argument(
-        "--atol", type=float, default=1e-9, help="absolute tolerance of metric comparisons (1e-9)"
-    )
-    grade.add_argument(
-        "--uid-base",
-        type=int,
-        default=61000,
-        metavar="UID",
-        help="first uid of the sandbox users, one per job (61000)",
-    )
+    _sandbox_options(grade)
     grade.set_defaults(handler=cmd_grade)
 
 

@@ -17,6 +17,13 @@ RUN_DIR_HELP = "a run folder (default: the latest run, reports/latest)"
 
 def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``report``, ``check``, ``submit``, ``diff`` and ``clean`` on the CLI's subparsers."""
+    _add_report_and_check(subparsers, parents)
+    _add_submit(subparsers, parents)
+    _add_diff_and_clean(subparsers, parents)
+
+
+def _add_report_and_check(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """``report`` and ``check``: render a run folder, check its results."""
     report = subparsers.add_parser(
         "report",
         parents=parents,
@@ -61,6 +68,9 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
     check.add_argument("--json", action="store_true", help="machine-readable output for graders")
     check.set_defaults(handler=cmd_check)
 
+
+def _add_submit(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """``submit``: the verified zip to hand in."""
     submit = subparsers.add_parser(
         "submit",
         parents=parents,
@@ -94,6 +104,9 @@ def add_subcommands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> 
     )
     submit.set_defaults(handler=cmd_submit)
 
+
+def _add_diff_and_clean(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """``diff`` and ``clean``: compare two runs, prune old ones."""
     diff = subparsers.add_parser(
         "diff",
         parents=parents,
