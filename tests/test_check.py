@@ -161,7 +161,7 @@ def test_labs_not_run_and_stand_in_points_are_shown_apart(tmp_path):
     ]
     assert attention["status"] == "not run" and attention["origin"] == "not run"
     lines = format_grades(grades).splitlines()
-    assert lines[0] == "lab0  passed  1/1 checks  2/2 check points (2/2 on stand-ins)"
+    assert lines[0] == "lab0  passed  1/1 checks  2/2 check points (2/2 on stand-ins)  [stand-in]"
     assert lines[1:3] == ["  * 1. Sums: 1/1 checks passed, stand-in", "  PASS  2/2  sum formula  (stand-in)"]
     assert lines[3] == "attention  not run  0/0 checks  0/0 check points"
     assert lines[-1] == (

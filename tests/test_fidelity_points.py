@@ -305,7 +305,8 @@ def test_check_shows_the_assignments_points_beside_the_checks_passed(tmp_path):
     assert [c["fidelity"] for c in lab["checks"]][:2] == ["assignment", "stand-in"]
     lines = format_grades(grades).splitlines()
     assert lines[0] == (
-        "parts_lab  failed  5/6 checks  6/7 check points (1/2 on stand-ins)  [the assignment: 25 points + 2 bonus]"
+        "parts_lab  failed  5/6 checks  6/7 check points (1/2 on stand-ins)  [partly stand-in]"
+        "  [the assignment: 25 points + 2 bonus]"
     )
     assert "  * 1. Exact, and an effective field (10 points): 2/2 checks passed, partly stand-in" in lines
     assert "  * 3. On generated data (8 points): 1/2 checks passed, partly stand-in" in lines
@@ -339,3 +340,28 @@ def test_grading_scores_an_exercise_out_of_the_assignments_points(tmp_path):
     assert (gs["score"], gs["max_score"]) == (21.0, 25.0)
     accuracy = next(t for t in gs["tests"] if t["name"].endswith("accuracy"))
     assert (accuracy["score"], accuracy["max_score"]) == (0.0, 6.0)
+
+
+def test_stand_in_parts_without_checks_claim_no_check_points(tmp_path):
+    from labrunner.report.render import render_report
+
+    class FigureOnly(PartsLab):
+        name = "figure_only"
+
+        def run(self, ctx):
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            with ctx.exercise("1. Exact, with a stand-in figure") as ex:
+                ex.check("exact", True)
+                ex.figure(plt.figure(), "erf", fidelity="stand-in", reason=WHY)
+
+    run_lab_in(FigureOnly(), tmp_path / "run")
+    write_json(tmp_path / "run" / "run.json", {"status": "finished", "labs": [{"lab": "figure_only"}]})
+    render_report(tmp_path / "run", formats=["html", "md"])
+    for name in ("report.html", "report.md"):
+        text = (tmp_path / "run" / name).read_text()
+        assert "1 of 1 labs ran some exercises on a stand-in" in text
+        assert "0/0 more check points" not in text and "more check points" not in text

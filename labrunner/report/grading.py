@@ -141,6 +141,8 @@ def format_grades(grades: dict[str, Any], *, verbose: bool = False) -> str:
         )
         if lab["points_stand_in_total"]:
             line += f" ({lab['points_stand_in']:g}/{lab['points_stand_in_total']:g} on stand-ins)"
+        if lab["fidelity"] != "assignment" and lab["status"] != "not run":
+            line += f"  [{lab['fidelity']}]"
         if lab["points_declared"]:
             line += f"  [the assignment: {_assignment_points(lab)}]"
         if lab["origin"] in ("cache", "earlier run"):

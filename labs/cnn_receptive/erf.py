@@ -360,17 +360,17 @@ def effective_fields(
     # The effective field is a property of the trained networks: measured on a random
     # initialisation it is a stand-in, and so is each part that rests on it. The exact parts of
     # the exercise (computed boxes against gradient boxes) are the assignment's either way.
-    why = {
-        f.network: f"no trained ImageNet weights for {f.label} in the torch hub cache (offline): "
-        "its effective field is measured on random initialisations"
-        for f in fields
-        if not f.trained
-    }
+    untrained = [f for f in fields if not f.trained]
+    why = (  # one reason for every part on the stand-in, so the report says it once
+        f"no trained ImageNet weights for {' and '.join(f.label for f in untrained)} in the torch hub "
+        f"cache (offline): {'their effective fields are' if len(untrained) > 1 else 'its effective field is'} "
+        "measured on random initialisations"
+    )
 
     def on(*networks: str) -> dict[str, str]:
         """The fidelity keywords of a part resting on the effective fields of ``networks``."""
-        reasons = [why[n] for n in networks if n in why]
-        return {"fidelity": "stand-in", "reason": "; ".join(reasons)} if reasons else {}
+        stand_in = any(f.network in networks for f in untrained)
+        return {"fidelity": "stand-in", "reason": why} if stand_in else {}
 
     every = [f.network for f in fields]
     stats = [statistics(f, b) for f, b in zip(fields, boots, strict=True)]
