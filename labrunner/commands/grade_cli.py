@@ -116,9 +116,36 @@ def add_subcommand(subparsers: Any, parents: list[argparse.ArgumentParser]) -> N
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from ..base.errors import UsageError
     from ..base.progress import make_reporter
-    from ..course.grade import GradeOptions, default_jobs, grade
+    from ..course.grade import grade
+
+    opts = _grade_options(args)
+    reporter = make_reporter(args.verbosity)
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = reporter.bar(stage, total=total)
+        bar.update(1)
+        if done == total:
+            bar.close()
+
+    def warn(line: str) -> None:
+        print(f"labrunner: warning: {line}", file=sys.stderr)
+
+    try:
+        grading = grade(args.submissions, opts, progress=progress, warn=warn)
+    finally:
+        reporter.stop()
+    _print_grading(grading, args.verbosity)
+    return grading.exit_status
+
+
+def _grade_options(args: argparse.Namespace) -> Any:
+    """The checked options of ``grade`` as a :class:`~labrunner.course.grade.GradeOptions`."""
+    from ..base.errors import UsageError
+    from ..course.grade import GradeOptions, default_jobs
     from ..course.sandbox import Limits
 
     if args.jobs == "auto":
@@ -148,7 +175,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         scratch=parse_size(args.scratch, "--scratch"),
         wall=args.timeout,
     )
-    opts = GradeOptions(
+    return GradeOptions(
         out=args.out,
         lab_packages=tuple(args.lab_package),
         rerun=args.rerun,
@@ -164,28 +191,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
         executor=args.executor,
         executor_options=executor_options,
     )
-    reporter = make_reporter(args.verbosity)
-    bars: dict[str, Any] = {}
 
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = reporter.bar(stage, total=total)
-        bar.update(1)
-        if done == total:
-            bar.close()
 
-    def warn(line: str) -> None:
-        print(f"labrunner: warning: {line}", file=sys.stderr)
-
-    try:
-        grading = grade(args.submissions, opts, progress=progress, warn=warn)
-    finally:
-        reporter.stop()
+def _print_grading(grading: Any, verbosity: int) -> None:
+    """Each submission that did not grade cleanly, the isolation, and the totals."""
     counts: dict[str, int] = {}
     for record in grading.records:
         counts[record["status"]] = counts.get(record["status"], 0) + 1
-        if record["status"] != "graded" and args.verbosity >= 0:
+        if record["status"] != "graded" and verbosity >= 0:
             not_reproduced = [
                 f"{lab}: not reproduced ({len(e['differences'])} differences)"
                 for lab, e in record["labs"].items()
@@ -205,4 +218,3 @@ def cmd_grade(args: argparse.Namespace) -> int:
     )
     print(f"graded {len(grading.records)} submissions: {summary}{reused}")
     print(f"gradebook: {grading.out / 'gradebook.csv'}  cohort: {grading.out / 'cohort.html'}")
-    return grading.exit_status
