@@ -3,6 +3,7 @@
     python benchmarks/bench_rnn_lm.py speed                  # the quick profile's model (E 32, H 128), CPU
     python benchmarks/bench_rnn_lm.py speed --embedding 128 --hidden 1024 --tokens 200000 \\
         --device cuda --precision fp32,bf16                  # the assignment's size on a GPU
+    python benchmarks/bench_rnn_lm.py replicas --threads 1      # Q2.4's seeds: one at a time or batched
     python benchmarks/bench_rnn_lm.py claims RUN_DIR [RUN_DIR ...]   # e.g. one run folder per seed
 
 ``speed`` times, in alternation and ``--repeats`` times each after a warm-up round:
@@ -11,6 +12,13 @@ trainer in each ``--precision``, (c) the lab's free-running trainer and (d) a na
 free-running loop (nn.LSTMCell step by step with autograd). It prints tokens/s as median
 and interquartile range, the ratios to the plain loop, and the validation perplexity each
 teacher-forced variant reached after the same steps (equal within noise is the goal).
+
+``replicas`` trains the seeds Q2.3 to Q2.5 train besides the run's own (7 in the quick
+profile) under each ``--modes`` trainer, on the quick profile's corpus and model, once one
+model at a time (``train_model``, the fused ``nn.LSTM``) and once as one batched model
+(``train_replicas``), in alternation (the order swapping each round) ``--repeats`` times.
+It prints the wall and CPU seconds of each (median, min-max), the median of the per-round
+ratios, and the largest difference between a replica's parameters and its seed trained alone.
 
 ``claims`` reads the rnn_lm result of each run folder and prints every claim whose outcome
 differs between them (the answers must not flip with the seed), then a count per claim.
@@ -161,6 +169,82 @@ def speed(args: argparse.Namespace) -> None:
         print(line)
 
 
+def replicas(args: argparse.Namespace) -> None:
+    from labrunner.labs.rnn_lm import replicas as RP
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    corpus = C.synthetic_corpus(0, args.tokens, args.vocab)
+    train = M.batchify(corpus.train, args.batch)
+    valid = M.batchify(corpus.valid, args.batch)
+    vocab = len(corpus.dictionary)
+    seeds = list(range(1, 1 + args.seeds))
+
+    def fresh() -> list[M.LSTMLanguageModel]:
+        out = []
+        for s in seeds:
+            torch.manual_seed(s)
+            out.append(M.LSTMLanguageModel(vocab, args.embedding, args.hidden))
+        return out
+
+    def generators() -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(s + 7919) for s in seeds]
+
+    print(
+        f"model E={args.embedding} H={args.hidden} V={vocab}, batch {args.batch} x seq {args.seq}, "
+        f"{args.epochs} epoch(s) of {train.numel()} tokens, {args.evals} evaluations per epoch; "
+        f"{len(seeds)} seeds; CPU, {torch.get_num_threads()} thread(s); {args.repeats} alternating rounds"
+    )
+    for mode in args.modes.split(","):
+        # warm-up (kernel selection, allocator growth): a few steps of each
+        short = T.TrainConfig(batch_size=args.batch, seq_len=args.seq, mode=mode, evals_per_epoch=1)
+        part = train[:, : 3 * args.seq + 1]
+        T.train_model(fresh()[0], part, valid, short, generator=generators()[0])
+        RP.train_replicas(fresh(), part, valid, short, generators=generators())
+        cfg = T.TrainConfig(
+            epochs=args.epochs, batch_size=args.batch, seq_len=args.seq, mode=mode, evals_per_epoch=args.evals
+        )
+        trained: dict[str, list[M.LSTMLanguageModel]] = {}
+
+        def one_at_a_time(cfg: T.TrainConfig = cfg, trained: dict = trained) -> None:
+            models = fresh()
+            for m, g in zip(models, generators(), strict=True):
+                T.train_model(m, train, valid, cfg, generator=g)
+            trained["one at a time"] = models
+
+        def batched(cfg: T.TrainConfig = cfg, trained: dict = trained) -> None:
+            models = fresh()
+            RP.train_replicas(models, train, valid, cfg, generators=generators())
+            trained["batched"] = models
+
+        variants = {"one at a time": one_at_a_time, "batched": batched}
+        wall: dict[str, list[float]] = {k: [] for k in variants}
+        cpu: dict[str, list[float]] = {k: [] for k in variants}
+        for i in range(args.repeats):
+            for name in list(variants)[:: 1 if i % 2 == 0 else -1]:
+                w, c = time.perf_counter(), time.process_time()
+                variants[name]()
+                wall[name].append(time.perf_counter() - w)
+                cpu[name].append(time.process_time() - c)
+        diff = max(
+            (a - b).abs().max().item()
+            for ma, mb in zip(trained["one at a time"], trained["batched"], strict=True)
+            for a, b in zip(ma.parameters(), mb.parameters(), strict=True)
+        )
+        print(f"{mode}: largest parameter difference, replica against its seed alone: {diff:.2g}")
+        for clock, readings in (("wall", wall), ("CPU", cpu)):
+            for name, xs in readings.items():
+                print(
+                    f"  {clock:4s} {name:14s} {statistics.median(xs):7.2f} s "
+                    f"(min-max {min(xs):.2f}-{max(xs):.2f} over {len(xs)})"
+                )
+            ratios = [a / b for a, b in zip(readings["one at a time"], readings["batched"], strict=True)]
+            print(
+                f"  {clock:4s} one at a time / batched, per round: median {statistics.median(ratios):.2f} "
+                f"(min-max {min(ratios):.2f}-{max(ratios):.2f})"
+            )
+
+
 def claims(args: argparse.Namespace) -> int:
     outcomes: dict[str, dict[str, bool]] = {}
     for run in args.runs:
@@ -204,11 +288,27 @@ def main() -> int:
     )
     sp.add_argument("--skip-naive", action="store_true", help="leave out the slow step-by-step loop")
     sp.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    rp = sub.add_parser("replicas", help="Q2.4's seeds trained one at a time against batched")
+    rp.add_argument("--embedding", type=int, default=32)
+    rp.add_argument("--hidden", type=int, default=128)
+    rp.add_argument("--vocab", type=int, default=200)
+    rp.add_argument("--tokens", type=int, default=40000)
+    rp.add_argument("--batch", type=int, default=20)
+    rp.add_argument("--seq", type=int, default=30)
+    rp.add_argument("--epochs", type=int, default=3)
+    rp.add_argument("--evals", type=int, default=2, help="validation measurements per epoch")
+    rp.add_argument("--seeds", type=int, default=7, help="replicas per trainer")
+    rp.add_argument("--modes", default="teacher,free,scheduled")
+    rp.add_argument("--repeats", type=int, default=3)
+    rp.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     cp = sub.add_parser("claims", help="claims whose outcome differs between runs")
     cp.add_argument("runs", nargs="+", help="run folders (each holding rnn_lm/result.json)")
     args = parser.parse_args()
     if args.command == "speed":
         speed(args)
+        return 0
+    if args.command == "replicas":
+        replicas(args)
         return 0
     return claims(args)
 

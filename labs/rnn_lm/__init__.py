@@ -92,6 +92,8 @@ class RnnLmConfig:
     random_pairs: int = field(default=10000, metadata={"min": 2})
     #: Q2.4, Q2.5: seeds every trainer is trained under (the run's seed and the next ones).
     distance_seeds: int = field(default=3, metadata={"min": 1})
+    #: Q2.3-Q2.5: train the other seeds of one trainer as one batched model (fp32 on the CPU; else one at a time).
+    batch_seeds: bool = True
 
 
 class RnnLmLab(labrunner.Lab):

@@ -30,6 +30,7 @@ from .model import (
     batchify,
     segment_starts,
 )
+from .replicas import ResumeMismatch, batching_blocker, train_replicas
 from .training import History, TrainConfig, train_model
 
 MODE_LABELS = {"teacher": "teacher forcing", "free": "free running", "scheduled": "scheduled sampling"}
@@ -123,6 +124,47 @@ class Lab:
         if hist.resumed_from_epoch:
             self.resumed.append(f"`{name}` after epoch {hist.resumed_from_epoch} of {tc.epochs}")
         return Trained(model, hist, init)
+
+    def fit_seeds(self, mode: str, seeds: list[int], purpose: str, **kw) -> dict[int, Trained]:
+        """Train a fresh model of each seed, as :meth:`fit` does one: as one batched model of
+        replicas when the settings allow it (``batch_seeds``, fp32 on the CPU, not
+        ``--deterministic``, checkpoints at one epoch), else one at a time."""
+        blocker = self.batching_blocker()
+        if blocker or len(seeds) < 2:
+            return {s: self.fit(mode, s, purpose, **kw) for s in seeds}
+        tc = self.train_config(mode, **kw)
+        models = [self.new_model(s) for s in seeds]
+        inits = [m.embed.weight.detach().cpu().double().numpy().copy() for m in models]
+        names = [f"{mode}_seed{s}" for s in seeds]
+        steps = tc.epochs * len(segment_starts(self.train.shape[1], tc.seq_len * tc.bptt_window))
+        desc = f"{purpose}: {MODE_LABELS[mode]}, seeds {seeds[0]}-{seeds[-1]} batched"
+        with self.ctx.progress(total=steps, desc=desc) as bar:
+            try:
+                hists = train_replicas(
+                    models,
+                    self.train,
+                    self.valid,
+                    tc,
+                    checkpoints=[self.ctx.state_dir / f"{n}.pt" for n in names],
+                    generators=[torch.Generator().manual_seed(s + 7919) for s in seeds],
+                    progress=lambda n, post: bar.update(n, **post),
+                    log=self.ctx.log,
+                )
+            except ResumeMismatch as e:  # an earlier run stopped between the replicas' saves
+                self.ctx.log(f"{e}: training them one at a time")
+                hists = None
+        if hists is None:
+            return {s: self.fit(mode, s, purpose, **kw) for s in seeds}
+        for name, hist in zip(names, hists, strict=True):
+            if hist.resumed_from_epoch:
+                self.resumed.append(f"`{name}` after epoch {hist.resumed_from_epoch} of {tc.epochs}")
+        return {s: Trained(m, h, i) for s, m, h, i in zip(seeds, models, hists, inits, strict=True)}
+
+    def batching_blocker(self) -> str:
+        """Why :meth:`fit_seeds` trains one seed at a time ('' when it batches them)."""
+        if not self.cfg.batch_seeds:
+            return "the setting batch_seeds is off"
+        return batching_blocker(self.ctx.device, self.cfg.precision, self.ctx.deterministic)
 
     def timed(self, model: LSTMLanguageModel, data: torch.Tensor, mode: str, window: int):
         """A callable for :func:`labrunner.stats.interleaved` (through a per-token reading): one epoch over ``data`` on a copy of
