@@ -93,7 +93,7 @@ class RnnLmConfig:
     #: Q2.4, Q2.5: seeds every trainer is trained under (the run's seed and the next ones).
     distance_seeds: int = field(default=3, metadata={"min": 1})
     #: Q2.3-Q2.5: train the other seeds of one trainer as one batched model (fp32 on the CPU; else one at a time).
-    batch_seeds: bool = True
+    batch_seeds: bool = False
 
 
 class RnnLmLab(labrunner.Lab):

@@ -1,10 +1,10 @@
 """Several seeds of one trainer trained as one batched model.
 
-Q2.3 to Q2.5 train every trainer under several seeds. The models are small (the quick
-profile's hidden layer has 128 units), so on a CPU one training step spends much of its
-time in per-operation overhead, not in arithmetic. :class:`Replicas` stacks the parameters
-of R models along a leading replica dimension and runs the LSTM over all of them at once
-with batched matrix products (``torch.bmm``), one time step at a time. Nothing is shared
+Q2.3 to Q2.5 train every trainer under several seeds, one small model after another.
+:class:`Replicas` stacks the parameters of R models along a leading replica dimension and
+runs the LSTM over all of them at once with batched matrix products (``torch.bmm``), one
+time step at a time, with the recurrence's backward pass written out
+(:class:`StackedRecurrence`). Nothing is shared
 between replicas: each has its own initialisation, its own Adam moments (Adam is
 elementwise, so one optimiser over stacked parameters is R optimisers), its own gradient
 clipping (the norm is taken per replica) and its own sampling generator, and all see the
@@ -12,6 +12,12 @@ same training rows in the same order. A replica's parameters therefore follow th
 seed trained alone by :func:`.training.train_model`, up to float rounding (the tests pin
 this), and its checkpoint is written in the same format, so either trainer resumes the
 other's.
+
+Whether it is faster depends on the machine: it trades one fused ``nn.LSTM`` call per model
+(oneDNN's LSTM kernel on the CPU) for batched products and unfused elementwise steps. On the
+2-core AVX-512 machine this was written on, with one thread, it was slower
+(``benchmarks/bench_rnn_lm.py replicas``), so the lab's ``batch_seeds`` setting that selects
+it is off by default.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model import LSTMLanguageModel, State, segment_starts
+from .model import LSTMLanguageModel, State, detach, segment_starts
 from .training import (
     History,
     TrainConfig,
@@ -52,9 +58,9 @@ class ResumeMismatch(ValueError):
 
 def batching_blocker(device: torch.device, precision: str, deterministic: bool) -> str:
     """Why the replicas of a trainer must be trained one at a time ('' when they can be
-    batched): the batched LSTM is written for fp32 on the CPU, where it wins; a GPU runs one
-    model through cuDNN's fused LSTM, autocast is left to ``nn.LSTM``, and ``--deterministic``
-    keeps the reference path."""
+    batched): the batched LSTM is written for fp32 on the CPU; a GPU runs each model through
+    cuDNN's fused LSTM, autocast is left to ``nn.LSTM``, and ``--deterministic`` keeps the
+    reference path."""
     if device.type != "cpu":
         return f"the device is {device.type}"
     if precision != "fp32":
@@ -284,7 +290,7 @@ def train_replicas(
         tic = time.perf_counter()
         for j, i in enumerate(starts):
             step = epoch * len(starts) + j
-            state = (state[0].detach(), state[1].detach())
+            state = detach(state)
             x, y = train[:, i : i + window], train[:, i + 1 : i + 1 + window]
             if cfg.mode != "teacher":
                 p_true = teacher_probability(step, k) if cfg.mode == "scheduled" else 0.0

@@ -178,8 +178,8 @@ def test_what_keeps_one_model_at_a_time():
 
 @pytest.mark.slow
 def test_the_lab_trains_the_other_seeds_batched(run_lab, monkeypatch):
-    """In the lab, Q2.4's seeds besides the run's own are trained batched, one call per
-    trainer, and the run passes; with batch_seeds off nothing is batched."""
+    """With batch_seeds on, Q2.4's seeds besides the run's own are trained batched, one call
+    per trainer, and the run passes; by default (off) nothing is batched."""
     calls = []
 
     def recorded(models, *args, **kwargs):
@@ -187,9 +187,9 @@ def test_the_lab_trains_the_other_seeds_batched(run_lab, monkeypatch):
         return RP.train_replicas(models, *args, **kwargs)
 
     monkeypatch.setattr(session, "train_replicas", recorded)
-    result = run_lab(RnnLmLab(), distance_seeds=3, timing_repeats=1)
+    result = run_lab(RnnLmLab(), distance_seeds=3, timing_repeats=1, batch_seeds=True)
     assert_checks_pass(result)
     assert calls == [("teacher_seed1.pt", 2), ("free_seed1.pt", 2), ("scheduled_seed1.pt", 2)]
     calls.clear()
-    assert_checks_pass(run_lab(RnnLmLab(), distance_seeds=3, timing_repeats=1, batch_seeds=False))
+    assert_checks_pass(run_lab(RnnLmLab(), distance_seeds=3, timing_repeats=1))
     assert calls == []
