@@ -53,11 +53,11 @@ class AdversarialConfig:
     random_draws: int = field(default=20, metadata={"min": 2})
     #: Exercise 4: larger L1 penalties both L1 methods also run with, to see where sparsity starts.
     sparsity_alphas: tuple[float, ...] = field(default=(0.01, 0.03, 0.1), metadata={"min": 0, "min_len": 0})
-    #: The offline stand-in CNN's training-set size (cached per setting).
+    #: The offline stand-in CNN's training-set size (trained with the run's seed, cached per seed and setting).
     fallback_train_size: int = field(default=4000, metadata={"min": 1})
     #: The offline stand-in CNN's training epochs.
     fallback_epochs: int = field(default=6, metadata={"min": 1})
-    #: With the stand-in, attack every shape towards every other class (30 pairs, the same under every seed).
+    #: With the stand-in, attack every class's shape towards every other class (30 pairs; the shapes drawn with the seed).
     fallback_all_pairs: bool = False
     #: The attacks' forward pass: fp32, or autocast to bf16 or fp16 (CUDA only); loss and gradient stay fp32.
     precision: str = field(default="fp32", metadata={"choices": PRECISIONS})

@@ -186,13 +186,29 @@ def changed_values_test(more: MethodRun, fewer: MethodRun):
     return sign_test(a.tolist(), b.tolist()), (float(gap.median()) if len(gap) else 0.0)
 
 
+#: The smallest difference in a perturbation's norm that this lab calls a difference: the
+#: smaller norm at least 10 % below the other (median over the pairs). PGD's L-inf moves in
+#: whole steps of one grey level, about a sixth of the norms measured, so a consistent
+#: sign with a smaller gap is a difference of rounding, not of size.
+SMALLEST_NORM_GAIN = 0.10
+
+
 def least_pair_by_pair(runs: dict[str, MethodRun], keys, norm: str, among: torch.Tensor):
     """The method whose ``norm`` is smallest pair by pair on the pairs in ``among``: the one with
-    the strongest sign tests against every other (its weakest test decides), and those tests."""
-    per_pair = {key: runs[key].norms()[norm][among].tolist() for key in keys}
-    tests = {a: {b: sign_test(per_pair[b], per_pair[a]) for b in keys if b != a} for a in keys}
+    the strongest sign tests against every other (its weakest test decides), those tests, and
+    the effect against each other method: the median over the pairs of how much smaller its
+    norm is, as a share of the other's (``(other - lowest) / other``)."""
+    per_pair = {key: runs[key].norms()[norm][among].double() for key in keys}
+    tests = {
+        a: {b: sign_test(per_pair[b].tolist(), per_pair[a].tolist()) for b in keys if b != a} for a in keys
+    }
     lowest = min(keys, key=lambda a: max(t.p for t in tests[a].values()))
-    return lowest, tests[lowest]
+    effects = {
+        b: median((per_pair[b] - per_pair[lowest]) / per_pair[b].clamp_min(1e-12))
+        for b in keys
+        if b != lowest
+    }
+    return lowest, tests[lowest], effects
 
 
 def record(ex, name: str, value: float) -> None:

@@ -34,19 +34,22 @@ class Model:
         return self.kind == "fallback"
 
 
-def stand_in_settings(cfg: Any) -> shapes.TrainSettings:
-    """The stand-in's training settings from the lab config."""
-    return shapes.TrainSettings(train_size=cfg.fallback_train_size, epochs=cfg.fallback_epochs)
+def stand_in_settings(cfg: Any, seed: int) -> shapes.TrainSettings:
+    """The stand-in's training settings from the lab config and the run's seed (its data,
+    initial weights and batch order: each seed of a sweep trains its own stand-in)."""
+    return shapes.TrainSettings(train_size=cfg.fallback_train_size, epochs=cfg.fallback_epochs, seed=seed)
 
 
 def fallback_model(ctx, reason: str) -> Model:
-    """The stand-in CNN (from the cache, or trained now with a bar ticking per batch)."""
-    settings = stand_in_settings(ctx.config)
+    """The stand-in CNN of the run's seed (from the lab's cache, verified, or trained now
+    with a bar ticking per batch and stored for the next run with the same seed)."""
+    settings = stand_in_settings(ctx.config, ctx.seed)
     with ctx.progress(total=shapes.train_steps(settings), desc="training the stand-in CNN (batches)") as bar:
         net, cached = shapes.load_or_train(
             settings,
             ctx.cache_dir / "models",
             progress=lambda epoch, loss: bar.update(1, epoch=f"{epoch + 1}/{settings.epochs}", loss=loss),
+            warn=lambda message: ctx.log(message, level="warning"),
         )
     images, labels = shapes.held_out_set(settings)
     acc = shapes.accuracy(net, shapes.normalise(shapes.as_tensor(images)), torch.from_numpy(labels))

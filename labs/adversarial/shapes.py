@@ -8,6 +8,10 @@ says nothing about the class and the network has to look at the form.
 from __future__ import annotations
 
 import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,12 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labrunner.records.results import write_atomic
-
 CLASSES = ("disc", "square", "triangle", "plus", "ring", "stripes")
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
-MODEL_VERSION = "1"  # bump when the data or the network changes: it is part of the cache key
 
 
 def shape_mask(kind: int, size: int, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
@@ -104,7 +105,9 @@ class ShapesCNN(nn.Module):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything that decides the trained weights (and so their cache key)."""
+    """Everything that decides the trained weights, with the code of this module (and so
+    their cache key). ``seed`` draws the training and held-out shapes, the initial weights
+    and the order of the batches: the lab passes the run's seed."""
 
     train_size: int = 3000
     test_size: int = 600
@@ -115,9 +118,11 @@ class TrainSettings:
     seed: int = 0
 
     def key(self) -> str:
-        from labrunner.base.hashing import stable_hash
+        """The stand-in's cache key: these settings and the sha256 of this module, which
+        generates the data, defines the network and trains it (any edit retrains)."""
+        from labrunner.base.hashing import sha256_file, stable_hash
 
-        return stable_hash({**asdict(self), "version": MODEL_VERSION})
+        return stable_hash({**asdict(self), "code": sha256_file(Path(__file__))})
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> float:
@@ -177,20 +182,105 @@ def held_out_set(settings: TrainSettings) -> tuple[np.ndarray, np.ndarray]:
     return generate_shapes(settings.test_size, settings.image_size, seed=settings.seed + 1_000_003)
 
 
-def load_or_train(settings: TrainSettings, cache_dir: Path, progress=None) -> tuple[ShapesCNN, bool]:
-    """The trained CNN from ``cache_dir`` (loaded with weights_only=True) or trained now and
-    cached; returns (model, was_cached)."""
-    path = Path(cache_dir) / f"shapes_cnn-{settings.key()}.pt"
+def attacked_shapes(settings: TrainSettings) -> list[tuple[str, torch.Tensor]]:
+    """One held-out image per class, ``(class name, (3, size, size) pixels in [0, 1])``, each
+    drawn among its class's held-out images with ``settings.seed``."""
+    images, labels = held_out_set(settings)
+    draw = np.random.default_rng([settings.seed, 31])
+    out = []
+    for k, name in enumerate(CLASSES):
+        i = int(draw.choice(np.flatnonzero(labels == k)))
+        out.append((name, as_tensor(images[i : i + 1])[0]))
+    return out
+
+
+#: The files of a stored stand-in: its weights, what they were trained with, their sha256s.
+WEIGHTS_FILE = "weights.pt"
+SETTINGS_FILE = "settings.json"
+
+
+def stored_model_dir(settings: TrainSettings, cache_dir: Path) -> Path:
+    """Where :func:`load_or_train` keeps the stand-in trained with ``settings``."""
+    return Path(cache_dir) / f"shapes_cnn-{settings.key()}"
+
+
+def load_stored(settings: TrainSettings, folder: Path) -> ShapesCNN:
+    """The stand-in stored in ``folder``, verified first: every file against the folder's
+    sha256 manifest and the settings it records against ``settings``, then the weights read
+    with ``torch.load(weights_only=True)``. Raises ValueError saying what is wrong."""
+    from labrunner.records.files import MANIFEST, manifest_problem
+
+    problem = manifest_problem(folder, MANIFEST)
+    if problem:
+        raise ValueError(problem)
+    stored = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+    expected = {**asdict(settings), "key": settings.key()}
+    if stored != expected:
+        raise ValueError(f"{SETTINGS_FILE} records other settings")
     model = ShapesCNN()
-    if path.is_file():
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return model.eval(), True
-        except Exception:  # a damaged cache file is retrained, not trusted
-            path.unlink(missing_ok=True)
-    model = train_shapes_cnn(settings, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    write_atomic(path, buf.getvalue())  # concurrent runs never see half a file
+    model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def store(model: ShapesCNN, settings: TrainSettings, folder: Path) -> None:
+    """Store ``model`` as ``folder`` whole: written into a temporary folder next to it (weights,
+    settings, sha256 manifest), made read-only, then renamed into place."""
+    from labrunner.records.files import MANIFEST, make_read_only, remove_tree, write_manifest
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        buf = io.BytesIO()
+        torch.save(model.state_dict(), buf)
+        (tmp / WEIGHTS_FILE).write_bytes(buf.getvalue())
+        record = {**asdict(settings), "key": settings.key()}
+        (tmp / SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_manifest(tmp, MANIFEST)
+        make_read_only(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes folders private
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            remove_tree(tmp)
+
+
+def discard(folder: Path) -> None:
+    """Move a stored stand-in out of the way in one rename, then delete it."""
+    from labrunner.records.files import remove_tree
+
+    trash = folder.with_name(f".{folder.name}.{os.getpid()}.discarded.tmp")
+    try:
+        os.replace(folder, trash)
+    except OSError:
+        return
+    remove_tree(trash)
+
+
+def load_or_train(
+    settings: TrainSettings,
+    cache_dir: Path,
+    progress: Callable[[int, float], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[ShapesCNN, bool]:
+    """The stand-in trained with ``settings``: from ``cache_dir`` when stored there and
+    verified (:func:`load_stored`), else trained now and stored; returns (model, was_cached).
+
+    One run at a time trains a given stand-in (a lock per cache key), so runs started together
+    with the same seed and settings train it once. A stored stand-in that fails verification
+    is discarded with one ``warn`` line and trained again, never used.
+    """
+    from filelock import FileLock
+
+    folder = stored_model_dir(settings, cache_dir)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder.with_name(f".{folder.name}.lock"))):
+        if folder.exists():
+            try:
+                return load_stored(settings, folder), True
+            except Exception as exc:  # noqa: BLE001  (a damaged store is retrained, never trusted)
+                if warn is not None:
+                    warn(f"stored stand-in CNN {folder.name} discarded ({exc}); training it again")
+                discard(folder)
+        model = train_shapes_cnn(settings, progress)
+        store(model, settings, folder)
     return model, False

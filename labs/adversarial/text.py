@@ -10,12 +10,19 @@ MODEL_NOTE = """
 {% if setting.model == "alexnet" %}
 **Model: AlexNet**, written out in this lab, with {% if setting.official_weights %}torchvision's ImageNet weights{% else %}the
 weights in{% endif %} `{{ weights_file }}` ({{ how }}, sha256 prefix checked); class names and preprocessing come
-from torchvision's `AlexNet_Weights.IMAGENET1K_V1` metadata.
+from torchvision's `AlexNet_Weights.IMAGENET1K_V1` metadata. The model and the photos are the assignment's
+and the same under every seed; the seed draws the attacked images, their target classes and the random
+baselines, so the measurements on the model alone (the classification of the photos) repeat across a seed
+sweep rather than replicate, and the sweep marks them seed-independent.
 {% else %}
 **Model: not AlexNet, but an offline stand-in**: a small CNN this lab trained on generated shapes
 ({{ classes }} classes, test accuracy {{ accuracy | pct }}, {% if setting.cached %}loaded from the cache{% else %}trained in this run{% endif %}),
 because {{ reason }}. Every exercise below runs on the stand-in, with the same attack code, and
 generated shapes stand in for the photos: the numbers are the stand-in's, not AlexNet's on ImageNet.
+The run's seed ({{ seed }}) decides the stand-in's training shapes, initial weights and batch order, its
+held-out shapes and the shape of each class that is attacked, so each seed of a sweep trains and attacks
+its own; a stand-in is stored once per seed and settings in the lab's cache, checked against its sha256
+before it is reused.
 To use the real AlexNet, run once with internet access (`weights: auto` downloads torchvision's
 weights into the torch hub cache), or copy `{{ official_file }}` into the hub cache's `checkpoints`
 folder (`$TORCH_HOME/hub/checkpoints`), or set `--set adversarial.weights=PATH`.
@@ -131,8 +138,9 @@ after the 8-bit round trip, iterations, the size of the perturbation, time per e
 TABLE_CAPTION = (
     "{n} (image, target) pairs per method. Success over all pairs; medians over the successful ones. "
     "Norms of the perturbation in 0-255 grey levels; L0 as % of all colour values (exact zeros excluded). "
-    "FGSM eps = {fgsm}/255; PGD eps = {pgd}/255, step {step}/255. Times per example are single readings on a "
-    "shared machine, not a comparison of speed."
+    "FGSM eps = {fgsm}/255; PGD eps = {pgd}/255, step {step}/255. The time per example of each method is one "
+    "reading on a shared machine, not a comparison of speed: it is listed only in the lab's measurements "
+    "(`..._ms_per_example_one_reading`)."
 )
 
 METHODS_CAPTION = (
@@ -326,19 +334,22 @@ comparison is on the {{ n_common }} of {{ n }} pairs that PGD and both $\ell_1$ 
 | {{ labels[key] }} | {{ (100 * s.l0_pct) | fmt }} % | {{ s.l1 | fmt }} | {{ s.l2 | fmt }} | {{ s.linf | fmt }} | {{ s.psnr | fmt }} dB |
 {% endfor %}
 
+This lab calls two norms different when the smaller is at least {{ (100 * smallest_norm) | fmt }} % below the
+other (median over the pairs) and the sign test agrees.
 {% if claims.least_l2_is_clear %}
 The smallest change in energy ($\ell_2$, which is what PSNR measures) comes from **{{ labels[best_l2] }}**,
 pair by pair against each other method.
 {% else %}
-No method has the smallest $\ell_2$ pair by pair beyond chance: on these {{ n_common }} pairs the methods
-cannot be ranked by $\ell_2$ (the claims list the tests of the closest, {{ labels[best_l2] }}).
+No method has the smallest $\ell_2$ pair by pair by that much beyond chance: on these {{ n_common }} pairs the
+methods cannot be ranked by $\ell_2$ (the claims list the effects and tests of the closest, {{ labels[best_l2] }}).
 {% endif %}
 {% if claims.least_linf_is_clear %}
 The smallest largest change of any single value ($\ell_\infty$) comes from **{{ labels[best_linf] }}**,
 pair by pair against each other method.
 {% else %}
-No method has the smallest $\ell_\infty$ pair by pair beyond chance: on these {{ n_common }} pairs the
-methods cannot be ranked by $\ell_\infty$ (the claims list the tests of the closest, {{ labels[best_linf] }}).
+No method has the smallest $\ell_\infty$ pair by pair by that much beyond chance: on these {{ n_common }} pairs
+the methods cannot be ranked by $\ell_\infty$ (the claims list the effects and tests of the closest,
+{{ labels[best_linf] }}).
 {% endif %}
 {% if claims.least_l2_and_linf_same_method %}
 Both criteria agree, so {{ labels[best_l2] }} gives the least visible change here, on the pairs it reaches

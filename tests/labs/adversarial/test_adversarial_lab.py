@@ -23,8 +23,8 @@ def run_adv(tmp_path, monkeypatch, adversarial_cache):
     """Run the lab (smoke profile plus overrides) with the session's shared cache."""
     monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(adversarial_cache))
 
-    def run(**overrides):
-        return run_lab_in(AdversarialLab(), tmp_path / "run", profile="smoke", **overrides)
+    def run(seed: int = 0, **overrides):
+        return run_lab_in(AdversarialLab(), tmp_path / "run", profile="smoke", seed=seed, **overrides)
 
     return run
 
@@ -95,14 +95,24 @@ def test_offline_fallback_passes_says_so_and_caches_the_cnn(
     pngs = list((smoke_run.out / "adversarial").glob("adversarial-*.png"))
     assert len(pngs) == 6 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
-    # A second run loads the trained CNN from the cache instead of training it again.
-    models = list(adversarial_cache.rglob("shapes_cnn-*.pt"))
+    # A second run with other attack settings loads the trained CNN from the cache instead of
+    # training it again.
+    models = list(adversarial_cache.rglob("shapes_cnn-*/weights.pt"))
     assert len(models) == 1
     stamp = models[0].stat().st_mtime_ns
     second = run_adv(**TINY)
     assert "loaded from the cache" in second.notes[0]
     assert models[0].stat().st_mtime_ns == stamp
     assert second.metrics["fallback_test_accuracy"] == result.metrics["fallback_test_accuracy"]
+    assert second.metrics["top1_probability_first_image"] == result.metrics["top1_probability_first_image"]
+
+    # Another seed trains its own stand-in, tests it on its own held-out shapes, and attacks
+    # other shapes: a seed sweep replicates the lab instead of repeating it.
+    third = run_adv(**TINY, seed=1)
+    assert "trained in this run" in third.notes[0] and "seed (1)" in third.notes[0]
+    assert len(list(adversarial_cache.rglob("shapes_cnn-*/weights.pt"))) == 2
+    assert third.metrics["top1_probability_first_image"] != result.metrics["top1_probability_first_image"]
+    assert third.metrics["fallback_test_accuracy"] >= 0.95
 
 
 def save_generated_alexnet(checkpoints: Path) -> Path:
