@@ -40,6 +40,7 @@ from .evidence import (
     fgsm_claims,
     fgsm_linearisation_all,
     least_pair_by_pair,
+    norm_gain_text,
     penalty_claims,
     penalty_price,
     record,
@@ -600,17 +601,21 @@ def smallest_visible_change(
             for norm in ("l2", "linf"):
                 lowest, tests, effects = least_pair_by_pair(runs, fair, norm, common)
                 best[norm] = lowest
+                smallest = norm_gain_text(norm, SMALLEST_NORM_GAIN[norm])
                 ex.claim(
                     f"least_{norm}_is_clear",
-                    all(t.holds for t in tests.values()) and min(effects.values()) >= SMALLEST_NORM_GAIN,
+                    all(t.holds for t in tests.values())
+                    and min(effects.values()) >= SMALLEST_NORM_GAIN[norm],
                     statement=f"{METHODS[lowest]} gives a smaller {norm} than each other method, pair by pair, "
-                    f"by at least {100 * SMALLEST_NORM_GAIN:g} %",
+                    f"by at least {smallest}",
                     evidence="effect: "
-                    + ", ".join(f"a median {100 * e:.3g} % below {METHODS[k]}" for k, e in effects.items())
+                    + ", ".join(
+                        f"a median {norm_gain_text(norm, e)} below {METHODS[k]}" for k, e in effects.items()
+                    )
                     + "; "
                     + "; ".join(t.text(f"{METHODS[k]} larger", METHODS[lowest]) for k, t in tests.items()),
                     baseline="methods alike: each common pair a fair coin (exact sign test per other method, "
-                    f"one-sided 5 %); the lab's smallest difference in a norm: {100 * SMALLEST_NORM_GAIN:g} % of it",
+                    f"one-sided 5 %); the lab's smallest difference in {norm}: {smallest}",
                 )
         ex.claim(
             "least_l2_and_linf_same_method",
