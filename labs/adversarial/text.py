@@ -107,8 +107,8 @@ and classified again, **{{ n_rt }} of {{ n }}** still give the target.
 {% if claims.png_undoes_some_successes %}
 Rounding moves each value by up to half a level ($0.5/255$). The method stops at the first iterate
 past the decision boundary, and for {{ lost | length }} of them that was close enough for rounding to
-cross back: {% for e in lost %}{{ e.image }} → {{ e.target }} had $p(t) = {{ e.p | fmt }}$ before saving and
-{{ e.p_rt | fmt }} after{{ "; " if not loop.last else "." }}{% endfor %}
+cross back (the table lists them: reached, but not after PNG).{% for e in lost[:1] %} The first, {{ e.image }} → {{ e.target }},
+had $p(t) = {{ e.p | fmt }}$ before saving and {{ e.p_rt | fmt }} after.{% endfor %}
 
 Continuing a few steps past the boundary, or demanding a margin, is the usual remedy (not tried here).
 {% else %}
