@@ -582,6 +582,32 @@ def _read_job(args: tuple[str, str, str, bool]) -> dict[str, Any]:
     return read_submission(Path(zip_path), Path(work))
 
 
+def _read_all(
+    jobs: list[tuple[str, str, str, bool]], processes: int, progress: Callable[[str, int, int], None] | None
+) -> list[dict[str, Any]]:
+    """Verify and score each submission (``processes`` at a time), in order."""
+    records: list[dict[str, Any]] = []
+    if processes > 1 and len(jobs) > 1:
+        import multiprocessing
+
+        # spawn: the parent may run threads (the progress display), which fork would copy mid-lock
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=processes, mp_context=multiprocessing.get_context("spawn")
+        )
+        mapped = pool.map(_read_job, jobs, chunksize=max(1, min(16, len(jobs) // (4 * processes))))
+    else:
+        pool, mapped = None, map(_read_job, jobs)
+    try:
+        for i, record in enumerate(mapped, 1):
+            records.append(record)
+            if progress:
+                progress("verify", i, len(jobs))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return records
+
+
 def grade(
     inputs: Sequence[Path],
     opts: GradeOptions,
@@ -626,25 +652,7 @@ def grade(
     jobs = [
         (str(z), str(work), str(out / STATE_DIR / f"{sha256_of(z)}-{key}.json"), opts.regrade) for z in zips
     ]
-    records: list[dict[str, Any]] = []
-    if opts.jobs > 1 and len(jobs) > 1:
-        import multiprocessing
-
-        # spawn: the parent may run threads (the progress display), which fork would copy mid-lock
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=opts.jobs, mp_context=multiprocessing.get_context("spawn")
-        )
-        mapped = pool.map(_read_job, jobs, chunksize=max(1, min(16, len(jobs) // (4 * opts.jobs))))
-    else:
-        pool, mapped = None, map(_read_job, jobs)
-    try:
-        for i, record in enumerate(mapped, 1):
-            records.append(record)
-            if progress:
-                progress("verify", i, len(jobs))
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    records = _read_all(jobs, opts.jobs, progress)
     reused = sum(1 for r in records if r.pop("_reused", False))
     if opts.rerun is not None and isolation is not None:
         _rerun_all(
