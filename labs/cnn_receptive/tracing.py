@@ -21,6 +21,8 @@ from .geometry import ReceptiveFieldError
 from .rules import ADAPTIVE, CAST_METHODS, POINTWISE_FUNCS, POINTWISE_METHODS, SAME_MODULES, nd
 
 T = TypeVar("T")
+#: Arguments fx records as they are.
+_PLAIN = (int, float, bool, str, type(None))
 
 
 def _as_module(model: nn.Module | Sequence[nn.Module]) -> nn.Module:
@@ -87,6 +89,13 @@ class _Tracer(fx.Tracer):
         return self.graph.create_node(kind, target, args, kwargs, name, type_expr)
 
     def create_arg(self, a: Any) -> Any:
+        kind = type(a)
+        if kind is fx.Proxy:  # most arguments: fx would try a dozen other types first
+            return a.node
+        if kind in _PLAIN:
+            return a
+        if kind is tuple:
+            return tuple(self.create_arg(x) for x in a)
         if isinstance(a, torch.Tensor):
             name = self._name_of(a)
             if name is not None:
