@@ -41,6 +41,7 @@ def test_the_built_in_labs_mark_what_students_write():
         "Adam's step on the L1-penalised loss",
     ]
     assert sorted(regions["rnn_lm"]) == [
+        "the LSTM training step batched over replicas (rnn_lm.batch_seeds=true)",
         "the LSTM training step: forward, loss, backward, clipping, update",
         "the samplers: greedy, temperature, top-k, top-p",
         "the truncation of truncated BPTT",

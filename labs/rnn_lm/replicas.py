@@ -295,6 +295,7 @@ def train_replicas(
             if cfg.mode != "teacher":
                 p_true = teacher_probability(step, k) if cfg.mode == "scheduled" else 0.0
                 x = rep.rollout_inputs(x, state, p_true, generators)
+            # BEGIN SOLUTION the LSTM training step batched over replicas (rnn_lm.batch_seeds=true)
             logits, state = rep(x, state)
             # each replica's mean loss; their sum's gradient is each replica's own gradient
             loss = nll(logits, y).flatten(1).mean(1)
@@ -302,6 +303,7 @@ def train_replicas(
             loss.sum().backward()
             clip_per_replica(rep.params, cfg.clip)
             opt.step()
+            # END SOLUTION
             loss_sum += loss.detach()
             n_losses += 1
             if progress:
