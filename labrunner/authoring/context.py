@@ -515,6 +515,31 @@ class ExerciseRecorder:
             reason=reason,
         )
 
+    def _check_bound(
+        self,
+        name: str,
+        actual: Any,
+        limit: Any,
+        bound: str,
+        *,
+        points: float,
+        hidden: bool,
+        fidelity: str | None,
+        reason: str,
+    ) -> bool:
+        """``check_at_most`` (bound "≤") and ``check_at_least`` (bound "≥"): inclusive."""
+        a = number(actual)
+        return self.check(
+            name,
+            bool(a <= limit if bound == "≤" else a >= limit),
+            expected=f"{bound} {limit:g}",
+            actual=a,
+            points=points,
+            hidden=hidden,
+            fidelity=fidelity,
+            reason=reason,
+        )
+
     def check_at_most(
         self,
         name: str,
@@ -527,16 +552,8 @@ class ExerciseRecorder:
         reason: str = "",
     ) -> bool:
         """Pass when ``actual <= limit`` (inclusive); ``actual`` must be a number."""
-        a = number(actual)
-        return self.check(
-            name,
-            bool(a <= limit),
-            expected=f"≤ {limit:g}",
-            actual=a,
-            points=points,
-            hidden=hidden,
-            fidelity=fidelity,
-            reason=reason,
+        return self._check_bound(
+            name, actual, limit, "≤", points=points, hidden=hidden, fidelity=fidelity, reason=reason
         )
 
     def check_at_least(
@@ -551,16 +568,8 @@ class ExerciseRecorder:
         reason: str = "",
     ) -> bool:
         """Pass when ``actual >= limit`` (inclusive); ``actual`` must be a number."""
-        a = number(actual)
-        return self.check(
-            name,
-            bool(a >= limit),
-            expected=f"≥ {limit:g}",
-            actual=a,
-            points=points,
-            hidden=hidden,
-            fidelity=fidelity,
-            reason=reason,
+        return self._check_bound(
+            name, actual, limit, "≥", points=points, hidden=hidden, fidelity=fidelity, reason=reason
         )
 
     def check_equal(

@@ -131,14 +131,6 @@ def bundle_files(run_dir: Path) -> list[tuple[Path, str]]:
     return files
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def make_bundle(
     run_dir: Path,
     dest: Path,

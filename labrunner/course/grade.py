@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
+from ..base.hashing import sha256_file
+from ..records.files import is_inside
 from ..records.results import LabResult, RunFileError
 from .bundle import CHUNK, CODE_JSON, BundleError, verify_bundle
 from .sandbox import Isolation, Limits, run_sandboxed
@@ -137,20 +139,12 @@ def find_submissions(inputs: Sequence[Path]) -> list[Path]:
     return unique
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_submission(zip_path: Path, work: Path) -> dict[str, Any]:
     """Verify one zip and read it: returns the submission's record (``student``, ``status``
     ``"read"`` or ``"invalid"`` with ``error``, each lab's submitted result as JSON, its
     code's description, the run's settings). The files grading needs (run.json, results,
     code, report.html) are extracted below ``work/<digest>/``."""
-    digest = sha256_of(zip_path)
+    digest = sha256_file(zip_path)
     record: dict[str, Any] = {
         "zip": str(zip_path),
         "zip_name": zip_path.name,
@@ -630,7 +624,7 @@ def grade(
     ):
         raise UsageError(f"--rerun {opts.rerun!r}: a profile name (smoke, quick, full) or 'submitted'")
     for z in zips:
-        if _inside(z, out):
+        if is_inside(z, out):
             raise UsageError(f"{z}: a submission inside the grading folder {out}")
     packages = _instructor_labs(opts.lab_packages)
     if packages and warn and opts.rerun is None:
@@ -650,7 +644,7 @@ def grade(
     work.mkdir(exist_ok=True)
     key = opts.key()
     jobs = [
-        (str(z), str(work), str(out / STATE_DIR / f"{sha256_of(z)}-{key}.json"), opts.regrade) for z in zips
+        (str(z), str(work), str(out / STATE_DIR / f"{sha256_file(z)}-{key}.json"), opts.regrade) for z in zips
     ]
     records = _read_all(jobs, opts.jobs, progress)
     reused = sum(1 for r in records if r.pop("_reused", False))
@@ -673,14 +667,6 @@ def grade(
     grading = Grading(records=records, out=out, isolation=isolation, reused=reused)
     grading.written = write_outputs(grading, opts)
     return grading
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def _write_state(path: Path, record: dict[str, Any]) -> None:

@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..records.files import is_inside
+
 #: The environment variable naming the file descriptor the command writes its result to.
 RESULT_FD_ENV = "LABRUNNER_RESULT_FD"
 #: The folder that holds the labrunner package (on a sandboxed process's PYTHONPATH).
@@ -198,23 +200,15 @@ def _readonly_paths(hide: Sequence[Path]) -> list[Path]:
             path = path.resolve()
         except OSError:
             continue
-        if path.exists() and not any(_inside(path, h) for h in hide) and not _inside(path, Path("/proc")):
+        if path.exists() and not any(is_inside(path, h) for h in hide) and not is_inside(path, Path("/proc")):
             found.append(path)
     # The outermost folders only: a folder inside another one is already there.
     found.sort(key=lambda p: len(p.parts))
     outer: list[Path] = []
     for path in found:
-        if not any(_inside(path, o) for o in outer):
+        if not any(is_inside(path, o) for o in outer):
             outer.append(path)
     return outer
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def bwrap_command(
@@ -241,19 +235,19 @@ def bwrap_command(
     bound = [Path(d) for d in SYSTEM_DIRS]
     made: set[Path] = set()
     for path in _readonly_paths(hide):
-        if not any(_inside(path, d) for d in bound):
+        if not any(is_inside(path, d) for d in bound):
             cmd += ["--ro-bind", str(path), str(path)]
             bound.append(path)
             made |= set(path.parents) - {Path("/")}
     # Folders bwrap made on the way to a bound one copy the host's mode (/root is 0700):
     # the unprivileged user must be able to pass through them.
     for folder in sorted(made - set(bound), key=lambda p: len(p.parts)):
-        if not any(_inside(folder, b) for b in bound):
+        if not any(is_inside(folder, b) for b in bound):
             cmd += ["--chmod", "0755", str(folder)]
     # A hidden folder that lies inside one shown read-only (the grading folder inside a
     # checkout that holds labrunner) is covered with an empty folder.
     for path in hide:
-        if path.exists() and any(_inside(path, p) for p in _readonly_paths([])):
+        if path.exists() and any(is_inside(path, p) for p in _readonly_paths([])):
             cmd += ["--tmpfs", str(path.resolve())]
     cmd += ["--dev", "/dev", "--proc", "/proc"]
     cmd += ["--perms", "1777", "--size", str(64 * MIB), "--tmpfs", "/tmp"]

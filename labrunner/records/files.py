@@ -11,13 +11,14 @@ kernel's in-place copy, else a plain read and write.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
 import sys
 from pathlib import Path
 from typing import IO
+
+from ..base.hashing import sha256_file
 
 CHUNK = 1 << 20
 #: A folder's manifest: the sha256 of each of its other files (``sha256sum -c`` format).
@@ -93,13 +94,13 @@ def copy_tree(src: Path, dst: Path, *, skip: frozenset[str] = frozenset()) -> in
     return copied
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it, after resolving links."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def tree_files(root: Path, *, skip: frozenset[str] = frozenset()) -> dict[str, Path]:
