@@ -248,7 +248,9 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 def child_environment() -> dict[str, str]:
     """The environment of a worker (or zygote) process: this one's, with labrunner's own
-    folder on PYTHONPATH and this process's import path (the worker restores it)."""
+    folder on PYTHONPATH, this process's import path (the worker restores it) and
+    matplotlib's non-interactive Agg backend (a lab saves figures, it never opens a window;
+    labs do not choose a backend themselves)."""
     import json
 
     here = str(Path(__file__).resolve().parents[2])  # the folder that holds labrunner/
@@ -257,4 +259,5 @@ def child_environment() -> dict[str, str]:
         **os.environ,
         "PYTHONPATH": here + (os.pathsep + path if path else ""),
         "LABRUNNER_SYS_PATH": json.dumps(sys.path),
+        "MPLBACKEND": "Agg",
     }

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .records import MethodRun  # noqa: E402
+from .records import MethodRun
 
 
 def show(ax, image: torch.Tensor, title: str) -> None:

@@ -16,16 +16,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 import torch
 
 from . import attention as att
 from . import text
 from .rounding import rounding_baseline
-
-matplotlib.use("Agg")  # before pyplot: the lab never opens a window
-
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+from torch import nn
 
-matplotlib.use("Agg")
+from labrunner import LabContext, exercise_function
 
-import matplotlib.pyplot as plt  # noqa: E402
-from torch import nn  # noqa: E402
-
-from labrunner import LabContext, exercise_function  # noqa: E402
-
-from . import ReceptiveConfig, text  # noqa: E402
-from .erf import RESAMPLES, effective_fields  # noqa: E402
-from .networks import (  # noqa: E402
+from . import ReceptiveConfig, text
+from .erf import RESAMPLES, effective_fields
+from .networks import (
     ASSIGNMENT_ANSWER,
     ASSIGNMENT_INPUT,
     PUBLISHED_RF,
@@ -33,7 +29,7 @@ from .networks import (  # noqa: E402
     load_grace_hopper,
     verification_size,
 )
-from .receptive import (  # noqa: E402
+from .receptive import (
     LayerField,
     feature_output,
     fraction_fully_inside,
@@ -41,8 +37,8 @@ from .receptive import (  # noqa: E402
     spatial_layers,
     unsupported,
 )
-from .tables import box_1based, field_rows, pair  # noqa: E402
-from .verify import (  # noqa: E402
+from .tables import box_1based, field_rows, pair
+from .verify import (
     average_pooling_coverage,
     gradient_boxes,
     naive_measurements,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from . import corpus as corpora  # noqa: E402
+from . import corpus as corpora
 
 #: Width of a figure that fills the text width of an A4 page, in inches.
 PAGE_WIDTH = 7.5
