@@ -78,6 +78,38 @@ def assert_metric(
 CONDITION_NAMES = frozenset({"claims", "cfg", "setting", "loop"})
 
 
+def _names_read(expr: Any) -> list[str]:
+    """The names a Jinja2 expression reads; inside ``claims[...]`` and ``setting[...]``
+    only the container (the key names a claim or a setting)."""
+    from jinja2 import nodes
+
+    out: list[str] = []
+
+    def visit(n: Any) -> None:
+        if isinstance(n, nodes.Getitem):  # claims[...] or setting.x[...]: the key names one
+            root = n.node
+            while isinstance(root, (nodes.Getattr, nodes.Getitem)):
+                root = root.node
+            if isinstance(root, nodes.Name) and root.name in ("claims", "setting"):
+                visit(n.node)
+                return
+        if isinstance(n, nodes.Name):
+            out.append(n.name)
+            return
+        for child in n.iter_child_nodes():
+            visit(child)
+
+    visit(expr)
+    return out
+
+
+def _targets(t: Any) -> set[str]:
+    """The names an assignment or loop target binds."""
+    from jinja2 import nodes
+
+    return {t.name} if isinstance(t, nodes.Name) else {n.name for n in t.find_all(nodes.Name)}
+
+
 def unrecorded_conditions(template: str) -> list[str]:
     """Every condition of an answer template that reads something other than a recorded
     claim or a setting of the run: ``"line 3: {% if n_ok %} reads n_ok"``; empty when none.
@@ -94,31 +126,8 @@ def unrecorded_conditions(template: str) -> list[str]:
     found: list[str] = []
     source_lines = template.splitlines()
 
-    def read(expr: nodes.Node) -> list[str]:
-        out: list[str] = []
-
-        def visit(n: nodes.Node) -> None:
-            if isinstance(n, nodes.Getitem):  # claims[...] or setting.x[...]: the key names one
-                root = n.node
-                while isinstance(root, (nodes.Getattr, nodes.Getitem)):
-                    root = root.node
-                if isinstance(root, nodes.Name) and root.name in ("claims", "setting"):
-                    visit(n.node)
-                    return
-            if isinstance(n, nodes.Name):
-                out.append(n.name)
-                return
-            for child in n.iter_child_nodes():
-                visit(child)
-
-        visit(expr)
-        return out
-
-    def targets(t: nodes.Node) -> set[str]:
-        return {t.name} if isinstance(t, nodes.Name) else {n.name for n in t.find_all(nodes.Name)}
-
     def check(test: nodes.Node, allowed: set[str]) -> None:
-        bad = sorted({n for n in read(test) if n not in allowed})
+        bad = sorted({n for n in _names_read(test) if n not in allowed})
         if bad:
             line = source_lines[test.lineno - 1].strip() if test.lineno <= len(source_lines) else ""
             found.append(f"line {test.lineno}: {line[:80]} reads {', '.join(bad)}")
@@ -130,8 +139,8 @@ def unrecorded_conditions(template: str) -> list[str]:
     def walk(node: nodes.Node, allowed: set[str]) -> None:
         if isinstance(node, nodes.For):
             expressions(node.iter, allowed)
-            names = targets(node.target)
-            ok = all(n in allowed for n in read(node.iter))
+            names = _targets(node.target)
+            ok = all(n in allowed for n in _names_read(node.iter))
             inner = (allowed | names) if ok else (allowed - names)
             if node.test is not None:
                 check(node.test, inner)
@@ -145,8 +154,8 @@ def unrecorded_conditions(template: str) -> list[str]:
                 walk(child, allowed)
         elif isinstance(node, nodes.Assign):
             expressions(node.node, allowed)
-            names = targets(node.target)
-            if all(n in allowed for n in read(node.node)):
+            names = _targets(node.target)
+            if all(n in allowed for n in _names_read(node.node)):
                 allowed |= names
             else:
                 allowed -= names
