@@ -221,9 +221,9 @@ in every sentence: an embedding that has learned the grammar would put them clos
 grammar the two words are in different classes.{% endif +%}
 {% endif %}
 In plain words: {% if claims.pair_closer_than_random %}the two words end up close, closer than two random vectors
-({{ final_mean | fmt(4) }} on average over the seeds against {{ rand[0] | fmt(3) }}; difference {{ vs_random.text(3) }}){% else %}the two words do not end up close:
-after training they are {{ final_mean | fmt(4) }} apart on average over the seeds, not measurably less than two
-random vectors ({{ rand[0] | fmt(3) }}; difference {{ vs_random.text(3) }}){% endif %}.
+by more than {{ closeness }} ({{ final_mean | fmt(4) }} on average over the seeds against {{ rand[0] | fmt(3) }}; difference {{ vs_random.text(3) }}){% else %}the two words do not end up close:
+after training they are {{ final_mean | fmt(4) }} apart on average over the seeds, against {{ rand[0] | fmt(3) }} for two
+random vectors (difference {{ vs_random.text(3) }}), not closer by the {{ closeness }} this lab calls close{% endif %}.
 {% else %}One of "{{ a }}" and "{{ b }}" is not in this corpus's vocabulary, so their distance is undefined.{% endif %}
 {% if setting.synthetic %}
 
