@@ -29,69 +29,7 @@ def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:
     for lab, _part in lab_order(run, run.labs, plugins):  # the report's order
         s = summarize(lab)
         summaries.append(s)
-        labs.append(
-            {
-                "lab": lab.lab,
-                "title": lab.title,
-                "status": lab.status,
-                "checks_passed": s.checks_passed,
-                "checks_total": s.checks_total,
-                "points": s.points,
-                "points_total": s.points_total,
-                "points_assignment": s.points_assignment,
-                "points_assignment_total": s.points_assignment_total,
-                "points_stand_in": s.points_stand_in,
-                "points_stand_in_total": s.points_stand_in_total,
-                "fidelity": s.fidelity,
-                "stand_ins": [{"exercise": title, "reason": reason} for title, reason in s.stand_ins],
-                "points_declared": s.points_declared,
-                "assignment_points": s.assignment_points,
-                "assignment_bonus": s.assignment_bonus,
-                "exercises": [
-                    {
-                        "exercise": ex.title,
-                        "points": ex.points,
-                        "bonus": ex.bonus,
-                        "checks_passed": sum(c.passed for c in ex.checks),
-                        "checks_total": len(ex.checks),
-                        "fidelity": ex.derived_fidelity,
-                    }
-                    for ex in lab.exercises
-                ],
-                "failed_seeds": {str(seed): status for seed, status in failed.get(lab.lab, {}).items()},
-                "origin": s.origin,
-                "origin_run": s.origin_run,
-                "date": s.date,
-                "provenance": run.provenance(lab).to_json() if lab.status != "not run" else None,
-                "error": lab.error,
-                "not_implemented": [
-                    {"exercise": ex.title, "message": ex.not_implemented}
-                    for ex in lab.exercises
-                    if ex.not_implemented
-                ],
-                "answers": [
-                    {"exercise": title, "problems": check.problems}
-                    for title, check in run.answers.get(lab.lab, {}).items()
-                ],
-                "checks": [
-                    {
-                        "exercise": ex.title,
-                        "name": c.name,
-                        "passed": c.passed,
-                        "points": c.earned,
-                        "points_total": c.points,
-                        "expected": c.expected,
-                        "actual": c.actual,
-                        "tolerance": c.tolerance,
-                        "message": c.message,
-                        "fidelity": ex.fidelity_of(c)[0],
-                        "hidden": c.hidden,
-                    }
-                    for ex in lab.exercises
-                    for c in ex.checks
-                ],
-            }
-        )
+        labs.append(_lab_json(run, lab, s, failed))
     totals = run_totals(summaries)
     incomplete = run.incomplete
     answer_problems = sum(len(a["problems"]) for lab in labs for a in lab["answers"])
@@ -211,3 +149,68 @@ def _check_line(c: dict[str, Any], verbose: bool) -> str:
         if c["message"]:
             line += f": {c['message']}"
     return line
+
+
+def _lab_json(run: RunData, lab: Any, s: Any, failed: dict[str, Any]) -> dict[str, Any]:
+    """One lab's entry of :func:`grade`, from its summary ``s``; ``failed``: the failed seeds."""
+    return {
+        "lab": lab.lab,
+        "title": lab.title,
+        "status": lab.status,
+        "checks_passed": s.checks_passed,
+        "checks_total": s.checks_total,
+        "points": s.points,
+        "points_total": s.points_total,
+        "points_assignment": s.points_assignment,
+        "points_assignment_total": s.points_assignment_total,
+        "points_stand_in": s.points_stand_in,
+        "points_stand_in_total": s.points_stand_in_total,
+        "fidelity": s.fidelity,
+        "stand_ins": [{"exercise": title, "reason": reason} for title, reason in s.stand_ins],
+        "points_declared": s.points_declared,
+        "assignment_points": s.assignment_points,
+        "assignment_bonus": s.assignment_bonus,
+        "exercises": [
+            {
+                "exercise": ex.title,
+                "points": ex.points,
+                "bonus": ex.bonus,
+                "checks_passed": sum(c.passed for c in ex.checks),
+                "checks_total": len(ex.checks),
+                "fidelity": ex.derived_fidelity,
+            }
+            for ex in lab.exercises
+        ],
+        "failed_seeds": {str(seed): status for seed, status in failed.get(lab.lab, {}).items()},
+        "origin": s.origin,
+        "origin_run": s.origin_run,
+        "date": s.date,
+        "provenance": run.provenance(lab).to_json() if lab.status != "not run" else None,
+        "error": lab.error,
+        "not_implemented": [
+            {"exercise": ex.title, "message": ex.not_implemented}
+            for ex in lab.exercises
+            if ex.not_implemented
+        ],
+        "answers": [
+            {"exercise": title, "problems": check.problems}
+            for title, check in run.answers.get(lab.lab, {}).items()
+        ],
+        "checks": [
+            {
+                "exercise": ex.title,
+                "name": c.name,
+                "passed": c.passed,
+                "points": c.earned,
+                "points_total": c.points,
+                "expected": c.expected,
+                "actual": c.actual,
+                "tolerance": c.tolerance,
+                "message": c.message,
+                "fidelity": ex.fidelity_of(c)[0],
+                "hidden": c.hidden,
+            }
+            for ex in lab.exercises
+            for c in ex.checks
+        ],
+    }
