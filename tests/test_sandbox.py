@@ -59,6 +59,13 @@ def test_the_sandbox_sees_no_network_no_home_and_writes_only_its_scratch(tmp_pat
     assert not any(p in ("/", "/root", "/home", "/tmp", str(tmp_path)) for p in read_only)
     assert str(hidden.resolve()) in _pairs(cmd, "--tmpfs")
     assert str(Path(labrunner.__file__).resolve().parent.parent) in read_only
+    # the sandbox's /tmp is mounted before the read-only folders: a checkout in the host's
+    # /tmp (tmp_path here) stays visible instead of being covered by it
+    tmpfs_at = next(i for i in range(len(cmd) - 1) if cmd[i : i + 2] == ["--tmpfs", "/tmp"])
+    assert all(
+        tmpfs_at < i for i in range(len(cmd) - 2) if cmd[i] == "--ro-bind" and cmd[i + 1].startswith("/tmp/")
+    )
+    assert ["--chmod", "0755", "/tmp"] not in [cmd[i : i + 3] for i in range(len(cmd) - 2)]
     i = cmd.index(SCRATCH_MOUNT)
     assert cmd[i - 1] == "--tmpfs" and cmd[i - 3 : i - 1] == ["--size", str(64 * 1024**2)]
     tail = cmd[cmd.index("--") + 1 :]

@@ -232,6 +232,10 @@ def bwrap_command(
             cmd += ["--symlink", os.readlink(path), name]
         elif path.is_dir():
             cmd += ["--ro-bind", name, name]
+    # The sandbox's own /tmp, before the folders bound read-only: one of them may lie in the
+    # host's /tmp (labrunner installed from a checkout there), and a tmpfs mounted after it
+    # would cover it.
+    cmd += ["--perms", "1777", "--size", str(64 * MIB), "--tmpfs", "/tmp"]
     bound = [Path(d) for d in SYSTEM_DIRS]
     made: set[Path] = set()
     for path in _readonly_paths(hide):
@@ -241,7 +245,7 @@ def bwrap_command(
             made |= set(path.parents) - {Path("/")}
     # Folders bwrap made on the way to a bound one copy the host's mode (/root is 0700):
     # the unprivileged user must be able to pass through them.
-    for folder in sorted(made - set(bound), key=lambda p: len(p.parts)):
+    for folder in sorted(made - set(bound) - {Path("/tmp")}, key=lambda p: len(p.parts)):
         if not any(is_inside(folder, b) for b in bound):
             cmd += ["--chmod", "0755", str(folder)]
     # A hidden folder that lies inside one shown read-only (the grading folder inside a
@@ -250,7 +254,6 @@ def bwrap_command(
         if path.exists() and any(is_inside(path, p) for p in _readonly_paths([])):
             cmd += ["--tmpfs", str(path.resolve())]
     cmd += ["--dev", "/dev", "--proc", "/proc"]
-    cmd += ["--perms", "1777", "--size", str(64 * MIB), "--tmpfs", "/tmp"]
     cmd += ["--perms", "0755", "--dir", str(Path(CODE_MOUNT).parent)]
     cmd += ["--ro-bind", str(code_dir), CODE_MOUNT]
     cmd += ["--perms", "0777", "--size", str(limits.scratch), "--tmpfs", SCRATCH_MOUNT]
