@@ -770,7 +770,6 @@ def _rerun_on_slurm(
 
     executor = SlurmExecutor(Path(opts.out) / ".slurm", opts.executor_options)
     jobs = []
-    by_job: dict[int, tuple[dict[str, Any], str]] = {}
     try:
         for slot, (record, lab) in enumerate(tasks):
             spec = {
@@ -782,11 +781,9 @@ def _rerun_on_slurm(
                 # a uid of its own per task: jobs on one node never share a sandbox user
                 "slot": slot,
             }
-            job = executor.submit(spec, slurm_rerun_job)
-            jobs.append(job)
-            by_job[id(job)] = (record, lab)
+            jobs.append(executor.submit(spec, slurm_rerun_job))
         for done, job in enumerate(executor.follow(jobs), 1):
-            record, lab = by_job[id(job)]
+            record, lab = job.spec["record"], job.lab
             reply = (job.outcome or {}).get("reply")
             if isinstance(reply, dict):
                 record["labs"][lab]["rerun"] = reply

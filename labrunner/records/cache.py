@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..base.errors import LabrunnerError, describe_exception
-from .files import MANIFEST, copy_tree, make_read_only, manifest_problem, remove_tree, write_manifest
+from .files import (
+    MANIFEST,
+    copy_tree,
+    discard_tree,
+    make_read_only,
+    manifest_problem,
+    remove_tree,
+    write_manifest,
+)
 from .results import LabResult, RunFileError, check_lab_name, short
 
 if TYPE_CHECKING:
@@ -201,7 +209,7 @@ class ResultCache:
             return validate_entry(cached, lab, key)
         except InvalidEntry as exc:
             self.warn(f"cached result of {lab} (key {key}) discarded: {exc}; the lab runs again")
-            self._remove(cached)
+            discard_tree(cached)
             return None
 
     def get(self, lab: str, key: str, out_dir: Path) -> LabResult | None:
@@ -239,7 +247,7 @@ class ResultCache:
             write_manifest(tmp, MANIFEST)
             make_read_only(tmp)
             if target.exists():
-                self._remove(target)
+                discard_tree(target)
             os.replace(tmp, target)
             tmp = None
         except OSError as exc:
@@ -247,15 +255,6 @@ class ResultCache:
         finally:
             if tmp is not None:  # an error, or Ctrl-C while copying: no half entry stays
                 remove_tree(tmp)
-
-    def _remove(self, entry: Path) -> None:
-        """Move an entry out of the way in one rename, then delete it."""
-        trash = entry.with_name(f".{entry.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-        try:
-            os.replace(entry, trash)
-        except OSError:
-            return
-        remove_tree(trash)
 
     def _clean_stale(self, folder: Path) -> None:
         now = time.time()

@@ -188,3 +188,14 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, onexc=retry)
     else:
         shutil.rmtree(path, onerror=retry)
+
+
+def discard_tree(path: Path) -> None:
+    """Move a folder out of the way in one rename (readers see it whole or not at all), then
+    delete it; nothing happens when it cannot be moved (already gone)."""
+    trash = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        os.replace(path, trash)
+    except OSError:
+        return
+    remove_tree(trash)

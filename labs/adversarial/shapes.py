@@ -246,14 +246,9 @@ def store(model: ShapesCNN, settings: TrainSettings, folder: Path) -> None:
 
 def discard(folder: Path) -> None:
     """Move a stored stand-in out of the way in one rename, then delete it."""
-    from labrunner.records.files import remove_tree
+    from labrunner.records.files import discard_tree
 
-    trash = folder.with_name(f".{folder.name}.{os.getpid()}.discarded.tmp")
-    try:
-        os.replace(folder, trash)
-    except OSError:
-        return
-    remove_tree(trash)
+    discard_tree(folder)
 
 
 def load_or_train(

@@ -22,7 +22,6 @@ it is off by default.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from .model import LSTMLanguageModel, State, detach, segment_starts
 from .training import (
     History,
     TrainConfig,
+    append_point,
     evaluation_steps,
     inverse_sigmoid_k,
     teacher_probability,
@@ -313,11 +313,7 @@ def train_replicas(
                 rows = rep.row_nll(valid, cfg.seq_len).tolist()
                 for h, r, mean_loss in zip(hists, rows, (loss_sum / n_losses).tolist(), strict=True):
                     h.train_seconds += share
-                    h.steps.append(step + 1)
-                    h.seconds.append(h.train_seconds)
-                    h.train_loss.append(mean_loss)
-                    h.valid_row_nll.append(r)
-                    h.valid_ppl.append(math.exp(sum(r) / len(r)))
+                    append_point(h, step + 1, mean_loss, r)
                 loss_sum, n_losses = torch.zeros(n), 0
                 if progress:
                     progress(0, {"valid_ppl": round(min(h.valid_ppl[-1] for h in hists), 2)})

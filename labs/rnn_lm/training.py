@@ -293,7 +293,11 @@ def record_evaluation(
 ) -> None:
     """Append one point of the learning curve: step, training time, training loss, and the
     validation perplexity with its per-row cross-entropies."""
-    rows = row_nll(model, valid, cfg.seq_len, cfg.precision).tolist()
+    append_point(hist, step, train_loss, row_nll(model, valid, cfg.seq_len, cfg.precision).tolist())
+
+
+def append_point(hist: History, step: int, train_loss: float, rows: list[float]) -> None:
+    """Append one point of the learning curve from the validation rows' cross-entropies."""
     hist.steps.append(step)
     hist.seconds.append(hist.train_seconds)
     hist.train_loss.append(train_loss)
