@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,23 @@ def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | No
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300, **kw
     )
+
+
+def installed_plugin(site: Path, name: str, source: str, version: str = "1.0") -> dict[str, str]:
+    """Install a plugin into ``site`` the way pip would leave it, without pip: the
+    distribution ``labrunner-NAME-plugin`` (dist-info metadata) whose ``labrunner`` entry
+    point ``NAME`` is the module ``labrunner_NAME_plugin`` holding ``source`` (dedented).
+    Returns the environment under which a subprocess loads it (``PYTHONPATH`` and the
+    allow-list ``LABRUNNER_PLUGINS=NAME``)."""
+    module = f"labrunner_{name}_plugin"
+    dist = site / f"{module}-{version}.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: labrunner-{name}-plugin\nVersion: {version}\n"
+    )
+    (dist / "entry_points.txt").write_text(f"[labrunner]\n{name} = {module}\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    return {"PYTHONPATH": str(site), "LABRUNNER_PLUGINS": name}
 
 
 def child_env(**values: str) -> dict[str, str]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import BAD_PLUGINS, TEST_PLUGINS, run_subprocess
+from conftest import BAD_PLUGINS, TEST_PLUGINS, installed_plugin, run_subprocess
 
 from labrunner.base.errors import UsageError
 from labrunner.settings.plugins import BUILTIN_PLUGINS, load_plugins
@@ -70,37 +69,25 @@ def test_select_unknown_lab_suggests(monkeypatch):
     assert len(plugins.select(["all"])) == 3
 
 
-def _fake_distribution(site: Path) -> None:
-    """An installed distribution with a labrunner entry point: dist-info metadata on sys.path."""
-    dist = site / "labrunner_demo_plugin-1.4.2.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: labrunner-demo-plugin\nVersion: 1.4.2\n")
-    (dist / "entry_points.txt").write_text("[labrunner]\ndemo = labrunner_demo_plugin\n")
-    (site / "labrunner_demo_plugin.py").write_text(
-        textwrap.dedent(
-            """
-            import labrunner
+DEMO_PLUGIN = """
+import labrunner
 
-            class DemoLab(labrunner.Lab):
-                name = "demo"
-                title = "Demo from an entry point"
+class DemoLab(labrunner.Lab):
+    name = "demo"
+    title = "Demo from an entry point"
 
-                def run(self, ctx):
-                    with ctx.exercise("1. Demo") as ex:
-                        ex.check("ok", True)
+    def run(self, ctx):
+        with ctx.exercise("1. Demo") as ex:
+            ex.check("ok", True)
 
-            @labrunner.hookimpl
-            def register_labs(register):
-                register(DemoLab())
-            """
-        )
-    )
+@labrunner.hookimpl
+def register_labs(register):
+    register(DemoLab())
+"""
 
 
 def test_entry_point_plugin_from_installed_metadata(tmp_path):
-    site = tmp_path / "site"
-    _fake_distribution(site)
-    env = {"PYTHONPATH": str(site), "LABRUNNER_PLUGINS": "demo"}
+    env = installed_plugin(tmp_path / "site", "demo", DEMO_PLUGIN, version="1.4.2")
     proc = run_subprocess("-m", "labrunner", "plugins", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -113,13 +100,26 @@ def test_entry_point_plugin_from_installed_metadata(tmp_path):
     assert "demo  Demo from an entry point" in proc.stdout
 
 
-def test_plugins_command_lists_skipped(cli):
+def test_plugins_command_lists_skipped(cli, monkeypatch):
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs,broken_import,unknown_hook,pkg_plugin")
     status, out, err = cli("plugins", "--plugins-dir", str(BAD_PLUGINS))
     assert status == 0
     assert "core_labs 2.5  [plugins-dir" in out
     assert "labs:   counter, failing, crashing" in out
-    # the allow-list keeps the bad plugins out here: nothing skipped
-    assert "skipped" not in out
+    assert "pkg_plugin 0.3  [plugins-dir" in out  # the good plugin beside the bad ones loads
+    # each bad plugin on a line of its own, with the reason it was skipped
+    skipped = dict(line.split("  [skipped] ") for line in out.splitlines() if "[skipped]" in line)
+    assert sorted(skipped) == ["broken_import", "unknown_hook"]
+    assert "failed to import: ImportError: this plugin needs a package" in skipped["broken_import"]
+    assert "unknown hook 'register_lab' (did you mean 'register_labs'?)" in skipped["unknown_hook"]
+    assert "broken_import 0" not in out and "    module: broken_import" not in out
+
+
+def test_plugins_command_lists_nothing_skipped_when_the_allow_list_keeps_bad_plugins_out(cli):
+    status, out, err = cli("plugins", "--plugins-dir", str(BAD_PLUGINS))
+    assert status == 0
+    assert "labs:   counter, failing, crashing" in out
+    assert "[skipped]" not in out and "broken_import" not in out
 
 
 def test_plugins_json_reports_problems(cli, monkeypatch):
