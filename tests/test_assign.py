@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 
 from labrunner.base.errors import UsageError
-from labrunner.course.assign import (
-    AssignError,
-    assign,
-    assign_source,
-    find_regions,
-    transplant,
-    transplant_package,
-)
+from labrunner.course.assign import assign, transplant_package
+from labrunner.course.markers import AssignError, find_regions, transplant
+from labrunner.course.stub import assign_source
 from labrunner.records.results import LabResult
 
 TOY_INIT = '''\

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import BYTECODE_ENV
 
-from labrunner.course.assign import assign, find_regions, locate_package, transplant_package
+from labrunner.course.assign import assign, locate_package, transplant_package
+from labrunner.course.markers import find_regions
 
 LABS = ("cnn_receptive", "adversarial", "rnn_lm", "attention")
 #: Metrics that time something: they differ from run to run, the others must not.
