@@ -134,7 +134,8 @@ def main() -> int:
 def startup_cost(folder: Path, repeat: int) -> None:
     """The sandbox's own cost, without a lab's noise: ``python -c "import labrunner"`` started
     through run_sandboxed with each isolation, interleaved ``repeat`` times."""
-    from labrunner.course.sandbox import Limits, detect_isolation, run_sandboxed
+    from labrunner.course.isolation import Limits, detect_isolation
+    from labrunner.course.sandbox import run_sandboxed
 
     code = folder / "startup-code"
     code.mkdir(exist_ok=True)

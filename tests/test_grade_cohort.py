@@ -18,7 +18,7 @@ import pytest
 from gradecohort import INSTRUCTOR, make_submission, rewrite_zip
 
 from labrunner.cli import main
-from labrunner.course.sandbox import detect_isolation
+from labrunner.course.isolation import detect_isolation
 
 pytestmark = pytest.mark.slow
 #: The sandbox users of this test: their own, so that another grading on the machine is not counted.

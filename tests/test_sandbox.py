@@ -10,14 +10,8 @@ import pytest
 import labrunner
 from labrunner.base.errors import UsageError
 from labrunner.commands.grade_cli import parse_size
-from labrunner.course.sandbox import (
-    CODE_MOUNT,
-    SCRATCH_MOUNT,
-    Isolation,
-    Limits,
-    bwrap_command,
-    detect_isolation,
-)
+from labrunner.course.bwrap import CODE_MOUNT, SCRATCH_MOUNT, bwrap_command
+from labrunner.course.isolation import Isolation, Limits, detect_isolation
 
 
 def _isolation(as_root=True):

@@ -146,7 +146,7 @@ def _grade_options(args: argparse.Namespace) -> Any:
     """The checked options of ``grade`` as a :class:`~labrunner.course.grade.GradeOptions`."""
     from ..base.errors import UsageError
     from ..course.grade import GradeOptions, default_jobs
-    from ..course.sandbox import Limits
+    from ..course.isolation import Limits
 
     if args.jobs == "auto":
         jobs = default_jobs()

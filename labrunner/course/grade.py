@@ -39,7 +39,8 @@ from ..base.hashing import sha256_file
 from ..records.files import is_inside
 from ..records.results import LabResult, RunFileError
 from .bundle import CHUNK, CODE_JSON, BundleError, verify_bundle
-from .sandbox import Isolation, Limits, run_sandboxed
+from .isolation import Isolation, Limits
+from .sandbox import run_sandboxed
 
 #: The grading folder's own files: what resuming reads back.
 STATE_DIR = ".state"
@@ -633,7 +634,7 @@ def grade(
         )
     isolation = None
     if opts.rerun is not None:
-        from .sandbox import detect_isolation
+        from .isolation import detect_isolation
 
         isolation = detect_isolation(opts.sandbox)
         if isolation.warning and warn:
@@ -743,7 +744,7 @@ def slurm_rerun_job(spec: dict[str, Any]) -> dict[str, Any]:
     submission, in the sandbox the node offers (detected there, as ``--sandbox`` asks)."""
     import socket
 
-    from .sandbox import detect_isolation
+    from .isolation import detect_isolation
 
     opts: GradeOptions = spec["opts"]
     isolation = detect_isolation(opts.sandbox)
