@@ -22,8 +22,9 @@ from runfolders import EVIL_TITLE, make_lab, make_run, png_bytes  # noqa: F401  
 from labrunner.base.errors import UsageError
 from labrunner.records.results import write_json
 from labrunner.records.runfolder import load_run
+from labrunner.report.formatting import format_check_value, format_value, nonfinite_reason
 from labrunner.report.pdf import find_pdf_engine
-from labrunner.report.render import format_check_value, format_value, nonfinite_reason, render_report
+from labrunner.report.render import render_report
 
 
 class Page(HTMLParser):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from test_report import make_run, parse
 
-from labrunner.report.render import builtin_template_dir, render_report, template_environment
+from labrunner.report.render import render_report
+from labrunner.report.templates import builtin_template_dir, template_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "report-templates.md"

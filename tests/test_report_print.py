@@ -26,7 +26,8 @@ from runfolders import make_run
 
 from labrunner.records.results import Claim, Exercise, LabResult
 from labrunner.report.pdf import find_pdf_engine
-from labrunner.report.render import FOLD_CLAIMS, FOLD_TABLE_ROWS, render_report
+from labrunner.report.render import render_report
+from labrunner.report.view import FOLD_CLAIMS, FOLD_TABLE_ROWS
 
 ENGINE = find_pdf_engine()
 needs_chromium = pytest.mark.skipif(

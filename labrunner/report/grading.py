@@ -10,7 +10,8 @@ from typing import Any
 
 from ..records.results import Exercise
 from ..records.runfolder import RunData, run_totals, summarize
-from .render import format_value, lab_order, points_label
+from .formatting import format_value
+from .view import lab_order, points_label
 
 
 def grade(run: RunData, plugins: Any = None) -> dict[str, Any]:

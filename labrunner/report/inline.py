@@ -36,7 +36,7 @@ def _frame(document: str, title: str) -> str:
 
 
 def _view(run: Any) -> dict[str, Any]:
-    from .render import build_view
+    from .view import build_view
 
     return build_view(run)
 
@@ -49,7 +49,7 @@ def _lab(view: dict[str, Any], name: str) -> Any:
 
 
 def _render_fragment(view: dict[str, Any], lab: Any, exercise: Any = None) -> str:
-    from .render import template_environment
+    from .templates import template_environment
 
     env = template_environment(None, html=True)
     return env.from_string(_FRAGMENT).render(**view, lab=lab, exercise=exercise)
@@ -57,7 +57,7 @@ def _render_fragment(view: dict[str, Any], lab: Any, exercise: Any = None) -> st
 
 def run_html(run: Any) -> str:
     """The whole report of a loaded run folder, inline."""
-    from .render import render_template
+    from .templates import render_template
 
     document = render_template("report.html.j2", _view(run), None, html=True)
     return _frame(document, f"labrunner report: {run.run_dir.name}")

@@ -202,7 +202,7 @@ def load_pair(run_a: str, run_b: str, out: Path = Path("reports")) -> RunDiff:
 
 
 def _cell(value: Any) -> str:
-    from .render import format_value, md_text
+    from .formatting import format_value, md_text
 
     if value is ABSENT:
         return "—"
@@ -212,7 +212,7 @@ def _cell(value: Any) -> str:
 
 
 def _change(row: Row) -> str:
-    from .render import format_value
+    from .formatting import format_value
 
     if row.change is None:
         return ""
