@@ -4,8 +4,10 @@ readout, and the position-wise feed-forward network three ways (Problem 3 of the
 Importing this package stays light: torch and matplotlib are imported inside
 :meth:`AttentionLab.run`. The maths is importable on its own from :mod:`.attention`
 (``self_attention``, ``invariant_pool``, the checks), :mod:`.ffn` (the FFN forms) and
-:mod:`.rounding` (the rounding bounds every claim is decided against); the exercises are in
-:mod:`.experiment` (1 and 2) and :mod:`.ffn_exercise` (3).
+:mod:`.rounding` (the rounding bounds every claim is decided against). :mod:`.experiment` has
+one function per exercise, which measures with :mod:`.equivariance`, :mod:`.readout` or
+:mod:`.ffn_exercise` (functions that need no context and return a frozen dataclass) and
+records the result with the same module.
 """
 
 from __future__ import annotations
@@ -86,12 +88,12 @@ class AttentionLab(labrunner.Lab):
     }
 
     def run(self, ctx: labrunner.LabContext) -> None:
-        from . import experiment, ffn_exercise
+        from . import experiment
 
         experiment.describe_setup(ctx)
         experiment.show_self_attention_is_permutation_equivariant(ctx)  # Q1: P S(X) = S(PX)
         experiment.construct_permutation_invariant_readout(ctx)  # Q2: G(PX) = G(X)
-        ffn_exercise.implement_position_wise_ffn_three_ways(ctx)  # Q3: Linear, Conv1d, torch.func
+        experiment.implement_position_wise_ffn_three_ways(ctx)  # Q3: Linear, Conv1d, torch.func
 
 
 @labrunner.hookimpl

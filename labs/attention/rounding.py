@@ -6,6 +6,7 @@ Algorithms*, ch. 3): a bound per entry, from the unit roundoff and the lengths o
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -61,3 +62,12 @@ def ratio_to_bound(difference: Tensor, bound: Tensor) -> float:
 def rounding_baseline(dtype: torch.dtype) -> str:
     """The baseline of a bound-based claim, as the report states it."""
     return ROUNDING_BASELINE.format(u=unit_roundoff(dtype), dtype=str(dtype).replace("torch.", ""))
+
+
+def check_against_bound(
+    ex: Any, name: str, holds: bool, ratio: float, *, beyond: bool = False, points: float = 1.0
+) -> bool:
+    """Record the check on a claim's condition: ``holds`` is what the claim decided (the ratio
+    to the rounding bound at most 1, or with ``beyond`` above 1), shown with that ratio; the
+    condition is written once, where the claim is decided."""
+    return ex.check(name, holds, expected="> 1" if beyond else "≤ 1", actual=ratio, points=points)
