@@ -1,8 +1,8 @@
 """Questions, answers and captions of the lab: Jinja2 Markdown filled with measured values.
 
 Every number comes from the run; every conclusion branches on a recorded claim
-(``{% if claims.<name> %}``), decided in :mod:`.experiment` against the rounding bound of the
-same cases or, for timings, against the spread over interleaved rounds, so the text never
+(``{% if claims.<name> %}``), decided in :mod:`.equivariance`, :mod:`.readout` and
+:mod:`.ffn_exercise` against the rounding bound of the same cases or, for timings, against the spread over interleaved rounds, so the text never
 claims what the run did not measure.
 """
 
