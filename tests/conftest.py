@@ -16,7 +16,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import configuration as hypothesis_configuration
@@ -152,15 +154,66 @@ def cli(workdir: Path, capsys: pytest.CaptureFixture):
     return run
 
 
-def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, **kw):
-    """Run ``python -m labrunner ...`` (or a -c program) in a fresh interpreter.
+def subprocess_env(env: dict[str, str] | None = None, unset: Iterable[str] = ()) -> dict[str, str]:
+    """This process's environment with ``env`` added (or overriding) and the names in
+    ``unset`` removed, writing no byte code (so a child writes no ``__pycache__`` into the
+    checkout)."""
+    full = {**os.environ, **(env or {}), **BYTECODE_ENV}
+    for name in unset:
+        full.pop(name, None)
+    return full
 
-    ``env`` adds to (or overrides) this process's environment, which writes no byte code
-    (so the child writes no ``__pycache__`` into the checkout).
-    """
-    full_env = {**os.environ, **(env or {}), **BYTECODE_ENV}
+
+def labrunner_argv(*args: str, prefix: Sequence[str] = ()) -> list[str]:
+    """The command line ``python -m labrunner ARGS`` in this interpreter, after ``prefix``
+    (``without_root_powers()``): for a test that starts it itself (``subprocess.Popen``)."""
+    return [*prefix, sys.executable, "-m", "labrunner", *args]
+
+
+def run_subprocess(
+    *args: str,
+    env: dict[str, str] | None = None,
+    unset: Iterable[str] = (),
+    cwd: Path | None = None,
+    timeout: float = 300,
+    **kw: Any,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` (``-m labrunner ...``, ``-c PROGRAM``) in a fresh interpreter and
+    capture its output as text; the environment is :func:`subprocess_env` (``env``, ``unset``)."""
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300, **kw
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(env, unset),
+        cwd=cwd,
+        timeout=timeout,
+        **kw,
+    )
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    unset: Iterable[str] = (),
+    cwd: Path | None = None,
+    timeout: float = 300,
+    prefix: Sequence[str] = (),
+    **kw: Any,
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line ``labrunner ARGS`` in a fresh interpreter (``python -m
+    labrunner``), as a user would; returns the completed process (``returncode``, ``stdout``,
+    ``stderr`` as text). ``env`` and ``unset`` change this process's environment for it
+    (:func:`subprocess_env`); ``prefix`` goes before the interpreter (``without_root_powers()``);
+    the rest (``input=``) goes to :func:`subprocess.run`. The in-process ``cli`` fixture is
+    faster: use this where the test needs a process of its own (signals, exit status, imports)."""
+    return subprocess.run(
+        labrunner_argv(*args, prefix=prefix),
+        capture_output=True,
+        text=True,
+        env=subprocess_env(env, unset),
+        cwd=cwd,
+        timeout=timeout,
+        **kw,
     )
 
 
@@ -179,6 +232,55 @@ def installed_plugin(site: Path, name: str, source: str, version: str = "1.0") -
     (dist / "entry_points.txt").write_text(f"[labrunner]\n{name} = {module}\n")
     (site / f"{module}.py").write_text(textwrap.dedent(source))
     return {"PYTHONPATH": str(site), "LABRUNNER_PLUGINS": name}
+
+
+#: Sentences in the Penn Treebank's style: lower case, ``<unk>`` for rare words, N for numbers.
+PTB_SENTENCES = ("the army said N <unk>", "a taxpayer sold the army", "the company said N")
+
+
+def write_ptb_folder(
+    folder: Path,
+    names: Mapping[str, str] | None = None,
+    *,
+    lines: Mapping[str, int] | None = None,
+    text: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a corpus folder in the Penn Treebank's format (one sentence a line, words split
+    by spaces) and return it: for each split (train, valid, test) the file ``names[split]``
+    (default ``SPLIT.txt``; ``ptb.SPLIT.txt`` is the real corpus's naming) holding
+    ``text[split]`` if given, else the first ``lines[split]`` lines (default 120 for train,
+    30 for the others) of :data:`PTB_SENTENCES` repeated."""
+    names = names or {split: f"{split}.txt" for split in ("train", "valid", "test")}
+    counts = {"train": 120, "valid": 30, "test": 30, **(lines or {})}
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, name in names.items():
+        if text and split in text:
+            body = text[split]
+        else:
+            body = "".join(f"{PTB_SENTENCES[i % len(PTB_SENTENCES)]}\n" for i in range(counts[split]))
+        (folder / name).write_text(body, encoding="utf-8")
+    return folder
+
+
+def adam_reference(
+    start: Any, loss: Callable[[Any], Any], *, lr: float, steps: int, project: Callable[[Any], Any]
+) -> Any:
+    """The reference an optimiser under test must match: ``steps`` steps of
+    ``torch.optim.Adam`` (default betas and eps) on ``loss(x)`` from the tensor ``start``,
+    ``project(x)`` applied in place after each step (a box such as the valid pixels);
+    returns the last ``x``, detached."""
+    import torch
+
+    x = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        value = loss(x)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        with torch.no_grad():
+            project(x)
+    return x.detach()
 
 
 def child_env(**values: str) -> dict[str, str]:

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import BYTECODE_ENV
+from conftest import run_cli
 
 from labrunner.course.assign import assign, locate_package, transplant_package
 from labrunner.course.markers import find_regions
@@ -75,14 +73,7 @@ def labrunner(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
     """``python -m labrunner ARGS`` in a fresh interpreter (a run of four labs takes minutes)."""
-    return subprocess.run(
-        [sys.executable, "-m", "labrunner", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {}), **BYTECODE_ENV},
-        cwd=cwd,
-        timeout=1800,
-    )
+    return run_cli(*args, env=env, cwd=cwd, timeout=1800)
 
 
 def metrics(run_dir: Path, lab: str) -> dict:

@@ -6,13 +6,11 @@ Every case is refused before any lab runs, so these tests stay fast."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEST_PLUGINS, without_root_powers
+from conftest import TEST_PLUGINS, run_cli, without_root_powers
 
 from labrunner.settings.configfile import MAX_CONFIG_BYTES
 
@@ -127,19 +125,8 @@ def test_out_unwritable(workdir, tmp_path):
     locked.chmod(0o555)
     try:
         before = snapshot(workdir, tmp_path / "cache")
-        args = [
-            "-m",
-            "labrunner",
-            "run",
-            "counter",
-            "--plugins-dir",
-            str(TEST_PLUGINS),
-            "--out",
-            "locked/runs",
-        ]
-        proc = subprocess.run(
-            [*prefix, sys.executable, *args], capture_output=True, text=True, cwd=workdir, timeout=120
-        )
+        args = ["run", "counter", "--plugins-dir", str(TEST_PLUGINS), "--out", "locked/runs"]
+        proc = run_cli(*args, prefix=prefix, cwd=workdir, timeout=120)
         assert snapshot(workdir, tmp_path / "cache") == before
     finally:
         locked.chmod(0o755)

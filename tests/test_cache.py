@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PLUGINS, without_root_powers
+from conftest import TEST_PLUGINS, labrunner_argv, run_cli, subprocess_env, without_root_powers
 
 from labrunner.base.hashing import stable_hash
 from labrunner.records.cache import ResultCache
@@ -116,17 +115,9 @@ def test_a_read_only_cache_folder_runs_uncached(workdir, tmp_path):
     cache = tmp_path / "ro-cache"
     cache.mkdir()
     cache.chmod(0o500)
-    env = {**os.environ, "LABRUNNER_CACHE_DIR": str(cache)}
-    args = ["-m", "labrunner", "run", "counter", "--plugins-dir", str(TEST_PLUGINS), "--profile", "smoke"]
+    args = ["run", "counter", "--plugins-dir", str(TEST_PLUGINS), "--profile", "smoke", "--isolation", "none"]
     try:
-        proc = subprocess.run(
-            [*prefix, sys.executable, *args, "--isolation", "none"],
-            capture_output=True,
-            text=True,
-            cwd=workdir,
-            env=env,
-            timeout=300,
-        )
+        proc = run_cli(*args, prefix=prefix, cwd=workdir, env={"LABRUNNER_CACHE_DIR": str(cache)})
     finally:
         cache.chmod(0o700)
     assert proc.returncode == 0, proc.stderr
@@ -213,28 +204,13 @@ def test_cache_api_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_three_runs_sharing_one_cache_all_succeed(tmp_path):
-    env = {
-        **os.environ,
-        "LABRUNNER_CACHE_DIR": str(tmp_path / "cache"),
-        "LABRUNNER_PLUGINS": "core_labs,hostile_labs",
-    }
-    args = [
-        sys.executable,
-        "-m",
-        "labrunner",
-        "run",
-        "many_files",
-        "counter",
-        "failing",
-        "--plugins-dir",
-        str(TEST_PLUGINS),
-        "--plugins-dir",
-        str(HOSTILE),
-        "--profile",
-        "smoke",
-        "--threads",
-        "1",
-    ]
+    env = subprocess_env(
+        {"LABRUNNER_CACHE_DIR": str(tmp_path / "cache"), "LABRUNNER_PLUGINS": "core_labs,hostile_labs"}
+    )
+    args = labrunner_argv(
+        *("run", "many_files", "counter", "failing", "--profile", "smoke", "--threads", "1"),
+        *("--plugins-dir", str(TEST_PLUGINS), "--plugins-dir", str(HOSTILE)),
+    )
     for trial in range(2):
         procs = []
         for i in range(3):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+from conftest import run_cli
 from test_report import make_run
 
 from labrunner.records.results import LabResult, write_json
@@ -58,18 +57,18 @@ def _all_passing(run_dir):
 
 def test_cli_check_exit_status_and_json(tmp_path):
     run_dir = make_run(tmp_path)
-    cmd = [sys.executable, "-m", "labrunner", "check", str(run_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    cmd = ["check", str(run_dir)]
+    proc = run_cli(*cmd, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "FAIL  0/3  value above threshold" in proc.stdout and "total: 2/3 checks" in proc.stdout
 
-    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=120)
+    proc = run_cli(*cmd, "--json", timeout=120)
     assert proc.returncode == 1
     data = json.loads(proc.stdout)
     assert data["passed"] is False and data["points"] == 3.0 and data["points_total"] == 6.0
 
     _all_passing(run_dir)
-    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=120)
+    proc = run_cli(*cmd, "--json", timeout=120)
     assert proc.returncode == 0, proc.stdout
     assert json.loads(proc.stdout)["passed"] is True
 
@@ -77,20 +76,9 @@ def test_cli_check_exit_status_and_json(tmp_path):
 def test_cli_check_latest_and_bad_folder(tmp_path):
     run_dir = make_run(tmp_path)
     (tmp_path / "reports" / "latest").symlink_to(run_dir.name)
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "check"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("check", cwd=tmp_path, timeout=120)
     assert proc.returncode == 1 and "lab0  passed" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "check", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("check", str(tmp_path), timeout=120)
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PLUGINS
+from conftest import TEST_PLUGINS, labrunner_argv, subprocess_env
 from runfolders import make_run, png_bytes
 
 from labrunner.records.cache import ResultCache
@@ -214,23 +213,12 @@ def test_clean_out_that_is_not_a_folder_is_bad_input(cli, tmp_path, make):
 
 @pytest.mark.slow
 def test_clean_never_removes_a_run_another_process_is_running(cli, workdir, tmp_path):
-    env = {**os.environ, "LABRUNNER_CACHE_DIR": str(tmp_path / "cache"), "LABRUNNER_PLUGINS": "core_labs"}
+    env = subprocess_env({"LABRUNNER_CACHE_DIR": str(tmp_path / "cache"), "LABRUNNER_PLUGINS": "core_labs"})
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "labrunner",
-            "run",
-            "counter",
-            "--plugins-dir",
-            str(TEST_PLUGINS),
-            "--profile",
-            "smoke",
-            "--isolation",
-            "none",
-            "--set",
-            "counter.sleep_s=2",
-        ],
+        labrunner_argv(
+            *("run", "counter", "--plugins-dir", str(TEST_PLUGINS), "--profile", "smoke"),
+            *("--isolation", "none", "--set", "counter.sleep_s=2"),
+        ),
         cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,

@@ -9,12 +9,11 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PLUGINS
+from conftest import TEST_PLUGINS, labrunner_argv, subprocess_env
 
 from labrunner.base.errors import UsageError
 from labrunner.execution.executors import (
@@ -192,8 +191,8 @@ def test_a_plugin_executor_runs_the_labs(cli, workdir, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_running_jobs_and_keeps_the_run_folder(workdir):
-    env = dict(os.environ)  # writes no byte code (conftest)
-    command = [sys.executable, "-m", "labrunner", "run", "counter", "--plugins-dir", str(TEST_PLUGINS)]
+    env = subprocess_env()
+    command = labrunner_argv("run", "counter", "--plugins-dir", str(TEST_PLUGINS))
     command += ["--seeds", "0-1", "--jobs", "2", "--set", "counter.sleep_s=0.5", "--set", "counter.steps=200"]
     child = subprocess.Popen(
         command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -3,10 +3,8 @@ lab's module leaves the importing process's backend as it was."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from conftest import run_subprocess
 
 from labrunner.execution.job import child_environment
 
@@ -32,6 +30,6 @@ def test_importing_a_lab_keeps_the_backend():
         "    __import__(name)\n"
         "print(matplotlib.get_backend())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = run_subprocess("-c", code, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "pdf"

@@ -10,13 +10,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEST_PLUGINS
+from conftest import TEST_PLUGINS, labrunner_argv
 from runfolders import make_run
 
 from labrunner.base.errors import PluginError
@@ -164,10 +165,8 @@ def test_a_closed_stdout_keeps_a_failing_runs_exit_status(workdir, monkeypatch):
 
 @pytest.mark.slow
 def test_pipefail_sees_a_failing_run_whose_output_is_not_read(workdir):
-    command = (
-        f"set -o pipefail; {sys.executable} -m labrunner run failing --plugins-dir {TEST_PLUGINS} "
-        "--profile smoke --isolation none | true"
-    )
+    labrunner = labrunner_argv("run", "failing", "--plugins-dir", str(TEST_PLUGINS), "--profile", "smoke")
+    command = f"set -o pipefail; {shlex.join(labrunner)} --isolation none | true"
     proc = subprocess.run(["bash", "-c", command], cwd=workdir, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PLUGINS, run_subprocess
+from conftest import TEST_PLUGINS, run_cli, run_subprocess
 
 from labrunner.records.results import LabResult
 
@@ -148,8 +148,8 @@ def test_in_process_the_same_labs_do_leak(tmp_path):
         "LABRUNNER_PLUGINS": "hostile_labs",
         "LABRUNNER_TEST_CWD": str(tmp_path),
     }
-    args = ["-m", "labrunner", "run", "state_changer", "state_reader", "--isolation", "none"]
-    proc = run_subprocess(*args, "--plugins-dir", str(HOSTILE), env=env, cwd=tmp_path)
+    args = ["run", "state_changer", "state_reader", "--isolation", "none", "--plugins-dir", str(HOSTILE)]
+    proc = run_cli(*args, env=env, cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     # the changer's chdir even moved where the reader's folder went
     (path,) = tmp_path.rglob("state_reader/result.json")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from conftest import run_cli, run_subprocess
 
 from labrunner.base.errors import UsageError
 from labrunner.commands.scaffold import create_lab_package
@@ -31,14 +29,9 @@ def test_invalid_names_are_refused(tmp_path, cli):
 
 @pytest.mark.slow
 def test_generated_plugin_end_to_end(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "LABRUNNER_PLUGINS"}
-    env["LABRUNNER_CACHE_DIR"] = str(tmp_path / "cache")
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "new", "dice_lab", "--dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    env = {"LABRUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_cli(
+        "new", "dice_lab", "--dir", str(tmp_path), env=env, unset=["LABRUNNER_PLUGINS"], timeout=120
     )
     assert proc.returncode == 0, proc.stderr
     package = tmp_path / "dice_lab"
@@ -48,53 +41,28 @@ def test_generated_plugin_end_to_end(tmp_path):
 
     # install it, without dependencies, into a private folder (not this environment)
     site = tmp_path / "site"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_subprocess(
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--target",
+        str(site),
+        str(package),
     )
     assert proc.returncode == 0, proc.stderr
     env["PYTHONPATH"] = str(site)
     env["LABRUNNER_PLUGINS"] = "dice_lab"
 
-    listed = subprocess.run(
-        [sys.executable, "-m", "labrunner", "list", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    listed = run_cli("list", "--json", env=env, timeout=120)
     assert [lab["name"] for lab in json.loads(listed.stdout)] == ["dice_lab"], listed.stderr
-    plugins = subprocess.run(
-        [sys.executable, "-m", "labrunner", "plugins", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    plugins = run_cli("plugins", "--json", env=env, timeout=120)
     (info,) = json.loads(plugins.stdout)["plugins"]
     assert info["source"] == "entry point (labrunner-dice-lab)" and info["version"] == "0.1.0"
 
-    run = subprocess.run(
-        [sys.executable, "-m", "labrunner", "run", "dice_lab", "--profile", "smoke"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    run = run_cli("run", "dice_lab", "--profile", "smoke", env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr + run.stdout
     result = json.loads((tmp_path / "reports" / "latest" / "dice_lab" / "result.json").read_text())
     assert result["status"] == "passed"
@@ -103,13 +71,8 @@ def test_generated_plugin_end_to_end(tmp_path):
     assert ex["metrics"] and ex["checks"] and "$$" in ex["answer"]
     assert (ex["points"], ex["bonus"]) == (10, False)  # the skeleton declares the assignment's points
 
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=package,
-        timeout=300,
+    tests = run_subprocess(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests"), env=env, cwd=package
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "1 passed" in tests.stdout

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import BAD_PLUGINS, TEST_PLUGINS, installed_plugin, run_subprocess
+from conftest import BAD_PLUGINS, TEST_PLUGINS, installed_plugin, run_cli
 
 from labrunner.base.errors import UsageError
 from labrunner.settings.plugins import BUILTIN_PLUGINS, load_plugins
@@ -88,7 +88,7 @@ def register_labs(register):
 
 def test_entry_point_plugin_from_installed_metadata(tmp_path):
     env = installed_plugin(tmp_path / "site", "demo", DEMO_PLUGIN, version="1.4.2")
-    proc = run_subprocess("-m", "labrunner", "plugins", "--json", env=env)
+    proc = run_cli("plugins", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     (demo,) = data["plugins"]
@@ -96,7 +96,7 @@ def test_entry_point_plugin_from_installed_metadata(tmp_path):
     assert demo["version"] == "1.4.2"
     assert demo["source"] == "entry point (labrunner-demo-plugin)"
     assert demo["labs"] == ["demo"]
-    proc = run_subprocess("-m", "labrunner", "list", env=env)
+    proc = run_cli("list", env=env)
     assert "demo  Demo from an entry point" in proc.stdout
 
 

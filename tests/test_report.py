@@ -17,6 +17,8 @@ import sys
 from html.parser import HTMLParser
 
 import pytest
+from conftest import child_env, labrunner_argv, run_cli, run_subprocess
+from printcheck import needs_pdf_tools, printed_text
 from runfolders import EVIL_TITLE, make_lab, make_run, png_bytes  # noqa: F401  (re-exported)
 
 from labrunner.base.errors import UsageError
@@ -390,13 +392,17 @@ def test_pdf_without_engine_says_what_to_install(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(find_pdf_engine() is None, reason="no Chromium on this machine")
+@needs_pdf_tools
 def test_pdf_with_chromium(tmp_path):
     run_dir = make_run(tmp_path)
     written = render_report(run_dir, formats=["pdf"])
     assert written == [run_dir / "report.html", run_dir / "report.pdf"]
     data = (run_dir / "report.pdf").read_bytes()
     assert data.startswith(b"%PDF-") and len(data) > 5000
+    # the PDF is the report: its lab titles, tables and formulas, as text
+    pdf = printed_text(run_dir)
+    assert pdf.has("Counting <script>alert(1)</script>") and pdf.cells and pdf.formulas
+    assert not pdf.missing_cells and not pdf.cut_formulas, (pdf.missing_cells, pdf.cut_formulas)
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
 
 
@@ -414,16 +420,11 @@ def test_report_never_imports_torch(tmp_path):
         "heavy = [m for m in ('torch', 'torchvision', 'matplotlib', 'numpy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    proc = run_subprocess("-c", program, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "report.html").is_file()
     # the command too: -X importtime lists every module imported
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "labrunner", "report", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_subprocess("-X", "importtime", "-m", "labrunner", "report", str(run_dir), timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "markdown_it" in imported and not imported & {"torch", "torchvision", "numpy", "matplotlib"}
@@ -432,40 +433,17 @@ def test_report_never_imports_torch(tmp_path):
 @pytest.mark.slow  # a subprocess
 def test_cli_report(tmp_path):
     run_dir = make_run(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "report", "--author", "Grace", "-q"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        input="",
-    )
+    proc = run_cli("report", "--author", "Grace", "-q", cwd=tmp_path, timeout=120, input="")
     # reports/latest does not exist: the latest run cannot be found
     assert proc.returncode == 2 and "no runs found" in proc.stderr
     (tmp_path / "reports" / "latest").symlink_to(run_dir.name)
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "report", "--author", "Grace"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("report", "--author", "Grace", cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "report.html" in proc.stdout and "report.md" in proc.stdout
     assert "Grace" in (run_dir / "report.html").read_text()
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "report", str(run_dir), "--format", "docx"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("report", str(run_dir), "--format", "docx", timeout=120)
     assert proc.returncode == 2 and "unknown report format 'docx'" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "report", "--list-formats"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("report", "--list-formats", timeout=120)
     assert proc.returncode == 0 and [line.split()[0] for line in proc.stdout.splitlines()][:3] == [
         "html",
         "md",
@@ -476,18 +454,9 @@ def test_cli_report(tmp_path):
 @pytest.mark.slow  # a subprocess
 def test_cli_report_pdf_without_engine(tmp_path):
     run_dir = make_run(tmp_path)
-    env = {
-        "PATH": str(tmp_path / "empty"),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": ":".join(sys.path),
-        "PYTHONDONTWRITEBYTECODE": "1",  # byte code stays out of the checkout
-    }
+    env = child_env(PATH=str(tmp_path / "empty"), HOME=str(tmp_path), PYTHONPATH=":".join(sys.path))
     proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "report", str(run_dir), "--pdf"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+        labrunner_argv("report", str(run_dir), "--pdf"), capture_output=True, text=True, timeout=120, env=env
     )
     assert proc.returncode == 2
     assert "install Chromium" in proc.stderr

@@ -14,14 +14,13 @@ import html as htmllib
 import io
 import json
 import re
-import shutil
 import subprocess
 import tempfile
-import unicodedata
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
+from printcheck import needs_pdf_tools, pdf_pages, printed_text
 from runfolders import make_run
 
 from labrunner.records.results import Claim, Exercise, LabResult
@@ -30,10 +29,7 @@ from labrunner.report.render import render_report
 from labrunner.report.view import FOLD_CLAIMS, FOLD_TABLE_ROWS
 
 ENGINE = find_pdf_engine()
-needs_chromium = pytest.mark.skipif(
-    ENGINE is None or shutil.which("pdftotext") is None, reason="needs Chromium and pdftotext (poppler-utils)"
-)
-pytestmark = [pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.slow, needs_pdf_tools]
 
 #: A4 (210 mm) less the report's 12.7 mm side margins, in CSS pixels: the printed text width.
 PRINT_WIDTH_PX = round((210 - 2 * 12.7) / 25.4 * 96)
@@ -150,54 +146,6 @@ def print_run(tmp_path: Path) -> Path:
     return run_dir
 
 
-class Leaves(HTMLParser):
-    """The text of every table cell, and the leaf texts of every formula."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.cells: list[str] = []
-        self.formulas: list[list[str]] = []
-        self._cell: list[str] | None = None
-        self._depth = 0  # inside <math>
-        self._leaf: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag in ("td", "th"):
-            self._cell = []
-        elif tag == "math":
-            self._depth += 1
-            self.formulas.append([])
-        elif self._depth and tag in ("mi", "mn", "mo", "mtext"):
-            self._leaf = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.cells.append("".join(self._cell))
-            self._cell = None
-        elif tag == "math":
-            self._depth -= 1
-        elif self._leaf is not None and tag in ("mi", "mn", "mo", "mtext"):
-            self.formulas[-1].append("".join(self._leaf))
-            self._leaf = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._leaf is not None:
-            self._leaf.append(data)
-
-
-def squash(text: str) -> str:
-    """Text compared without whitespace, with math letters (𝑛) as plain ones (n)."""
-    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).replace("\u2212", "-")
-    return text.casefold().replace("-", "")  # badges print upper-case; pdftotext joins "L-\ninf"
-
-
-def pdf_pages(pdf: Path) -> list[str]:
-    out = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    return out.split("\f")[:-1]
-
-
 def overflows(html_path: Path) -> list[list]:
     """Elements that overflow under the print styles, at the printed page's width."""
     text = html_path.read_text(encoding="utf-8")
@@ -224,21 +172,15 @@ def printed(tmp_path_factory):
 
 
 def test_every_table_cell_and_formula_is_in_the_pdf(printed):
-    leaves = Leaves()
-    leaves.feed((printed / "report.html").read_text(encoding="utf-8"))
-    pages = pdf_pages(printed / "report.pdf")
-    text = squash("".join(pages))
-    assert len(leaves.cells) > 100 and len(leaves.formulas) > 10
-    # word by word: pdftotext interleaves the lines of cells that wrap
-    missing = [cell for cell in leaves.cells if not all(squash(word) in text for word in cell.split())]
-    assert not missing, f"table cells missing from the PDF: {missing[:10]}"
-    cut = [leaf for formula in leaves.formulas for leaf in formula if squash(leaf) not in text]
-    assert not cut, f"formula parts missing from the PDF: {cut[:10]}"
+    pdf = printed_text(printed)
+    assert len(pdf.cells) > 100 and len(pdf.formulas) > 10
+    assert not pdf.missing_cells, f"table cells missing from the PDF: {pdf.missing_cells[:10]}"
+    assert not pdf.cut_formulas, f"formula parts missing from the PDF: {pdf.cut_formulas[:10]}"
     for word in ("alphaone", "omegalast", "iotanine", "Eleven columns"):
-        assert squash(word) in text, word
+        assert pdf.has(word), word
     # the collapsed appendix prints expanded; nan is "—" with the reason
-    assert "appendix_only_metric" in text and "undefined_median" in text
-    assert squash("— (not a number") in text and "nan" not in re.findall(r"[a-z]+", "".join(pages))
+    assert pdf.has("appendix_only_metric") and pdf.has("undefined_median")
+    assert pdf.has("— (not a number") and "nan" not in re.findall(r"[a-z]+", "".join(pdf.pages))
 
 
 def test_long_tables_and_claims_fold_on_screen_and_print_at_the_end(printed):
@@ -301,27 +243,29 @@ def test_pages_carry_title_student_and_page_numbers(printed):
 def test_a_real_lab_prints_whole(tmp_path):
     """The attention lab (smoke profile, real answers full of formulas and tables), run and
     printed: every cell and formula in the PDF, nothing overflows, each page numbered."""
-    import os
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "LABRUNNER_PLUGINS"}
-    env["LABRUNNER_CACHE_DIR"] = str(tmp_path / "cache")
     out = tmp_path / "reports"
-    command = [sys.executable, "-m", "labrunner", "run", "attention", "--profile", "smoke"]
-    command += ["--threads", "1", "--out", str(out), "--author", "Ada"]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    command = [
+        "run",
+        "attention",
+        "--profile",
+        "smoke",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--author",
+        "Ada",
+    ]
+    env = {"LABRUNNER_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_cli(*command, env=env, unset=["LABRUNNER_PLUGINS"], cwd=tmp_path, timeout=600)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     run_dir = (out / "latest").resolve()
     render_report(run_dir, formats=["html", "pdf"])
-    leaves = Leaves()
-    leaves.feed((run_dir / "report.html").read_text(encoding="utf-8"))
-    pages = pdf_pages(run_dir / "report.pdf")
-    text = squash("".join(pages))
-    assert len(leaves.formulas) > 20 and len(leaves.cells) > 20
-    missing = [cell for cell in leaves.cells if not all(squash(word) in text for word in cell.split())]
-    assert not missing, missing[:10]
-    cut = [leaf for formula in leaves.formulas for leaf in formula if squash(leaf) not in text]
-    assert not cut, cut[:10]
+    pdf = printed_text(run_dir)
+    pages = pdf.pages
+    assert len(pdf.formulas) > 20 and len(pdf.cells) > 20
+    assert not pdf.missing_cells, pdf.missing_cells[:10]
+    assert not pdf.cut_formulas, pdf.cut_formulas[:10]
     assert overflows(run_dir / "report.html") == []
     assert all(f"Page {n} of {len(pages)}" in page and "Ada" in page for n, page in enumerate(pages, 1))
     # The page budget: this report printed on 21 pages when the quick report of the four labs

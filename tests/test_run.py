@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PLUGINS
+from conftest import TEST_PLUGINS, labrunner_argv, subprocess_env
 
 from labrunner.records.results import LabResult
 
@@ -160,28 +159,12 @@ def test_interrupt_keeps_finished_labs(cli, workdir, isolation):
 
 @pytest.mark.slow
 def test_sigint_in_a_real_process(tmp_path):
-    env = {
-        **os.environ,
-        "LABRUNNER_CACHE_DIR": str(tmp_path / "cache"),
-        "LABRUNNER_PLUGINS": "core_labs",
-    }
-    args = [
-        sys.executable,
-        "-m",
-        "labrunner",
-        "run",
-        "failing",
-        "counter",
-        "--plugins-dir",
-        str(TEST_PLUGINS),
-        "--profile",
-        "smoke",
-        "--set",
-        "counter.sleep_s=0.2",
-        "--set",
-        "counter.steps=200",
+    env = subprocess_env({"LABRUNNER_CACHE_DIR": str(tmp_path / "cache"), "LABRUNNER_PLUGINS": "core_labs"})
+    args = labrunner_argv(
+        *("run", "failing", "counter", "--plugins-dir", str(TEST_PLUGINS), "--profile", "smoke"),
+        *("--set", "counter.sleep_s=0.2", "--set", "counter.steps=200"),
         "-v",  # the worker's progress lines, relayed
-    ]
+    )
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr:
         proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)

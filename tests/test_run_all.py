@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 
 class Images(HTMLParser):
@@ -25,16 +24,12 @@ class Images(HTMLParser):
 
 @pytest.mark.slow
 def test_run_all_smoke_then_the_first_five_minutes(tmp_path: Path):
-    env = {**os.environ, "LABRUNNER_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("LABRUNNER_PLUGINS", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "run", "all", "--profile", "smoke", "--device", "cpu"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    # the README's first five minutes, as a user types them: the installed labs only
+    def labrunner(*args: str) -> subprocess.CompletedProcess:
+        env = {"LABRUNNER_CACHE_DIR": str(tmp_path / "cache")}
+        return run_cli(*args, env=env, unset=["LABRUNNER_PLUGINS"], cwd=tmp_path, timeout=900)
+
+    proc = labrunner("run", "all", "--profile", "smoke", "--device", "cpu")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     run_dir = (tmp_path / "reports" / "latest").resolve()
     run = json.loads((run_dir / "run.json").read_text())
@@ -52,16 +47,6 @@ def test_run_all_smoke_then_the_first_five_minutes(tmp_path: Path):
     assert (run_dir / "report.md").is_file()
 
     # the README's first five minutes go on: change a setting, rerun one lab ...
-    def labrunner(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "labrunner", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-
     rerun = labrunner("run", "rnn_lm", "--profile", "smoke", "--device", "cpu", "--set", "rnn_lm.epochs=2")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-4000:]
     second = (tmp_path / "reports" / "latest").resolve()

@@ -233,13 +233,12 @@ def test_a_signal_cancels_the_submitted_jobs_and_ends_the_run(
     import json
     import os
     import signal
-    import sys
     import time
 
-    from conftest import TEST_PLUGINS
+    from conftest import TEST_PLUGINS, labrunner_argv
 
     env = dict(os.environ) if accounting else _without_accounting(tmp_path / "bin")
-    command = [sys.executable, "-m", "labrunner", "run", "counter", "--plugins-dir", str(TEST_PLUGINS)]
+    command = labrunner_argv("run", "counter", "--plugins-dir", str(TEST_PLUGINS))
     command += ["--executor", "slurm", "--set", "counter.sleep_s=1", "--set", "counter.steps=300"]
     child = subprocess.Popen(
         command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_subprocess
+from conftest import run_cli, run_subprocess
 
 PROGRAM = """
 import sys
@@ -28,7 +28,7 @@ def test_no_heavy_imports(argv):
 
 
 def test_version_and_module_entry():
-    proc = run_subprocess("-m", "labrunner", "--version")
+    proc = run_cli("--version")
     assert proc.returncode == 0
     assert proc.stdout.startswith("labrunner ")
 

@@ -7,10 +7,10 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 
 import pytest
+from conftest import run_cli
 from test_report import make_run
 
 from labrunner.base.errors import UsageError
@@ -94,22 +94,10 @@ def test_bad_destination(tmp_path):
 
 def test_cli_submit(tmp_path):
     run_dir = make_run(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "submit", str(run_dir), "-o", "hw.zip"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("submit", str(run_dir), "-o", "hw.zip", cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "hw.zip" in proc.stdout and "verified" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "labrunner", "submit", "--verify", "hw.zip"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("submit", "--verify", "hw.zip", cwd=tmp_path, timeout=120)
     assert proc.returncode == 0 and "files match the manifest" in proc.stdout
     if shutil.which("sha256sum") is None:
         return

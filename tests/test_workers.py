@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BYTECODE_ENV, TEST_PLUGINS
+from conftest import TEST_PLUGINS, labrunner_argv, subprocess_env
 
 from labrunner.records.results import LabResult
 
@@ -23,13 +23,10 @@ HOSTILE = Path(__file__).parent / "plugins_hostile"
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        **BYTECODE_ENV,
-        "LABRUNNER_CACHE_DIR": str(tmp_path / "cache"),
-        "LABRUNNER_PLUGINS": "core_labs,hostile_labs",
-        **extra,
-    }
+    cache = str(tmp_path / "cache")
+    return subprocess_env(
+        {"LABRUNNER_CACHE_DIR": cache, "LABRUNNER_PLUGINS": "core_labs,hostile_labs", **extra}
+    )
 
 
 def _gone(pid: int) -> bool:
@@ -75,7 +72,7 @@ def test_the_readme_snippet_runs_as_a_script(tmp_path):
 def test_a_lab_that_forks_a_child_does_not_hold_the_run(tmp_path, start, jobs):
     """The forked child would sleep 10 minutes holding the worker's descriptors (stdout,
     stderr, the socket); it is ended with the worker's process group when the lab ends."""
-    command = [sys.executable, "-m", "labrunner", "run", "forker", "failing", "--jobs", jobs]
+    command = labrunner_argv("run", "forker", "failing", "--jobs", jobs)
     command += ["--plugins-dir", str(TEST_PLUGINS), "--plugins-dir", str(HOSTILE)]
     proc = subprocess.run(
         command,
@@ -170,7 +167,7 @@ def test_the_start_method_follows_the_device(monkeypatch):
 def test_sigterm_interrupts_the_run_and_it_resumes(tmp_path, jobs):
     """SIGTERM (`timeout`, `kill`) stops a local run as Ctrl-C does: exit 143, run.json
     interrupted, the lab saved as interrupted; the same command again resumes."""
-    command = [sys.executable, "-m", "labrunner", "run", "counter", "sleeper", "--jobs", jobs, "-v"]
+    command = labrunner_argv("run", "counter", "sleeper", "--jobs", jobs, "-v")
     command += ["--plugins-dir", str(TEST_PLUGINS), "--plugins-dir", str(HOSTILE)]
     slow = ["--set", "sleeper.sleep_s=0.1"]
     child = subprocess.Popen(

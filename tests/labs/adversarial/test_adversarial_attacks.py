@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import adam_reference
 from labrunner.labs.adversarial.attacks import (
     PixelClassifier,
     fgsm_attack,
@@ -123,16 +124,12 @@ def test_l1_adam_attack_equals_torch_adam_on_the_assignment_loss():
     steps, alpha, lr = 3, 0.01, 1e-3  # small lr: no success within 3 steps
     res = l1_adam_attack(model, x, target, alpha=alpha, lr=lr, max_iter=steps)
     assert not res.success.any()
-    xp = x[None].clone().requires_grad_(True)
-    opt = torch.optim.Adam([xp], lr=lr)
-    for _ in range(steps):
-        loss = alpha * (xp - x).abs().sum() + nn.functional.cross_entropy(model(xp), target, reduction="sum")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            xp.clamp_(0, 1)
-    assert torch.allclose(res.adversarial, xp.detach(), atol=1e-7)
+
+    def loss(xp):
+        return alpha * (xp - x).abs().sum() + nn.functional.cross_entropy(model(xp), target, reduction="sum")
+
+    xp = adam_reference(x[None], loss, lr=lr, steps=steps, project=lambda xp: xp.clamp_(0, 1))
+    assert torch.allclose(res.adversarial, xp, atol=1e-7)
 
 
 def test_targets_batched_equal_one_at_a_time():
@@ -219,16 +216,15 @@ def test_l1_adam_with_std_is_torch_adam_on_the_normalised_image():
     assert not res.success.any()
     m, s = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
     u0 = (x - m) / s
-    u = u0[None].clone().requires_grad_(True)
-    opt = torch.optim.Adam([u], lr=lr)
-    for _ in range(steps):
-        loss = alpha * (u - u0).abs().sum() + nn.functional.cross_entropy(net(u), target, reduction="sum")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():  # the valid-pixel box [0, 1], in normalised units
-            u.copy_(torch.maximum(torch.minimum(u, (1 - m) / s), -m / s))
-    assert torch.allclose(res.adversarial, u.detach() * s + m, atol=1e-6)
+
+    def loss(u):
+        return alpha * (u - u0).abs().sum() + nn.functional.cross_entropy(net(u), target, reduction="sum")
+
+    def box(u):  # the valid-pixel box [0, 1], in normalised units
+        u.copy_(torch.maximum(torch.minimum(u, (1 - m) / s), -m / s))
+
+    u = adam_reference(u0[None], loss, lr=lr, steps=steps, project=box)
+    assert torch.allclose(res.adversarial, u * s + m, atol=1e-6)
     # Without std the same numbers would be a different (pixel-space) method.
     plain = l1_adam_attack(model, x, target, alpha=alpha, lr=lr, max_iter=steps)
     assert not torch.allclose(plain.adversarial, res.adversarial, atol=1e-6)

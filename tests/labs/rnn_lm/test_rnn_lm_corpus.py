@@ -8,18 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_ptb_folder
 from labrunner.labs.rnn_lm import corpus as C
 
 from labrunner.data import DataError
 from labrunner.testing import serve_folder
 
+#: A corpus small enough to count by hand: a blank line, spaces around every line, a word
+#: ("navy") that only valid has.
+TEXT = {
+    "train": " the army said <unk> \n\n the taxpayer said N \n",
+    "valid": " the navy said \n",
+    "test": " the army \n",
+}
+
 
 def write_corpus(folder: Path, names: dict[str, str] | None = None) -> None:
-    names = names or {s: f"{s}.txt" for s in C.SPLITS}
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / names["train"]).write_text(" the army said <unk> \n\n the taxpayer said N \n", encoding="utf-8")
-    (folder / names["valid"]).write_text(" the navy said \n", encoding="utf-8")
-    (folder / names["test"]).write_text(" the army \n", encoding="utf-8")
+    write_ptb_folder(folder, names, text=TEXT)
 
 
 def test_tokenize_adds_eos_and_skips_blank_lines():

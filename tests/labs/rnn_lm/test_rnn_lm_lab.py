@@ -9,6 +9,7 @@ import random
 import re
 
 import pytest
+from conftest import write_ptb_folder
 from labrunner.labs.rnn_lm import RnnLmLab
 
 from labrunner.authoring.context import ExerciseRecorder, render_markdown
@@ -178,11 +179,7 @@ def test_unknown_precision_is_a_config_error():
 
 @pytest.mark.slow
 def test_runs_on_a_ptb_format_folder(run_lab, tmp_path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    lines = ["the army said N <unk>", "a taxpayer sold the army", "the company said N"] * 40
-    for split in ("train", "valid", "test"):
-        (folder / f"{split}.txt").write_text("\n".join(lines[: 120 if split == "train" else 30]) + "\n")
+    folder = write_ptb_folder(tmp_path / "corpus")
     result = run_lab(
         RnnLmLab(),
         corpus=str(folder),
@@ -238,11 +235,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoints(run_lab, monkeypatch):
 
 @pytest.mark.slow
 def test_full_profile_reads_ptb_from_corpus_path(run_lab, tmp_path):
-    folder = tmp_path / "ptb"
-    folder.mkdir()
-    lines = ["the army said N <unk>", "a taxpayer sold the army", "the company said N"] * 40
-    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
-        (folder / name).write_text("\n".join(lines) + "\n")
+    names = {split: f"ptb.{split}.txt" for split in ("train", "valid", "test")}
+    folder = write_ptb_folder(tmp_path / "ptb", names, lines={"valid": 120, "test": 120})
     small = dict(
         embedding_dim=8,
         hidden_size=16,
