@@ -86,4 +86,5 @@ def cached_url(url: str, cache_dir: Path, sha256: str | None = None, *, timeout:
 
 
 def is_url(text: str) -> bool:
+    """Whether ``text`` is an http or https URL (what :func:`download` fetches)."""
     return urllib.parse.urlsplit(str(text)).scheme in ("http", "https")

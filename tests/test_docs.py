@@ -71,6 +71,40 @@ def test_api_reference_covers_what_lab_authors_use():
     assert "absolute" in text  # check_close's tolerance, the question lab authors asked
 
 
+def test_api_reference_covers_the_records_data_and_test_helpers():
+    """What a lab's code and a plugin receive or call besides the context: the progress bar,
+    the downloads, a lab's result, a loaded run, the test server; every field and method."""
+    import dataclasses
+
+    from labrunner import data, testing
+    from labrunner.base.progress import Bar
+    from labrunner.records.results import LabResult
+    from labrunner.records.runfolder import RunData
+
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## ([^\n]+)\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S))
+    for cls in (LabResult, RunData):
+        section = sections[cls.__name__]
+        assert f"`{cls.__module__}.{cls.__name__}`" in section
+        for f in dataclasses.fields(cls):
+            assert f"`{f.name}: " in section, f"{cls.__name__}.{f.name} is not in docs/api.md"
+    for cls, section in ((LabResult, "LabResult"), (RunData, "RunData"), (Bar, "Bar")):
+        for name, value in vars(cls).items():
+            if not name.startswith("_") and (callable(value) or isinstance(value, (property, classmethod))):
+                assert f"`{name}" in sections[section] or f".{name}" in sections[section], (
+                    f"{section}.{name} is not in docs/api.md"
+                )
+    for name in ("download", "cached_url", "is_url", "DataError"):
+        assert f"### `labrunner.data.{name}" in sections["labrunner.data"], name
+        assert (getattr(data, name).__doc__ or "").strip(), f"labrunner.data.{name} has no docstring"
+    assert "### `labrunner.testing.serve_folder(folder: Path)" in sections["labrunner.testing"]
+    assert testing.serve_folder.__doc__
+    # the contents line links every section
+    for title in sections:
+        anchor = re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+        assert f"](#{anchor})" in text, f"the contents do not link {title!r}"
+
+
 def test_apidoc_check_fails_on_a_stale_page(tmp_path, monkeypatch, capsys):
     apidoc = load_apidoc()
     stale = tmp_path / "api.md"

@@ -13,6 +13,7 @@ import argparse
 import inspect
 import re
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,27 @@ Everything a lab uses is exported by `labrunner` (its `__all__`: {exports}) and,
 [python-api.md](python-api.md).
 
 Contents: [Lab](#lab) · [LabContext](#labcontext) · [ExerciseRecorder](#exerciserecorder) ·
+[Bar](#bar) · [Solution regions and stubs](#solution-regions-and-stubs) ·
 [Answer templates and filters](#answer-templates-and-filters) · [labrunner.stats](#labrunnerstats) ·
+[labrunner.data](#labrunnerdata) · [LabResult](#labresult) · [RunData](#rundata) ·
 [labrunner.testing](#labrunnertesting)
 """
 
 
 def markdown(doc: str | None) -> str:
-    """A docstring as Markdown: reST's ``code`` and :role:`name` become `code`."""
+    """A docstring as Markdown: reST's ``code`` and :role:`name` become `code`, and a
+    paragraph ending in ``::`` followed by an indented block, a Python code block."""
     text = inspect.cleandoc(doc or "")
     text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text)
-    return text.replace("``", "`")
+    text = text.replace("``", "`")
+    return re.sub(r"::\n\n((?:    .*\n?|\n)+)", literal_block, text)
+
+
+def literal_block(match: re.Match[str]) -> str:
+    """reST's ``::`` and the indented block after it, as a fenced Python block."""
+    code = textwrap.dedent(match.group(1)).strip("\n")
+    after = "" if match.end() == len(match.string) else "\n\n"  # the blank lines it took
+    return ":\n\n```python\n" + code + "\n```" + after
 
 
 def annotation(value: Any) -> str:
@@ -90,6 +102,51 @@ def class_section(cls: type, prefix: str, title: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def record_section(cls: type, prefix: str, intro: str) -> str:
+    """A class that a lab's code or a plugin receives (``LabResult``, ``RunData``): where it
+    lives, its docstring, its fields with their types, then its documented methods and
+    properties (the others named in one line)."""
+    lines = [f"## {cls.__name__}", "", intro.format(qualified=f"{cls.__module__}.{cls.__name__}"), ""]
+    lines += [markdown(cls.__doc__), ""]
+    fields = getattr(cls, "__dataclass_fields__", {})
+    if fields:
+        lines += ["Fields: " + ", ".join(f"`{n}: {annotation(f.type)}`" for n, f in fields.items()) + ".", ""]
+    plain = []
+    entries = [(prefix, name, value) for name, value in members(cls)]
+    entries += [(cls.__name__, name, value) for name, value in class_methods(cls)]
+    for owner, name, value in entries:
+        fn = value.fget if isinstance(value, property) else value
+        head = name if isinstance(value, property) else signature(name, fn)
+        if (fn.__doc__ or "").strip():
+            lines += [f"### `{owner}.{head}`", "", markdown(fn.__doc__), ""]
+        else:
+            plain.append(f"`{head}`")
+    if plain:
+        lines += [f"Also: {', '.join(plain)}.", ""]
+    return "\n".join(lines)
+
+
+def class_methods(cls: type) -> list[tuple[str, Any]]:
+    """Public class methods (``LabResult.load``), in the order the class defines them."""
+    return [
+        (name, getattr(cls, name))
+        for name, value in vars(cls).items()
+        if isinstance(value, classmethod) and not name.startswith("_")
+    ]
+
+
+def module_section(module: Any, names: list[str]) -> str:
+    """A module's docstring, then the functions and classes ``names``, in that order."""
+    lines = [f"## {module.__name__}", "", markdown(module.__doc__), ""]
+    for name in names:
+        value = getattr(module, name)
+        if inspect.isclass(value):
+            lines += [f"### `{module.__name__}.{name}`", "", markdown(value.__doc__), ""]
+        else:
+            lines.append(function_entry(name, value, f"{module.__name__}.{name}"))
+    return "\n".join(lines)
+
+
 def function_entry(name: str, fn: Callable[..., Any], qualified: str) -> str:
     return "\n".join([f"### `{signature(qualified, fn, drop_self=False)}`", "", markdown(fn.__doc__), ""])
 
@@ -122,8 +179,11 @@ def stats_section(stats: Any) -> str:
 
 def render() -> str:
     import labrunner
-    from labrunner import stats, testing
+    from labrunner import data, stats, testing
     from labrunner.authoring import context, lab
+    from labrunner.base.progress import Bar
+    from labrunner.records.results import LabResult
+    from labrunner.records.runfolder import RunData
 
     exports = ", ".join(f"`{n}`" for n in labrunner.__all__)
     parts = [HEADER.format(exports=exports)]
@@ -140,6 +200,7 @@ def render() -> str:
     parts.append("\n".join(lab_lines))
     parts.append(class_section(context.LabContext, "ctx"))
     parts.append(class_section(context.ExerciseRecorder, "ex"))
+    parts.append(record_section(Bar, "bar", "`{qualified}`: what `ctx.progress` returns."))
     parts.append(
         "\n".join(
             [
@@ -158,12 +219,31 @@ def render() -> str:
     parts.append("\n".join(filters))
 
     parts.append(stats_section(stats))
+    parts.append(module_section(data, ["download", "cached_url", "is_url", "DataError"]))
+    parts.append(
+        record_section(
+            LabResult,
+            "result",
+            "`{qualified}`: what the `run_lab` fixture returns, one of `labrunner.run(...).results`, "
+            "what the `lab_finished` hook receives and each of `RunData.labs`.",
+        )
+    )
+    parts.append(
+        record_section(
+            RunData,
+            "run",
+            "`{qualified}`: a run folder as loaded from its files; a report format's "
+            "`render(run, out_dir)` receives it ([plugins.md](plugins.md), "
+            "[report-templates.md](report-templates.md)), and so does every report template (`run`).",
+        )
+    )
 
     tests = ["## labrunner.testing", "", markdown(testing.__doc__), ""]
     for name in ("run_lab", "one_torch_thread"):
         tests += [f"### fixture `{name}`", "", markdown(unwrap_fixture(getattr(testing, name)).__doc__), ""]
     for name in (
         "run_lab_in",
+        "serve_folder",
         "assert_checks_pass",
         "assert_metric",
         "torch_threads",

@@ -12,7 +12,8 @@ from typing import Any, TextIO
 
 
 class Bar:
-    """One progress bar; use it as a context manager, or iterate over it."""
+    """One progress bar, from ``ctx.progress``; use it as a context manager, or iterate over
+    it. ``desc``, ``total`` (None when unknown) and ``n`` (the steps done) are attributes."""
 
     def __init__(self, reporter: Reporter, desc: str, total: int | None, iterable=None):
         self.reporter = reporter
@@ -33,6 +34,7 @@ class Bar:
         self.reporter._update(self)
 
     def close(self) -> None:
+        """End the bar (the ``with`` block and the loop do it); closing twice does nothing."""
         if not self.closed:
             self.closed = True
             self.reporter._close(self)
@@ -52,6 +54,7 @@ class Bar:
             self.close()
 
     def postfix_text(self) -> str:
+        """The values given to ``update``, as shown beside the bar (``loss=0.1234``)."""
         parts = []
         for key, value in self.postfix.items():
             if isinstance(value, float):
