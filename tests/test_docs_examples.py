@@ -32,8 +32,8 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 
 
-@pytest.mark.slow
-def test_tutorial_lab_runs_and_its_tests_pass(tmp_path, monkeypatch):
+def tutorial_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The tutorial's Python blocks, joined into one plugin file and loaded: its lab."""
     blocks = python_blocks()
     assert len(blocks) >= 4
     plugin_dir = tmp_path / "plugins"
@@ -43,11 +43,40 @@ def test_tutorial_lab_runs_and_its_tests_pass(tmp_path, monkeypatch):
     monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(tmp_path / "cache"))
     plugins = load_plugins([plugin_dir])
     assert plugins.problems == []
-    lab = plugins.labs["softmax_lab"]
+    return plugins.labs["softmax_lab"]
+
+
+def test_tutorial_validate_example_is_the_labs_own_and_refuses_what_it_says(tmp_path, monkeypatch):
+    """Section 2's ``validate`` is, word for word, the method of the lab section 4 builds
+    (run by the test below), on settings its Config has; it refuses what the prose says."""
+    from labrunner.settings.labconfig import resolve_lab_config
+
+    (shown,) = re.findall(r"```py\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert "def validate(self, config: SoftmaxConfig)" in shown
+    assert shown in "\n\n".join(python_blocks())
+    lab = tutorial_lab(tmp_path, monkeypatch)
+    for profile in ("smoke", "quick", "full"):
+        resolve_lab_config(lab, profile, [])
+    resolve_lab_config(lab, "quick", [("--set", {"dtype": "float64", "scale": 1e38})])
+    message = "--set: softmax_lab.scale: 1e+38 makes logits beyond float32's largest number (3.4e+38)"
+    assert f"`{message}`" in DOC.read_text()
+    with pytest.raises(UsageError) as refused:
+        resolve_lab_config(lab, "quick", [("--set", {"dtype": "float32", "scale": 1e38})])
+    assert str(refused.value) == message
+
+
+@pytest.mark.slow
+def test_tutorial_lab_runs_and_its_tests_pass(tmp_path, monkeypatch):
+    lab = tutorial_lab(tmp_path, monkeypatch)
     result = run_lab_in(lab, tmp_path / "run", profile="smoke")
     assert result.status == "passed", result.error
     assert result.metrics["naive_nan_rate"] > 0.5
     assert "The measurement agrees with the derivation." in result.exercises[0].answer
+    # the claim the answer reads is decided against its baseline, with the uncertainty shown
+    (claim,) = result.exercises[0].claims
+    assert claim.name == "naive_overflows" and claim.holds is True
+    assert "95 % interval" in claim.evidence and "the stable form" in claim.baseline
+    assert "95 % interval" in claim.baseline
 
     # the tutorial's own tests, run against the same module
     import sys
