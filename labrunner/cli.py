@@ -18,6 +18,7 @@ from typing import Any
 from .base.errors import LabrunnerError, UsageError
 from .base.version import __version__
 from .commands.common import load_plugins_for
+from .precision import PRECISIONS
 
 
 def options_of(args: argparse.Namespace) -> Any:
@@ -355,7 +356,7 @@ def _add_run(sub: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only")
     run.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "fp16"],
+        choices=PRECISIONS,
         help="forward passes in fp32, or under autocast to bf16 / fp16 (CUDA only), for labs with a precision setting",
     )
     run.add_argument(

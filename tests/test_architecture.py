@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "labrunner"
 #: The layers, bottom first: a module may import from its own layer and the layers below it.
 #: Each entry names the modules (and subpackages) of one layer.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("labrunner.base", "labrunner.stats", "labrunner.data")),
+    ("base", ("labrunner.base", "labrunner.stats", "labrunner.precision", "labrunner.data")),
     ("records", ("labrunner.records",)),
     ("authoring", ("labrunner.authoring",)),
     ("settings", ("labrunner.settings",)),

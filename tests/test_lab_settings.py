@@ -58,9 +58,12 @@ CRASHED_LABS = [
     ("attention.d_ff=-4", "attention.d_ff must be >= 0, got -4"),
     ("cnn_receptive.models=[]", "cnn_receptive.models must not be empty, got []"),
     ("cnn_receptive.alexnet_input=64", "cnn_receptive.alexnet_input must be >= 95, got 64"),
-    ("adversarial.precision=fp8", "adversarial.precision must be one of fp32, bf16, fp16, got 'fp8'"),
+    (
+        "adversarial.precision=fp8",
+        "adversarial.precision: expected one of 'fp32' | 'bf16' | 'fp16', got str 'fp8'",
+    ),
     ("adversarial.weights=''", "adversarial.weights must not be empty"),
-    ("rnn_lm.precision=fp8", "rnn_lm.precision must be one of fp32, bf16, fp16, got 'fp8'"),
+    ("rnn_lm.precision=fp8", "rnn_lm.precision: expected one of 'fp32' | 'bf16' | 'fp16', got str 'fp8'"),
     ("rnn_lm.corpus=''", "rnn_lm.corpus must not be empty"),
     ("rnn_lm.synthetic_tokens=100", "rnn_lm.synthetic_tokens: 100 tokens in 20 rows (batch_size)"),
     ("rnn_lm.distance_words=[army, ' ']", "rnn_lm.distance_words: must name two words"),
@@ -106,7 +109,7 @@ def _holds_numbers(tp) -> bool:
 def test_every_setting_of_the_builtin_labs_declares_its_bounds(builtin_labs):
     """A number (or a list of numbers) has a lower bound; a list of varying length says how
     short it may be (``min_len``, 0 where an empty list is meant); a choice of strings its
-    choices. A new setting without one fails here."""
+    choices (``choices``, or a Literal type such as ``labrunner.precision.Precision``). A new setting without one fails here."""
     undeclared = []
     for lab in builtin_labs.values():
         types_ = config_types(lab.Config)
@@ -116,8 +119,12 @@ def test_every_setting_of_the_builtin_labs_declares_its_bounds(builtin_labs):
                 undeclared.append(f"{lab.name}.{f.name}: no lower bound (min or above)")
             if _variable_length(tp) and "min_len" not in f.metadata:
                 undeclared.append(f"{lab.name}.{f.name}: a list or mapping without min_len")
-            if f.name == "precision" and CHOICES not in f.metadata:
-                undeclared.append(f"{lab.name}.{f.name}: no choices")
+            if (
+                f.name == "precision"
+                and CHOICES not in f.metadata
+                and typing.get_origin(tp) is not typing.Literal
+            ):
+                undeclared.append(f"{lab.name}.{f.name}: no choices (metadata or a Literal type)")
     assert undeclared == []
 
 

@@ -33,8 +33,8 @@ Everything a lab uses is exported by `labrunner` (its `__all__`: {exports}) and,
 Contents: [Lab](#lab) · [LabContext](#labcontext) · [ExerciseRecorder](#exerciserecorder) ·
 [Bar](#bar) · [Solution regions and stubs](#solution-regions-and-stubs) ·
 [Answer templates and filters](#answer-templates-and-filters) · [labrunner.stats](#labrunnerstats) ·
-[labrunner.data](#labrunnerdata) · [LabResult](#labresult) · [RunData](#rundata) ·
-[labrunner.testing](#labrunnertesting)
+[labrunner.precision](#labrunnerprecision) · [labrunner.data](#labrunnerdata) · [LabResult](#labresult) ·
+[RunData](#rundata) · [labrunner.testing](#labrunnertesting)
 """
 
 
@@ -177,9 +177,28 @@ def stats_section(stats: Any) -> str:
     return "\n".join(lines)
 
 
+def precision_section(precision: Any) -> str:
+    """``labrunner.precision``: the module's doc, its functions, and the setting's type."""
+    names = [
+        "autocast",
+        "grad_scaler",
+        "check_precision",
+        "precision_problem",
+        "autocast_dtype",
+        "device_type",
+    ]
+    values = ", ".join(repr(p) for p in precision.PRECISIONS)
+    lines = [
+        module_section(precision, names),
+        f"`Precision = Literal[{values}]`, `PRECISIONS = ({values})`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def render() -> str:
     import labrunner
-    from labrunner import data, stats, testing
+    from labrunner import data, precision, stats, testing
     from labrunner.authoring import context, lab
     from labrunner.base.progress import Bar
     from labrunner.records.results import LabResult
@@ -219,6 +238,7 @@ def render() -> str:
     parts.append("\n".join(filters))
 
     parts.append(stats_section(stats))
+    parts.append(precision_section(precision))
     parts.append(module_section(data, ["download", "cached_url", "is_url", "DataError"]))
     parts.append(
         record_section(

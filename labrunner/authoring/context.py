@@ -3,6 +3,7 @@ and the recorder for its exercises."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import math
@@ -755,6 +756,17 @@ class LabContext(Generic[ConfigT]):
         (letters, digits, ``_``, ``-``, ``.``; no folders), unique in the lab. The lab writes
         the file itself; it is kept in the run folder but not shown in the report."""
         return self._new_file(name, name)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context of a forward pass at the config's ``precision`` setting on ``ctx.device``:
+        ``with ctx.autocast(): logits = model(x)`` runs under ``torch.autocast`` to bf16 or fp16,
+        and as it is for fp32 (see [labrunner.precision](#labrunnerprecision)). A ValueError
+        when the config has no ``precision`` setting or the device cannot run it."""
+        from .. import precision
+
+        if not hasattr(self.config, "precision"):
+            raise ValueError(f"ctx.autocast(): the config of lab {self.name!r} has no precision setting")
+        return precision.autocast(self.config.precision, self.device)
 
     # internal
     def _borrow(self, exercise: Exercise, name: str) -> None:

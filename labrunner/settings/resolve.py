@@ -13,6 +13,7 @@ from typing import Any
 
 from ..base.devices import check_device_syntax, resolve_device
 from ..base.errors import UsageError, did_you_mean
+from ..precision import PRECISIONS, precision_problem
 from .config import (
     RunConfig,
     RunSettings,
@@ -30,8 +31,6 @@ from .options import RunOptions
 
 #: ``--isolation``: each lab in a worker process, or in this process.
 ISOLATION_MODES = ("process", "none")
-#: Precisions of ``--precision``: fp32, or autocast of the forward passes to bf16 / fp16.
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def resolve_run(
@@ -284,11 +283,10 @@ def apply_precision(precision: str, labs: Iterable[Any], sets: dict[str, dict[st
 
 
 def check_precision_on_device(settings: RunSettings) -> None:
-    """fp16 autocast needs CUDA: refuse it before anything runs, naming the lab."""
-    if str(settings.device).startswith("cuda"):
-        return
+    """A precision the run's device cannot run (fp16 needs CUDA): refuse it before anything
+    runs, naming the lab. A lab's own values of a ``precision`` setting are its business."""
     for name, config in settings.configs.items():
-        if getattr(config, "precision", None) == "fp16":
-            raise UsageError(
-                f"{name}.precision fp16 needs a CUDA device, but this run is on {settings.device}: use bf16 or fp32"
-            )
+        precision = getattr(config, "precision", None)
+        problem = precision_problem(precision, settings.device) if precision in PRECISIONS else None
+        if problem:
+            raise UsageError(f"{name}.precision {problem}")

@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import labrunner
-
-#: The precisions of the attacks' forward pass (``precision`` setting).
-PRECISIONS = ("fp32", "bf16", "fp16")
+from labrunner.precision import Precision
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class AdversarialConfig:
     #: With the stand-in, attack every class's shape towards every other class (30 pairs; the shapes drawn with the seed).
     fallback_all_pairs: bool = False
     #: The attacks' forward pass: fp32, or autocast to bf16 or fp16 (CUDA only); loss and gradient stay fp32.
-    precision: str = field(default="fp32", metadata={"choices": PRECISIONS})
+    precision: Precision = "fp32"
 
 
 class AdversarialLab(labrunner.Lab):

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: ``precision`` setting -> the dtype of the model's forward pass under autocast (None: fp32).
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from labrunner.precision import autocast, check_precision
 
 
 class PixelClassifier(nn.Module):
@@ -35,8 +34,7 @@ class PixelClassifier(nn.Module):
         self, model: nn.Module, mean: Sequence[float], std: Sequence[float], precision: str = "fp32"
     ) -> None:
         super().__init__()
-        if precision not in AUTOCAST_DTYPES:
-            raise ValueError(f"precision must be one of {', '.join(AUTOCAST_DTYPES)}, got {precision!r}")
+        check_precision(precision)
         self.model = model
         self.precision = precision
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
@@ -44,11 +42,10 @@ class PixelClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = (x - self.mean) / self.std
-        dtype = AUTOCAST_DTYPES[self.precision]
-        if dtype is None:
+        if self.precision == "fp32":
             return self.model(u)
         # The forward pass under autocast; logits, loss and the image's gradient stay fp32.
-        with torch.autocast(device_type=x.device.type, dtype=dtype):
+        with autocast(self.precision, x.device):
             logits = self.model(u)
         return logits.float()
 

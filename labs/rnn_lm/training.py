@@ -9,7 +9,6 @@ device and read once per evaluation, so a GPU is never made to wait for the CPU.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -22,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import PRECISIONS
+from labrunner.precision import Precision, autocast, check_precision, grad_scaler
+
 from .model import LSTMLanguageModel, State, detach, rollout_inputs, segment_starts
 
 Mode = Literal["teacher", "free", "scheduled"]
-Precision = Literal["fp32", "bf16", "fp16"]
 
 
 @dataclass
@@ -69,15 +68,10 @@ class History:
 # --------------------------------------------------------------------------- precision
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Raise ValueError for a precision the device cannot run (fp16 needs CUDA; bf16 on the
-    CPU needs a oneDNN build with a bf16 LSTM for this processor)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError(
-            f"precision fp16 needs a CUDA device, but this run is on {device.type}: use bf16 or fp32"
-        )
+def check_lstm_precision(precision: str, device: torch.device) -> None:
+    """Raise ValueError for a precision the device cannot run: labrunner's check (fp16 needs
+    CUDA), and bf16 on the CPU needs a oneDNN build with a bf16 LSTM for this processor."""
+    check_precision(precision, device)
     if precision == "bf16" and device.type == "cpu" and not cpu_runs_bf16_lstm():
         raise ValueError(
             "precision bf16 on this CPU: PyTorch's oneDNN has no bf16 LSTM for this processor "
@@ -97,20 +91,6 @@ def cpu_runs_bf16_lstm() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast of the forward pass to the lower precision (a no-op for fp32)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
-    """The gradient scaler fp16 needs (loss scaled up, gradients unscaled before clipping);
-    disabled, and so a pass-through, for fp32 and bf16."""
-    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def synchronize(device: torch.device) -> None:

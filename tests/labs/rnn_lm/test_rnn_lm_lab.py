@@ -170,7 +170,10 @@ def test_unknown_precision_is_a_config_error():
     from labrunner.base.errors import UsageError
     from labrunner.settings.labconfig import resolve_lab_config
 
-    with pytest.raises(UsageError, match=r"--set: rnn_lm\.precision must be one of fp32, bf16, fp16"):
+    with pytest.raises(
+        UsageError,
+        match=r"--set: rnn_lm\.precision: expected one of 'fp32' \| 'bf16' \| 'fp16', got str 'fp8'",
+    ):
         resolve_lab_config(RnnLmLab(), "smoke", [("--set", {"precision": "fp8"})])
     for key, value, bound in (("epochs", 0, ">= 1"), ("bptt_window", 1, ">= 2"), ("top_p", 1.5, "<= 1.0")):
         with pytest.raises(UsageError, match=f"rnn_lm.{key} must be {bound}"):

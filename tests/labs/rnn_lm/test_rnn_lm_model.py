@@ -9,6 +9,8 @@ from labrunner.labs.rnn_lm import model as M
 from labrunner.labs.rnn_lm import training as TR
 from torch import nn
 
+from labrunner.precision import autocast
+
 V, E, H, B, T = 11, 6, 8, 3, 5
 
 
@@ -290,12 +292,12 @@ def test_the_loop_reads_nothing_back_per_step(monkeypatch):
 def test_bf16_autocast_runs_on_the_cpu_and_trains():
     if not TR.cpu_runs_bf16_lstm():
         with pytest.raises(ValueError, match="oneDNN has no bf16 LSTM for this processor"):
-            TR.check_precision("bf16", torch.device("cpu"))
+            TR.check_lstm_precision("bf16", torch.device("cpu"))
         return
-    TR.check_precision("bf16", torch.device("cpu"))
+    TR.check_lstm_precision("bf16", torch.device("cpu"))
     torch.manual_seed(0)
     lm = M.LSTMLanguageModel(V, E, 16)
-    with TR.autocast("bf16", torch.device("cpu")):
+    with autocast("bf16", torch.device("cpu")):
         logits, _ = lm(tokens(), lm.init_state(B))
     assert logits.dtype == torch.bfloat16
     train, valid = M.batchify(stream(), 4), M.batchify(stream(200, 1), 4)
@@ -308,9 +310,9 @@ def test_bf16_autocast_runs_on_the_cpu_and_trains():
 
 def test_fp16_on_the_cpu_is_a_clear_error():
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-        TR.check_precision("fp16", torch.device("cpu"))
+        TR.check_lstm_precision("fp16", torch.device("cpu"))
     with pytest.raises(ValueError, match="precision must be one of"):
-        TR.check_precision("fp8", torch.device("cpu"))
+        TR.check_lstm_precision("fp8", torch.device("cpu"))
 
 
 def test_a_window_over_the_whole_row_is_one_update_per_epoch():
