@@ -317,26 +317,27 @@ def test_check_shows_the_assignments_points_beside_the_checks_passed(tmp_path):
 
 
 def test_grading_scores_an_exercise_out_of_the_assignments_points(tmp_path):
-    from labrunner.course.grade import GradeOptions, finish_record
-    from labrunner.course.gradeout import gradebook_csv, gradescope_results
+    from labrunner.course.grade import GradeOptions
+    from labrunner.course.gradeout import gradebook_csv
+    from labrunner.course.graderecords import LabGrade, Submission
+    from labrunner.course.gradescope import gradescope_results
+    from labrunner.course.scoring import finish_record
 
     result, _run_dir = _run_folder(tmp_path)
     data = result.to_json()
     data["exercises"][2]["checks"][1]["points"] = 3.0  # accuracy weighs 3 of 4 check points
-    record = {"student": "ada", "status": "read", "flags": [], "labs": {"parts_lab": {"submitted": data}}}
-    finish_record(record, GradeOptions(out=tmp_path / "grading"))
-    rows = {e["exercise"][:1]: e for e in record["exercises"]}
-    assert (rows["1"]["earned"], rows["1"]["total"]) == (10.0, 10.0)
-    assert (rows["3"]["earned"], rows["3"]["total"]) == (2.0, 8.0)  # 1 of 4 check points: 8 * 1/4
-    assert (rows["4"]["earned"], rows["4"]["total"], rows["4"]["bonus"]) == (2.0, 2.0, True)
-    assert (
-        record["score"] == 10 + 7 + 2 + 2 and record["max_score"] == 25.0
-    )  # the bonus adds to the score only
+    record = Submission(student="ada", labs={"parts_lab": LabGrade(submitted=data)})
+    record = finish_record(record, GradeOptions(out=tmp_path / "grading"))
+    rows = {e.exercise[:1]: e for e in record.exercises}
+    assert (rows["1"].earned, rows["1"].total) == (10.0, 10.0)
+    assert (rows["3"].earned, rows["3"].total) == (2.0, 8.0)  # 1 of 4 check points: 8 * 1/4
+    assert (rows["4"].earned, rows["4"].total, rows["4"].bonus) == (2.0, 2.0, True)
+    assert record.score == 10 + 7 + 2 + 2 and record.max_score == 25.0  # the bonus adds to the score only
     header, possible, ada = csv.reader(io.StringIO(gradebook_csv([record])))
     assert header[4] == "parts_lab: 4. A bonus (bonus)"
     assert possible == ["Points Possible", "10", "7", "8", "2", "25", "", "", ""]
     assert ada[:8] == ["ada", "10", "7", "2", "2", "21", "25", "graded"]
-    gs = gradescope_results(record)
+    gs = gradescope_results(record).to_json()
     assert (gs["score"], gs["max_score"]) == (21.0, 25.0)
     accuracy = next(t for t in gs["tests"] if t["name"].endswith("accuracy"))
     assert (accuracy["score"], accuracy["max_score"]) == (0.0, 6.0)

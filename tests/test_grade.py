@@ -13,8 +13,12 @@ from test_report import make_run
 
 from labrunner.cli import main
 from labrunner.course.bundle import make_bundle
-from labrunner.course.grade import GradeOptions, compare, grade, safe_id
+from labrunner.course.grade import GradeOptions, grade
 from labrunner.course.gradeout import cohort
+from labrunner.course.graderecords import LabGrade, Submission
+from labrunner.course.scoring import compare
+from labrunner.course.submissions import safe_id
+from labrunner.records.results import RunFileError
 
 
 def _zip(tmp_path, name, author="", edit=None):
@@ -113,8 +117,8 @@ def test_two_zips_of_one_student_are_both_kept_and_flagged(tmp_path):
         edit=lambda d: (d / "lab0" / "figures" / "fig0.png").write_bytes(b"x"),
     )
     records = grade([tmp_path / "subs"], GradeOptions(out=tmp_path / "grading")).records
-    assert len({r["student"] for r in records}) == 2
-    assert all(r["status"] == "flagged" and "2 submissions for ada" in r["flags"] for r in records)
+    assert len({r.student for r in records}) == 2
+    assert all(r.status == "flagged" and "2 submissions for ada" in r.flags for r in records)
 
 
 def test_bad_input_is_one_line_and_status_2(tmp_path, capsys):
@@ -154,12 +158,12 @@ def test_compare_finds_each_kind_of_difference_with_both_numbers():
     )
     assert compare(a, same_within_tol, 1e-6, 1e-9) == []
     b = _result({"x": 1.5, "z": 0.0}, [("c", False)], [("k", True, 0.70, "±0.1"), ("e", False, 4, None)])
-    diffs = {(d["kind"], d["name"]): d for d in compare(a, b, 1e-6, 1e-9)}
-    assert diffs[("metric", "x")]["submitted"] == 1.0 and diffs[("metric", "x")]["rerun"] == 1.5
+    diffs = {(d.kind, d.name): d for d in compare(a, b, 1e-6, 1e-9)}
+    assert diffs[("metric", "x")].submitted == 1.0 and diffs[("metric", "x")].rerun == 1.5
     assert ("metric", "y") in diffs and ("metric", "z") in diffs  # missing on one side
-    assert diffs[("claim", "1 / c")]["rerun"] is False
-    assert diffs[("check value", "1 / k")]["tolerance"] == "±0.1"
-    assert diffs[("check", "1 / e")]["submitted"] == "passed"
+    assert diffs[("claim", "1 / c")].rerun is False
+    assert diffs[("check value", "1 / k")].tolerance == "±0.1"
+    assert diffs[("check", "1 / e")].submitted == "passed"
 
 
 def test_cohort_finds_outliers_and_identical_results_under_other_seeds():
@@ -169,7 +173,7 @@ def test_cohort_finds_outliers_and_identical_results_under_other_seeds():
             "metrics": {"m": value},
             "exercises": [{"claims": [{"name": "c", "holds": value > 0}]}],
         }
-        return {"student": student, "labs": {"lab": {"submitted": result}}}
+        return Submission(student=student, labs={"lab": LabGrade(submitted=result)})
 
     records = [record(f"s{i}", i, 1.0 + 0.01 * i) for i in range(10)]
     records += [record("copy", 99, 1.0 + 0.01 * 3), record("odd", 5, 50.0)]
@@ -179,3 +183,30 @@ def test_cohort_finds_outliers_and_identical_results_under_other_seeds():
     (group,) = c["identical_under_different_seeds"]
     assert {s["student"] for s in group["students"]} == {"s3", "copy"}
     assert c["claims"] == [{"lab": "lab", "claim": "c", "n": 12, "holds": 12}]
+
+
+def test_a_graded_zip_is_read_back_from_its_state_and_a_bad_state_is_graded_again(tmp_path):
+    _zip(tmp_path, "ada", author="ada")
+    out = tmp_path / "grading"
+    first = grade([tmp_path / "subs"], GradeOptions(out=out))
+    (state,) = (out / ".state").iterdir()
+    text = state.read_text()
+    record = Submission.from_json(json.loads(text), str(state))
+    assert record == first.records[0] and record.status == "graded"
+    assert json.dumps(record.to_json(), default=str) == text  # written through the record
+    again = grade([tmp_path / "subs"], GradeOptions(out=out))
+    assert again.reused == 1 and again.records == first.records
+
+    data = json.loads(text)
+    data["labs"]["lab0"]["exercises"][0]["earned"] = "all of it"
+    with pytest.raises(
+        RunFileError, match=r"state\.labs\.lab0\.exercises\[0\]\.earned: expected a finite number"
+    ):
+        Submission.from_json(data, "state")
+    data = json.loads(text)
+    data["labs"]["lab0"]["submitted"]["exercises"][0]["checks"][0]["passed"] = "yes"  # an edited result
+    with pytest.raises(RunFileError, match="passed"):
+        Submission.from_json(data, "state")
+    state.write_text(json.dumps(data))
+    third = grade([tmp_path / "subs"], GradeOptions(out=out))
+    assert third.reused == 0 and third.records == first.records  # graded again from the zip

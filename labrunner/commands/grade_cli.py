@@ -6,7 +6,10 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..course.grade import Grading
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 
@@ -193,21 +196,19 @@ def _grade_options(args: argparse.Namespace) -> Any:
     )
 
 
-def _print_grading(grading: Any, verbosity: int) -> None:
+def _print_grading(grading: Grading, verbosity: int) -> None:
     """Each submission that did not grade cleanly, the isolation, and the totals."""
     counts: dict[str, int] = {}
     for record in grading.records:
-        counts[record["status"]] = counts.get(record["status"], 0) + 1
-        if record["status"] != "graded" and verbosity >= 0:
+        counts[record.status] = counts.get(record.status, 0) + 1
+        if record.status != "graded" and verbosity >= 0:
             not_reproduced = [
-                f"{lab}: not reproduced ({len(e['differences'])} differences)"
-                for lab, e in record["labs"].items()
-                if e.get("differences")
+                f"{lab}: not reproduced ({len(e.differences)} differences)"
+                for lab, e in record.labs.items()
+                if e.differences
             ]
-            why = record.get("error") or "; ".join(
-                record.get("errors", []) + not_reproduced + record.get("flags", [])
-            )
-            print(f"  {record['student']:<24} {record['status']:<8} {why}")
+            why = record.error or "; ".join([*(record.errors or ()), *not_reproduced, *record.flags])
+            print(f"  {record.student:<24} {record.status:<8} {why}")
     if grading.isolation is not None:
         print(f"isolation: {grading.isolation.description}")
         if grading.isolation.warning:

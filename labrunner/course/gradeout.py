@@ -11,7 +11,7 @@
                                   whose results are identical to another's under other seeds
 
 Every file is written whole (temporary file, then renamed); student identities were made
-safe for file names before any path is built (:func:`labrunner.course.grade.safe_id`).
+safe for file names before any path is built (:func:`labrunner.course.submissions.safe_id`).
 """
 
 from __future__ import annotations
@@ -26,21 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from ..records.results import write_atomic
+from .graderecords import Submission
+from .gradescope import gradescope_results, reproduction_text, show
 
 #: A metric value this many robust standard deviations (MAD-based) from the median is an outlier.
 OUTLIER_Z = 3.5
 
 
-def exercise_columns(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def exercise_columns(records: list[Submission]) -> list[tuple[str, str]]:
     """(lab, exercise) of every exercise any submission has, in first-seen order."""
     seen: dict[tuple[str, str], None] = {}
     for record in records:
-        for ex in record.get("exercises", []):
-            seen.setdefault((ex["lab"], ex["exercise"]), None)
+        for ex in record.exercises or ():
+            seen.setdefault((ex.lab, ex.exercise), None)
     return list(seen)
 
 
-def gradebook_csv(records: list[dict[str, Any]]) -> str:
+def gradebook_csv(records: list[Submission]) -> str:
     """The gradebook: ``student``, a column per exercise (``lab: exercise``, points earned: the
     assignment's points where the exercise declares them, else its check points; a bonus
     exercise's heading ends in ``(bonus)``), ``total``, ``max_total``, ``status``, ``flags``;
@@ -50,10 +52,10 @@ def gradebook_csv(records: list[dict[str, Any]]) -> str:
     maxima: dict[tuple[str, str], float] = {}
     bonus: set[tuple[str, str]] = set()
     for record in records:
-        for ex in record.get("exercises", []):
-            key = (ex["lab"], ex["exercise"])
-            maxima[key] = max(maxima.get(key, 0.0), ex["total"])
-            if ex.get("bonus"):
+        for ex in record.exercises or ():
+            key = (ex.lab, ex.exercise)
+            maxima[key] = max(maxima.get(key, 0.0), ex.total)
+            if ex.bonus:
                 bonus.add(key)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -69,18 +71,18 @@ def gradebook_csv(records: list[dict[str, Any]]) -> str:
     )
     possible = sum(v for c, v in maxima.items() if c not in bonus)
     writer.writerow(["Points Possible", *[_num(maxima[c]) for c in columns], _num(possible), "", "", ""])
-    for record in sorted(records, key=lambda r: r["student"]):
-        earned = {(ex["lab"], ex["exercise"]): ex["earned"] for ex in record.get("exercises", [])}
-        notes = list(record.get("flags", [])) + list(record.get("errors", []))
-        if record.get("error"):
-            notes.insert(0, record["error"])
+    for record in sorted(records, key=lambda r: r.student):
+        earned = {(ex.lab, ex.exercise): ex.earned for ex in record.exercises or ()}
+        notes = list(record.flags) + list(record.errors or ())
+        if record.error:
+            notes.insert(0, record.error)
         writer.writerow(
             [
-                _cell(record["student"]),
+                _cell(record.student),
                 *[_num(earned[c]) if c in earned else "" for c in columns],
-                _num(record.get("score", 0.0)),
-                _num(record.get("max_score", 0.0)),
-                record["status"],
+                _num(record.score or 0.0),
+                _num(record.max_score or 0.0),
+                record.status,
                 _cell("; ".join(notes)),
             ]
         )
@@ -97,96 +99,10 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def gradescope_results(record: dict[str, Any]) -> dict[str, Any]:
-    """Gradescope's results.json of one submission: ``score``, ``max_score``, ``output`` and a
-    test per check (visible checks ``visible``, hidden ones ``after_published``), per
-    reproduction (``hidden``: for the instructor) and per grading error."""
-    tests: list[dict[str, Any]] = []
-    for lab, entry in record.get("labs", {}).items():
-        for row in entry.get("exercises", []):
-            for c in row["checks"]:
-                out = f"expected {_show(c['expected'])}"
-                if c["tolerance"] is not None:
-                    out += f" {_show(c['tolerance'])}"
-                out += f", actual {_show(c['actual'])}"
-                if c["message"]:
-                    out += f": {c['message']}"
-                if row.get("not_implemented"):
-                    out += f" ({row['not_implemented']})"
-                tests.append(
-                    {
-                        "name": f"{lab} · {row['exercise']} · {c['name']}",
-                        "score": c["earned"],
-                        "max_score": c["points"],
-                        "status": "passed" if c["passed"] else "failed",
-                        "output": out,
-                        "visibility": "after_published" if c["hidden"] else "visible",
-                    }
-                )
-        rerun = entry.get("rerun")
-        if rerun is not None:
-            tests.append(
-                {
-                    "name": f"{lab} · re-execution",
-                    "score": 0,
-                    "max_score": 0,
-                    "status": "passed"
-                    if rerun["status"] == "done" and not entry.get("differences")
-                    else "failed",
-                    "output": reproduction_text(entry),
-                    "visibility": "hidden",
-                }
-            )
-    lines = [f"isolation: {record.get('isolation', '')}"]
-    if record.get("isolation_warning"):
-        lines.append(f"WARNING: {record['isolation_warning']}")
-    if record.get("error"):
-        lines.append(f"error: {record['error']}")
-    lines += [f"grading error: {e}" for e in record.get("errors", [])]
-    lines += [f"flag: {f}" for f in record.get("flags", [])]
-    return {
-        "score": record.get("score", 0.0),
-        "max_score": record.get("max_score", 0.0),
-        "output": "\n".join(lines),
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "tests": tests,
-    }
-
-
-def reproduction_text(entry: dict[str, Any]) -> str:
-    """The re-execution of one lab in words: failed (why), not compared (why), reproduced,
-    or each difference with the numbers on both sides."""
-    rerun = entry.get("rerun") or {}
-    if rerun.get("status") != "done":
-        return f"re-execution failed: {rerun.get('reason', '')}"
-    where = f" (re-executed in {rerun.get('elapsed_s', 0):.1f} s at profile {rerun['spec']['profile']})"
-    if entry.get("not_compared"):
-        return entry["not_compared"] + where
-    diffs = entry.get("differences", [])
-    if not diffs:
-        return "reproduced: every metric, claim and check matches" + where
-    lines = [f"NOT REPRODUCED: {len(diffs)} difference(s){where}"]
-    for d in diffs:
-        lines.append(
-            f"  {d['kind']} {d['name']}: submitted {_show(d['submitted'])}, re-executed {_show(d['rerun'])} "
-            f"(tolerance {d['tolerance']})"
-        )
-    return "\n".join(lines)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if value is None:
-        return "—"
-    return str(value)
-
-
 # --------------------------------------------------------------------------- the cohort
 
 
-def cohort(records: list[dict[str, Any]]) -> dict[str, Any]:
+def cohort(records: list[Submission]) -> dict[str, Any]:
     """Every metric (per lab) across the class: count, mean, median, spread, range, the
     outliers (robust z-score over ``OUTLIER_Z``); every claim: how many hold; and groups of
     submissions whose results are identical although their seeds differ."""
@@ -194,20 +110,18 @@ def cohort(records: list[dict[str, Any]]) -> dict[str, Any]:
     claims: dict[tuple[str, str], list[tuple[str, bool]]] = {}
     fingerprints: dict[tuple[str, str], list[tuple[str, Any]]] = {}
     for record in records:
-        for lab, entry in record.get("labs", {}).items():
-            result = entry.get("submitted") or {}
+        for lab, entry in record.labs.items():
+            result = entry.submitted or {}
             metrics = result.get("metrics", {})
             for name, value in metrics.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                    values.setdefault((lab, name), []).append((record["student"], float(value)))
+                    values.setdefault((lab, name), []).append((record.student, float(value)))
             for ex in result.get("exercises", []):
                 for claim in ex.get("claims", []):
-                    claims.setdefault((lab, claim["name"]), []).append(
-                        (record["student"], bool(claim["holds"]))
-                    )
+                    claims.setdefault((lab, claim["name"]), []).append((record.student, bool(claim["holds"])))
             if metrics:
                 key = json.dumps({k: _round(v) for k, v in sorted(metrics.items())}, sort_keys=True)
-                fingerprints.setdefault((lab, key), []).append((record["student"], result.get("seed")))
+                fingerprints.setdefault((lab, key), []).append((record.student, result.get("seed")))
     metric_rows = []
     for (lab, name), items in values.items():
         xs = [v for _, v in items]
@@ -326,7 +240,7 @@ def _template(text: str):
         import jinja2
 
         _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-        _ENV.globals.update(show=_show, reproduction=reproduction_text)
+        _ENV.globals.update(show=show, reproduction=reproduction_text)
     return _ENV.from_string(text)
 
 
@@ -345,10 +259,11 @@ def write_outputs(grading: Any, opts: Any) -> list[Path]:
     put("gradebook.csv", gradebook_csv(records))
     feedback = _template(_FEEDBACK)
     for record in records:
-        student = record["student"]
-        put(f"results/{student}/results.json", json.dumps(gradescope_results(record), indent=2, default=str))
-        report = Path(record.get("folder", "")) / "submitted" / "report.html"
-        has_report = bool(record.get("folder")) and report.is_file()
+        student = record.student
+        results = gradescope_results(record).to_json()
+        put(f"results/{student}/results.json", json.dumps(results, indent=2, default=str))
+        report = Path(record.folder or "") / "submitted" / "report.html"
+        has_report = bool(record.folder) and report.is_file()
         if has_report:
             target = out / "feedback" / student / "report.html"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -357,10 +272,10 @@ def write_outputs(grading: Any, opts: Any) -> list[Path]:
         put(f"feedback/{student}/index.html", feedback.render(r=record, has_report=has_report))
     summary = cohort(records)
     put("cohort.json", json.dumps(summary, indent=2, default=str))
-    scores = [r.get("score", 0.0) for r in records if r["status"] != "invalid"]
+    scores = [r.score or 0.0 for r in records if r.status != "invalid"]
     statuses: dict[str, int] = {}
     for record in records:
-        statuses[record["status"]] = statuses.get(record["status"], 0) + 1
+        statuses[record.status] = statuses.get(record.status, 0) + 1
     put(
         "cohort.html",
         _template(_COHORT).render(
@@ -379,7 +294,7 @@ def write_outputs(grading: Any, opts: Any) -> list[Path]:
                 "isolation": grading.isolation.description if grading.isolation else "not re-executed",
                 "isolation_warning": grading.isolation.warning if grading.isolation else "",
                 "rerun": opts.rerun,
-                "submissions": records,
+                "submissions": [r.to_json() for r in records],
             },
             indent=2,
             default=str,
