@@ -49,10 +49,7 @@ def run_lab_in(
 def assert_checks_pass(result: LabResult) -> None:
     """Fail with the failing checks (and any error) listed."""
     if result.error:
-        pytest.fail(
-            f"lab {result.lab} raised {result.error['type']}: {result.error['message']}\n"
-            f"{result.error['traceback']}"
-        )
+        pytest.fail(f"lab {result.lab} raised {result.error}\n{result.error.traceback}")
     failed = [c for c in result.checks if not c.passed]
     if failed:
         lines = [f"  {c.name}: expected {c.expected}, actual {c.actual}" for c in failed]

@@ -7,7 +7,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from labrunner.records.results import Check, Exercise, LabResult, write_json
+from labrunner.records.results import (
+    Check,
+    Exercise,
+    FigureRecord,
+    LabError,
+    LabResult,
+    MarkdownRecord,
+    TableRecord,
+    write_json,
+)
 
 EVIL_TITLE = "Counting <script>alert(1)</script>"
 
@@ -33,21 +42,18 @@ def make_lab(run_dir: Path, name: str, *, status: str = "passed", figures: int =
     """A LabResult with a figure, a table, math, metrics and a passing check, saved."""
     lab_dir = run_dir / name
     (lab_dir / "figures").mkdir(parents=True, exist_ok=True)
-    records: list[dict] = []
+    records: list = []
     for i in range(figures):
         (lab_dir / "figures" / f"fig{i}.png").write_bytes(png or png_bytes(seed=i))
-        records.append(
-            {"kind": "figure", "path": f"figures/fig{i}.png", "caption": f"Loss curve ${i}\\epsilon$"}
-        )
+        records.append(FigureRecord(f"figures/fig{i}.png", f"Loss curve ${i}\\epsilon$"))
     records.append(
-        {
-            "kind": "table",
-            "columns": ["layer", "$r$", "stride"],
-            "rows": [["conv1", 11, 4], ["pool <b>1</b>", 19.5, 0.000012]],
-            "caption": "Receptive fields",
-        }
+        TableRecord(
+            columns=["layer", "$r$", "stride"],
+            rows=[["conv1", 11, 4], ["pool <b>1</b>", 19.5, 0.000012]],
+            caption="Receptive fields",
+        )
     )
-    records.append({"kind": "markdown", "text": "Extra block with $$\\sum_{i=1}^{n} i = \\frac{n(n+1)}{2}$$"})
+    records.append(MarkdownRecord("Extra block with $$\\sum_{i=1}^{n} i = \\frac{n(n+1)}{2}$$"))
     ex = Exercise(
         title="1. Sums",
         question="What is $\\sum_{i=1}^{n} i$?",
@@ -107,11 +113,11 @@ def make_run(
         status="error",
         duration_s=0.1,
         profile="smoke",
-        error={
-            "type": "ZeroDivisionError",
-            "message": "division by zero",
-            "traceback": 'Traceback (most recent call last):\n  File "lab.py", line 3, in run\n    1 / 0\nZeroDivisionError: division by zero\n',
-        },
+        error=LabError(
+            "ZeroDivisionError",
+            "division by zero",
+            'Traceback (most recent call last):\n  File "lab.py", line 3, in run\n    1 / 0\nZeroDivisionError: division by zero\n',
+        ),
     )
     crashing.save(run_dir / "crashing" / "result.json")
     results += [failing, crashing]

@@ -7,7 +7,7 @@ import json
 from conftest import run_cli
 from test_report import make_run
 
-from labrunner.records.results import LabResult, write_json
+from labrunner.records.results import LabError, LabResult, write_json
 from labrunner.records.runfolder import load_run
 from labrunner.report.grading import format_grades, grade
 
@@ -86,8 +86,7 @@ def test_an_errored_lab_without_failed_checks_still_fails(tmp_path):
     run_dir = make_run(tmp_path)
     _all_passing(run_dir)
     result = LabResult.load(run_dir / "lab0" / "result.json")
-    result.status = "error"
-    result.error = {"type": "RuntimeError", "message": "late crash", "traceback": ""}
+    result.stop(LabError("RuntimeError", "late crash"))
     result.save(run_dir / "lab0" / "result.json")
     grades = grade(load_run(run_dir))
     assert grades["checks_passed"] == grades["checks_total"] and grades["passed"] is False

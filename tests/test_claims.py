@@ -80,7 +80,7 @@ def test_a_claim_needs_an_identifier_and_is_recorded_once(tmp_path):
                 ex.claim("a", False, statement="a again")
 
     result = run_lab_in(Twice(), tmp_path)
-    assert result.status == "error" and "recorded twice" in result.error["message"]
+    assert result.status == "error" and "recorded twice" in result.error.message
 
     class BadName(ClaimLab):
         name = "bad_name"
@@ -90,7 +90,7 @@ def test_a_claim_needs_an_identifier_and_is_recorded_once(tmp_path):
                 ex.claim("not an identifier", True, statement="x")
 
     result = run_lab_in(BadName(), tmp_path)
-    assert result.status == "error" and "identifier" in result.error["message"]
+    assert result.status == "error" and "identifier" in result.error.message
 
 
 def test_an_undefined_claim_in_a_template_is_an_error(tmp_path):
@@ -102,4 +102,4 @@ def test_an_undefined_claim_in_a_template_is_an_error(tmp_path):
                 ex.answer("{% if claims.never_recorded %}x{% endif %}")
 
     result = run_lab_in(Typo(), tmp_path)
-    assert result.status == "error" and "never_recorded" in result.error["message"]
+    assert result.status == "error" and "never_recorded" in result.error.message

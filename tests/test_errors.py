@@ -32,7 +32,7 @@ def test_every_labrunner_error_derives_from_labrunner_error():
     names = {f"{c.__module__}.{c.__name__}" for c in classes}
     assert {
         "labrunner.base.errors.UsageError",
-        "labrunner.records.results.RunFileError",
+        "labrunner.records.jsonfiles.RunFileError",
         "labrunner.data.DataError",
         "labrunner.course.bundle.BundleError",
     } <= names
@@ -65,7 +65,7 @@ def test_a_job_whose_result_cannot_be_read_says_why(tmp_path):
     job = {"lab": "counter", "seed": 0, "job_id": "17", "state": "COMPLETED"}
     result = _ended_job_result(job, out_dir, _job_info())
     assert result.status == "error"
-    message = result.error["message"]
+    message = result.error.message
     assert message.startswith(
         "SLURM job 17 ended COMPLETED with a result.json that cannot be read (RunFileError: "
     )
@@ -77,5 +77,5 @@ def test_a_job_that_left_no_result_says_so(tmp_path):
 
     job = {"lab": "counter", "seed": 1, "job_id": "18", "state": "FAILED"}
     result = _ended_job_result(job, tmp_path / "counter", _job_info())
-    assert result.error["message"] == "SLURM job 18 ended FAILED without a result"
+    assert result.error.message == "SLURM job 18 ended FAILED without a result"
     assert (tmp_path / "counter" / "result.json").is_file()

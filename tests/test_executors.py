@@ -173,7 +173,7 @@ def test_a_failing_job_is_recorded_as_its_labs_error(cli, workdir, monkeypatch):
     )
     assert status == 1, err
     found = _results((workdir / "reports" / "latest").resolve())
-    assert found["killed"].status == "error" and found["killed"].error["type"] == "WorkerKilled"
+    assert found["killed"].status == "error" and found["killed"].error.type == "WorkerKilled"
     assert found["counter"].status == "passed"
 
 

@@ -183,7 +183,7 @@ def test_the_recorder_refuses_bad_marks(tmp_path):
         (False, "check 'b': a reason"),
     ):
         result = run_lab_in(Bad(), tmp_path / str(trained), trained=trained)
-        assert message in result.error["message"]
+        assert message in result.error.message
 
     class BadPoints(PartsLab):
         name = "bad_points"
@@ -193,7 +193,7 @@ def test_the_recorder_refuses_bad_marks(tmp_path):
 
     for trained, message in ((True, "a bonus needs its points"), (False, "points must be a number")):
         result = run_lab_in(BadPoints(), tmp_path / f"p{trained}", trained=trained)
-        assert message in result.error["message"]
+        assert message in result.error.message
 
 
 def test_stand_in_marks_the_parts_without_their_own(tmp_path):

@@ -21,7 +21,7 @@ from conftest import TEST_PLUGINS, labrunner_argv
 from runfolders import make_run
 
 from labrunner.base.errors import PluginError
-from labrunner.records.results import LabResult, write_json
+from labrunner.records.results import LabError, LabResult, write_json
 
 # --------------------------------------------------------------------------- a sweep with a failed seed
 
@@ -46,7 +46,7 @@ def _sweep_run(tmp_path: Path, statuses: dict[int, str]) -> Path:
         if status == "error":
             result.exercises = []
             result.metrics = {}
-            result.error = {"type": "ValueError", "message": "diverged", "traceback": ""}
+            result.stop(LabError("ValueError", "diverged"))
         result.save(seed_dir(run_dir / "lab0", seed) / "result.json")
         results.append(result)
     assert first.status == "passed"

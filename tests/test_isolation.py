@@ -42,7 +42,8 @@ RAISED = {
     "memory": ("MemoryError", ""),
     "unprintable": ("Unprintable", "<str() of the exception raised RuntimeError>"),
     "bad_check_value": ("RuntimeError", "no text"),
-    "bad_check_name": ("RuntimeError", "the lab's records cannot be saved"),
+    "bad_check_name": ("ValueError", "check: the name must be a non-empty string, not NoText"),
+    "unsaveable": ("RuntimeError", "the lab's records cannot be saved"),
 }
 #: ... and the ways only a worker process survives.
 ENDED = {
@@ -55,9 +56,9 @@ def assert_errors(found: dict[str, LabResult], expected: dict[str, tuple[str, st
     for name, (kind, text) in expected.items():
         result = found[name]
         assert result.status == "error", name
-        assert result.error["type"] == kind, (name, result.error)
-        assert text in result.error["message"], (name, result.error)
-        assert "\n" not in result.error["message"]
+        assert result.error.type == kind, (name, result.error)
+        assert text in result.error.message, (name, result.error)
+        assert "\n" not in result.error.message
 
 
 @pytest.mark.slow
@@ -68,9 +69,9 @@ def test_every_way_a_worker_ends_is_that_labs_error(cli, workdir, hostile):
     found = results(workdir)
     assert list(found) == labs  # the run went on after each
     assert_errors(found, {**RAISED, **ENDED})
-    assert found["killed"].error["signal"] == "SIGKILL"
-    assert found["os_exit"].error["exit_code"] == 0
-    assert "sys.exit(3)" in found["exit_three"].error["traceback"]
+    assert found["killed"].error.details["signal"] == "SIGKILL"
+    assert found["os_exit"].error.details["exit_code"] == 0
+    assert "sys.exit(3)" in found["exit_three"].error.traceback
     assert found["counter"].status == "passed"
     assert run_json(workdir)["status"] == "finished"
     # `check` does not call this run a pass
@@ -93,9 +94,9 @@ def test_a_worker_that_cannot_start_the_lab_records_why(cli, workdir, hostile):
     assert status == 1, err
     found = results(workdir)
     assert found["vanishing"].status == "error"
-    assert found["vanishing"].error["type"] == "LookupError"
-    assert "lab 'vanishing' not found in plugin 'hostile_labs'" in found["vanishing"].error["message"]
-    assert "run_lab_job" in found["vanishing"].error["traceback"]
+    assert found["vanishing"].error.type == "LookupError"
+    assert "lab 'vanishing' not found in plugin 'hostile_labs'" in found["vanishing"].error.message
+    assert "run_lab_job" in found["vanishing"].error.traceback
     assert found["failing"].status == "failed"
 
 
@@ -108,8 +109,8 @@ def test_a_lab_over_its_time_limit_is_stopped_and_the_run_goes_on(cli, workdir, 
     assert status == 1, err
     found = results(workdir)
     assert found["sleeper"].status == "error"
-    assert found["sleeper"].error["type"] == "Timeout"
-    assert "--lab-timeout 3 s" in found["sleeper"].error["message"]
+    assert found["sleeper"].error.type == "Timeout"
+    assert "--lab-timeout 3 s" in found["sleeper"].error.message
     assert found["failing"].status == "failed"  # the next lab ran
     assert "waiting ..." in err  # the worker's progress reached the parent
 

@@ -138,7 +138,7 @@ def test_ctx_autocast_follows_the_lab_setting(run_lab):
         run_lab(AutocastLab(), precision="fp8")
     failed = run_lab(NoPrecisionLab())
     assert failed.status == "error"
-    assert "the config of lab 'no_precision_lab' has no precision setting" in failed.error["message"]
+    assert "the config of lab 'no_precision_lab' has no precision setting" in failed.error.message
 
 
 class WarnsLikeACudaOp:

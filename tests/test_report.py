@@ -706,7 +706,7 @@ def test_exercises_show_the_measurements_they_use_and_the_rest_go_to_the_appendi
         ex.claims = [Claim("much_smaller", True, "ERF is much smaller", evidence="`named_in_claim` = 2.5")]
         ex.checks.append(Check("erf below half", True, expected="≤ 0.5", actual=0.44))
         ex.checks.append(Check("layers that differ", True, expected=[], actual=[]))
-        ex.records[1]["rows"].append(["pool 2", "nan", "inf"])
+        ex.records[1].rows.append(["pool 2", "nan", "inf"])
 
     _edit_result(run_dir, "lab0", measurements)
     render_report(run_dir, formats=["html", "md"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +68,7 @@ def test_result_roundtrip(tmp_path):
     assert [c.passed for c in back.checks] == [True, False]
     assert back.checks[0].points == 3.0 and back.checks[0].earned == 3.0
     assert back.exercises[0].answer == "err = 1.00e-17"
-    assert back.exercises[0].records[0]["rows"] == [[1, 2.0]]
+    assert back.exercises[0].records[0].rows == [[1, 2.0]]
 
 
 def test_recorder_rejects_mistakes(tmp_path):
@@ -200,3 +202,96 @@ def test_a_cached_result_does_not_claim_to_have_just_run():
     assert cached.took() == "(cached; ran in 1106.3 s on 2026-12-02)"
     assert dataclasses.replace(cached, finished="").took() == "(cached; ran in 1106.3 s)"
     assert "1106.3" not in format_summary([cached]) and "cached (ran earlier)" in format_summary([cached])
+
+
+# --------------------------------------------------------------------------- refused where written
+
+
+def test_the_recorder_writes_typed_records(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from labrunner.records.results import FigureRecord, MarkdownRecord, TableRecord
+
+    ctx = make_ctx(tmp_path)
+    with ctx.exercise("1") as ex:
+        ex.figure(plt.figure(), "curve", caption="A curve")
+        ex.table([{"a": 1, "b": (2, 3)}], caption="T")
+        ex.markdown("{{ n }} blocks", n=1)
+    figure, table, markdown = ctx.result.exercises[0].records
+    assert figure == FigureRecord("figures/curve.png", "A curve")
+    assert table == TableRecord(["a", "b"], [[1, [2, 3]]], "T")  # cells as JSON values
+    assert markdown == MarkdownRecord("1 blocks")
+    assert (tmp_path / "out" / figure.path).is_file()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda r: r.FigureRecord("../outside.png"), "unsafe path '../outside.png'"),
+        (lambda r: r.FigureRecord("/etc/passwd"), "unsafe path '/etc/passwd'"),
+        (lambda r: r.FigureRecord("figures/.hidden.png"), "unsafe path"),
+        (lambda r: r.TableRecord("not a list", []), "the columns must be a list"),
+        (lambda r: r.TableRecord(["a"], [1, 2]), "the rows must be a list of lists"),
+        (lambda r: r.MarkdownRecord(None), "a Markdown block must be text"),
+        (lambda r: r.Check("", True), "check: the name must be a non-empty string"),
+        (lambda r: r.Check("c", "yes"), "check 'c': the outcome must be True or False, not str"),
+        (lambda r: r.Check("c", True, points=-1.0), "points must be a number >= 0"),
+        (lambda r: r.Claim("c", True, fidelity="maybe"), "fidelity must be one of assignment, stand-in"),
+        (lambda r: r.LabError("ValueError", ""), "an error record needs a message"),
+        (lambda r: r.LabError("", "lost"), "needs the type of the error"),
+        (lambda r: r.LabError("X", "m", details={"message": "again"}), "detail 'message'"),
+        (lambda r: r.LabError("X", "m", details={"frames": [1, 2]}), "detail 'frames'"),
+        (lambda r: r.LabResult(lab="../x", title="t", version="1"), "invalid lab name"),
+        (lambda r: r.LabResult(lab="x", title="t", version="1", status="ok"), "status must be one of"),
+        (
+            lambda r: r.LabResult(lab="x", title="t", version="1", error={"type": "X", "message": "m"}),
+            "the error must be a LabError",
+        ),
+        (lambda r: r.LabResult.new("x", "t", seeds=[1]), "unknown provenance seeds"),
+    ],
+)
+def test_a_bad_record_is_refused_where_it_is_written(make, message):
+    from labrunner.records import results
+
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        make(results)
+
+
+def test_a_lab_error_round_trips_with_its_details(tmp_path):
+    from labrunner.records.results import LabError
+
+    error = LabError("WorkerKilled", "killed by SIGKILL", details={"signal": "SIGKILL"})
+    result = LabResult.new("demo", "Demo", "1", seed=3).stop(error)
+    assert (result.status, result.seed) == ("error", 3)
+    result.save(tmp_path / "r.json")
+    saved = json.loads((tmp_path / "r.json").read_text())["error"]
+    assert saved == {
+        "type": "WorkerKilled",
+        "message": "killed by SIGKILL",
+        "traceback": "",
+        "signal": "SIGKILL",
+    }
+    assert LabResult.load(tmp_path / "r.json").error == error
+    assert LabResult.new("demo", "Demo").stop(LabError.interrupted()).status == "interrupted"
+
+
+def test_an_exception_without_a_message_still_gives_one():
+    from labrunner.records.results import LabError
+
+    assert LabError.from_exception(AssertionError()).message == "raised without a message"
+    assert str(LabError.from_exception(ValueError("bad  \n value"))) == "ValueError: bad value"
+    # an error saved by an earlier labrunner without a message reads back with one
+    old = LabError.from_json({"type": "AssertionError", "message": "", "traceback": ""})
+    assert old.message == "raised without a message"
+
+
+def test_a_record_refused_on_reading_names_the_field():
+    from labrunner.records.results import RunFileError
+
+    data = LabResult(lab="demo", title="Demo", version="1").to_json()
+    data["exercises"] = [{"title": "1", "checks": [{"name": "", "passed": True}]}]
+    with pytest.raises(RunFileError, match=r"^exercises\[0\]\.checks\[0\]: check: the name must be"):
+        LabResult.from_json(data)

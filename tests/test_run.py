@@ -76,8 +76,8 @@ def test_a_crashing_lab_fails_alone(cli, workdir, isolation):
     run_dir = (workdir / "reports" / "latest").resolve()
     crashed = LabResult.load(run_dir / "crashing" / "result.json")
     assert crashed.status == "error"
-    assert crashed.error["type"] == "ZeroDivisionError"
-    assert "1 / 0" in crashed.error["traceback"]
+    assert crashed.error.type == "ZeroDivisionError"
+    assert "1 / 0" in crashed.error.traceback
     assert LabResult.load(run_dir / "counter" / "result.json").status == "passed"
     failing = LabResult.load(run_dir / "failing" / "result.json")
     assert failing.status == "failed"

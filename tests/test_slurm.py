@@ -204,8 +204,8 @@ def test_a_job_slurm_refuses_is_that_labs_error(cli, workdir):
     from labrunner.records.results import LabResult
 
     result = LabResult.load(run_dir / "counter" / "result.json")
-    assert result.status == "error" and result.error["type"] == "JobRefused"
-    assert "SLURM refused the job of counter" in result.error["message"]
+    assert result.status == "error" and result.error.type == "JobRefused"
+    assert "SLURM refused the job of counter" in result.error.message
 
 
 def _without_accounting(folder: Path) -> dict[str, str]:

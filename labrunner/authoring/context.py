@@ -14,18 +14,9 @@ from typing import Any, Generic, TypeVar
 
 from ..base.filters import FILTERS
 from ..base.progress import Bar, Reporter
-from ..records.results import (
-    FIDELITIES,
-    BorrowedClaim,
-    Check,
-    Claim,
-    Exercise,
-    LabResult,
-    jsonable,
-    number,
-    short,
-    write_atomic,
-)
+from ..records.jsonfiles import jsonable, number, short, write_atomic
+from ..records.parts import FIDELITIES, BorrowedClaim, Check, Claim, FigureRecord, MarkdownRecord, TableRecord
+from ..records.results import Exercise, LabResult
 
 #: The type of a lab's config, so that a lab can write ``ctx: LabContext[MyConfig]``.
 ConfigT = TypeVar("ConfigT")
@@ -308,7 +299,7 @@ class ExerciseRecorder:
 
     def markdown(self, template: str, **values: Any) -> None:
         """Add a Markdown block (also a template, seeing ``claims`` and ``cfg``) after the records so far."""
-        self.exercise.records.append({"kind": "markdown", "text": self._render(template, values)})
+        self.exercise.records.append(MarkdownRecord(self._render(template, values)))
 
     # conclusions
     def claim(
@@ -402,7 +393,7 @@ class ExerciseRecorder:
         plt.close(fig)
         write_atomic(path, buf.getvalue())
         rel = path.relative_to(self._ctx.out_dir).as_posix()
-        self.exercise.records.append({"kind": "figure", "path": rel, "caption": caption, **marks})
+        self.exercise.records.append(FigureRecord(rel, caption, **marks))
         return path
 
     def table(
@@ -429,9 +420,7 @@ class ExerciseRecorder:
         for row in rows:
             if len(row) != len(columns):
                 raise ValueError(f"table(): row {row!r} has {len(row)} cells, expected {len(columns)}")
-        self.exercise.records.append(
-            {"kind": "table", "columns": list(columns), "rows": jsonable(rows), "caption": caption, **marks}
-        )
+        self.exercise.records.append(TableRecord(jsonable(list(columns)), jsonable(rows), caption, **marks))
 
     # numbers
     def metric(self, name: str, value: Any) -> Any:

@@ -109,7 +109,7 @@ def rerun_lab(
     if outcome.returncode != 0:
         return ran
     if result.status == "error" and result.error:
-        why = f"the lab raised {result.error.get('type', '')}: {result.error.get('message', '')}"
+        why = f"the lab raised {result.error}"
         return dataclasses.replace(ran, reason=why, result=result.to_json())
     return dataclasses.replace(ran, status="done", reason="", result=result.to_json())
 

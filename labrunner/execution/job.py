@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from ..base.errors import describe_exception
 from ..base.progress import Bar, Reporter
+from ..records.results import LabError
 
 #: Keys of the spec :func:`run_lab_job` takes.
 SPEC_KEYS = (
@@ -162,12 +163,12 @@ def worker_main(conn: multiprocessing.connection.Connection, imports: bool = Tru
     lab started: a forked child, a daemon). One job per process; never returns."""
     if hasattr(os, "setpgrp") and os.getpgrp() != os.getpid():
         os.setpgrp()  # a terminal's Ctrl-C reaches only the parent, which forwards it once
-    broken: dict[str, Any] | None = None
+    broken: LabError | None = None
     if imports:
         try:
             preload()
         except Exception as exc:  # reported as the job's error once the job arrives
-            broken = {**_error(exc), "traceback": traceback.format_exc()}
+            broken = LabError.from_exception(exc, traceback.format_exc())
         except KeyboardInterrupt:
             _end(1)
     try:
@@ -182,7 +183,7 @@ def worker_main(conn: multiprocessing.connection.Connection, imports: bool = Tru
         else:
             message = ("done", run_lab_job(spec, PipeReporter(conn)))
     except BaseException as exc:
-        message = ("failed", {**_error(exc), "traceback": traceback.format_exc()})
+        message = ("failed", LabError.from_exception(exc, traceback.format_exc()))
     _flush()
     try:
         conn.send(message)
@@ -239,11 +240,6 @@ def _end(code: int) -> NoReturn:
         except OSError:
             pass
     os._exit(code)
-
-
-def _error(exc: BaseException) -> dict[str, Any]:
-    described = describe_exception(exc)
-    return {"type": type(exc).__name__, "message": described.partition(": ")[2]}
 
 
 def child_environment() -> dict[str, str]:

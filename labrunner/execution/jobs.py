@@ -18,7 +18,7 @@ from ..authoring.lab import Lab
 from ..base.errors import UsageError, describe_exception
 from ..records.cache import ResultCache
 from ..records.folders import RunLock
-from ..records.results import LabResult, write_atomic
+from ..records.results import LabError, LabResult, write_atomic
 from ..records.runfolder import RunInfo
 from ..records.sweep import worst_status
 from ..settings.config import RunSettings
@@ -404,23 +404,17 @@ def _ended_job_result(job: dict[str, Any], out_dir: Path, info: Any, run_name: s
             return LabResult.load(path)
         except (OSError, ValueError) as exc:  # RunFileError is a ValueError
             what = f"with a result.json that cannot be read ({describe_exception(exc)})"
-    result = LabResult(
-        lab=job["lab"],
-        title=job["lab"],
-        version="",
-        status="error",
+    result = LabResult.new(
+        job["lab"],
+        job["lab"],
         profile=str(info.settings.get("profile", "")),
         seed=int(job["seed"]),
         device=str(info.settings.get("device", "cpu")),
         cache_key=str(job.get("cache_key", "")),
         run=run_name,
-        finished=now_iso(),
-        error={
-            "type": "SlurmJobFailed",
-            "message": f"SLURM job {job.get('job_id')} ended {job['state']} {what}",
-            "traceback": "",
-        },
     )
+    result.finished = now_iso()
+    result.stop(LabError("SlurmJobFailed", f"SLURM job {job.get('job_id')} ended {job['state']} {what}"))
     out_dir.mkdir(parents=True, exist_ok=True)
     result.save(path)
     return result

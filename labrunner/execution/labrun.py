@@ -22,10 +22,9 @@ from ..authoring.context import LabContext
 from ..authoring.lab import Lab
 from ..authoring.labfiles import cache_key, source_hash
 from ..base.devices import seed_everything, set_threads
-from ..base.errors import describe_exception
 from ..base.progress import Reporter
 from ..records.cache import cache_root
-from ..records.results import LabResult
+from ..records.results import LabError, LabResult
 from ..settings.labconfig import config_as_dict
 
 
@@ -37,13 +36,6 @@ def status_of(result: LabResult) -> str:
     """``passed`` when every check passed and no exercise was left "not implemented yet"."""
     done = all(c.passed for c in result.checks) and not any(ex.not_implemented for ex in result.exercises)
     return "passed" if done else "failed"
-
-
-def error_record(exc: BaseException, tb: str = "") -> dict[str, str]:
-    """A lab's ``error``: type, one-line message and traceback, whatever ``str(exc)`` does."""
-    described = describe_exception(exc)
-    message = described.partition(": ")[2] if ": " in described else ""
-    return {"type": type(exc).__name__, "message": message, "traceback": tb}
 
 
 def changed_settings(lab: Lab, profile: str, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -93,7 +85,7 @@ def run_lab(
     cfg_dict = config_as_dict(config)
     code_hash = source_hash(lab)
     key = key or cache_key(lab, cfg_dict, seed, device, deterministic, code_hash)
-    result = _started_result(lab, cfg_dict, profile, seed, device, key, code_hash, run)
+    result = started_result(lab, cfg_dict, profile, seed, device, key, code_hash, run)
     root = cache_root()
     ctx = LabContext(
         result,
@@ -119,7 +111,7 @@ def run_lab(
     return result
 
 
-def _started_result(
+def started_result(
     lab: Lab,
     cfg_dict: dict[str, Any],
     profile: str,
@@ -130,10 +122,10 @@ def _started_result(
     run: str,
 ) -> LabResult:
     """The result of a lab about to run, with its provenance; the lab fills in the rest."""
-    return LabResult(
-        lab=lab.name,
-        title=lab.title,
-        version=lab.version,
+    return LabResult.new(
+        lab.name,
+        lab.title,
+        lab.version,
         profile=profile,
         seed=seed,
         device=device,
@@ -162,11 +154,9 @@ def _record_run(
         result.status = status_of(result)
     except KeyboardInterrupt:
         interrupted = True
-        result.status = "interrupted"
-        result.error = {"type": "KeyboardInterrupt", "message": "interrupted by the user", "traceback": ""}
+        result.stop(LabError.interrupted())
     except (Exception, SystemExit) as exc:  # a lab's sys.exit() ends the lab, not the run
-        result.status = "error"
-        result.error = error_record(exc, traceback.format_exc())
+        result.stop(LabError.from_exception(exc, traceback.format_exc()))
     if fallbacks:
         names = ", ".join(f"`{name}`" for name in fallbacks)
         result.notes.append(
@@ -218,7 +208,6 @@ def _save_result(result: LabResult, path: Path) -> None:
         result.exercises = []
         result.metrics = {}
         result.notes = []
-        result.status = "error"
-        result.error = error_record(exc, traceback.format_exc())
-        result.error["message"] = f"the lab's records cannot be saved: {result.error['message']}"
+        error = LabError.from_exception(exc, traceback.format_exc())
+        result.stop(error.with_message(f"the lab's records cannot be saved: {error.message}"))
         result.save(path)

@@ -15,12 +15,12 @@ from ..authoring.labfiles import cache_key, source_hash
 from ..base.errors import UsageError, describe_exception
 from ..base.progress import Reporter
 from ..records.cache import ResultCache
-from ..records.results import LabResult
+from ..records.results import LabError, LabResult
 from ..records.runfolder import RunInfo
 from ..settings.config import RunSettings
 from ..settings.labconfig import config_as_dict
 from ..settings.plugins import Plugins
-from .labrun import changed_settings, error_record, now_iso, run_lab
+from .labrun import now_iso, run_lab, started_result
 
 if TYPE_CHECKING:
     from ..base.progress import Bar
@@ -119,7 +119,7 @@ def run_one_lab(
             finally:
                 bar.close()
             if result.status == "error":
-                reporter.log(f"{lab.name}: error: {result.error['type']}: {result.error['message']}", "error")
+                reporter.log(f"{lab.name}: error: {result.error}", "error")
         # the lab is listed before it is stored: Ctrl-C while storing keeps run.json right
         if record is not None:
             record(lab, result, facts)
@@ -230,7 +230,7 @@ def run_in_worker(
                 spec, pool.take()
             )
     except UsageError as exc:  # the executor refused the job (sbatch: no such partition, ...)
-        outcome = WorkerOutcome(error={**error_record(exc), "type": "JobRefused"})
+        outcome = WorkerOutcome(error=LabError("JobRefused", LabError.from_exception(exc).message))
     except KeyboardInterrupt:
         interrupted = True
         outcome = WorkerOutcome(interrupted=True)
@@ -239,39 +239,30 @@ def run_in_worker(
             result = LabResult.load(Path(outcome.reply["result"]))
             return result, interrupted or result.status == "interrupted", outcome.facts
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            outcome.error = {
-                **error_record(exc),
-                "message": f"the worker's result.json cannot be read: {describe_exception(exc)}",
-            }
+            message = f"the worker's result.json cannot be read: {describe_exception(exc)}"
+            outcome.error = LabError.from_exception(exc).with_message(message)
     if interrupted and (out_dir / "result.json").is_file():  # saved by the worker as it stopped
         try:
             return LabResult.load(out_dir / "result.json"), True, {}
         except (OSError, ValueError, TypeError):
             pass
-    result = LabResult(
-        lab=lab.name,
-        title=lab.title,
-        version=lab.version,
-        profile=settings.profile,
-        seed=settings.seed,
-        device=settings.device,
-        cache_key=key,
-        config=config_as_dict(settings.configs[lab.name]),
-        changed=changed_settings(lab, settings.profile, config_as_dict(settings.configs[lab.name])),
-        code_hash=source_hash(lab),
-        run=state.run_dir.name,
-        started=started,
-        finished=now_iso(),
-        duration_s=round(time.perf_counter() - start, 3),
-        part=lab.part,
-        order=lab.order,
+    config = config_as_dict(settings.configs[lab.name])
+    result = started_result(
+        lab,
+        config,
+        settings.profile,
+        settings.seed,
+        settings.device,
+        key,
+        source_hash(lab),
+        state.run_dir.name,
     )
+    result.started, result.finished = started, now_iso()
+    result.duration_s = round(time.perf_counter() - start, 3)
     if interrupted:
-        result.status = "interrupted"
-        result.error = {"type": "KeyboardInterrupt", "message": "interrupted by the user", "traceback": ""}
+        result.stop(LabError.interrupted())
     else:
-        result.status = "error"
-        result.error = outcome.error or {"type": "WorkerError", "message": "unknown", "traceback": ""}
+        result.stop(outcome.error or LabError("WorkerError", "the worker ended without a reply or an error"))
     out_dir.mkdir(parents=True, exist_ok=True)
     result.save(out_dir / "result.json")
     return result, interrupted, {}

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
+from ..records.results import LabError
 from ..settings.executor_options import slurm_parameters
 
 #: SLURM job states after which a job will not run again.
@@ -234,14 +235,12 @@ class SlurmExecutor:
             )
             cancelled = self.cancelled_at is not None
             return {
-                "error": {
-                    "type": "SlurmJobCancelled" if cancelled else "SlurmJobFailed",
-                    "message": f"SLURM job {job.job_id} ended {job.state.split()[0]} without a result"
+                "error": LabError(
+                    "SlurmJobCancelled" if cancelled else "SlurmJobFailed",
+                    f"SLURM job {job.job_id} ended {job.state.split()[0]} without a result"
                     + (" (cancelled)" if cancelled else why),
-                    "traceback": "",
-                    "job_id": job.job_id,
-                    "state": job.state,
-                }
+                    details={"job_id": job.job_id, "state": job.state},
+                )
             }
         try:
             return {"reply": job.job.result()}
@@ -249,11 +248,10 @@ class SlurmExecutor:
             text = str(exc).strip()
             lines = [line for line in text.splitlines() if line.strip()]
             return {
-                "error": {
-                    "type": "SlurmJobFailed",
-                    "message": f"SLURM job {job.job_id} ended {job.state}: {lines[-1] if lines else type(exc).__name__}",
-                    "traceback": text[-4000:],
-                    "job_id": job.job_id,
-                    "state": job.state,
-                }
+                "error": LabError(
+                    "SlurmJobFailed",
+                    f"SLURM job {job.job_id} ended {job.state}: {lines[-1] if lines else type(exc).__name__}",
+                    text[-4000:],
+                    details={"job_id": job.job_id, "state": job.state},
+                )
             }

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..base.errors import UsageError
 from ..base.progress import Bar, Reporter
+from ..records.results import LabError
 from .job import KILL, child_environment, job_setting
 
 #: Seconds a worker gets to save its result after Ctrl-C before it is killed.
@@ -52,7 +53,7 @@ class WorkerOutcome:
     """How a worker ended: its reply when it finished, else the error to record."""
 
     reply: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+    error: LabError | None = None
     interrupted: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -64,31 +65,18 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def exit_error(exitcode: int | None, timeout: float | None = None, timed_out: bool = False) -> dict[str, Any]:
+def exit_error(exitcode: int | None, timeout: float | None = None, timed_out: bool = False) -> LabError:
     """The error of a worker that ended without a reply, from its exit status."""
     if timed_out:
-        return {
-            "type": "Timeout",
-            "message": f"the lab ran longer than --lab-timeout {timeout:g} s and was stopped",
-            "traceback": "",
-        }
+        return LabError("Timeout", f"the lab ran longer than --lab-timeout {timeout:g} s and was stopped")
     if exitcode is not None and exitcode < 0:
         name = _signal_name(-exitcode)
         hint = " (out of memory, or killed from outside)" if name == "SIGKILL" else ""
-        return {
-            "type": "WorkerKilled",
-            "message": f"the lab's worker process was killed by {name}{hint}",
-            "traceback": "",
-            "signal": name,
-        }
-    return {
-        "type": "WorkerExited",
-        "message": "the lab's worker process ended "
-        + ("" if exitcode is None else f"with exit status {exitcode} ")
-        + "before the lab finished",
-        "traceback": "",
-        "exit_code": exitcode,
-    }
+        message = f"the lab's worker process was killed by {name}{hint}"
+        return LabError("WorkerKilled", message, details={"signal": name})
+    status = "" if exitcode is None else f"with exit status {exitcode} "
+    message = f"the lab's worker process ended {status}before the lab finished"
+    return LabError("WorkerExited", message, details={"exit_code": exitcode})
 
 
 # --------------------------------------------------------------------------- starting workers

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .parts import FigureRecord, MarkdownRecord, TableRecord
+
 if TYPE_CHECKING:
     from .results import Exercise, LabResult
 
@@ -120,9 +122,9 @@ def _namespace(lab: LabResult) -> dict[str, dict[str, Any]]:
     figures = {}
     for ex in lab.exercises:
         for record in ex.records:
-            if record["kind"] == "figure":
-                name = Path(record["path"]).stem
-                caption = record.get("caption", "") if hasattr(record, "get") else ""
+            if isinstance(record, FigureRecord):
+                name = Path(record.path).stem
+                caption = record.caption
                 figures[name] = _Figure(
                     f"*Figure “{name}”*" + (f" ({caption.rstrip('.')})" if caption else "")
                 )
@@ -244,10 +246,10 @@ def measurements(ex: Exercise, lab: LabResult) -> list[float]:
     for c in ex.claims:
         found += _numbers_in([c.evidence, c.baseline, c.statement])
     for record in ex.records:
-        if record["kind"] == "table":
-            found += _numbers_in(record["rows"])
-        elif record["kind"] == "markdown":
-            found += _numbers_in(record["text"])
+        if isinstance(record, TableRecord):
+            found += _numbers_in(record.rows)
+        elif isinstance(record, MarkdownRecord):
+            found += _numbers_in(record.text)
     found += _numbers_in(lab.config)
     return found
 

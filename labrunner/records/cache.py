@@ -31,7 +31,9 @@ from .files import (
     remove_tree,
     write_manifest,
 )
-from .results import LabResult, RunFileError, check_lab_name, short
+from .jsonfiles import RunFileError, check_lab_name, short
+from .parts import FigureRecord
+from .results import LabResult
 
 if TYPE_CHECKING:
     pass
@@ -86,11 +88,9 @@ def validate_entry(entry: Path, lab: str, key: str) -> LabResult:
     base = entry.resolve()
     for ex in result.exercises:
         for record in ex.records:
-            if record.get("kind") != "figure":
+            if not isinstance(record, FigureRecord):
                 continue
-            rel = record.get("path")
-            if not isinstance(rel, str) or not rel:
-                raise InvalidEntry("a figure record without a path")
+            rel = record.path
             figure = entry / rel
             if figure.is_symlink() or not figure.resolve().is_relative_to(base) or not figure.is_file():
                 raise InvalidEntry(f"figure {rel!r} is missing")

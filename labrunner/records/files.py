@@ -124,7 +124,7 @@ def tree_files(root: Path, *, skip: frozenset[str] = frozenset()) -> dict[str, P
 def write_manifest(root: Path, name: str) -> dict[str, str]:
     """Write ``root/name``: the sha256 of every other file below ``root``, in
     ``sha256sum`` format (``cd root && sha256sum -c name`` checks it); returns the digests."""
-    from .results import write_atomic
+    from .jsonfiles import write_atomic
 
     digests = {
         rel: sha256_file(path) for rel, path in sorted(tree_files(root, skip=frozenset({name})).items())

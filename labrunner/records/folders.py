@@ -16,7 +16,9 @@ from pathlib import Path
 
 from ..base.errors import UsageError
 from .files import copy_tree
-from .results import FigureRecord, LabResult, check_lab_name, write_atomic
+from .jsonfiles import check_lab_name, write_atomic
+from .parts import FigureRecord
+from .results import LabResult
 from .runfolder import LabEntry, RunInfo, inside_folder
 from .sweep import SEEDS_DIR, SWEEP_FILE, load_sweep, seed_dir
 

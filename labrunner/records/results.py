@@ -1,466 +1,88 @@
 """The records a lab produces, and their JSON form.
 
-``result.json`` of one lab is ``LabResult.to_json()``; the report is rendered
-from these files only, never from live objects. Each record type validates itself as it is
-read back (a field at a time, naming the first one that is wrong), which is most of this
-module's length.
+``result.json`` of one lab is ``LabResult.to_json()``; the report is rendered from these
+files only, never from live objects. An :class:`Exercise` holds the parts of :mod:`.parts`
+(checks, claims, figures, tables, Markdown blocks); a lab that raised has a :class:`LabError`.
+Every record refuses a bad value where it is made and validates itself as it is read back
+(:mod:`.jsonfiles`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from ..base.errors import UsageError
-from ..base.names import RUN_FOLDER_NAMES
+from ..base.errors import describe_exception
+from .jsonfiles import (
+    READABLE_SCHEMAS,
+    SCHEMA_VERSION,
+    RunFileError,
+    check_lab_name,
+    check_relative_path,
+    check_schema,
+    field_of,
+    is_scalar,
+    json_object,
+    jsonable,
+    load_record,
+    number,
+    short,
+    type_name,
+    where_of,
+    write_atomic,
+    write_json,
+)
+from .parts import (
+    FIDELITIES,
+    BorrowedClaim,
+    Check,
+    Claim,
+    FigureRecord,
+    MarkdownRecord,
+    Part,
+    Record,
+    TableRecord,
+    record_from_json,
+)
 
-SCHEMA_VERSION = 2
-#: The schema versions this labrunner reads: version 1 (before a check, claim, figure or
-#: table could carry its own fidelity, and an exercise the assignment's points) reads as
-#: version 2 with every part on its exercise's fidelity and no points declared.
-READABLE_SCHEMAS = (1, 2)
+#: Also importable from here, where they were defined before the record types had modules
+#: of their own.
+__all__ = [
+    "ANSWER_AUTHORS",
+    "FIDELITIES",
+    "READABLE_SCHEMAS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "BorrowedClaim",
+    "Check",
+    "Claim",
+    "Exercise",
+    "FigureRecord",
+    "LabError",
+    "LabResult",
+    "MarkdownRecord",
+    "Part",
+    "Record",
+    "RunFileError",
+    "TableRecord",
+    "check_lab_name",
+    "check_relative_path",
+    "jsonable",
+    "load_record",
+    "number",
+    "short",
+    "write_atomic",
+    "write_json",
+]
+
 #: A lab's status; "not run" marks a lab listed in a run without ever having run.
 STATUSES = ("passed", "failed", "error", "interrupted", "not run")
-
-
-def jsonable(value: Any) -> Any:
-    """Convert numpy/torch scalars, tuples, paths and non-finite floats to JSON values."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
-    item = getattr(value, "item", None)  # numpy and torch scalars
-    if callable(item) and getattr(value, "ndim", 0) == 0:
-        return jsonable(item())
-    tolist = getattr(value, "tolist", None)  # small arrays
-    if callable(tolist):
-        return jsonable(tolist())
-    return str(value)
-
-
-def number(value: Any) -> float | int:
-    """A metric value as a plain Python number (raises TypeError otherwise)."""
-    item = getattr(value, "item", None)
-    if callable(item):
-        value = item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"a metric must be a number, got {type(value).__name__}")
-    return value
-
-
-# --------------------------------------------------------------------------- reading back
-
-#: The biggest run.json or result.json read back (a result with large tables is a few MB).
-MAX_JSON_BYTES = 64 * 1024 * 1024
-#: A lab's folder in a run folder: a lab name, never a path elsewhere, never an entry the
-#: run folder holds itself.
-RESERVED_FOLDERS = RUN_FOLDER_NAMES
-#: One part of a path inside a lab's folder (figures/<name>.png): no '..', no hidden files.
-_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-
-
-class RunFileError(UsageError, ValueError):
-    """A run.json or result.json that is not what labrunner writes.
-
-    The message is one line naming the file and the field (``exercises[0].checks[1].passed:
-    expected true or false, got a string``). Being a UsageError, the command line prints it
-    and exits with status 2; being a ValueError, code that treats unreadable files alike
-    (a cache entry that fails validation) catches it too.
-    """
-
-
-def short(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters: a message never prints a whole value."""
-    if isinstance(value, (dict, list)):
-        return f"{type(value).__name__} of {len(value)}"
-    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
-    return text if len(text) <= limit + 2 else text[:limit] + "…"
-
-
-def _type_name(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "an integer"}
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return "a number" if math.isfinite(value) else f"the number {value}"
-    return names.get(type(value), type(value).__name__)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, bool, int, float))
-
-
-_EXPECTED = {
-    str: ("a string", lambda v: isinstance(v, str)),
-    bool: ("true or false", lambda v: isinstance(v, bool)),
-    int: ("an integer", _is_int),
-    float: ("a finite number", _is_number),
-    list: ("a list", lambda v: isinstance(v, list)),
-    dict: ("an object", lambda v: isinstance(v, dict)),
-}
-_MISSING = object()
-
-
-def _where(where: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{where}[{key}]"
-    return f"{where}.{key}" if where else key
-
-
-def json_object(data: Any, where: str) -> dict[str, Any]:
-    """``data`` if it is a JSON object, else a RunFileError naming ``where``."""
-    if not isinstance(data, dict):
-        raise RunFileError(f"{where or 'the file'}: expected an object, got {_type_name(data)}")
-    return data
-
-
-def field_of(
-    data: dict[str, Any],
-    key: str,
-    where: str,
-    kind: type,
-    default: Any = _MISSING,
-    *,
-    optional: bool = False,
-) -> Any:
-    """``data[key]`` checked to be of ``kind`` (str, bool, int, float, list, dict); ``default``
-    when absent (required when no default); ``optional`` also allows null."""
-    if key not in data:
-        if default is _MISSING:
-            raise RunFileError(f"{_where(where, key)}: missing")
-        return default
-    value = data[key]
-    if optional and value is None:
-        return None
-    expected, ok = _EXPECTED[kind]
-    if not ok(value):
-        raise RunFileError(f"{_where(where, key)}: expected {expected}, got {_type_name(value)}")
-    return value
-
-
-def check_lab_name(name: Any, where: str) -> str:
-    """A lab name as a folder of the run: the lab contract's pattern, nothing else."""
-    from ..base.names import NAME_PATTERN
-
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in RESERVED_FOLDERS:
-        raise RunFileError(f"{where}: invalid lab name {short(name)}")
-    return name
-
-
-def check_relative_path(path: Any, where: str) -> str:
-    """A file inside a lab's folder, as a relative POSIX path without '..' or hidden parts."""
-    if isinstance(path, str) and 0 < len(path) <= 1000:
-        parts = path.split("/")
-        if len(parts) <= 8 and all(_PATH_PART.match(p) for p in parts):
-            return path
-    raise RunFileError(f"{where}: unsafe path {short(path)} (expected a file inside the lab's folder)")
-
-
-def read_json_file(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """The JSON value in ``path``; a RunFileError (one line naming the file) when it cannot be
-    read, is larger than ``max_bytes``, is not UTF-8 or not JSON."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise RunFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if len(raw) > max_bytes:
-        raise RunFileError(f"{path}: larger than {max_bytes} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RunFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise RunFileError(f"{path}: not valid JSON (nested too deeply)") from None
-    except ValueError as exc:
-        raise RunFileError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:200]})") from None
-
-
-T = TypeVar("T")
-
-
-def load_record(path: Path, from_json: Callable[[Any], T]) -> T:
-    """``from_json`` of the JSON in ``path``; a RunFileError names the file and the field."""
-    data = read_json_file(path)
-    try:
-        return from_json(data)
-    except RunFileError as exc:
-        raise RunFileError(f"{path}: {exc}") from None
-
-
-def check_schema(data: dict[str, Any], where: str = "", *, required: bool = True) -> int:
-    """The file's schema version, which must be one this labrunner reads
-    (:data:`READABLE_SCHEMAS`); a file without one (``required=False``) is version 1."""
-    version = field_of(data, "schema", where, int, _MISSING if required else 1)
-    if version > SCHEMA_VERSION:
-        raise RunFileError(
-            f"{_where(where, 'schema')}: version {version} was written by a newer labrunner "
-            f"(this one reads version {SCHEMA_VERSION}); upgrade labrunner"
-        )
-    if version not in READABLE_SCHEMAS:
-        raise RunFileError(
-            f"{_where(where, 'schema')}: unknown version {version} "
-            f"(expected one of {', '.join(map(str, READABLE_SCHEMAS))})"
-        )
-    return version
-
-
-# --------------------------------------------------------------------------- the records
-
-#: Whether a part of an exercise ran on the assignment's own material or on a stand-in.
-FIDELITIES = ("assignment", "stand-in")
-
-
-def _fidelity_fields(d: dict[str, Any], where: str) -> dict[str, Any]:
-    """``fidelity`` (null or absent: the exercise's) and ``fidelity_reason`` of a check,
-    claim, figure or table, read back."""
-    fidelity = field_of(d, "fidelity", where, str, None, optional=True)
-    if fidelity is not None and fidelity not in FIDELITIES:
-        raise RunFileError(
-            f"{_where(where, 'fidelity')}: expected one of {', '.join(FIDELITIES)} or null, got {short(fidelity)}"
-        )
-    return {"fidelity": fidelity, "fidelity_reason": field_of(d, "fidelity_reason", where, str, "")}
-
-
-@dataclass
-class Check:
-    """One pass/fail check, with the points it is worth."""
-
-    name: str
-    passed: bool
-    expected: Any = None
-    actual: Any = None
-    tolerance: Any = None
-    points: float = 1.0
-    message: str = ""
-    #: Kept back from the student version (``labrunner assign``) and run again by the grader.
-    hidden: bool = False
-    #: ``"assignment"`` or ``"stand-in"`` (why in ``fidelity_reason``); None: the exercise's.
-    fidelity: str | None = None
-    fidelity_reason: str = ""
-
-    @property
-    def earned(self) -> float:
-        return self.points if self.passed else 0.0
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "") -> Check:
-        d = json_object(data, where)
-        points = field_of(d, "points", where, float, 1.0)
-        if points < 0:
-            raise RunFileError(f"{_where(where, 'points')}: expected points >= 0, got {short(points)}")
-        return cls(
-            name=field_of(d, "name", where, str),
-            passed=field_of(d, "passed", where, bool),
-            expected=d.get("expected"),
-            actual=d.get("actual"),
-            tolerance=d.get("tolerance"),
-            points=points,
-            message=field_of(d, "message", where, str, ""),
-            hidden=field_of(d, "hidden", where, bool, False),
-            **_fidelity_fields(d, where),
-        )
-
-
-@dataclass
-class Claim:
-    """A conclusion an answer states, decided by a measurement shown in the report.
-
-    ``holds`` is the outcome; ``statement`` says what is claimed when it holds;
-    ``evidence`` (Markdown) gives the numbers that decided it, and ``baseline`` what they
-    were compared with and its uncertainty (chance, the untrained model, a unigram model,
-    random vectors, the spread over seeds). Answer templates branch on claims only.
-    """
-
-    name: str
-    holds: bool
-    statement: str = ""
-    evidence: str = ""
-    baseline: str = ""
-    #: Kept back from the student version (``labrunner assign``) and run again by the grader.
-    hidden: bool = False
-    #: ``"assignment"`` or ``"stand-in"`` (why in ``fidelity_reason``); None: the exercise's.
-    fidelity: str | None = None
-    fidelity_reason: str = ""
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "") -> Claim:
-        d = json_object(data, where)
-        return cls(
-            name=field_of(d, "name", where, str),
-            holds=field_of(d, "holds", where, bool),
-            **{k: field_of(d, k, where, str, "") for k in ("statement", "evidence", "baseline")},
-            hidden=field_of(d, "hidden", where, bool, False),
-            **_fidelity_fields(d, where),
-        )
-
-
-class _ReadableAsMapping(Mapping):
-    """Lets a record be read like the dict it is in result.json (``record["kind"]``), as
-    code written against the earlier dict records does."""
-
-    def __getitem__(self, key: str) -> Any:
-        if isinstance(key, str) and key in self._names():
-            return getattr(self, key)
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def _names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
-
-
-@dataclass(eq=True)
-class FigureRecord(_ReadableAsMapping):
-    """A figure: a PNG inside the lab's folder (``figures/<name>.png``) and its caption."""
-
-    path: str
-    caption: str = ""
-    #: ``"assignment"`` or ``"stand-in"`` (why in ``fidelity_reason``); None: the exercise's.
-    fidelity: str | None = None
-    fidelity_reason: str = ""
-    kind: str = field(default="figure", init=False)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], where: str = "") -> FigureRecord:
-        return cls(
-            path=check_relative_path(field_of(data, "path", where, str), _where(where, "path")),
-            caption=field_of(data, "caption", where, str, ""),
-            **_fidelity_fields(data, where),
-        )
-
-
-@dataclass(eq=True)
-class TableRecord(_ReadableAsMapping):
-    """A table: column headings, rows of cells (numbers or Markdown text), a caption."""
-
-    columns: list[Any]
-    rows: list[list[Any]]
-    caption: str = ""
-    #: ``"assignment"`` or ``"stand-in"`` (why in ``fidelity_reason``); None: the exercise's.
-    fidelity: str | None = None
-    fidelity_reason: str = ""
-    kind: str = field(default="table", init=False)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], where: str = "") -> TableRecord:
-        columns = field_of(data, "columns", where, list)
-        for i, column in enumerate(columns):
-            if not _is_scalar(column):
-                raise RunFileError(f"{_where(_where(where, 'columns'), i)}: expected a heading, got a list")
-        rows = field_of(data, "rows", where, list)
-        for i, row in enumerate(rows):
-            if not isinstance(row, list):
-                raise RunFileError(
-                    f"{_where(_where(where, 'rows'), i)}: expected a list, got {_type_name(row)}"
-                )
-        return cls(
-            columns=columns,
-            rows=rows,
-            caption=field_of(data, "caption", where, str, ""),
-            **_fidelity_fields(data, where),
-        )
-
-
-@dataclass(eq=True)
-class MarkdownRecord(_ReadableAsMapping):
-    """A block of Markdown (with ``$math$``) between the other records."""
-
-    text: str
-    kind: str = field(default="markdown", init=False)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], where: str = "") -> MarkdownRecord:
-        return cls(text=field_of(data, "text", where, str))
-
-
-Record = FigureRecord | TableRecord | MarkdownRecord
-RECORD_TYPES: dict[str, type[FigureRecord] | type[TableRecord] | type[MarkdownRecord]] = {
-    "figure": FigureRecord,
-    "table": TableRecord,
-    "markdown": MarkdownRecord,
-}
-
-
-def record_from_json(data: Any, where: str = "") -> Record:
-    """The typed record of one entry of an exercise's ``records``."""
-    d = json_object(data, where)
-    kind = d.get("kind")
-    cls = RECORD_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        kinds = ", ".join(RECORD_TYPES)
-        raise RunFileError(f"{_where(where, 'kind')}: unknown record kind {short(kind)} (expected {kinds})")
-    return cls.from_json(d, where)
-
-
 #: Who writes an exercise's answer: the lab (a template filled with measured values) or the
 #: student (``answers/<lab>.md`` of an assigned lab, rendered when the report is).
 ANSWER_AUTHORS = ("lab", "student")
-
-
-@dataclass
-class BorrowedClaim:
-    """A claim of another exercise, on a stand-in, that an exercise's answer reads: the
-    answer's conclusion leans on the stand-in even where the exercise's own parts do not."""
-
-    claim: str
-    exercise: str
-    reason: str = ""
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "") -> BorrowedClaim:
-        d = json_object(data, where)
-        return cls(
-            claim=field_of(d, "claim", where, str),
-            exercise=field_of(d, "exercise", where, str),
-            reason=field_of(d, "reason", where, str, ""),
-        )
-
-
-@dataclass(frozen=True)
-class Part:
-    """A check, claim, figure or table of an exercise, or its answer's borrowed stand-in
-    claims, with the fidelity it has (its own, or else the exercise's)."""
-
-    kind: str
-    name: str
-    fidelity: str
-    reason: str = ""
 
 
 @dataclass
@@ -468,8 +90,7 @@ class Exercise:
     """One exercise of a lab: question, answer, and records in the order they were made.
 
     ``records`` holds figures, tables and Markdown blocks (:class:`FigureRecord`,
-    :class:`TableRecord`, :class:`MarkdownRecord` once read back; the recorder appends
-    the same fields as dicts with a ``kind`` key, and either reads as a mapping).
+    :class:`TableRecord`, :class:`MarkdownRecord`; each has a ``kind``).
     ``fidelity`` is ``"assignment"`` when the exercise ran on the assignment's own material,
     ``"stand-in"`` otherwise, with the reason in ``fidelity_reason``; it is the default of
     its checks, claims, figures and tables, each of which may carry its own (see
@@ -485,7 +106,7 @@ class Exercise:
     title: str
     question: str = ""
     answer: str = ""
-    records: list[Any] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
@@ -497,14 +118,12 @@ class Exercise:
     not_implemented: str = ""
     answer_by: str = "lab"
 
-    def fidelity_of(self, part: Any) -> tuple[str, str]:
-        """The fidelity of one of the exercise's checks, claims, figures or tables (a record or
-        its dict) and why: its own when it has one, else the exercise's."""
-        own = part.get("fidelity") if isinstance(part, Mapping) else getattr(part, "fidelity", None)
-        if own is None:
+    def fidelity_of(self, part: Check | Claim | FigureRecord | TableRecord) -> tuple[str, str]:
+        """The fidelity of one of the exercise's checks, claims, figures or tables and why:
+        its own when it has one, else the exercise's."""
+        if part.fidelity is None:
             return self.fidelity, self.fidelity_reason
-        reason = part.get("fidelity_reason", "") if isinstance(part, Mapping) else part.fidelity_reason
-        return own, reason or ""
+        return part.fidelity, part.fidelity_reason or ""
 
     def parts(self) -> list[Part]:
         """Every check, claim, figure and table with its fidelity, and each borrowed claim
@@ -513,10 +132,10 @@ class Exercise:
         for kind, items in (("check", self.checks), ("claim", self.claims)):
             out += [Part(kind, item.name, *self.fidelity_of(item)) for item in items]
         for record in self.records:
-            kind = record.get("kind")
-            if kind in ("figure", "table"):
-                name = record.get("path", "") if kind == "figure" else record.get("caption", "")
-                out.append(Part(kind, name, *self.fidelity_of(record)))
+            if isinstance(record, FigureRecord):
+                out.append(Part("figure", record.path, *self.fidelity_of(record)))
+            elif isinstance(record, TableRecord):
+                out.append(Part("table", record.caption, *self.fidelity_of(record)))
         out += [Part("borrowed claim", b.claim, "stand-in", b.reason) for b in self.borrowed]
         return out
 
@@ -543,18 +162,21 @@ class Exercise:
         fidelity = field_of(d, "fidelity", where, str, "assignment")
         if fidelity not in FIDELITIES:
             raise RunFileError(
-                f"{_where(where, 'fidelity')}: expected one of {', '.join(FIDELITIES)}, got {short(fidelity)}"
+                f"{where_of(where, 'fidelity')}: expected one of {', '.join(FIDELITIES)}, got {short(fidelity)}"
             )
         points = field_of(d, "points", where, float, None, optional=True)
         if points is not None and points < 0:
-            raise RunFileError(f"{_where(where, 'points')}: expected points >= 0, got {short(points)}")
+            raise RunFileError(f"{where_of(where, 'points')}: expected points >= 0, got {short(points)}")
         bonus = field_of(d, "bonus", where, bool, False)
         if bonus and points is None:
-            raise RunFileError(f"{_where(where, 'bonus')}: a bonus needs the exercise's points")
+            raise RunFileError(f"{where_of(where, 'bonus')}: a bonus needs the exercise's points")
 
         def items(key: str, read: Any) -> list[Any]:
-            at = _where(where, key)
-            return [read(item, _where(at, i)) for i, item in enumerate(field_of(d, key, where, list, []))]
+            at = where_of(where, key)
+            return [
+                read_part(read, item, where_of(at, i))
+                for i, item in enumerate(field_of(d, key, where, list, []))
+            ]
 
         return cls(
             title=field_of(d, "title", where, str),
@@ -574,13 +196,108 @@ class Exercise:
         )
 
 
+def read_part(read: Any, data: Any, where: str) -> Any:
+    """``read(data, where)``; a value the record type refuses (its ``ValueError``) is a
+    RunFileError naming ``where``, as a wrong field is."""
+    try:
+        return read(data, where)
+    except RunFileError:
+        raise
+    except ValueError as exc:
+        raise RunFileError(f"{where}: {exc}") from None
+
+
 def _answer_by_from_json(d: dict[str, Any], where: str) -> str:
     author = field_of(d, "answer_by", where, str, "lab")
     if author not in ANSWER_AUTHORS:
         raise RunFileError(
-            f"{_where(where, 'answer_by')}: expected one of {', '.join(ANSWER_AUTHORS)}, got {short(author)}"
+            f"{where_of(where, 'answer_by')}: expected one of {', '.join(ANSWER_AUTHORS)}, got {short(author)}"
         )
     return author
+
+
+#: The fields of an error saved in result.json; others (``signal``, ``exit_code``, a SLURM
+#: job's ``job_id`` and ``state``) are its ``details``.
+ERROR_FIELDS = ("type", "message", "traceback")
+
+
+@dataclass(frozen=True)
+class LabError:
+    """What ended a lab that did not finish: ``type`` (the exception's class name, or what
+    stopped it: ``Timeout``, ``WorkerKilled``, ``SlurmJobFailed``, ``KeyboardInterrupt``), a
+    one-line ``message`` and the ``traceback`` (may be empty). ``details`` holds single
+    values that say more (``{"signal": "SIGKILL"}``, ``{"exit_code": 3}``); in result.json
+    they sit beside the three fields. A record without a type or a message is refused.
+    """
+
+    type: str
+    message: str
+    traceback: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.type, str) or not self.type.strip():
+            raise ValueError(f"an error record needs the type of the error, not {short(self.type)}")
+        if not isinstance(self.message, str) or not self.message.strip():
+            raise ValueError(f"error {self.type}: an error record needs a message, not {short(self.message)}")
+        if not isinstance(self.traceback, str):
+            raise ValueError(
+                f"error {self.type}: the traceback must be text, not {type_name(self.traceback)}"
+            )
+        for key, value in self.details.items():
+            if not isinstance(key, str) or key in ERROR_FIELDS or not is_scalar(value):
+                raise ValueError(
+                    f"error {self.type}: detail {short(key)} must be a new name with a single value"
+                )
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, traceback: str = "", **details: Any) -> LabError:
+        """The error of ``exc``: its class name and its message on one line, whatever
+        ``str(exc)`` does (one raised without a message says so)."""
+        described = describe_exception(exc)
+        message = described.partition(": ")[2] if ": " in described else ""
+        return cls(type(exc).__name__, message or "raised without a message", traceback, details)
+
+    @classmethod
+    def interrupted(cls) -> LabError:
+        """The error of a lab stopped by Ctrl-C (or SIGTERM)."""
+        return cls("KeyboardInterrupt", "interrupted by the user")
+
+    def with_message(self, message: str) -> LabError:
+        """The same error with another message."""
+        return dataclasses.replace(self, message=message)
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable(
+            {**self.details, "type": self.type, "message": self.message, "traceback": self.traceback}
+        )
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "error") -> LabError:
+        """Read an error back. A type or message left empty by an earlier labrunner (an
+        exception raised without a message) reads as ``Error`` or "raised without a message"."""
+        d = json_object(data, where)
+        details = {}
+        for key, value in d.items():
+            if key not in ERROR_FIELDS:
+                if not is_scalar(value):
+                    raise RunFileError(
+                        f"{where_of(where, key)}: expected a single value, got {type_name(value)}"
+                    )
+                details[key] = value
+        return cls(
+            type=field_of(d, "type", where, str, "").strip() or "Error",
+            message=field_of(d, "message", where, str, "").strip() or "raised without a message",
+            traceback=field_of(d, "traceback", where, str, ""),
+            details=details,
+        )
+
+
+#: What :meth:`LabResult.new` takes as a result's provenance.
+PROVENANCE = ("profile", "seed", "device", "cache_key", "config", "changed", "code_hash", "run")
 
 
 @dataclass
@@ -616,11 +333,58 @@ class LabResult:
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     exercises: list[Exercise] = field(default_factory=list)
-    error: dict[str, Any] | None = None
+    error: LabError | None = None
     origin: dict[str, str] | None = None
     part: str = ""
     order: float | None = None
     schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        check_lab_name(self.lab, "lab")
+        if self.status not in STATUSES:
+            raise ValueError(
+                f"lab {self.lab}: status must be one of {', '.join(STATUSES)}, not {short(self.status)}"
+            )
+        if self.error is not None and not isinstance(self.error, LabError):
+            raise ValueError(f"lab {self.lab}: the error must be a LabError, not {type_name(self.error)}")
+
+    @classmethod
+    def new(
+        cls,
+        lab: str,
+        title: str,
+        version: str = "",
+        *,
+        part: str = "",
+        order: float | None = None,
+        started: str = "",
+        **provenance: Any,
+    ) -> LabResult:
+        """The result of a lab about to run, or of one that will not (then :meth:`stop` or
+        :meth:`never_ran` it): the lab's name, title and version, its place in the assignment
+        (``part``, ``order``), when it started, and what it runs with (``provenance``: any of
+        ``profile``, ``seed``, ``device``, ``cache_key``, ``config``, ``changed``, ``code_hash``,
+        ``run``). Every result labrunner makes starts here; the lab's records,
+        its status and its duration are filled in as it runs."""
+        unknown = sorted(set(provenance) - set(PROVENANCE))
+        if unknown:
+            raise TypeError(f"LabResult.new(): unknown provenance {', '.join(unknown)}")
+        return cls(
+            lab=lab, title=title, version=version, part=part, order=order, started=started, **provenance
+        )
+
+    def stop(self, error: LabError) -> LabResult:
+        """End the result with ``error``: status ``interrupted`` for Ctrl-C, else ``error``."""
+        self.error = error
+        self.status = "interrupted" if error.type == "KeyboardInterrupt" else "error"
+        return self
+
+    def never_ran(self, origin: dict[str, str]) -> LabResult:
+        """Mark a lab listed in a run without a result of its own: status ``not run``, and
+        ``origin`` says why (``{"kind": "not run"}``, ``{"kind": "still running", ...}``)."""
+        self.status = "not run"
+        self.origin = dict(origin)
+        return self
 
     @property
     def checks(self) -> list[Check]:
@@ -636,6 +400,7 @@ class LabResult:
 
     def to_json(self) -> dict[str, Any]:
         data = jsonable(dataclasses.asdict(self))
+        data["error"] = None if self.error is None else self.error.to_json()
         for ex in data["exercises"]:
             for part in (*ex["checks"], *ex["claims"], *ex["records"]):
                 if part.get("fidelity", "") is None:  # the exercise's: said once, by the exercise
@@ -652,7 +417,7 @@ class LabResult:
         status = field_of(d, "status", where, str, "passed")
         if status not in STATUSES:
             raise RunFileError(
-                f"{_where(where, 'status')}: expected one of {', '.join(STATUSES)}, got {short(status)}"
+                f"{where_of(where, 'status')}: expected one of {', '.join(STATUSES)}, got {short(status)}"
             )
         duration = field_of(d, "duration_s", where, float, 0.0)
         seed = field_of(d, "seed", where, int, 0)
@@ -660,12 +425,12 @@ class LabResult:
         for i, note in enumerate(notes):
             if not isinstance(note, str):
                 raise RunFileError(
-                    f"{_where(_where(where, 'notes'), i)}: expected a string, got {_type_name(note)}"
+                    f"{where_of(where_of(where, 'notes'), i)}: expected a string, got {type_name(note)}"
                 )
         exercises = field_of(d, "exercises", where, list, [])
-        at = _where(where, "exercises")
+        at = where_of(where, "exercises")
         return cls(
-            lab=check_lab_name(d.get("lab"), _where(where, "lab")),
+            lab=check_lab_name(d.get("lab"), where_of(where, "lab")),
             title=field_of(d, "title", where, str),
             version=field_of(d, "version", where, str),
             status=status,
@@ -676,7 +441,7 @@ class LabResult:
             changed=field_of(d, "changed", where, dict, None, optional=True),
             notes=notes,
             metrics=field_of(d, "metrics", where, dict, {}),
-            exercises=[Exercise.from_json(ex, _where(at, i)) for i, ex in enumerate(exercises)],
+            exercises=[Exercise.from_json(ex, where_of(at, i)) for i, ex in enumerate(exercises)],
             error=_error_from_json(d, where),
             origin=_origin_from_json(d, where),
             order=_order_from_json(d, where),
@@ -701,48 +466,20 @@ def _order_from_json(d: dict[str, Any], where: str) -> float | None:
     if order is None:
         return None
     if isinstance(order, bool) or not isinstance(order, (int, float)) or not math.isfinite(order):
-        raise RunFileError(f"{_where(where, 'order')}: expected a finite number or null, got {short(order)}")
+        raise RunFileError(
+            f"{where_of(where, 'order')}: expected a finite number or null, got {short(order)}"
+        )
     return order
-
-
-def _error_from_json(d: dict[str, Any], where: str) -> dict[str, Any] | None:
-    error = field_of(d, "error", where, dict, None, optional=True)
-    if error is None:
-        return None
-    at = _where(where, "error")
-    out = {key: field_of(error, key, at, str, "") for key in ("type", "message", "traceback")}
-    for key, value in error.items():
-        if key not in out:
-            if not _is_scalar(value):
-                raise RunFileError(f"{_where(at, key)}: expected a single value, got {_type_name(value)}")
-            out[key] = value
-    return out
 
 
 def _origin_from_json(d: dict[str, Any], where: str) -> dict[str, str] | None:
     origin = field_of(d, "origin", where, dict, None, optional=True)
     if origin is None:
         return None
-    at = _where(where, "origin")
+    at = where_of(where, "origin")
     return {key: field_of(origin, key, at, str) for key in origin}
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+def _error_from_json(d: dict[str, Any], where: str) -> LabError | None:
+    error = field_of(d, "error", where, dict, None, optional=True)
+    return None if error is None else LabError.from_json(error, where_of(where, "error"))

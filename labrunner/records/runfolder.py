@@ -28,18 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
-from .results import (
+from .jsonfiles import (
     SCHEMA_VERSION,
-    STATUSES,
-    Check,
-    Claim,
-    Exercise,
-    FigureRecord,
-    LabResult,
-    MarkdownRecord,
-    Record,
     RunFileError,
-    TableRecord,
     check_lab_name,
     check_relative_path,
     check_schema,
@@ -51,6 +42,8 @@ from .results import (
     short,
     write_json,
 )
+from .parts import Check, Claim, FigureRecord, MarkdownRecord, Record, TableRecord
+from .results import STATUSES, Exercise, LabResult
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -631,9 +624,9 @@ class RunData:
     def environment(self) -> dict[str, Any]:
         return self.info.get("environment", {}) or {}
 
-    def figure_path(self, lab: LabResult, record: Any) -> Path:
+    def figure_path(self, lab: LabResult, record: FigureRecord) -> Path:
         """The PNG file of a figure record of ``lab`` (always inside the lab's folder)."""
-        rel = check_relative_path(record.get("path"), f"{lab.lab}/result.json: figure path")
+        rel = check_relative_path(record.path, f"{lab.lab}/result.json: figure path")
         return self.run_dir / lab.lab / rel
 
     def summaries(self) -> list[LabSummary]:
@@ -745,12 +738,10 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
             labs.append(result)
         elif entry is not None and entry.status == "not run":
             origin = entry.origin or {"kind": "not run"}
-            labs.append(
-                LabResult(lab=name, title=entry.title or name, version="", status="not run", origin=origin)
-            )
+            labs.append(LabResult.new(name, entry.title or name).never_ran(origin))
         elif run_info.status == "submitted":  # its job has not ended: listed as still running
             origin = {"kind": "still running", "run": run_dir.name}
-            labs.append(LabResult(lab=name, title=name, version="", status="not run", origin=origin))
+            labs.append(LabResult.new(name, name).never_ran(origin))
         else:
             missing.append(name)
     sweeps = {}

@@ -22,9 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .results import (
-    STATUSES,
-    LabResult,
+from .jsonfiles import (
     RunFileError,
     check_lab_name,
     check_schema,
@@ -34,6 +32,7 @@ from .results import (
     short,
     write_json,
 )
+from .results import STATUSES, LabResult
 
 SWEEP_FILE = "sweep.json"
 SEEDS_DIR = "seeds"

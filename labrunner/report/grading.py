@@ -187,7 +187,7 @@ def _lab_json(run: RunData, lab: Any, s: Any, failed: dict[str, Any]) -> dict[st
         "origin_run": s.origin_run,
         "date": s.date,
         "provenance": run.provenance(lab).to_json() if lab.status != "not run" else None,
-        "error": lab.error,
+        "error": None if lab.error is None else lab.error.to_json(),
         "not_implemented": [
             {"exercise": ex.title, "message": ex.not_implemented}
             for ex in lab.exercises

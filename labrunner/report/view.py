@@ -6,6 +6,7 @@ the points, and the environment the run had."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -339,34 +340,34 @@ def _record_views(
     folded) and Markdown of an exercise, in recorded order."""
     records: list[dict[str, Any]] = []
     for record in ex.records:
-        kind = record.get("kind")
+        kind = record.kind
         if kind == "figure":
             numbers.figures += 1
             path = run.figure_path(lab, record)
             figure = FigureView(
                 number=numbers.figures,
-                caption=str(record.get("caption") or ""),
+                caption=record.caption,
                 path=path,
                 md_path=f"figures/{lab.lab}/{path.name}",
-                alt=str(record.get("caption") or path.stem),
+                alt=record.caption or path.stem,
                 stand_in=parts.mark(record, f"Figure {numbers.figures}"),
             )
             records.append({"kind": "figure", "figure": figure})
         elif kind == "table":
             numbers.tables += 1
-            reasons = [nonfinite_reason(c) for row in record.get("rows") or [] for c in row]
+            reasons = [nonfinite_reason(c) for row in record.rows for c in row]
             records.append(
                 {
-                    **record,
+                    **dataclasses.asdict(record),
                     "number": numbers.tables,
                     "stand_in": parts.mark(record, f"Table {numbers.tables}"),
-                    "numeric": _numeric_columns(record),
+                    "numeric": _numeric_columns(record.columns, record.rows),
                     "nonfinite_reasons": list(dict.fromkeys(r for r in reasons if r)),
-                    "folded": len(record.get("rows") or []) > FOLD_TABLE_ROWS,
+                    "folded": len(record.rows) > FOLD_TABLE_ROWS,
                 }
             )
         elif kind == "markdown":
-            records.append(record)
+            records.append(dataclasses.asdict(record))
     return records
 
 
@@ -427,10 +428,8 @@ def _flat_config(config: dict[str, Any], prefix: str = "") -> list[tuple[str, An
     return rows
 
 
-def _numeric_columns(table: dict[str, Any]) -> list[bool]:
+def _numeric_columns(columns: list[Any], rows: list[list[Any]]) -> list[bool]:
     """For each column, whether every cell is a number (right-aligned, header too)."""
-    columns = table.get("columns") or []
-    rows = table.get("rows") or []
     return [
         bool(rows)
         and all(

@@ -58,6 +58,11 @@ def _bad_check_name(ctx):
         ex.check(NoText(), True)
 
 
+def _unsaveable(ctx):
+    """Puts a value past the recorder into the lab's metrics: only saving finds it."""
+    ctx.result.metrics["no_text"] = NoText()
+
+
 def _sleeper(ctx):
     with ctx.exercise("1. Wait") as ex, ctx.progress(total=1000, desc="waiting") as bar:
         for _ in range(1000):
@@ -89,6 +94,7 @@ BEHAVIOURS = {
     "unprintable": _unprintable,
     "bad_check_value": _bad_check_value,
     "bad_check_name": _bad_check_name,
+    "unsaveable": _unsaveable,
     "sleeper": _sleeper,
 }
 

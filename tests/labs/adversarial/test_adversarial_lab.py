@@ -154,9 +154,9 @@ def test_weights_in_the_hub_cache_mean_alexnet(run_lab, torch_home, png_server):
     assert checks["own_alexnet_equals_torchvision"].passed
     assert result.metrics["alexnet_max_abs_diff_vs_torchvision"] == 0.0
     assert checks["alexnet_parameter_count"].passed
-    table = next(r for r in result.exercises[0].records if r["kind"] == "table")
-    assert table["columns"] == ["image", "top-1", "top-2", "top-3", "top-4", "top-5"]
-    assert len(table["rows"]) == 1 and table["rows"][0][0] == "noise"  # the served image
+    table = next(r for r in result.exercises[0].records if r.kind == "table")
+    assert table.columns == ["image", "top-1", "top-2", "top-3", "top-4", "top-5"]
+    assert len(table.rows) == 1 and table.rows[0][0] == "noise"  # the served image
     assert requests == ["/noise.png"]
 
 
@@ -176,7 +176,7 @@ def test_a_bad_weights_path_is_an_error_not_a_silent_fallback(run_lab, tmp_path)
     torch.save({"w": torch.zeros(1)}, bad)
     result = run_lab(AdversarialLab(), profile="smoke", weights=str(bad))
     assert result.status == "error"
-    assert "not an AlexNet state dict" in result.error["message"]
+    assert "not an AlexNet state dict" in result.error.message
 
 
 def test_url_images_are_fetched_once(png_server, tmp_path):

@@ -72,14 +72,12 @@ def test_report_records(result, tmp_path_factory):
     ex1, ex2, ex3 = result.exercises
     assert "Lemma" in ex1.answer and "{{" not in ex1.answer and "{%" not in ex1.answer
     assert "column" in ex2.answer
-    figures = [r["path"] for ex in result.exercises for r in ex.records if r["kind"] == "figure"]
+    figures = [r.path for ex in result.exercises for r in ex.records if r.kind == "figure"]
     assert figures == ["figures/attention_permuted.png", "figures/readout_invariance.png"]
     timing = [
-        r
-        for r in ex3.records
-        if r["kind"] == "table" and "time / nn.Linear (median of the rounds)" in r["columns"]
+        r for r in ex3.records if r.kind == "table" and "time / nn.Linear (median of the rounds)" in r.columns
     ]
-    assert len(timing) == 1 and len(timing[0]["rows"]) == 4
+    assert len(timing) == 1 and len(timing[0].rows) == 4
     assert sum(c.points for c in result.checks) > 0
 
 

@@ -59,14 +59,14 @@ def test_smoke_run_passes_with_the_assignment_values(run_lab):
         )
         assert part["erf_mass_inside_box"] == "assignment"
         assert part["erf_smaller_than_box_alexnet"] == part["erf_share_alexnet_larger"] == "stand-in"
-        figure = next(r for r in erf.records if r["kind"] == "figure")
+        figure = next(r for r in erf.records if r.kind == "figure")
         assert "random initialisations" in erf.fidelity_of(figure)[1] and "stand-in" in erf.answer
         assert [b.claim for b in boxes.borrowed] == ["erf_smaller_than_box_alexnet"]
         assert "erf_smaller_than_box_resnet18" in [b.claim for b in more.borrowed]
     assert "87.1 %" not in result.exercises[1].answer and "57.6 %" in result.exercises[1].answer
     titles = [ex.title for ex in result.exercises]
     assert len(titles) == 5 and titles[0].startswith("1.")
-    figures = [r["path"] for ex in result.exercises for r in ex.records if r["kind"] == "figure"]
+    figures = [r.path for ex in result.exercises for r in ex.records if r.kind == "figure"]
     assert figures == ["figures/effective_receptive_field.png", "figures/receptive_fields_grace_hopper.png"]
     assert "109..119" in result.exercises[0].answer and "89..139" in result.exercises[0].answer
 

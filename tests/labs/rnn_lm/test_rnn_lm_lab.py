@@ -152,7 +152,7 @@ def test_bf16_smoke_run_on_the_cpu(run_lab):
     result = run_lab(RnnLmLab(), precision="bf16", distance_seeds=1, timing_repeats=1)
     if not cpu_runs_bf16_lstm():  # refused in one line, as the lab's error
         assert result.status == "error"
-        assert "oneDNN has no bf16 LSTM for this processor" in result.error["message"]
+        assert "oneDNN has no bf16 LSTM for this processor" in result.error.message
         return
     assert_checks_pass(result)
     assert "bf16" in result.notes[0]
@@ -163,7 +163,7 @@ def test_bf16_smoke_run_on_the_cpu(run_lab):
 def test_fp16_on_the_cpu_is_a_clear_error(run_lab):
     result = run_lab(RnnLmLab(), precision="fp16")
     assert result.status == "error"
-    assert "fp16 needs a CUDA device" in result.error["message"]
+    assert "fp16 needs a CUDA device" in result.error.message
 
 
 def test_unknown_precision_is_a_config_error():
@@ -214,7 +214,7 @@ def test_other_distance_words_name_the_metrics(run_lab):
 def test_a_missing_corpus_folder_is_a_clear_error(run_lab, tmp_path):
     result = run_lab(RnnLmLab(), corpus=str(tmp_path / "nowhere"))
     assert result.status == "error"
-    assert "missing train.txt" in result.error["message"]
+    assert "missing train.txt" in result.error.message
 
 
 @pytest.mark.slow
@@ -260,7 +260,7 @@ def test_full_profile_reads_ptb_from_corpus_path(run_lab, tmp_path):
 def test_ptb_without_cache_or_download_is_a_clear_error(run_lab):
     result = run_lab(RnnLmLab(), corpus="ptb", download=False)
     assert result.status == "error"
-    assert "download is off" in result.error["message"]
+    assert "download is off" in result.error.message
 
 
 def test_claim_names_cover_every_referenced_claim():
