@@ -29,12 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "tests" / "plugins"
 
 
-def spec_for(tmp: Path) -> tuple[dict, object]:
-    from labrunner.authoring.labfiles import cache_key, source_hash
-    from labrunner.execution.onelab import lab_job_spec
+def spec_for(tmp: Path) -> tuple[object, object]:
+    from labrunner.execution.runstate import lab_job
     from labrunner.records.cache import ResultCache
     from labrunner.settings.config import RunConfig
-    from labrunner.settings.labconfig import config_as_dict
     from labrunner.settings.options import RunOptions
     from labrunner.settings.plugins import load_plugins
     from labrunner.settings.resolve import resolve_settings
@@ -43,8 +41,7 @@ def spec_for(tmp: Path) -> tuple[dict, object]:
     options = RunOptions(labs=("failing",), profile="smoke", plugins_dir=(str(PLUGINS),))
     settings = resolve_settings(plugins, options, RunConfig())
     (lab,) = settings.labs
-    key = cache_key(lab, config_as_dict(settings.configs["failing"]), 0, "cpu", False, source_hash(lab))
-    return lab_job_spec(lab, settings, plugins, ResultCache(tmp / "cache"), key, tmp / "out" / "failing"), lab
+    return lab_job(lab, settings, plugins, ResultCache(tmp / "cache"), tmp / "out" / "failing"), lab
 
 
 def summary(times: list[float]) -> str:
@@ -59,7 +56,7 @@ def main() -> None:
     import torch  # noqa: F401  (the in-process runs reuse it, as --isolation none does)
 
     from labrunner.base.progress import Reporter
-    from labrunner.execution.job import run_lab_job
+    from labrunner.execution.labrun import run_lab_job
     from labrunner.execution.worker import LocalWorker, WorkerStarter, spawn_worker
 
     def timed(starter: WorkerStarter | None) -> float:

@@ -52,11 +52,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = sys.stdout
     print(f"\nrun folder: {_shown(run_dir)}", file=out)
     if result.settings.detach and not interrupted:
-        from .execution.jobs import read_jobs
+        from .execution.detached import read_jobs
 
         jobs = read_jobs(run_dir)
         for job in jobs:
-            print(f"  {job['lab']:<16} seed {job['seed']:<5} job {job.get('job_id', '?')}", file=out)
+            print(f"  {job.lab:<16} seed {job.seed:<5} job {job.job_id or '?'}", file=out)
         print(f"submitted {len(jobs)} jobs; see them with: labrunner status {_shown(run_dir)}", file=out)
         return 0
     print(format_summary(results), file=out)
@@ -98,7 +98,7 @@ def _shown(path: Path) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .execution.jobs import collect_jobs
+    from .execution.detached import collect_jobs
     from .records.folders import find_run_dir
 
     run_dir = find_run_dir(Path(args.run_dir) if args.run_dir else None)

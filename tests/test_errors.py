@@ -57,13 +57,14 @@ def _job_info():
 
 
 def test_a_job_whose_result_cannot_be_read_says_why(tmp_path):
-    from labrunner.execution.jobs import _ended_job_result
+    from labrunner.execution.detached import _ended_job_result
+    from labrunner.records.runfolder import JobRecord
 
     out_dir = tmp_path / "counter"
     out_dir.mkdir()
     (out_dir / "result.json").write_text(json.dumps({"lab": "counter"}))
-    job = {"lab": "counter", "seed": 0, "job_id": "17", "state": "COMPLETED"}
-    result = _ended_job_result(job, out_dir, _job_info())
+    job = JobRecord("counter", 0, "counter", "0" * 16, job_id="17")
+    result = _ended_job_result(job, "COMPLETED", out_dir, _job_info())
     assert result.status == "error"
     message = result.error.message
     assert message.startswith(
@@ -73,9 +74,10 @@ def test_a_job_whose_result_cannot_be_read_says_why(tmp_path):
 
 
 def test_a_job_that_left_no_result_says_so(tmp_path):
-    from labrunner.execution.jobs import _ended_job_result
+    from labrunner.execution.detached import _ended_job_result
+    from labrunner.records.runfolder import JobRecord
 
-    job = {"lab": "counter", "seed": 1, "job_id": "18", "state": "FAILED"}
-    result = _ended_job_result(job, tmp_path / "counter", _job_info())
+    job = JobRecord("counter", 1, "counter", "0" * 16, job_id="18")
+    result = _ended_job_result(job, "FAILED", tmp_path / "counter", _job_info())
     assert result.error.message == "SLURM job 18 ended FAILED without a result"
     assert (tmp_path / "counter" / "result.json").is_file()

@@ -32,7 +32,7 @@ HOSTILE = Path(__file__).parent / "plugins_hostile"
 EXECUTOR_PLUGIN = '''
 import labrunner
 from labrunner.execution.executors import Executor
-from labrunner.execution.job import run_lab_job
+from labrunner.execution.labrun import run_lab_job
 from labrunner.execution.worker import WorkerOutcome
 
 
@@ -46,9 +46,9 @@ class InlineExecutor(Executor):
         self.options = context.options
         self.seen = []
 
-    def run(self, spec, reporter, bar=None):
-        self.seen.append(spec["lab"])
-        return WorkerOutcome(reply=run_lab_job(spec))
+    def run(self, job, reporter, bar=None):
+        self.seen.append(job.lab)
+        return WorkerOutcome(reply=run_lab_job(job.to_json()))
 
 
 @labrunner.hookimpl

@@ -184,13 +184,12 @@ def test_the_parent_never_imports_torch(tmp_path):
     assert "STATUS 0 TORCH False" in second.stderr, second.stderr
 
 
-def test_the_job_spec_is_json_and_the_job_a_plain_function(workdir, tmp_path, monkeypatch):
-    from labrunner.authoring.labfiles import cache_key, source_hash
-    from labrunner.execution.job import SPEC_KEYS, run_lab_job
-    from labrunner.execution.onelab import lab_job_spec
+def test_the_job_is_a_json_record_and_running_it_a_plain_function(workdir, tmp_path, monkeypatch):
+    from labrunner.execution.labjob import LabJob, LabJobError
+    from labrunner.execution.labrun import run_lab_job
+    from labrunner.execution.runstate import lab_job
     from labrunner.records.cache import ResultCache
     from labrunner.settings.config import RunConfig
-    from labrunner.settings.labconfig import config_as_dict
     from labrunner.settings.options import RunOptions
     from labrunner.settings.plugins import load_plugins
     from labrunner.settings.resolve import resolve_settings
@@ -199,17 +198,15 @@ def test_the_job_spec_is_json_and_the_job_a_plain_function(workdir, tmp_path, mo
     options = RunOptions(labs=("failing",), profile="smoke", plugins_dir=(str(TEST_PLUGINS),))
     settings = resolve_settings(plugins, options, RunConfig())
     (lab,) = settings.labs
-    key = cache_key(lab, config_as_dict(settings.configs["failing"]), 0, "cpu", False, source_hash(lab))
-    spec = lab_job_spec(
-        lab, settings, plugins, ResultCache(tmp_path / "cache"), key, tmp_path / "out" / "failing"
-    )
-    assert sorted(spec) == sorted(SPEC_KEYS)
-    reply = run_lab_job(json.loads(json.dumps(spec)))
+    job = lab_job(lab, settings, plugins, ResultCache(tmp_path / "cache"), tmp_path / "out" / "failing")
+    sent = json.loads(json.dumps(job.to_json()))
+    assert LabJob.from_json(sent) == job
+    reply = run_lab_job(sent)
     assert reply["status"] == "failed"
     result = LabResult.load(Path(reply["result"]))
-    assert result.cache_key == key and [c.passed for c in result.checks] == [False, True]
-    with pytest.raises(ValueError, match="lacks"):
-        run_lab_job({"lab": "failing"})
+    assert result.cache_key == job.cache_key and [c.passed for c in result.checks] == [False, True]
+    with pytest.raises(LabJobError, match="invalid lab job record: plugin: missing"):
+        run_lab_job({key: value for key, value in sent.items() if key != "plugin"})
     with pytest.raises(LookupError, match="lab 'nope' not found in plugin 'core_labs'"):
-        run_lab_job({**spec, "lab": "nope"})
+        run_lab_job({**sent, "lab": "nope"})
     assert sys.modules.get("labrunner_plugins_dir.core_labs") is not None

@@ -1,7 +1,7 @@
 """Every setting of the built-in labs declares its bounds and a one-line description, a
 setting the lab cannot run with is refused before anything runs, and a float setting is
-accepted or refused alike in the parent and in the worker (which resolves the config again
-from its JSON)."""
+accepted or refused alike in the parent and in the worker (which builds the lab's Config
+from the job's JSON)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ from labrunner.authoring.lab import profile_names
 from labrunner.base.errors import UsageError
 from labrunner.settings.config import parse_set
 from labrunner.settings.describe import describe_settings
-from labrunner.settings.labconfig import CHOICES, config_as_dict, config_types, resolve_lab_config
+from labrunner.settings.labconfig import (
+    CHOICES,
+    config_as_dict,
+    config_from_values,
+    config_types,
+    resolve_lab_config,
+)
 from labrunner.settings.plugins import load_plugins
 
 
@@ -169,9 +175,10 @@ def test_a_non_finite_float_from_python_is_refused_too(builtin_labs):
 
 
 def as_the_worker_resolves_it(lab, profile: str, config):
-    """The worker's step: the config travels as JSON and is resolved again (worker.run_lab_job)."""
-    spec_config = json.loads(json.dumps(config_as_dict(config)))
-    return resolve_lab_config(lab, profile, [("the lab job", spec_config)])
+    """The worker's step: the config travels as JSON in the lab job and the lab's Config is
+    built from it as it is (labrun.run_lab_job); ``profile`` is not read again."""
+    sent = json.loads(json.dumps(config_as_dict(config)))
+    return config_from_values(lab, sent)
 
 
 def test_every_config_the_parent_accepts_the_worker_accepts_unchanged(builtin_labs):

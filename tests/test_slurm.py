@@ -92,6 +92,7 @@ def test_bad_options_name_the_option(options, match):
 @pytest.mark.slow
 @needs_cluster
 def test_a_lab_job_runs_on_the_cluster_and_writes_its_result(tmp_path: Path):
+    from labrunner.execution.labjob import LabJob
     from labrunner.execution.slurm import SlurmExecutor
     from labrunner.records.results import LabResult
     from labrunner.settings.labconfig import config_as_dict, resolve_lab_config
@@ -100,22 +101,18 @@ def test_a_lab_job_runs_on_the_cluster_and_writes_its_result(tmp_path: Path):
     plugins = load_plugins([])
     lab = plugins.labs["attention"]
     out = tmp_path / "run" / "attention"
-    spec = {
-        "lab": "attention",
-        "plugin": plugins.lab_plugin["attention"],
-        "plugins_dirs": [],
-        "config": config_as_dict(resolve_lab_config(lab, "smoke", [])),
-        "profile": "smoke",
-        "seed": 0,
-        "device": "cpu",
-        "deterministic": False,
-        "threads": 1,
-        "out_dir": str(out),
-        "cache_dir": str(tmp_path / "cache"),
-        "state_dir": str(tmp_path / "state"),
-        "cache_key": "test",
-        "run": "run",
-    }
+    spec = LabJob(
+        lab="attention",
+        plugin=plugins.lab_plugin["attention"],
+        config=config_as_dict(resolve_lab_config(lab, "smoke", [])),
+        out_dir=str(out),
+        cache_dir=str(tmp_path / "cache"),
+        state_dir=str(tmp_path / "state"),
+        cache_key="0123456789abcdef",
+        profile="smoke",
+        threads=1,
+        run="run",
+    )
     executor = SlurmExecutor(tmp_path / "run" / ".slurm", {"time": "10", "cpus": "1"})
     states: list[str] = []
     job = executor.submit(spec)
@@ -280,18 +277,19 @@ def test_status_says_why_a_state_is_unknown(tmp_path, monkeypatch):
     """Neither sacct nor squeue can be asked: the state is UNKNOWN, and status says why."""
     pytest.importorskip("submitit")
     from labrunner.execution import slurm
-    from labrunner.execution.jobs import _job_state
+    from labrunner.execution.detached import _job_state
+    from labrunner.records.runfolder import JobRecord
 
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     slurm.accounting_problem.cache_clear()
     try:
-        state = _job_state(tmp_path, {"lab": "counter", "seed": 0, "job_id": "4242", "executor": "slurm"})
+        state = _job_state(tmp_path, JobRecord("counter", 0, "counter", "0" * 16, "slurm", "4242"))
     finally:
         slurm.accounting_problem.cache_clear()
     assert state == "UNKNOWN (not in the queue any more, and sacct is not installed)"
-    assert _job_state(tmp_path, {"lab": "x", "job_id": "1", "executor": "ray"}).startswith(
+    assert _job_state(tmp_path, JobRecord("x", 0, "x", "0" * 16, "ray", "1")).startswith(
         "UNKNOWN (a job of the 'ray' executor"
     )
 
@@ -301,12 +299,13 @@ def test_status_says_why_a_state_is_unknown(tmp_path, monkeypatch):
 def test_status_without_accounting_says_so(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     from labrunner.execution import slurm
-    from labrunner.execution.jobs import _job_state
+    from labrunner.execution.detached import _job_state
+    from labrunner.records.runfolder import JobRecord
 
     monkeypatch.setenv("PATH", _without_accounting(tmp_path / "bin")["PATH"])
     slurm.accounting_problem.cache_clear()
     try:
-        state = _job_state(tmp_path, {"lab": "counter", "seed": 0, "job_id": "999999", "executor": "slurm"})
+        state = _job_state(tmp_path, JobRecord("counter", 0, "counter", "0" * 16, "slurm", "999999"))
     finally:
         slurm.accounting_problem.cache_clear()
     assert state == (
@@ -336,7 +335,7 @@ def test_a_detached_submission_that_stops_half_way_cancels_what_it_submitted(
     calls = []
 
     def submit_then_stop(self, spec):
-        calls.append(spec["seed"])
+        calls.append(spec.seed)
         if len(calls) == 2:
             raise stop
         return real_submit(self, spec)

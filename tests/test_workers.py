@@ -128,12 +128,10 @@ def starter_ended(pid: int) -> bool:
     return _gone(pid)
 
 
-def _failing_spec(tmp_path: Path) -> dict:
-    from labrunner.authoring.labfiles import cache_key, source_hash
-    from labrunner.execution.onelab import lab_job_spec
+def _failing_spec(tmp_path: Path) -> object:
+    from labrunner.execution.runstate import lab_job
     from labrunner.records.cache import ResultCache
     from labrunner.settings.config import RunConfig
-    from labrunner.settings.labconfig import config_as_dict
     from labrunner.settings.options import RunOptions
     from labrunner.settings.plugins import load_plugins
     from labrunner.settings.resolve import resolve_settings
@@ -142,9 +140,7 @@ def _failing_spec(tmp_path: Path) -> dict:
     options = RunOptions(labs=("failing",), profile="smoke", plugins_dir=(str(TEST_PLUGINS),))
     settings = resolve_settings(plugins, options, RunConfig())
     (lab,) = settings.labs
-    key = cache_key(lab, config_as_dict(settings.configs["failing"]), 0, "cpu", False, source_hash(lab))
-    cache = ResultCache(tmp_path / "cache")
-    return lab_job_spec(lab, settings, plugins, cache, key, tmp_path / "out" / "failing")
+    return lab_job(lab, settings, plugins, ResultCache(tmp_path / "cache"), tmp_path / "out" / "failing")
 
 
 def test_the_start_method_follows_the_device(monkeypatch):

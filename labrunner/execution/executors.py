@@ -1,7 +1,7 @@
 """Executors: where lab jobs run.
 
-An executor takes lab job specs (:data:`labrunner.execution.job.SPEC_KEYS`) and runs each with
-:func:`labrunner.execution.job.run_lab_job` somewhere: ``local`` in worker processes on this
+An executor takes lab jobs (:class:`labrunner.execution.labjob.LabJob` records) and runs each
+with :func:`labrunner.execution.labrun.run_lab_job` somewhere: ``local`` in worker processes on this
 machine, ``slurm`` as jobs on a SLURM cluster (:mod:`.slurm`). The runner keeps the run
 folder, run.json, the cache and the hooks; an executor only runs jobs and tells how each
 ended (a :class:`~labrunner.execution.worker.WorkerOutcome`).
@@ -27,6 +27,7 @@ from ..base.errors import UsageError, describe_exception
 from ..base.progress import Bar, Reporter
 from ..settings.executor_options import ExecutorInfo
 from ..settings.plugins import call_with
+from .labjob import LabJob
 
 
 @dataclass
@@ -45,6 +46,8 @@ class ExecutorContext:
     #: The run's device, and the CUDA GPUs this machine has (0 without CUDA).
     device: str = "cpu"
     gpus: int = 0
+    #: Of the jobs, those that will run (the others have a cached result); None: all of them.
+    to_run: int | None = None
 
 
 class Executor:
@@ -56,7 +59,7 @@ class Executor:
     #: Whether ``--detach`` works (the jobs outlive this process).
     detachable = False
 
-    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+    def run(self, job: LabJob, reporter: Reporter, bar: Bar | None = None) -> Any:
         """Run one lab job and wait for its end; returns a WorkerOutcome. ``bar`` is the
         lab's progress bar in the parent (an executor may show the job's state there)."""
         raise NotImplementedError
@@ -65,7 +68,7 @@ class Executor:
         """Stop every job still running (Ctrl-C), and every job ``submit`` submitted; their
         ``run`` calls then return."""
 
-    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, job: LabJob) -> dict[str, Any]:
         """``--detach``: submit one job and return what identifies it (``{"job_id": ...}``)."""
         raise UsageError(f"--detach needs an executor whose jobs outlive this process, not {self.name!r}")
 
@@ -112,38 +115,62 @@ class SerialReporter(Reporter):
 
 class LocalExecutor(Executor):
     """Lab jobs in fresh worker processes on this machine, ``slots`` at a time, started by
-    ``starter`` (forked from a zygote for CPU runs, spawned otherwise)."""
+    ``starter`` (forked from a zygote for CPU runs, spawned otherwise). While a lab runs, the
+    worker of the next job starts, as long as more of the ``expected`` jobs are to come, so
+    that only the first lab waits for its worker."""
 
     name = "local"
 
-    def __init__(self, slots: int, lab_timeout: float | None = None, starter: Any = None) -> None:
+    def __init__(
+        self, slots: int, lab_timeout: float | None = None, starter: Any = None, expected: int = 0
+    ) -> None:
         from .worker import WorkerStarter
 
         self.slots = max(1, slots)
         self.lab_timeout = lab_timeout
         self.starter = starter or WorkerStarter()
+        self.expected = expected
+        self._given = 0  # workers handed to jobs so far
+        self._spare: Any = None  # a StartedWorker waiting for the next job
         self._running: dict[int, Any] = {}  # id -> StartedWorker
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
 
-    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+    def run(self, job: LabJob, reporter: Reporter, bar: Bar | None = None) -> Any:
         from .worker import LocalWorker, WorkerOutcome
 
         if self._cancelled.is_set():
             return WorkerOutcome(interrupted=True)
-        worker = self.starter.start()
+        worker = self._take()
         with self._lock:
             self._running[id(worker)] = worker
         try:
             if self._cancelled.is_set():  # Ctrl-C while it started
                 worker.signal_group(signal.SIGINT)
-            outcome = LocalWorker(reporter, self.lab_timeout).run(spec, worker)
+            outcome = LocalWorker(reporter, self.lab_timeout, on_running=self._start_next).run(job, worker)
         finally:
             with self._lock:
                 self._running.pop(id(worker), None)
         if self._cancelled.is_set():
             outcome.interrupted = True
         return outcome
+
+    def _take(self) -> Any:
+        """The spare worker when it is still alive, else a new one."""
+        with self._lock:
+            worker, self._spare = self._spare, None
+            self._given += 1
+        if worker is not None and worker.is_alive():
+            return worker
+        if worker is not None:
+            worker.discard()
+        return self.starter.start()
+
+    def _start_next(self) -> None:
+        """A lab started running: start the next job's worker now, if a job will need it."""
+        with self._lock:
+            if self._spare is None and self._given < self.expected and not self._cancelled.is_set():
+                self._spare = self.starter.start()
 
     def cancel(self) -> None:
         """SIGINT to every worker: each saves its lab as interrupted and ends (workers are
@@ -166,6 +193,10 @@ class LocalExecutor(Executor):
             worker.signal_group(KILL)
 
     def close(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.discard()
         self.starter.close()
 
 
@@ -287,6 +318,15 @@ class DevicePool:
             self._free.put(device)
 
 
+def gpu_count(device: str) -> int:
+    """The CUDA GPUs of this machine when the run's device is a CUDA one, else 0."""
+    if not device.startswith("cuda"):
+        return 0
+    import torch  # already imported by resolve_device to answer a CUDA device
+
+    return int(torch.cuda.device_count())
+
+
 def fair_threads(threads: int | None, slots: int) -> int | None:
     """Torch CPU threads for each of ``slots`` labs running at once: ``--threads`` when
     given, else a fair share of the cores this run may use (``None``, torch's own choice,
@@ -315,24 +355,24 @@ class SlurmJobsExecutor(Executor):
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
 
-    def run(self, spec: dict[str, Any], reporter: Reporter, bar: Bar | None = None) -> Any:
+    def run(self, job: LabJob, reporter: Reporter, bar: Bar | None = None) -> Any:
         from .worker import WorkerOutcome
 
         if self._cancelled.is_set():
             return WorkerOutcome(interrupted=True)
-        job = self.slurm.submit(spec)
+        submitted = self.slurm.submit(job)
         with self._lock:
-            self._jobs.append(job)
+            self._jobs.append(submitted)
         if self._cancelled.is_set():  # Ctrl-C or SIGTERM while it was being submitted
-            self.slurm.cancel([job])
-        reporter.log(f"{spec['lab']} (seed {spec['seed']}): SLURM job {job.job_id} submitted")
+            self.slurm.cancel([submitted])
+        reporter.log(f"{job.lab} (seed {job.seed}): SLURM job {submitted.job_id} submitted")
 
         def on_state(j: Any) -> None:
             if bar is not None:
                 bar.update(0, job=f"{j.job_id} {j.state.split()[0].lower()}")
-            reporter.log(f"{spec['lab']} (seed {spec['seed']}): SLURM job {j.job_id} {j.state}", "debug")
+            reporter.log(f"{job.lab} (seed {job.seed}): SLURM job {j.job_id} {j.state}", "debug")
 
-        for ended in self.slurm.follow([job], on_state=on_state):
+        for ended in self.slurm.follow([submitted], on_state=on_state):
             outcome = ended.outcome or {}
             if "reply" in outcome:
                 reply = outcome["reply"]
@@ -346,11 +386,11 @@ class SlurmJobsExecutor(Executor):
             jobs = list(self._jobs)
         self.slurm.cancel(jobs)
 
-    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
-        job = self.slurm.submit(spec)
+    def submit(self, job: LabJob) -> dict[str, Any]:
+        submitted = self.slurm.submit(job)
         with self._lock:  # so that cancel() reaches it, should the submission stop half-way
-            self._jobs.append(job)
-        return {"job_id": job.job_id, "folder": str(self.slurm.folder)}
+            self._jobs.append(submitted)
+        return {"job_id": submitted.job_id, "folder": str(self.slurm.folder)}
 
 
 # --------------------------------------------------------------------------- registry
@@ -360,7 +400,8 @@ def _build_local(context: ExecutorContext) -> Executor:
     from .worker import WorkerStarter, start_method
 
     slots = local_slots(context.parallel, context.jobs, context.device, context.gpus)
-    return LocalExecutor(slots, context.lab_timeout, WorkerStarter(start_method(context.device)))
+    expected = context.jobs if context.to_run is None else context.to_run
+    return LocalExecutor(slots, context.lab_timeout, WorkerStarter(start_method(context.device)), expected)
 
 
 def builtin_executors(register: Callable[..., None]) -> None:

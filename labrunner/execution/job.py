@@ -1,9 +1,7 @@
-"""A lab job, as a worker process (or a cluster job) runs it.
-
-:func:`run_lab_job` is the whole job, a plain function of a JSON-serialisable spec (its keys
-are :data:`SPEC_KEYS`), so any executor can call it. :func:`worker_main` is a worker
-process's loop: it waits for one job from the parent (:mod:`labrunner.execution.worker`),
-runs it, sends the reply and ends with its whole process group.
+"""The worker process's side: :func:`worker_main` waits for one lab job from the parent
+(:mod:`labrunner.execution.worker`), runs it with
+:func:`labrunner.execution.labrun.run_lab_job` (the one function that runs a lab job, wherever
+it runs), sends the reply and ends with its whole process group.
 """
 
 from __future__ import annotations
@@ -23,74 +21,12 @@ from ..base.errors import describe_exception
 from ..base.progress import Bar, Reporter
 from ..records.results import LabError
 
-#: Keys of the spec :func:`run_lab_job` takes.
-SPEC_KEYS = (
-    "lab",  # the lab's name
-    "plugin",  # the plugin that registers it
-    "plugins_dirs",  # --plugins-dir folders, to find a lab that lives in one
-    "config",  # the resolved config, as a dict (config_as_dict)
-    "profile",
-    "seed",
-    "device",  # a resolved device name ("cpu", "cuda:0")
-    "deterministic",
-    "threads",  # torch CPU threads, or None
-    "out_dir",  # the lab's folder in the run folder
-    "cache_dir",  # ctx.cache_dir
-    "state_dir",  # ctx.state_dir
-    "cache_key",
-    "run",  # the name of the run folder (the result's provenance)
-)
-
-
 #: The signal that stops a worker for good (Windows has no SIGKILL).
 KILL = getattr(signal, "SIGKILL", signal.SIGTERM)
 
 
 #: Least seconds between two progress messages of one bar.
 PROGRESS_INTERVAL_S = 0.1
-
-
-def run_lab_job(spec: dict[str, Any], reporter: Reporter | None = None) -> dict[str, Any]:
-    """Run the lab described by ``spec`` (see :data:`SPEC_KEYS`) into ``spec["out_dir"]``.
-
-    Returns ``{"status": ..., "result": <path of result.json>, "facts": {...}}``; the lab's
-    errors are in its result.json. Raises only when the lab cannot be found or started.
-    """
-    from ..base.environment import torch_facts
-    from ..settings.labconfig import resolve_lab_config
-    from ..settings.plugins import load_plugins
-    from .labrun import run_lab
-
-    missing = [key for key in SPEC_KEYS if key not in spec]
-    if missing:
-        raise ValueError(f"lab job spec lacks {', '.join(missing)}")
-    plugins = load_plugins([Path(p) for p in spec["plugins_dirs"]], only={spec["plugin"]})
-    lab = plugins.labs.get(spec["lab"])
-    if lab is None:
-        problems = "; ".join(str(p) for p in plugins.problems) or "it does not register it"
-        raise LookupError(f"lab {spec['lab']!r} not found in plugin {spec['plugin']!r}: {problems}")
-    config = resolve_lab_config(lab, spec["profile"], [("the lab job", spec["config"])])
-    out_dir = Path(spec["out_dir"])
-    try:
-        result = run_lab(
-            lab,
-            config,
-            out_dir=out_dir,
-            device=spec["device"],
-            seed=spec["seed"],
-            profile=spec["profile"],
-            deterministic=spec["deterministic"],
-            reporter=reporter,
-            key=spec["cache_key"],
-            cache_dir=Path(spec["cache_dir"]),
-            state_dir=Path(spec["state_dir"]),
-            threads=spec["threads"],
-            run=spec["run"],
-        )
-        status = result.status
-    except KeyboardInterrupt:  # saved as "interrupted" by run_lab
-        status = "interrupted"
-    return {"status": status, "result": str(out_dir / "result.json"), "facts": torch_facts(spec["device"])}
 
 
 class PipeReporter(Reporter):
@@ -158,7 +94,8 @@ def preload() -> None:
 
 
 def worker_main(conn: multiprocessing.connection.Connection, imports: bool = True) -> None:
-    """The worker process: wait for ``("job", spec, setting)``, run it, send ``("done",
+    """The worker process: wait for ``("job", job, setting)`` (``job``: a
+    :class:`~labrunner.execution.labjob.LabJob`'s JSON), run it, send ``("done",
     reply)`` or ``("failed", error)``, then end with its whole process group (whatever the
     lab started: a forked child, a daemon). One job per process; never returns."""
     if hasattr(os, "setpgrp") and os.getpgrp() != os.getpid():
@@ -172,7 +109,7 @@ def worker_main(conn: multiprocessing.connection.Connection, imports: bool = Tru
         except KeyboardInterrupt:
             _end(1)
     try:
-        _kind, spec, setting = conn.recv()
+        _kind, job, setting = conn.recv()
     except (EOFError, OSError, KeyboardInterrupt, ValueError):  # a spare no longer needed
         _end(0)
     try:
@@ -181,7 +118,9 @@ def worker_main(conn: multiprocessing.connection.Connection, imports: bool = Tru
         if broken is not None:
             message: tuple = ("failed", broken)
         else:
-            message = ("done", run_lab_job(spec, PipeReporter(conn)))
+            from .labrun import run_lab_job
+
+            message = ("done", run_lab_job(job, PipeReporter(conn)))
     except BaseException as exc:
         message = ("failed", LabError.from_exception(exc, traceback.format_exc()))
     _flush()

@@ -1,9 +1,10 @@
-"""Running one lab in this process: its context, seeding and threads, what it raises
-(``SystemExit`` included) saved as its error, the operations without a deterministic
-implementation named in its notes, and its ``result.json``.
-
-:mod:`.worker` calls :func:`run_lab` in a fresh worker process (``--isolation process``);
-:mod:`.runner` calls it directly with ``--isolation none``.
+"""Running one lab job in this process: :func:`run_lab_job` is the one function that runs a
+lab job (a :class:`~labrunner.execution.labjob.LabJob`) wherever it runs: in the process of
+the run (``--isolation none``), in a worker process (:mod:`.job`), in a SLURM job
+(:mod:`.slurm`) or on a plugin's executor. :func:`run_lab` runs the lab: its context,
+seeding and threads, what it raises (``SystemExit`` included) saved as its error, the
+operations without a deterministic implementation named in its notes, and its
+``result.json``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,11 @@ from ..base.devices import seed_everything, set_threads
 from ..base.progress import Reporter
 from ..records.cache import cache_root
 from ..records.results import LabError, LabResult
-from ..settings.labconfig import config_as_dict
+from ..settings.labconfig import config_as_dict, config_from_values
+from .labjob import LabJob
+
+#: ``run_lab(changed=...)`` not given: the settings changed from the profile are worked out here.
+_FROM_PROFILE: Any = object()
 
 
 def now_iso() -> str:
@@ -52,6 +57,58 @@ def changed_settings(lab: Lab, profile: str, config: dict[str, Any]) -> dict[str
     return {name: value for name, value in config.items() if name not in base or base[name] != value}
 
 
+def run_lab_job(
+    job: LabJob | Mapping[str, Any], reporter: Reporter | None = None, lab: Lab | None = None
+) -> dict[str, Any]:
+    """Run the lab job ``job`` (a :class:`~labrunner.execution.labjob.LabJob`, or its JSON,
+    checked as it is read) into its ``out_dir``; ``lab`` is the lab when this process has it
+    loaded already, else the job's plugin is loaded to find it. The lab's Config is built
+    from the job's resolved values as they are (no profile or config file is read again).
+
+    Returns ``{"status": ..., "result": <path of result.json>, "facts": {...}}``; the lab's
+    errors are in its result.json. Raises only when the record is bad or the lab cannot be
+    found or configured."""
+    from ..base.environment import torch_facts
+
+    if not isinstance(job, LabJob):
+        job = LabJob.from_json(job)
+    lab = lab or _find_lab(job)
+    config = config_from_values(lab, job.config)
+    try:
+        result = run_lab(
+            lab,
+            config,
+            out_dir=Path(job.out_dir),
+            device=job.device,
+            seed=job.seed,
+            profile=job.profile,
+            deterministic=job.deterministic,
+            reporter=reporter,
+            key=job.cache_key,
+            cache_dir=Path(job.cache_dir),
+            state_dir=Path(job.state_dir),
+            threads=job.threads,
+            run=job.run,
+            changed=job.changed,
+        )
+        status = result.status
+    except KeyboardInterrupt:  # saved as "interrupted" by run_lab
+        status = "interrupted"
+    return {"status": status, "result": str(job.result_path), "facts": torch_facts(job.device)}
+
+
+def _find_lab(job: LabJob) -> Lab:
+    """The job's lab, from its plugin alone (a worker or a cluster job loads nothing else)."""
+    from ..settings.plugins import load_plugins
+
+    plugins = load_plugins([Path(p) for p in job.plugins_dirs], only={job.plugin})
+    lab = plugins.labs.get(job.lab)
+    if lab is None:
+        problems = "; ".join(str(p) for p in plugins.problems) or "it does not register it"
+        raise LookupError(f"lab {job.lab!r} not found in plugin {job.plugin!r}: {problems}")
+    return lab
+
+
 def run_lab(
     lab: Lab,
     config: Any,
@@ -67,10 +124,12 @@ def run_lab(
     state_dir: Path | None = None,
     threads: int | None = None,
     run: str = "",
+    changed: Mapping[str, Any] | None = _FROM_PROFILE,
 ) -> LabResult:
     """Run one lab into ``out_dir`` and save ``result.json`` there, with its provenance
     (profile, seed, the settings changed from the profile, the code hash, and ``run``, the
-    name of the run folder it runs in).
+    name of the run folder it runs in; ``changed``: the settings changed from the profile,
+    when the caller knows them).
 
     An exception inside the lab (``SystemExit`` included) becomes status ``error`` with its
     traceback; KeyboardInterrupt is saved as ``interrupted`` and raised again.
@@ -85,7 +144,9 @@ def run_lab(
     cfg_dict = config_as_dict(config)
     code_hash = source_hash(lab)
     key = key or cache_key(lab, cfg_dict, seed, device, deterministic, code_hash)
-    result = started_result(lab, cfg_dict, profile, seed, device, key, code_hash, run)
+    if changed is _FROM_PROFILE:
+        changed = changed_settings(lab, profile, cfg_dict)
+    result = started_result(lab, cfg_dict, profile, seed, device, key, code_hash, run, changed)
     root = cache_root()
     ctx = LabContext(
         result,
@@ -120,6 +181,7 @@ def started_result(
     key: str,
     code_hash: str,
     run: str,
+    changed: Mapping[str, Any] | None,
 ) -> LabResult:
     """The result of a lab about to run, with its provenance; the lab fills in the rest."""
     return LabResult.new(
@@ -131,7 +193,7 @@ def started_result(
         device=device,
         cache_key=key,
         config=cfg_dict,
-        changed=changed_settings(lab, profile, cfg_dict),
+        changed=None if changed is None else dict(changed),
         code_hash=code_hash,
         run=run,
         started=now_iso(),

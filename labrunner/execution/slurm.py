@@ -1,7 +1,7 @@
 """Running lab jobs on a SLURM cluster, through submitit.
 
 Each lab (and each seed of a sweep) becomes one SLURM job that calls the same
-:func:`labrunner.execution.job.run_lab_job` as a local worker does, so a lab cannot tell where
+:func:`labrunner.execution.labrun.run_lab_job` as a local worker does, so a lab cannot tell where
 it ran. The job writes its ``result.json`` into the lab's folder of the run folder, which
 must be on a file system the compute nodes share with the submitting machine; submitit
 keeps its own files (the pickled job, logs) under ``<run folder>/.slurm/``.
@@ -35,6 +35,7 @@ from typing import Any
 from ..base.errors import UsageError
 from ..records.results import LabError
 from ..settings.executor_options import slurm_parameters
+from .labjob import LabJob
 
 #: SLURM job states after which a job will not run again.
 FINISHED_STATES = frozenset(
@@ -89,11 +90,12 @@ def queue_state(job_id: str) -> str | None:
     return words[0] if words else None
 
 
-def _job(spec: dict[str, Any]) -> dict[str, Any]:
-    """What a SLURM job runs: the lab job, as a local worker would."""
-    from .job import run_lab_job
+def _job(job: dict[str, Any]) -> dict[str, Any]:
+    """What a SLURM job runs: the lab job (a LabJob's JSON, checked on reading), as a local
+    worker would."""
+    from .labrun import run_lab_job
 
-    return run_lab_job(spec)
+    return run_lab_job(job)
 
 
 @dataclass
@@ -101,7 +103,7 @@ class SlurmJob:
     """One submitted lab job."""
 
     lab: str
-    spec: dict[str, Any]
+    spec: Any  # the LabJob, or what a grading job was given
     job: Any  # submitit.Job
     state: str = "PENDING"
     outcome: dict[str, Any] | None = field(default=None)
@@ -130,18 +132,18 @@ class SlurmExecutor:
         self.cancelled_at: float | None = None
         self._executor.update_parameters(**self.parameters)
 
-    def submit(self, spec: dict[str, Any], call: Callable[[dict[str, Any]], Any] = _job) -> SlurmJob:
-        """Submit one lab job, ``call(spec)`` on a node (a lab job as a local worker runs it,
-        unless told otherwise); raises UsageError when sbatch refuses it."""
-        self._executor.update_parameters(job_name=f"labrunner-{spec['lab']}")
+    def submit(self, job: LabJob | dict[str, Any], call: Callable[[Any], Any] = _job) -> SlurmJob:
+        """Submit one job: a lab job, run on a node from its JSON as a local worker runs it,
+        or ``call(job)`` for another picklable ``job`` with a ``"lab"`` (a grading's
+        re-execution); raises UsageError when sbatch refuses it."""
+        lab = job.lab if isinstance(job, LabJob) else str(job["lab"])
+        self._executor.update_parameters(job_name=f"labrunner-{lab}")
         try:
-            job = self._executor.submit(call, spec)
+            handle = self._executor.submit(call, job.to_json() if isinstance(job, LabJob) else job)
         except Exception as exc:  # sbatch's own message: no partition, no cluster, ...
             message = str(exc).strip().splitlines()
-            raise UsageError(
-                f"SLURM refused the job of {spec['lab']}: {message[-1] if message else exc}"
-            ) from None
-        return SlurmJob(lab=spec["lab"], spec=spec, job=job)
+            raise UsageError(f"SLURM refused the job of {lab}: {message[-1] if message else exc}") from None
+        return SlurmJob(lab=lab, spec=job, job=handle)
 
     def follow(
         self,

@@ -6,8 +6,9 @@ parent reads it back. Whatever happens in the worker (an exception, ``sys.exit``
 ``os._exit``, a signal, the out-of-memory killer, a time-out) cannot touch the parent or
 the next lab, which starts in a new process with fresh global state.
 
-:func:`~labrunner.execution.job.run_lab_job` is the whole job, a plain function of a
-JSON-serialisable spec, so any executor can call it: :class:`LocalWorker` runs it in a worker process that
+:func:`~labrunner.execution.labrun.run_lab_job` is the whole job, a plain function of a
+:class:`~labrunner.execution.labjob.LabJob` (or its JSON), so any executor can call it:
+:class:`LocalWorker` runs it in a worker process that
 :class:`WorkerStarter` started (forked from the zygote, :mod:`.zygote`, for CPU runs on
 Linux; else a fresh ``python -m labrunner.execution.workerproc``), a cluster executor in a job.
 Workers never import the user's ``__main__``; each leads its own process group, which
@@ -32,20 +33,12 @@ from ..base.errors import UsageError
 from ..base.progress import Bar, Reporter
 from ..records.results import LabError
 from .job import KILL, child_environment, job_setting
+from .labjob import LabJob
 
 #: Seconds a worker gets to save its result after Ctrl-C before it is killed.
 INTERRUPT_GRACE_S = 20.0
 #: Seconds a worker may take to start (imports, plugin loading) beyond ``--lab-timeout``.
 STARTUP_GRACE_S = 300.0
-
-
-# --------------------------------------------------------------------------- the job
-
-
-# --------------------------------------------------------------------------- in the worker
-
-
-# --------------------------------------------------------------------------- in the parent
 
 
 @dataclass
@@ -185,10 +178,6 @@ def spawn_worker() -> StartedWorker:
     return StartedWorker(SpawnedProcess(popen), multiprocessing.connection.Connection(ours.detach()))
 
 
-#: Kept for callers of the earlier name.
-start_worker = spawn_worker
-
-
 class WorkerStarter:
     """Starts the workers of one run, by its :func:`start_method`; ``close()`` at the end."""
 
@@ -220,34 +209,6 @@ class WorkerStarter:
             zygote.close()
 
 
-class WorkerPool:
-    """Fresh workers, one per lab, with at most one spare started ahead: while a lab runs,
-    the next lab's worker starts, so only the first lab waits for it."""
-
-    def __init__(self, starter: WorkerStarter | None = None) -> None:
-        self.starter = starter or WorkerStarter()
-        self._spare: StartedWorker | None = None
-
-    def take(self) -> StartedWorker:
-        worker, self._spare = self._spare, None
-        if worker is not None and worker.is_alive():
-            return worker
-        if worker is not None:
-            worker.discard()
-        return self.starter.start()
-
-    def prepare(self) -> None:
-        """Start the spare now (call it when another lab will need a worker)."""
-        if self._spare is None:
-            self._spare = self.starter.start()
-
-    def close(self) -> None:
-        if self._spare is not None:
-            self._spare.discard()
-            self._spare = None
-        self.starter.close()
-
-
 class LocalWorker:
     """Runs one lab job in a fresh worker process and relays its progress."""
 
@@ -256,19 +217,19 @@ class LocalWorker:
     ):
         self.reporter = reporter
         self.timeout = timeout
-        #: Called once the lab's ``run`` has started (the runner starts the next worker then).
+        #: Called once the lab's ``run`` has started (the local executor starts the next job's worker then).
         self.on_running = on_running
         self._bars: dict[int, Bar] = {}
 
-    def run(self, spec: dict[str, Any], worker: StartedWorker | None = None) -> WorkerOutcome:
-        """Run ``spec`` in ``worker`` (a fresh spawned one when not given) and wait for its
+    def run(self, job: LabJob, worker: StartedWorker | None = None) -> WorkerOutcome:
+        """Run ``job`` in ``worker`` (a fresh spawned one when not given) and wait for its
         end: its reply, or its death. Then its process group is ended, whatever the lab left
         running; no descriptor a lab's child inherited can keep this waiting."""
         worker = worker or spawn_worker()
         outcome = WorkerOutcome()
         timed_out = False
         try:
-            worker.conn.send(("job", spec, job_setting()))
+            worker.conn.send(("job", job.to_json(), job_setting()))
             timed_out = self._pump(worker, outcome)
         except (BrokenPipeError, ConnectionResetError):  # it died before taking the job
             worker.process.wait(5)

@@ -438,6 +438,13 @@ class JobsFile:
     jobs: list[JobRecord] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"jobs": [job.to_json() for job in self.jobs], "seeds": list(self.seeds)}
+
+    def save(self, run_dir: Path) -> None:
+        """Write ``run_dir``/jobs.json (atomically)."""
+        write_json(Path(run_dir) / "jobs.json", self.to_json())
+
     @classmethod
     def from_json(cls, data: Any, run_dir: Path, labs: list[str]) -> JobsFile:
         """Read jobs.json back; each job must be of a lab the run selected (``labs``)."""

@@ -355,7 +355,9 @@ class RunSettings:
     profile: str = "quick"
     device: str = "cpu"
     device_requested: str = "auto"
-    seed: int = 0
+    #: The seeds: one for a plain run, several for a sweep (``--seeds``), each lab once per
+    #: seed. The single source of the run's seed (:attr:`seed` is the first).
+    seeds: list[int] = field(default_factory=lambda: [0])
     deterministic: bool = False
     threads: int | None = None
     out: Path = Path("reports")
@@ -374,10 +376,18 @@ class RunSettings:
     jobs: int | None = 1
     #: ``--executor-option KEY=VALUE`` over ``executor_options:`` of the config file.
     executor_options: dict[str, Any] = field(default_factory=dict)
-    #: ``--seeds``: a sweep, each lab once per seed (``None``: one run with ``seed``).
-    seeds: list[int] | None = None
     #: ``--detach``: submit the jobs and return.
     detach: bool = False
+
+    @property
+    def seed(self) -> int:
+        """The run's seed: the first of :attr:`seeds` (the only one, unless a sweep)."""
+        return self.seeds[0]
+
+    @property
+    def sweep(self) -> bool:
+        """Whether each lab runs once per seed of several (``--seeds``)."""
+        return len(self.seeds) > 1
 
     def resolved_config(self) -> dict[str, Any]:
         """The settings in the config file's shape, with every lab's resolved config."""
@@ -407,6 +417,6 @@ class RunSettings:
             "executor": self.executor,
             "jobs": self.jobs,
             "executor_options": dict(self.executor_options),
-            "seeds": list(self.seeds) if self.seeds else None,
+            "seeds": list(self.seeds) if self.sweep else None,
             "detach": self.detach,
         }

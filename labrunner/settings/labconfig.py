@@ -162,6 +162,28 @@ def resolve_lab_config(
     return config
 
 
+def config_from_values(
+    lab: Lab, values: collections.abc.Mapping[str, Any], where: str = "the lab job"
+) -> Any:
+    """The lab's Config from its resolved values as :func:`config_as_dict` wrote them (a lab
+    job's ``config``): each value converted back to its field's type (a list to a tuple,
+    text to a path). Every field must be given and nothing else; no profile or file is read
+    (the values were resolved and checked where the run started)."""
+    types_ = config_types(lab.Config)
+    unknown = [key for key in values if key not in types_]
+    if unknown:
+        raise UsageError(f"{where}: unknown key '{lab.name}.{one_line(unknown[0], 60)}'")
+    fields = [f.name for f in dataclasses.fields(lab.Config) if f.init]
+    missing = [name for name in fields if name not in values]
+    if missing:
+        raise UsageError(f"{where}: {lab.name}.{missing[0]} is missing")
+    coerced = {name: coerce(values[name], types_[name], f"{where}: {lab.name}.{name}") for name in fields}
+    try:
+        return lab.Config(**coerced)
+    except (TypeError, ValueError) as exc:  # a Config's own __post_init__ validation
+        raise _invalid(lab, exc, {}) from None
+
+
 def field_bounds(lab_name: str, f: dataclasses.Field) -> dict[str, Any]:
     """The bounds ``f`` declares in its metadata (numbers, lengths, choices), checked to be
     well-formed; a malformed one is the lab's error, named."""

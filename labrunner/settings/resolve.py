@@ -83,7 +83,7 @@ def resolve_settings(
     profile = resolve_profile(options.profile, file_cfg, labs)
     configs = resolve_configs(labs, profile, file_cfg, sets)
     device_requested, device = resolve_run_device(options.device, file_cfg, check_device)
-    seed, seeds = resolve_seeds(options.seed, options.seeds, file_cfg)
+    seeds = resolve_seeds(options.seed, options.seeds, file_cfg)
     executor, jobs, executor_options = resolve_executor(options, file_cfg, executors)
     isolation = options.isolation or "process"
     check_isolation(isolation, options.lab_timeout, executor, jobs, seeds, options.detach)
@@ -94,7 +94,7 @@ def resolve_settings(
         profile=profile,
         device=device,
         device_requested=device_requested,
-        seed=seed,
+        seeds=seeds,
         deterministic=bool(deterministic),
         threads=options.threads if options.threads is not None else file_cfg.threads,
         out=Path(options.out or file_cfg.out or "reports"),
@@ -107,7 +107,6 @@ def resolve_settings(
         executor=executor,
         jobs=jobs,
         executor_options=executor_options,
-        seeds=seeds if seeds and len(seeds) > 1 else None,
         detach=options.detach,
     )
 
@@ -205,8 +204,9 @@ def resolve_run_device(device: str | None, file_cfg: RunConfig, check_device: bo
     return requested, resolve_device(requested) if check_device else requested
 
 
-def resolve_seeds(seed: int | None, seeds: Any, file_cfg: RunConfig) -> tuple[int, list[int] | None]:
-    """(the seed, the seed list of a sweep or None): the list is the source of the seed."""
+def resolve_seeds(seed: int | None, seeds: Any, file_cfg: RunConfig) -> list[int]:
+    """The run's seeds: ``--seeds`` (or the config file's ``seeds:``), else ``--seed`` (or
+    the config file's ``seed:``, else 0) alone. The list is the single source of the seed."""
     seed_list = (
         parse_seeds(list(seeds) if isinstance(seeds, tuple) else seeds)
         if seeds is not None
@@ -215,8 +215,8 @@ def resolve_seeds(seed: int | None, seeds: Any, file_cfg: RunConfig) -> tuple[in
     if seed_list is not None and seeds is not None and seed is not None:
         raise UsageError("--seed and --seeds: give one seed or a sweep, not both")
     if seed_list is not None:
-        return seed_list[0], seed_list
-    return (seed if seed is not None else (file_cfg.seed if file_cfg.seed is not None else 0)), None
+        return seed_list
+    return [seed if seed is not None else (file_cfg.seed if file_cfg.seed is not None else 0)]
 
 
 def resolve_executor(
