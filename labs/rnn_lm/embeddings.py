@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from labrunner import exercise_function
-from labrunner.stats import SignTest, mean_se, paired, sign_counts
+from labrunner.stats import Difference, SignTest, mean_se, paired, sign_counts
 
 from . import corpus as corpora
 from . import figures, text
@@ -74,129 +76,224 @@ def teacher_distances(lab: Lab, by_seed: dict[int, dict[str, Trained]]) -> tuple
     return init, final
 
 
+@dataclass(frozen=True)
+class EmbeddingDistance:
+    """What Q2.3 measured: the pair's distance in the run's teacher-forced model and at its
+    initialisation, the same per seed, random vectors' distances, the nearest neighbours, the
+    PCA of the frequent words and (with a true grammar) the neighbours' classes. The pair's
+    distances are None (and the per-seed lists empty) when a word is not in the vocabulary."""
+
+    words: tuple[str, str]
+    dim: int
+    #: Cosine distance between random vectors: mean, sd, 2.5 % and 97.5 % quantiles.
+    random: tuple[float, float, float, float]
+    random_pairs: int
+    dist: float | None
+    dist0: float | None
+    #: Per seed: the pair's distance at initialisation and after teacher-forced training.
+    init: list[float]
+    final: list[float]
+    #: The true grammar's class of each word of the pair (None without a grammar).
+    classes: tuple[str | None, str | None] | None
+    #: Rows of the neighbours' table: word, training count, its nearest neighbours.
+    neighbours: list[list[Any]]
+    k: int
+    #: The words of the PCA figure and their coordinates.
+    shown: list[str]
+    xy: np.ndarray
+    #: Per open-class word, 1 when its nearest neighbour shares its class, trained and
+    #: initialised, and the share a random neighbour would give (None without a grammar).
+    hits: tuple[list[float], list[float], float] | None
+
+    @property
+    def known(self) -> bool:
+        return self.dist is not None
+
+    @property
+    def change(self) -> float | None:
+        return None if self.dist is None or self.dist0 is None else self.dist - self.dist0
+
+    @property
+    def moved(self) -> Difference:
+        """The change of distance over the seeds, each against its own initial distance."""
+        return paired(self.final, self.init)
+
+    @property
+    def closer_apart(self) -> tuple[int, int]:
+        return sign_counts([f - i for f, i in zip(self.final, self.init, strict=True)])
+
+    @property
+    def vs_random(self) -> Difference:
+        return paired(self.final, [self.random[0]] * len(self.final))
+
+    @property
+    def closer_than_random(self) -> bool:
+        """The whole interval of trained − random distance lies below −SMALLEST_CLOSENESS."""
+        return self.vs_random.n > 1 and self.vs_random.interval[1] < -SMALLEST_CLOSENESS
+
+    @property
+    def purity(self) -> tuple[float, float, float] | None:
+        if self.hits is None:
+            return None
+        return float(np.mean(self.hits[0])), float(np.mean(self.hits[1])), self.hits[2]
+
+    @property
+    def distance_in_range(self) -> bool:
+        return self.dist is None or 0.0 <= self.dist <= 2.0
+
+
+def measure_embedding_distance(
+    lab: Lab, main: Trained, by_seed: dict[int, dict[str, Trained]]
+) -> EmbeddingDistance:
+    """The run's teacher-forced model ``main`` and every seed's teacher-forced training."""
+    cfg, corpus = lab.cfg, lab.corpus
+    a, b = cfg.distance_words
+    words = corpus.dictionary.words
+    vectors, init_vectors = WordVectors.of(main.model, words), WordVectors(main.init_embedding, words)
+    known = a in corpus.dictionary and b in corpus.dictionary
+    dist = dist0 = None
+    init: list[float] = []
+    final: list[float] = []
+    if known:
+        dist, dist0 = cosine_distance(vectors, a, b), cosine_distance(init_vectors, a, b)
+        init, final = teacher_distances(lab, by_seed)
+    counts = corpus.counts()
+    probe = list(dict.fromkeys(w for w in (a, b, "company", "the", "said", "N") if w in corpus.dictionary))
+    neighbours = [
+        [
+            w,
+            int(counts[corpus.dictionary.index[w]]),
+            ", ".join(f"{n} ({d:.2f})" for n, d in vectors.nearest(w, cfg.neighbours)),
+        ]
+        for w in probe
+    ]
+    frequent = [w for w in words[: cfg.pca_words] if w != corpora.UNK]
+    shown = frequent + [w for w in (a, b) if w in corpus.dictionary and w not in frequent]
+    xy = pca_2d(np.stack([vectors.vector(w) for w in shown]))
+    classes = hits = None
+    if corpus.grammar is not None:
+        cls = figures.word_classes(corpus)
+        classes = (cls.get(a), cls.get(b))
+        hits = (neighbour_hits(vectors, corpus), neighbour_hits(init_vectors, corpus), class_chance(corpus))
+    return EmbeddingDistance(
+        (a, b), cfg.embedding_dim, random_distance_spread(lab), cfg.random_pairs, dist, dist0, init, final,
+        classes, neighbours, cfg.neighbours, shown, xy, hits,
+    )  # fmt: skip
+
+
+def record_embedding_distance(ex: Any, m: EmbeddingDistance, corpus: corpora.Corpus) -> None:
+    """Q2.3's metrics, claims, neighbours' table, PCA figure and check."""
+    a, b = m.words
+    ex.metric("distance_random_mean", m.random[0])
+    ex.metric("distance_random_sd", m.random[1])
+    if m.known:
+        record_pair_distance(ex, m)
+    ex.table(
+        m.neighbours,
+        columns=["word", "training count", f"{m.k} nearest by cosine distance"],
+        caption="Nearest neighbours in the teacher-forced model's embedding space.",
+    )
+    ex.figure(
+        figures.embedding_pca(m.shown, m.xy, corpus, (a, b)),
+        "embedding_pca",
+        caption=text.PCA_CAPTION.format(n=len(m.shown)),
+    )
+    if m.hits is not None and m.purity is not None:
+        d = paired(m.hits[0], m.hits[1])
+        trained, initialised, chance = m.purity
+        ex.metric("neighbour_class_purity", trained)
+        ex.metric("neighbour_class_purity_init", initialised)
+        ex.claim(
+            "embeddings_cluster_by_class",
+            d.above,
+            statement="after training, a word's nearest neighbour shares its grammatical class more often than "
+            "in the initialised model",
+            evidence=f"same-class nearest neighbour: {trained:.1%} trained, {initialised:.1%} initialised "
+            f"(difference {d.text()}, chance {chance:.1%})",
+            baseline=f"the initialised model, paired over the {d.n} open-class words; ± is the 95 % interval",
+        )
+    ex.check(
+        "distance_in_range",
+        m.distance_in_range,
+        expected="[0, 2]",
+        actual=m.dist if m.known else "pair not in the vocabulary",
+    )
+
+
+def record_pair_distance(ex: Any, m: EmbeddingDistance) -> None:
+    """The pair's distance: the run's metrics, and the claims decided over the seeds."""
+    a, b = m.words
+    pair = f"{metric_word(a)}_{metric_word(b)}"
+    ex.metric(f"distance_{pair}", m.dist)
+    ex.metric(f"distance_{pair}_init", m.dist0)
+    ex.metric(f"distance_{pair}_change", m.change)
+    # One training is one draw: the verdicts are decided over the seeds' teacher-forced
+    # trainings, each against its own initial distance (paired), as Q2.5 does.
+    moved, (closer, apart) = m.moved, m.closer_apart
+    ev = f"change of distance over {moved.n} seeds {moved.text(3)}; closer in {closer}, apart in {apart}"
+    seeds = f"paired over {moved.n} seeds, each training against its own initial distance; ± is the 95 % interval (Student's t)"
+    for name, holds, word in (
+        ("pair_moved_closer", moved.below, "closer"),
+        ("pair_moved_apart", moved.above, "apart"),
+    ):
+        ex.claim(
+            name,
+            holds,
+            statement=f'teacher-forced training moves "{a}" and "{b}" {word} than they were at initialisation',
+            evidence=ev,
+            baseline=seeds,
+        )
+    ex.claim(
+        "pair_closer_than_random",
+        m.closer_than_random,
+        statement=f'after training, "{a}" and "{b}" are close: closer than two random vectors are on '
+        f"average by more than {SMALLEST_CLOSENESS} (the smallest gap this lab calls close)",
+        evidence=f"trained distance over {m.vs_random.n} seeds {mean_se(m.final)[0]:.4f}; minus the random "
+        f"mean: {m.vs_random.text(3)}",
+        baseline=f"random vectors of size {m.dim}: mean distance {m.random[0]:.3f} over "
+        f"{m.random_pairs:,} pairs; Student's t over the seeds; the whole interval must lie below "
+        f"-{SMALLEST_CLOSENESS}",
+    )
+    ex.metric(f"distance_{pair}_change_over_seeds", moved.mean)
+    if m.classes is not None:
+        ex.claim(
+            "pair_same_class",
+            m.classes[0] == m.classes[1],
+            statement=f'the true grammar puts "{a}" and "{b}" in the same class (they are interchangeable '
+            "up to their frequencies)",
+            evidence=f"{a}: {m.classes[0]}, {b}: {m.classes[1]}",
+            baseline="the grammar that generated the corpus (exact)",
+        )
+
+
+def distance_answer_values(m: EmbeddingDistance, setting: dict) -> dict[str, Any]:
+    """The values the answer template (A23) is filled with."""
+    a, b = m.words
+    values: dict[str, Any] = dict(a=a, b=b, dim=m.dim, rand=m.random, purity=m.purity, k=m.k, setting=setting)
+    values.update(dist=m.dist, dist0=m.dist0, change=m.change)
+    if m.known:
+        closer, apart = m.closer_apart
+        values.update(
+            moved=m.moved, closer=closer, apart=apart, final_mean=mean_se(m.final)[0],
+            vs_random=m.vs_random, closeness=SMALLEST_CLOSENESS,
+        )  # fmt: skip
+    return values
+
+
 @exercise_function
 def q2_3_embedding_distance(lab: Lab, main: Trained) -> dict[int, dict[str, Trained]]:
     """Q2.3, decided over every seed's teacher-forced training (trained here, for Q2.4 and
     Q2.5 too); returns the trainings by seed."""
-    cfg, corpus = lab.cfg, lab.corpus
-    a, b = cfg.distance_words
+    a, b = lab.cfg.distance_words
     ex = lab.exercise(
         "Q2.3 Embedding distance", text.Q23.replace("{a}", a).replace("{b}", b), points=8
     )  # opened first: a stub below ends this exercise
     by_seed = train_seeds(lab, main)
-    words = corpus.dictionary.words
-    vectors = WordVectors.of(main.model, words)
-    init_vectors = WordVectors(main.init_embedding, words)
-    rand_mean, rand_sd, rand_lo, rand_hi = random_distance_spread(lab)
-    known = a in corpus.dictionary and b in corpus.dictionary
+    m = measure_embedding_distance(lab, main, by_seed)
     with ex:
-        ex.metric("distance_random_mean", rand_mean)
-        ex.metric("distance_random_sd", rand_sd)
-        values: dict = dict(a=a, b=b, dim=cfg.embedding_dim, rand=(rand_mean, rand_sd, rand_lo, rand_hi))
-        if known:
-            dist, dist0 = cosine_distance(vectors, a, b), cosine_distance(init_vectors, a, b)
-            change = dist - dist0
-            ex.metric(f"distance_{pair_name(cfg)}", dist)
-            ex.metric(f"distance_{pair_name(cfg)}_init", dist0)
-            ex.metric(f"distance_{pair_name(cfg)}_change", change)
-            # One training is one draw: the verdicts are decided over the seeds' teacher-forced
-            # trainings, each against its own initial distance (paired), as Q2.5 does.
-            init, final = teacher_distances(lab, by_seed)
-            moved = paired(final, init)
-            closer, apart = sign_counts([f - i for f, i in zip(final, init, strict=True)])
-            ev = f"change of distance over {moved.n} seeds {moved.text(3)}; closer in {closer}, apart in {apart}"
-            seeds = f"paired over {moved.n} seeds, each training against its own initial distance; ± is the 95 % interval (Student's t)"
-            for name, holds, word in (
-                ("pair_moved_closer", moved.below, "closer"),
-                ("pair_moved_apart", moved.above, "apart"),
-            ):
-                ex.claim(
-                    name,
-                    holds,
-                    statement=f'teacher-forced training moves "{a}" and "{b}" {word} than they were at initialisation',
-                    evidence=ev,
-                    baseline=seeds,
-                )
-            vs_random = paired(final, [rand_mean] * len(final))
-            ex.claim(
-                "pair_closer_than_random",
-                vs_random.n > 1 and vs_random.interval[1] < -SMALLEST_CLOSENESS,
-                statement=f'after training, "{a}" and "{b}" are close: closer than two random vectors are on '
-                f"average by more than {SMALLEST_CLOSENESS} (the smallest gap this lab calls close)",
-                evidence=f"trained distance over {vs_random.n} seeds {mean_se(final)[0]:.4f}; minus the random "
-                f"mean: {vs_random.text(3)}",
-                baseline=f"random vectors of size {cfg.embedding_dim}: mean distance {rand_mean:.3f} over "
-                f"{cfg.random_pairs:,} pairs; Student's t over the seeds; the whole interval must lie below "
-                f"-{SMALLEST_CLOSENESS}",
-            )
-            ex.metric(f"distance_{pair_name(cfg)}_change_over_seeds", moved.mean)
-            values.update(
-                dist=dist, dist0=dist0, change=change, moved=moved, closer=closer, apart=apart,
-                final_mean=mean_se(final)[0], vs_random=vs_random, closeness=SMALLEST_CLOSENESS,
-            )  # fmt: skip
-            if corpus.grammar is not None:
-                cls = figures.word_classes(corpus)
-                ex.claim(
-                    "pair_same_class",
-                    cls.get(a) == cls.get(b),
-                    statement=f'the true grammar puts "{a}" and "{b}" in the same class (they are interchangeable '
-                    "up to their frequencies)",
-                    evidence=f"{a}: {cls.get(a)}, {b}: {cls.get(b)}",
-                    baseline="the grammar that generated the corpus (exact)",
-                )
-        else:
-            values.update(dist=None, dist0=None, change=None)
-        counts = corpus.counts()
-        probe = [w for w in (a, b, "company", "the", "said", "N") if w in corpus.dictionary]
-        probe = list(dict.fromkeys(probe))
-        ex.table(
-            [
-                [
-                    w,
-                    int(counts[corpus.dictionary.index[w]]),
-                    ", ".join(f"{n} ({d:.2f})" for n, d in vectors.nearest(w, cfg.neighbours)),
-                ]
-                for w in probe
-            ],
-            columns=["word", "training count", f"{cfg.neighbours} nearest by cosine distance"],
-            caption="Nearest neighbours in the teacher-forced model's embedding space.",
-        )
-        frequent = [w for w in words[: cfg.pca_words] if w != corpora.UNK]
-        shown = frequent + [w for w in (a, b) if w in corpus.dictionary and w not in frequent]
-        xy = pca_2d(np.stack([vectors.vector(w) for w in shown]))
-        ex.figure(
-            figures.embedding_pca(shown, xy, corpus, (a, b)),
-            "embedding_pca",
-            caption=text.PCA_CAPTION.format(n=len(shown)),
-        )
-        purity = None
-        if corpus.grammar is not None:
-            hits, hits0, chance = (
-                neighbour_hits(vectors, corpus),
-                neighbour_hits(init_vectors, corpus),
-                class_chance(corpus),
-            )
-            d = paired(hits, hits0)
-            purity = (float(np.mean(hits)), float(np.mean(hits0)), chance)
-            ex.metric("neighbour_class_purity", purity[0])
-            ex.metric("neighbour_class_purity_init", purity[1])
-            ex.claim(
-                "embeddings_cluster_by_class",
-                d.above,
-                statement="after training, a word's nearest neighbour shares its grammatical class more often than "
-                "in the initialised model",
-                evidence=f"same-class nearest neighbour: {purity[0]:.1%} trained, {purity[1]:.1%} initialised "
-                f"(difference {d.text()}, chance {chance:.1%})",
-                baseline=f"the initialised model, paired over the {d.n} open-class words; ± is the 95 % interval",
-            )
-        ex.check(
-            "distance_in_range",
-            not known or 0.0 <= values["dist"] <= 2.0,
-            expected="[0, 2]",
-            actual=values["dist"] if known else "pair not in the vocabulary",
-        )
+        record_embedding_distance(ex, m, lab.corpus)
         # STUDENT ANSWER
-        ex.answer(text.A23, purity=purity, k=cfg.neighbours, setting=lab.setting, **values)
+        ex.answer(text.A23, **distance_answer_values(m, lab.setting))
     return by_seed
 
 
@@ -222,17 +319,64 @@ def class_chance(corpus: corpora.Corpus) -> float:
 # --------------------------------------------------------------------------- Q2.5
 
 
-@exercise_function
-def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Trained]]) -> None:
-    """``by_seed``: every trainer under every seed, as Q2.4 trained them (the run's seed first)."""
-    cfg, corpus = lab.cfg, lab.corpus
-    a, b = cfg.distance_words
-    ex = lab.exercise(
-        "Q2.5 Distance under each training",
-        text.Q25.replace("{a}", a).replace("{b}", b),
-        points=1,
-        bonus=True,
-    )  # opened first: a stub below ends this exercise
+@dataclass(frozen=True)
+class DistanceUnderTraining:
+    """What Q2.5 measured: the pair's distance at initialisation and after each trainer, per
+    seed (empty when a word is not in the vocabulary), and random vectors' distances."""
+
+    words: tuple[str, str]
+    seeds: list[int]
+    #: Per seed, the distance at initialisation (the same for the seed's three trainers).
+    init: list[float]
+    #: Trainer -> per seed, the distance after training.
+    final: dict[str, list[float]]
+    rand_mean: float
+    rand_sd: float
+    known: bool
+
+    @property
+    def change(self) -> dict[str, list[float]]:
+        return {m: [d - d0 for d, d0 in zip(self.final[m], self.init, strict=True)] for m in self.final}
+
+    @property
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per trainer: mean and sd of the distance over the seeds, how many seeds moved the
+        pair closer or apart, and the mean change with its standard error."""
+        out = {}
+        for m, final in self.final.items():
+            closer, apart = sign_counts(self.change[m])
+            out[m] = {
+                "mean": mean_se(final)[0],
+                "sd": float(np.std(final, ddof=1)) if len(final) > 1 else 0.0,
+                "closer": closer,
+                "apart": apart,
+                "change": mean_se(self.change[m]),
+            }
+        return out
+
+    @property
+    def diffs(self) -> dict[str, dict[str, Any]]:
+        """Free running and scheduled sampling against teacher forcing, paired over the seeds."""
+        out = {}
+        for other in ("free", "scheduled"):
+            counts = sign_counts(
+                [x - y for x, y in zip(self.final[other], self.final["teacher"], strict=True)]
+            )
+            d = paired(self.final[other], self.final["teacher"])
+            out[other] = {"d": d, "counts": counts, "sign_p": SignTest(*counts).p_two_sided}
+        return out
+
+    @property
+    def distances_finite(self) -> bool:
+        return all(math.isfinite(x) for xs in self.final.values() for x in xs)
+
+
+def measure_distance_under_training(
+    lab: Lab, by_seed: dict[int, dict[str, Trained]]
+) -> DistanceUnderTraining:
+    """The pair's distance in every trainer's model under every seed (the run's seed first)."""
+    corpus = lab.corpus
+    a, b = lab.cfg.distance_words
     known = a in corpus.dictionary and b in corpus.dictionary
     seeds = list(by_seed)
     models = by_seed[seeds[0]]
@@ -248,99 +392,92 @@ def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Tra
                 init.append(pair_distance(tr.init_embedding, words, a, b))
             final[mode].append(pair_distance(WordVectors.of(tr.model, words).weight, words, a, b))
     rand_mean, rand_sd, _, _ = random_distance_spread(lab)
+    return DistanceUnderTraining((a, b), seeds, init, final, rand_mean, rand_sd, known)
+
+
+def record_distance_under_training(ex: Any, m: DistanceUnderTraining, pair: str) -> None:
+    """Q2.5's table, figure, metrics, claims and check (``pair``: the metrics' name of the pair)."""
+    a, b = m.words
+    change, summary, n = m.change, m.summary, len(m.seeds)
+    ex.table(
+        [
+            [s, round(m.init[i], 4)] + [f"{m.final[t][i]:.4f} ({change[t][i]:+.4f})" for t in m.final]
+            for i, s in enumerate(m.seeds)
+        ],
+        columns=["seed", "initialised"] + [f"{MODE_LABELS[t]} (change)" for t in m.final],
+        caption=f"Cosine distance between '{a}' and '{b}': each seed's three trainings start from the same "
+        "initialised embedding, so each change is measured against its own starting point.",
+    )
+    ex.figure(
+        figures.paired_distances(m.seeds, m.init, {MODE_LABELS[t]: m.final[t] for t in m.final}, (a, b)),
+        "distance_per_seed",
+        caption=text.PAIRED_CAPTION,
+    )
+    ex.metric(f"distance_{pair}_free_running", m.final["free"][0])
+    for t, key in (("teacher", "teacher"), ("free", "free_running"), ("scheduled", "scheduled_sampling")):
+        ex.metric(f"distance_mean_{key}", summary[t]["mean"])
+        ex.metric(f"distance_sd_{key}", summary[t]["sd"])
+    ex.metric("distance_mean_init", float(np.mean(m.init)))
+    seed_baseline = (
+        f"paired over {n} seeds (each against its own initial distance); ± is the 95 % interval (Student's t)"
+    )
+    for t in m.final:
+        if t == "teacher":  # Q2.3's pair_moved_closer / pair_moved_apart: the same test
+            continue
+        d = paired(m.final[t], m.init)
+        for name, holds, word in (
+            (f"{t}_moves_pair_closer", d.below, "closer"),
+            (f"{t}_moves_pair_apart", d.above, "apart"),
+        ):
+            ex.claim(
+                name,
+                holds,
+                statement=f'{MODE_LABELS[t]} moves "{a}" and "{b}" {word} than they were at initialisation',
+                evidence=f"change of distance {d.text(3)}; closer in {summary[t]['closer']} of {n} seeds, "
+                f"apart in {summary[t]['apart']}",
+                baseline=seed_baseline,
+            )
+    free = m.diffs["free"]  # the assignment compares teacher forcing with free running
+    for name, holds, word in (
+        ("free_further_than_teacher", free["d"].above, "further apart"),
+        ("free_closer_than_teacher", free["d"].below, "closer"),
+    ):
+        ex.claim(
+            name,
+            holds,
+            statement=f'{MODE_LABELS["free"]} puts "{a}" and "{b}" {word} than teacher forcing does',
+            evidence=f"distance, {MODE_LABELS['free']} − teacher forcing: {free['d'].text(3)}; smaller in "
+            f"{free['counts'][0]} of {n} seeds, larger in {free['counts'][1]}",
+            baseline=seed_baseline,
+        )
+    ex.check("distances_finite", m.distances_finite, expected=True, actual=m.final)
+
+
+def under_training_answer_values(m: DistanceUnderTraining, setting: dict) -> dict[str, Any]:
+    """The values the answer template (A25) is filled with."""
+    a, b = m.words
+    return dict(
+        a=a, b=b, n=len(m.seeds), s=m.summary, diffs=m.diffs, labels=MODE_LABELS, init=mean_se(m.init),
+        rand_sd=m.rand_sd, rand_mean=m.rand_mean, setting=setting,
+    )  # fmt: skip
+
+
+@exercise_function
+def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Trained]]) -> None:
+    """``by_seed``: every trainer under every seed, as Q2.4 trained them (the run's seed first)."""
+    a, b = lab.cfg.distance_words
+    ex = lab.exercise(
+        "Q2.5 Distance under each training",
+        text.Q25.replace("{a}", a).replace("{b}", b),
+        points=1,
+        bonus=True,
+    )  # opened first: a stub below ends this exercise
+    m = measure_distance_under_training(lab, by_seed)
     with ex:
-        if not known:
+        if not m.known:
             # STUDENT ANSWER
             ex.answer(text.A25_UNKNOWN, a=a, b=b)
             return
-        change = {m: [d - d0 for d, d0 in zip(final[m], init, strict=True)] for m in models}
-        ex.table(
-            [
-                [s, round(init[i], 4)] + [f"{final[m][i]:.4f} ({change[m][i]:+.4f})" for m in models]
-                for i, s in enumerate(seeds)
-            ],
-            columns=["seed", "initialised"] + [f"{MODE_LABELS[m]} (change)" for m in models],
-            caption=f"Cosine distance between '{a}' and '{b}': each seed's three trainings start from the same "
-            "initialised embedding, so each change is measured against its own starting point.",
-        )
-        ex.figure(
-            figures.paired_distances(seeds, init, {MODE_LABELS[m]: final[m] for m in models}, (a, b)),
-            "distance_per_seed",
-            caption=text.PAIRED_CAPTION,
-        )
-        summary = {}
-        for m in models:
-            mean, _ = mean_se(final[m])
-            sd = float(np.std(final[m], ddof=1)) if len(final[m]) > 1 else 0.0
-            closer, apart = sign_counts(change[m])
-            summary[m] = {
-                "mean": mean,
-                "sd": sd,
-                "closer": closer,
-                "apart": apart,
-                "change": mean_se(change[m]),
-            }
-        ex.metric(f"distance_{pair_name(cfg)}_free_running", final["free"][0])
-        for m, key in (("teacher", "teacher"), ("free", "free_running"), ("scheduled", "scheduled_sampling")):
-            ex.metric(f"distance_mean_{key}", summary[m]["mean"])
-            ex.metric(f"distance_sd_{key}", summary[m]["sd"])
-        ex.metric("distance_mean_init", float(np.mean(init)))
-        seed_baseline = f"paired over {len(seeds)} seeds (each against its own initial distance); ± is the 95 % interval (Student's t)"
-        for m in models:
-            if m == "teacher":  # Q2.3's pair_moved_closer / pair_moved_apart: the same test
-                continue
-            d = paired(final[m], init)
-            for name, holds, word in (
-                (f"{m}_moves_pair_closer", d.below, "closer"),
-                (f"{m}_moves_pair_apart", d.above, "apart"),
-            ):
-                ex.claim(
-                    name,
-                    holds,
-                    statement=f'{MODE_LABELS[m]} moves "{a}" and "{b}" {word} than they were at initialisation',
-                    evidence=f"change of distance {d.text(3)}; closer in {summary[m]['closer']} of {len(seeds)} seeds, "
-                    f"apart in {summary[m]['apart']}",
-                    baseline=seed_baseline,
-                )
-        diffs = {}
-        for other in ("free", "scheduled"):
-            d = paired(final[other], final["teacher"])
-            diffs[other] = {
-                "d": d,
-                "counts": sign_counts([x - y for x, y in zip(final[other], final["teacher"], strict=True)]),
-            }
-            diffs[other]["sign_p"] = SignTest(*diffs[other]["counts"]).p_two_sided
-            if other != "free":  # the assignment compares teacher forcing with free running
-                continue
-            for name, holds, word in (
-                (f"{other}_further_than_teacher", d.above, "further apart"),
-                (f"{other}_closer_than_teacher", d.below, "closer"),
-            ):
-                ex.claim(
-                    name,
-                    holds,
-                    statement=f'{MODE_LABELS[other]} puts "{a}" and "{b}" {word} than teacher forcing does',
-                    evidence=f"distance, {MODE_LABELS[other]} − teacher forcing: {d.text(3)}; smaller in "
-                    f"{diffs[other]['counts'][0]} of {len(seeds)} seeds, larger in {diffs[other]['counts'][1]}",
-                    baseline=seed_baseline,
-                )
-        ex.check(
-            "distances_finite",
-            all(math.isfinite(x) for xs in final.values() for x in xs),
-            expected=True,
-            actual=final,
-        )
+        record_distance_under_training(ex, m, pair_name(lab.cfg))
         # STUDENT ANSWER
-        ex.answer(
-            text.A25,
-            a=a,
-            b=b,
-            n=len(seeds),
-            s=summary,
-            diffs=diffs,
-            labels=MODE_LABELS,
-            init=mean_se(init),
-            rand_sd=rand_sd,
-            rand_mean=rand_mean,
-            setting=lab.setting,
-        )
+        ex.answer(text.A25, **under_training_answer_values(m, lab.setting))

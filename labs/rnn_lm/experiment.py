@@ -9,11 +9,12 @@ from __future__ import annotations
 import labrunner
 
 from . import text
-from .bptt import q2_1_detach_or_not, training_the_language_model
+from .bptt import q2_1_detach_or_not
 from .embeddings import q2_3_embedding_distance, q2_5_distance_under_each_training
 from .forcing import q2_4_teacher_forcing
 from .sampling import q2_2_sampling
 from .session import prepare
+from .trained_model import training_the_language_model
 from .training import check_lstm_precision
 
 

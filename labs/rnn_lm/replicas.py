@@ -29,14 +29,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model import LSTMLanguageModel, State, detach, segment_starts
+from .model import LSTMLanguageModel, State, detach
 from .training import (
     History,
     TrainConfig,
     append_point,
+    end_epoch,
     evaluation_steps,
     inverse_sigmoid_k,
     teacher_probability,
+    training_windows,
 )
 
 #: The parameters of :class:`.model.LSTMLanguageModel`, in the order of ``parameters()``
@@ -271,12 +273,7 @@ def train_replicas(
     checkpoints = list(checkpoints) if checkpoints is not None else [None] * n
     generators = list(generators) if generators is not None else [None] * n
     window = cfg.seq_len * cfg.bptt_window
-    starts = list(segment_starts(train.shape[1], window))
-    if not starts:
-        raise ValueError(
-            f"the training split is too short: {train.shape[1]} tokens per row of the batch, "
-            f"fewer than one segment of {window} + 1; use a smaller batch_size or seq_len"
-        )
+    starts = training_windows(train.shape[1], window)
     hists, opt_states = resume_replicas(checkpoints, models, generators, log)
     rep = Replicas(models)
     opt = torch.optim.Adam(rep.params, lr=cfg.lr)
@@ -321,8 +318,7 @@ def train_replicas(
         share = (time.perf_counter() - tic) / n
         for h in hists:
             h.train_seconds += share
-            h.train_tokens += len(starts) * window * train.shape[0]
-            h.epochs_done = epoch + 1
+            end_epoch(h, epoch, len(starts) * window * train.shape[0])
         if log and hists[0].valid_ppl:
             ppls = ", ".join(f"{h.valid_ppl[-1]:.2f}" for h in hists)
             log(f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}, {n} replicas: valid ppl {ppls}")

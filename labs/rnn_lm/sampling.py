@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,17 +30,65 @@ from .session import Lab, Trained
 # --------------------------------------------------------------------------- Q2.2
 
 
-@exercise_function
-def q2_2_sampling(lab: Lab, main: Trained) -> None:
-    cfg, ctx, corpus = lab.cfg, lab.ctx, lab.corpus
-    ex = lab.exercise("Q2.2 Sampling", text.Q22, points=7)  # opened first: a stub below ends this exercise
-    methods = {
+def decoding_methods(cfg) -> dict[str, tuple[dict[str, Any], str]]:
+    """The decoding methods Q2.2 compares: name -> (the sampler's arguments, the label)."""
+    return {
         "multinomial": ({}, "multinomial (T = 1)"),
         "greedy": ({}, "greedy (argmax)"),
         "temperature": ({"temperature": cfg.temperature}, f"temperature T = {cfg.temperature}"),
         "top_k": ({"top_k": cfg.top_k}, f"top-k, k = {cfg.top_k}"),
         "top_p": ({"top_p": cfg.top_p}, f"top-p (nucleus), p = {cfg.top_p}"),
     }
+
+
+#: The label of the reference: pieces of the validation text.
+TRUE_TEXT = "validation text (the true distribution)"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What Q2.2 measured: per decoding method (and ``true_text``, pieces of the validation
+    text), the scores of each sequence (:func:`sequence_scores`), and one example per method.
+    Every comparison between methods is decided here."""
+
+    #: Method -> its label, the decoding methods first, then ``true_text``.
+    labels: dict[str, str]
+    #: Method -> score -> one value per (distinct) sequence.
+    per: dict[str, dict[str, list[float]]]
+    #: (label, text) of each method's first sequence.
+    examples: list[tuple[str, str]]
+    n: int
+    length: int
+    #: Whether the corpus has a true grammar (the grammar's scores are measured).
+    grammar: bool
+    entropy: float | None
+
+    @property
+    def methods(self) -> list[str]:
+        return [m for m in self.labels if m != "true_text"]
+
+    @property
+    def stats(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """Method -> score -> (mean, standard error) over its sequences."""
+        return {m: {key: mean_se(vals) for key, vals in d.items()} for m, d in self.per.items()}
+
+    def compare(self, key: str, a: str, b: str) -> Difference:
+        return difference(self.per[a][key], self.per[b][key])
+
+    def evidence(self, key: str, a: str, bs: list[str]) -> str:
+        return "; ".join(f"{a} − {b}: {self.compare(key, a, b).text()}" for b in bs)
+
+    @property
+    def every_sampler_scored(self) -> bool:
+        return all(math.isfinite(s["logp"][0]) for s in self.stats.values())
+
+
+def measure_sampling(lab: Lab, main: Trained) -> Sampling:
+    """Sample ``sample_count`` sequences of ``sample_tokens`` with each decoding method from the
+    trained model (after <eos>, each method with its own seeded generator), and score them and
+    as many pieces of the validation text of the same length."""
+    cfg, ctx, corpus = lab.cfg, lab.ctx, lab.corpus
+    methods = decoding_methods(cfg)
     eos = corpus.dictionary.index[corpora.EOS]
     n, length = cfg.sample_count, cfg.sample_tokens
     # the reference: true text, cut into as many pieces of the same length (as far as the split allows)
@@ -59,119 +109,145 @@ def q2_2_sampling(lab: Lab, main: Trained) -> None:
         examples.append((label, " ".join(words).replace(" <eos> ", " <eos>\n")))
     true_logp = [-float(x) for x in main_model_nll(lab, main.model, pieces)]
     per["true_text"] = sequence_scores(lab, [p.tolist() for p in pieces], true_logp, after=None)
-    stats = {m: {key: mean_se(vals) for key, vals in d.items()} for m, d in per.items()}
-    grammar = corpus.grammar is not None
-    labels = {m: lab_ for m, (_, lab_) in methods.items()} | {
-        "true_text": "validation text (the true distribution)"
-    }
+    labels = {m: label for m, (_, label) in methods.items()} | {"true_text": TRUE_TEXT}
+    return Sampling(labels, per, examples, n, length, corpus.grammar is not None, corpus.entropy)
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def record_sampling(ex: Any, m: Sampling) -> None:
+    """Q2.2's table, samples, metrics, claims and check."""
+    stats = m.stats
     columns = ["decoding", "model log p / token", "distinct-2", "4-gram repetition"]
-    if grammar:
+    if m.grammar:
         columns += ["grammar log p / grammatical token", "ungrammatical tokens"]
     rows = []
-    for m, s in stats.items():
-        size = len(per[m]["logp"])
-        row = [labels[m], pm(s["logp"], size), pm(s["d2"], size), pm(s["rep"], size)]
-        if grammar:
-            row += [pm(s["grammar_logp"], len(per[m]["grammar_logp"])), pm(s["errors"], size, pct=True)]
+    for method, s in stats.items():
+        size = len(m.per[method]["logp"])
+        row = [m.labels[method], pm(s["logp"], size), pm(s["d2"], size), pm(s["rep"], size)]
+        if m.grammar:
+            row += [
+                pm(s["grammar_logp"], len(m.per[method]["grammar_logp"])),
+                pm(s["errors"], size, pct=True),
+            ]
         rows.append(row)
-    with ex:
-        ex.table(
-            rows,
-            columns=columns,
-            caption=f"{n} sequences of {length} tokens per decoding method, each starting after <eos>: mean ± "
-            "the 95 % interval over the sequences. Model log-probabilities are under the untempered model.",
-        )
-        ex.markdown(text.SAMPLES, samples=examples)
-        for m in methods:
-            ex.metric(f"distinct2_{m}", stats[m]["d2"][0])
-            ex.metric(f"mean_logprob_{m}", stats[m]["logp"][0])
-            if grammar:
-                ex.metric(f"grammar_logprob_{m}", stats[m]["grammar_logp"][0])
-                ex.metric(f"ungrammatical_share_{m}", stats[m]["errors"][0])
-        ex.metric("mean_logprob_true_text", stats["true_text"]["logp"][0])
-        others = [m for m in methods if m != "greedy"]
-        sampled = ["temperature", "top_k", "top_p"]
+    ex.table(
+        rows,
+        columns=columns,
+        caption=f"{m.n} sequences of {m.length} tokens per decoding method, each starting after <eos>: mean ± "
+        "the 95 % interval over the sequences. Model log-probabilities are under the untempered model.",
+    )
+    ex.markdown(text.SAMPLES, samples=m.examples)
+    for method in m.methods:
+        ex.metric(f"distinct2_{method}", stats[method]["d2"][0])
+        ex.metric(f"mean_logprob_{method}", stats[method]["logp"][0])
+        if m.grammar:
+            ex.metric(f"grammar_logprob_{method}", stats[method]["grammar_logp"][0])
+            ex.metric(f"ungrammatical_share_{method}", stats[method]["errors"][0])
+    ex.metric("mean_logprob_true_text", stats["true_text"]["logp"][0])
+    record_sampling_claims(ex, m)
+    ex.check(
+        "every_sampler_scored",
+        m.every_sampler_scored,
+        expected="a finite mean log-probability for every sampler",
+        actual={method: round(s["logp"][0], 4) for method, s in stats.items()},
+        points=1,
+    )
 
-        def compare(key: str, a: str, b: str) -> Difference:
-            return difference(per[a][key], per[b][key])
 
-        def evidence(key: str, a: str, bs: list[str]) -> str:
-            return "; ".join(f"{a} − {b}: {compare(key, a, b).text()}" for b in bs)
+#: The decoding methods that draw at random with a reshaped distribution.
+SAMPLED = ("temperature", "top_k", "top_p")
 
-        sample_baseline = (
-            f"{n} independent sequences per sampling method (greedy decoding: its distinct sequences, "
-            f"{len(per['greedy']['logp'])}, a fixed value when only one); ± is the 95 % interval (Student's t)"
-        )
-        ex.claim(
+
+def record_sampling_claims(ex: Any, m: Sampling) -> None:
+    """Greedy decoding against the samplers, the reshaped samplers against multinomial
+    sampling, and (with a true grammar) the errors each makes: over independent sequences."""
+    others = [method for method in m.methods if method != "greedy"]
+    baseline = (
+        f"{m.n} independent sequences per sampling method (greedy decoding: its distinct sequences, "
+        f"{len(m.per['greedy']['logp'])}, a fixed value when only one); ± is the 95 % interval (Student's t)"
+    )
+    claims = [
+        (
             "greedy_highest_model_logp",
-            all(compare("logp", "greedy", m).above for m in others),
-            statement="greedy decoding reaches a higher mean log-probability under the model than every other sampler",
-            evidence=evidence("logp", "greedy", others),
-            baseline=sample_baseline,
-        )
-        ex.claim(
+            "logp", "greedy", others, "above",
+            "greedy decoding reaches a higher mean log-probability under the model than every other sampler",
+        ),
+        (
             "greedy_loops",
-            all(compare("rep", "greedy", m).above for m in [*others, "true_text"]),
-            statement="greedy decoding repeats its 4-grams more than every sampler and than true text",
-            evidence=evidence("rep", "greedy", [*others, "true_text"]),
-            baseline=sample_baseline,
+            "rep", "greedy", [*others, "true_text"], "above",
+            "greedy decoding repeats its 4-grams more than every sampler and than true text",
+        ),
+    ]  # fmt: skip
+    for method in SAMPLED:
+        label = m.labels[method]
+        claims += [
+            (
+                f"{method}_more_likely_than_multinomial",
+                "logp", method, ["multinomial"], "above",
+                f"{label} samples are more likely under the model than multinomial samples",
+            ),
+            (
+                f"{method}_less_repetitive_than_greedy",
+                "rep", method, ["greedy"], "below",
+                f"{label} repeats its 4-grams less than greedy decoding",
+            ),
+        ]  # fmt: skip
+    for name, key, a, bs, side, statement in claims:
+        holds = all(getattr(m.compare(key, a, b), side) for b in bs)
+        ex.claim(name, holds, statement=statement, evidence=m.evidence(key, a, bs), baseline=baseline)
+    if m.grammar:
+        record_grammar_claims(ex, m, baseline)
+
+
+def record_grammar_claims(ex: Any, m: Sampling, baseline: str) -> None:
+    """The true grammar's verdict on the samples: ungrammatical tokens and likelihood."""
+    ex.claim(
+        "multinomial_makes_errors",
+        m.compare("errors", "multinomial", "true_text").above,
+        statement="multinomial sampling produces tokens the true grammar forbids",
+        evidence=m.evidence("errors", "multinomial", ["true_text"]),
+        baseline="true text, which has none; " + baseline,
+    )
+    for method in SAMPLED:
+        ex.claim(
+            f"{method}_fewer_errors",
+            m.compare("errors", method, "multinomial").below,
+            statement=f"{m.labels[method]} produces fewer ungrammatical tokens than multinomial sampling",
+            evidence=m.evidence("errors", method, ["multinomial"]),
+            baseline=baseline,
         )
-        for m in sampled:
-            ex.claim(
-                f"{m}_more_likely_than_multinomial",
-                compare("logp", m, "multinomial").above,
-                statement=f"{labels[m]} samples are more likely under the model than multinomial samples",
-                evidence=evidence("logp", m, ["multinomial"]),
-                baseline=sample_baseline,
-            )
-            ex.claim(
-                f"{m}_less_repetitive_than_greedy",
-                compare("rep", m, "greedy").below,
-                statement=f"{labels[m]} repeats its 4-grams less than greedy decoding",
-                evidence=evidence("rep", m, ["greedy"]),
-                baseline=sample_baseline,
-            )
-        if grammar:
-            ex.claim(
-                "multinomial_makes_errors",
-                compare("errors", "multinomial", "true_text").above,
-                statement="multinomial sampling produces tokens the true grammar forbids",
-                evidence=evidence("errors", "multinomial", ["true_text"]),
-                baseline="true text, which has none; " + sample_baseline,
-            )
-            for m in sampled:
-                ex.claim(
-                    f"{m}_fewer_errors",
-                    compare("errors", m, "multinomial").below,
-                    statement=f"{labels[m]} produces fewer ungrammatical tokens than multinomial sampling",
-                    evidence=evidence("errors", m, ["multinomial"]),
-                    baseline=sample_baseline,
-                )
-            ex.claim(
-                "multinomial_less_likely_than_true_text",
-                compare("grammar_logp", "multinomial", "true_text").below,
-                statement="under the true grammar, multinomial samples are less likely per grammatical token than "
-                "true text (the model has not learned the true distribution)",
-                evidence=evidence("grammar_logp", "multinomial", ["true_text"]),
-                baseline=sample_baseline,
-            )
-        ex.check(
-            "every_sampler_scored",
-            all(math.isfinite(stats[m]["logp"][0]) for m in stats),
-            expected="a finite mean log-probability for every sampler",
-            actual={m: round(stats[m]["logp"][0], 4) for m in stats},
-            points=1,
-        )
+    ex.claim(
+        "multinomial_less_likely_than_true_text",
+        m.compare("grammar_logp", "multinomial", "true_text").below,
+        statement="under the true grammar, multinomial samples are less likely per grammatical token than "
+        "true text (the model has not learned the true distribution)",
+        evidence=m.evidence("grammar_logp", "multinomial", ["true_text"]),
+        baseline=baseline,
+    )
+
+
+def answer_values(m: Sampling, setting: dict) -> dict[str, Any]:
+    """The values the answer template (A22) is filled with."""
+    return dict(
+        s=m.stats,
+        entropy=m.entropy,
+        n=m.n,
+        n_greedy=len(m.per["greedy"]["logp"]),
+        labels=m.labels,
+        setting=setting,
+    )
+
+
+@exercise_function
+def q2_2_sampling(lab: Lab, main: Trained) -> None:
+    ex = lab.exercise("Q2.2 Sampling", text.Q22, points=7)  # opened first: a stub below ends this exercise
+    m = measure_sampling(lab, main)
+    with ex:
+        record_sampling(ex, m)
         # STUDENT ANSWER
-        ex.answer(
-            text.A22,
-            s=stats,
-            entropy=corpus.entropy,
-            n=n,
-            n_greedy=len(per["greedy"]["logp"]),
-            labels=labels,
-            setting=lab.setting,
-        )
+        ex.answer(text.A22, **answer_values(m, lab.setting))
 
 
 def sequence_scores(

@@ -195,12 +195,7 @@ def train_model(
     """
     device = train.device
     window = cfg.seq_len * cfg.bptt_window
-    starts = list(segment_starts(train.shape[1], window))
-    if not starts:
-        raise ValueError(
-            f"the training split is too short: {train.shape[1]} tokens per row of the batch, "
-            f"fewer than one segment of {window} + 1; use a smaller batch_size or seq_len"
-        )
+    starts = training_windows(train.shape[1], window)
     # the fused kernel on CUDA: one launch for all parameters
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type == "cuda")
     scaler = grad_scaler(cfg.precision, device)
@@ -251,16 +246,38 @@ def train_model(
                 tic = time.perf_counter()
         synchronize(device)
         hist.train_seconds += time.perf_counter() - tic
-        hist.train_tokens += len(starts) * window * train.shape[0]
-        hist.epochs_done = epoch + 1
+        end_epoch(hist, epoch, len(starts) * window * train.shape[0])
         if log and hist.valid_ppl:
-            log(
-                f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}: train loss {hist.train_loss[-1]:.3f} "
-                f"(ppl {math.exp(hist.train_loss[-1]):.2f}), valid ppl {hist.valid_ppl[-1]:.2f}"
-            )
+            log(epoch_line(hist, cfg))
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, opt, hist, generator)
     return hist
+
+
+def training_windows(length: int, window: int) -> list[int]:
+    """The start of each training window of ``window`` tokens in a row of ``length``; a
+    ValueError naming the settings when the row holds none."""
+    starts = list(segment_starts(length, window))
+    if not starts:
+        raise ValueError(
+            f"the training split is too short: {length} tokens per row of the batch, "
+            f"fewer than one segment of {window} + 1; use a smaller batch_size or seq_len"
+        )
+    return starts
+
+
+def end_epoch(hist: History, epoch: int, tokens: int) -> None:
+    """Count the epoch's training tokens and the epoch itself (its time is counted by the loop)."""
+    hist.train_tokens += tokens
+    hist.epochs_done = epoch + 1
+
+
+def epoch_line(hist: History, cfg: TrainConfig) -> str:
+    """The log line of the epoch just ended: its training loss and validation perplexity."""
+    return (
+        f"{cfg.mode} epoch {hist.epochs_done}/{cfg.epochs}: train loss {hist.train_loss[-1]:.3f} "
+        f"(ppl {math.exp(hist.train_loss[-1]):.2f}), valid ppl {hist.valid_ppl[-1]:.2f}"
+    )
 
 
 def record_evaluation(

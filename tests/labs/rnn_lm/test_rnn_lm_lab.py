@@ -268,9 +268,11 @@ def test_claim_names_cover_every_referenced_claim():
     # on the branch that reads it)
     import inspect
 
-    from labrunner.labs.rnn_lm import bptt, embeddings, forcing, sampling, session, text
+    from labrunner.labs.rnn_lm import bptt, embeddings, forcing, sampling, session, text, trained_model
 
-    source = "".join(inspect.getsource(m) for m in (bptt, embeddings, forcing, sampling, session))
+    source = "".join(
+        inspect.getsource(m) for m in (bptt, embeddings, forcing, sampling, session, trained_model)
+    )
     templates = "".join(v for v in vars(text).values() if isinstance(v, str))
     for name in set(re.findall(r"claims\.(\w+)", templates)):
         recorded = re.search(
