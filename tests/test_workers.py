@@ -143,6 +143,43 @@ def _failing_spec(tmp_path: Path) -> object:
     return lab_job(lab, settings, plugins, ResultCache(tmp_path / "cache"), tmp_path / "out" / "failing")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("expected", [1, 2])
+def test_the_next_jobs_worker_starts_while_a_lab_runs(tmp_path, monkeypatch, expected):
+    """A sequential run is the local executor with one slot: while a lab runs, the worker of
+    the next job starts (only the first lab waits for its worker), and only when a job is
+    still expected; the next job takes that worker."""
+    import dataclasses
+
+    from labrunner.base.progress import Reporter
+    from labrunner.execution.executors import LocalExecutor
+    from labrunner.execution.worker import WorkerStarter, start_method
+
+    monkeypatch.setenv("LABRUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LABRUNNER_PLUGINS", "core_labs")
+    starts: list[int] = []
+
+    class CountingStarter(WorkerStarter):
+        def start(self):
+            worker = super().start()
+            starts.append(worker.process.pid)
+            return worker
+
+    first = _failing_spec(tmp_path)
+    second = dataclasses.replace(first, out_dir=str(tmp_path / "out" / "second"))
+    executor = LocalExecutor(1, starter=CountingStarter(start_method("cpu")), expected=expected)
+    try:
+        assert executor.run(first, Reporter()).reply["status"] == "failed"
+        assert len(starts) == expected  # the spare started during the first lab, if wanted
+        if expected == 2:
+            spare = starts[1]
+            assert executor.run(second, Reporter()).reply["status"] == "failed"
+            assert len(starts) == 2  # the second job took the spare: no third start
+            assert _gone(spare)
+    finally:
+        executor.close()
+
+
 def test_the_start_method_follows_the_device(monkeypatch):
     from labrunner.base.errors import UsageError
     from labrunner.execution.worker import can_fork, start_method
