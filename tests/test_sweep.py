@@ -9,7 +9,7 @@ import statistics
 import pytest
 
 from labrunner.base.errors import UsageError
-from labrunner.records.results import Claim, Exercise, LabResult
+from labrunner.records.results import Claim, Exercise, LabResult, RunFileError
 from labrunner.records.sweep import SweepSummary, summarize_sweep
 from labrunner.settings.config import load_run_config, parse_seeds
 
@@ -117,3 +117,25 @@ def test_a_sweep_runs_each_seed_and_the_report_shows_them(cli, workdir):
     # a second sweep with one more seed takes the first two from the cache
     status, _out, err = cli("run", "counter", "--profile", "smoke", "--seeds", "0-2", "--jobs", "2")
     assert status == 0 and err.count("reused cached result") == 2, err
+
+
+def test_sweep_json_is_written_and_read_through_its_model(tmp_path):
+    summary = summarize_sweep("demo", [_result(0, 1.0, True), _result(1, 2.0, False)])
+    summary.save(tmp_path / "sweep.json")
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    assert (
+        data["schema"] == 1 and data["seeds"] == [0, 1] and data["status"] == {"0": "passed", "1": "passed"}
+    )
+    data["schema"] = 2
+    (tmp_path / "sweep.json").write_text(json.dumps(data))
+    with pytest.raises(
+        RunFileError, match=r"sweep.json: schema: expected version 1, got 2 \(written by a newer"
+    ):
+        SweepSummary.load(tmp_path / "sweep.json")
+    # a bad summary is refused where it is made, not when it is read back
+    with pytest.raises(ValueError, match="a seed must be an integer >= 0"):
+        SweepSummary(lab="demo", seeds=[0, -1], status={})
+    with pytest.raises(ValueError, match="is not a status"):
+        SweepSummary(lab="demo", seeds=[0], status={"0": "fine"})
+    with pytest.raises(ValueError, match="invalid lab name"):
+        SweepSummary(lab="../demo", seeds=[0], status={})

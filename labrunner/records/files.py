@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from ..base.hashing import sha256_file
+from .jsonfiles import RunFileError, write_atomic
 
 CHUNK = 1 << 20
 #: A folder's manifest: the sha256 of each of its other files (``sha256sum -c`` format).
@@ -124,8 +125,6 @@ def tree_files(root: Path, *, skip: frozenset[str] = frozenset()) -> dict[str, P
 def write_manifest(root: Path, name: str) -> dict[str, str]:
     """Write ``root/name``: the sha256 of every other file below ``root``, in
     ``sha256sum`` format (``cd root && sha256sum -c name`` checks it); returns the digests."""
-    from .jsonfiles import write_atomic
-
     digests = {
         rel: sha256_file(path) for rel, path in sorted(tree_files(root, skip=frozenset({name})).items())
     }
@@ -199,3 +198,18 @@ def discard_tree(path: Path) -> None:
     except OSError:
         return
     remove_tree(trash)
+
+
+def inside_folder(run_dir: Path, rel: str) -> Path:
+    """``run_dir / rel``, refused when it or a folder on the way from the run folder is a
+    symbolic link, or when it resolves outside the run folder."""
+    path = Path(run_dir)
+    for part in Path(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            raise RunFileError(f"{path}: a symbolic link; a run folder holds its own files only")
+    root = Path(os.path.realpath(run_dir))
+    resolved = Path(os.path.realpath(path))
+    if root not in resolved.parents:
+        raise RunFileError(f"{path}: resolves outside the run folder")
+    return path

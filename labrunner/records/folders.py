@@ -15,11 +15,11 @@ import shutil
 from pathlib import Path
 
 from ..base.errors import UsageError
-from .files import copy_tree
+from .files import copy_tree, inside_folder
 from .jsonfiles import check_lab_name, write_atomic
 from .parts import FigureRecord
 from .results import LabResult
-from .runfolder import LabEntry, RunInfo, inside_folder
+from .runinfo import LabEntry, RunInfo
 from .sweep import SEEDS_DIR, SWEEP_FILE, load_sweep, seed_dir
 
 

@@ -25,16 +25,19 @@ from typing import Any
 from .jsonfiles import (
     RunFileError,
     check_lab_name,
-    check_schema,
     field_of,
     json_object,
+    jsonable,
     load_record,
     short,
+    where_of,
     write_json,
 )
 from .results import STATUSES, LabResult
 
 SWEEP_FILE = "sweep.json"
+#: The version of sweep.json this labrunner writes and reads (its own, not result.json's).
+SWEEP_SCHEMA = 1
 SEEDS_DIR = "seeds"
 
 
@@ -87,8 +90,17 @@ class SweepSummary:
     metrics: dict[str, MetricSpread] = field(default_factory=dict)
     exercises: list[ExerciseSweep] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        check_lab_name(self.lab, "lab")
+        for seed in self.seeds:
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                raise ValueError(f"sweep of {self.lab}: a seed must be an integer >= 0, not {short(seed)}")
+        for seed, value in self.status.items():
+            if value not in STATUSES:
+                raise ValueError(f"sweep of {self.lab}: seed {seed}'s status {short(value)} is not a status")
+
     def to_json(self) -> dict[str, Any]:
-        return {"schema": 1, **asdict(self)}
+        return jsonable({"schema": SWEEP_SCHEMA, **asdict(self)})
 
     def save(self, path: Path) -> None:
         write_json(path, self.to_json())
@@ -99,7 +111,12 @@ class SweepSummary:
         seeds, each seed's status, numbers, claim counts); raises RunFileError naming the
         first field that is wrong."""
         d = json_object(data, where)
-        check_schema(d, where)
+        version = field_of(d, "schema", where, int)
+        if version != SWEEP_SCHEMA:
+            newer = " (written by a newer labrunner; upgrade labrunner)" if version > SWEEP_SCHEMA else ""
+            raise RunFileError(
+                f"{where_of(where, 'schema')}: expected version {SWEEP_SCHEMA}, got {version}{newer}"
+            )
         seeds = field_of(d, "seeds", where, list)
         for i, seed in enumerate(seeds):
             if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
