@@ -10,7 +10,8 @@ import labrunner
 
 from . import text
 from .bptt import q2_1_detach_or_not
-from .embeddings import q2_3_embedding_distance, q2_5_distance_under_each_training
+from .distances import q2_5_distance_under_each_training
+from .embeddings import q2_3_embedding_distance
 from .forcing import q2_4_teacher_forcing
 from .sampling import q2_2_sampling
 from .session import prepare

@@ -268,10 +268,19 @@ def test_claim_names_cover_every_referenced_claim():
     # on the branch that reads it)
     import inspect
 
-    from labrunner.labs.rnn_lm import bptt, embeddings, forcing, sampling, session, text, trained_model
+    from labrunner.labs.rnn_lm import (
+        bptt,
+        distances,
+        embeddings,
+        forcing,
+        sampling,
+        session,
+        text,
+        trained_model,
+    )
 
     source = "".join(
-        inspect.getsource(m) for m in (bptt, embeddings, forcing, sampling, session, trained_model)
+        inspect.getsource(m) for m in (bptt, distances, embeddings, forcing, sampling, session, trained_model)
     )
     templates = "".join(v for v in vars(text).values() if isinstance(v, str))
     for name in set(re.findall(r"claims\.(\w+)", templates)):

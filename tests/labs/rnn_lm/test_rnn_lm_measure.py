@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 from labrunner.labs.rnn_lm.bptt import DetachOrNot, Window, memory_line
-from labrunner.labs.rnn_lm.embeddings import SMALLEST_CLOSENESS, DistanceUnderTraining, EmbeddingDistance
+from labrunner.labs.rnn_lm.distances import DistanceUnderTraining
+from labrunner.labs.rnn_lm.embeddings import SMALLEST_CLOSENESS, EmbeddingDistance
 from labrunner.labs.rnn_lm.forcing import TeacherForcing
 from labrunner.labs.rnn_lm.sampling import Sampling
 from labrunner.labs.rnn_lm.trained_model import TrainedModel
