@@ -50,8 +50,8 @@ def smoke_run(adversarial_cache, tmp_path_factory) -> SmokeRun:
 
     def keep(self, template: str, **values: Any) -> str:
         text = original(self, template, **values)
-        shown = {"cfg": self._ctx.config, **values}  # as the recorder passes it
-        answers.append(Rendered(self.exercise.title, template, shown, dict(self._ctx.claims), text))
+        shown = {"cfg": self._lab.config, **values}  # as the recorder passes it
+        answers.append(Rendered(self.exercise.title, template, shown, dict(self._lab.claims), text))
         return text
 
     with pytest.MonkeyPatch.context() as mp:

@@ -43,7 +43,7 @@ def smoke(tmp_path_factory):
 
     def capture(original):
         def wrapper(self, template, **values):
-            captured.append((template, {"cfg": self._ctx.config, **values}, dict(self._ctx.claims)))
+            captured.append((template, {"cfg": self._lab.config, **values}, dict(self._lab.claims)))
             return original(self, template, **values)
 
         return wrapper
