@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from runfolders import make_run, png_bytes
@@ -142,6 +143,23 @@ def test_run_info_round_trip_keeps_keys_it_does_not_know(tmp_path):
     again = json.loads((tmp_path / "run.json").read_text())
     assert again["executor"] == {"name": "local", "jobs": 2} and again["schema"] == SCHEMA_VERSION
     assert RunInfo.load(tmp_path / "run.json") == info
+
+
+def test_a_bad_run_json_is_refused_where_it_is_written(tmp_path):
+    info = RunInfo(status="running", settings={"labs": ["lab0"], "seed": 0})
+    info.labs.append(LabEntry(lab="lab0", status="passed"))
+    info.save(tmp_path / "run.json")
+    assert RunInfo.load(tmp_path / "run.json") == info
+    for change, message in (
+        (lambda i: setattr(i, "status", "done"), "status: expected one of running"),
+        (lambda i: i.settings.update(seed=-1), "settings.seed: expected a seed >= 0"),
+        (lambda i: i.labs.append(LabEntry(lab="../x", status="passed")), "labs[1].lab: invalid lab name"),
+    ):
+        bad = RunInfo.load(tmp_path / "run.json")
+        change(bad)
+        with pytest.raises(RunFileError, match=re.escape(message)):
+            bad.save(tmp_path / "run.json")
+        assert RunInfo.load(tmp_path / "run.json") == info  # the file is left as it was
 
 
 def test_summary_splits_points_by_fidelity(tmp_path):

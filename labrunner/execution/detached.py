@@ -66,7 +66,7 @@ def submit_detached(state: RunState, executor: Executor, tasks: list[tuple[Lab, 
         raise
     finally:  # what was submitted is recorded, even when a later submission failed
         jobs = JobsFile(jobs=submitted, seeds=list(settings.seeds))
-        state.book.run_info.update(jobs.to_json())
+        state.book.run_info.extra.update(jobs.to_json())
         jobs.save(run_dir)
 
 
@@ -102,10 +102,9 @@ def collect_jobs(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
 
 
 def _collect(run_dir: Path, info: RunInfo, jobs: list[JobRecord]) -> tuple[list[dict[str, Any]], str]:
-    run_info = info.to_json()
-    seeds = [int(s) for s in run_info.get("seeds") or [info.settings.get("seed", 0)]]
+    seeds = [int(s) for s in info.extra.get("seeds") or [info.settings.get("seed", 0)]]
     labs = list(info.selected)
-    book = RunBook(run_dir, run_info, labs, seeds, len(seeds) > 1)
+    book = RunBook(run_dir, info, labs, seeds, len(seeds) > 1)
     states = {id(job): _job_state(run_dir, job) for job in jobs}
 
     def ended(job: JobRecord) -> bool:
@@ -131,10 +130,10 @@ def _collect(run_dir: Path, info: RunInfo, jobs: list[JobRecord]) -> tuple[list[
                         book.done[lab][seed] = LabResult.load(path)
                 book.list_lab(lab)
     if all(ended(job) for job in jobs):
-        run_info["status"] = "finished"
-        run_info["finished"] = now_iso()
+        info.status = "finished"
+        info.finished = now_iso()
     book.save()
-    return [{**job.to_json(), "state": states[id(job)]} for job in jobs], run_info["status"]
+    return [{**job.to_json(), "state": states[id(job)]} for job in jobs], info.status
 
 
 def _ended_states() -> frozenset[str]:

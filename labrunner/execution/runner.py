@@ -31,6 +31,7 @@ from ..base.version import __version__
 from ..records.cache import ResultCache
 from ..records.folders import RunLock, complete_run, new_run_dir
 from ..records.results import LabError, LabResult, write_atomic
+from ..records.runinfo import RunInfo
 from ..settings.config import RunSettings
 from ..settings.labconfig import config_as_dict
 from ..settings.plugins import Plugins
@@ -84,16 +85,14 @@ def execute(
 def _execute(
     settings: RunSettings, plugins: Plugins, reporter: Reporter, cache: ResultCache, run_dir: Path
 ) -> tuple[Path, list[LabResult], bool]:
-    run_info: dict[str, Any] = {
-        "labrunner": __version__,
-        "status": "running",
-        "started": now_iso(),
-        "finished": None,
-        "settings": settings.as_dict(),
-        "environment": environment(settings.device, settings.threads),
-        "labs": [],
-        "config": {name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
-    }
+    run_info = RunInfo(
+        labrunner=__version__,
+        status="running",
+        started=now_iso(),
+        settings=settings.as_dict(),
+        environment=environment(settings.device, settings.threads),
+        config={name: config_as_dict(cfg) for name, cfg in settings.configs.items()},
+    )
     labs_bar = reporter.bar("labs", total=len(settings.labs))
     labs = {lab.name: lab for lab in settings.labs}
 
@@ -118,10 +117,10 @@ def _execute(
         labs_bar.close()
         cache.close()
         cut_short = interrupted or not ended
-        run_info["status"] = "interrupted" if cut_short else "finished"
-        if settings.detach and run_info.get("jobs") and not cut_short:
-            run_info["status"] = "submitted"
-        run_info["finished"] = None if run_info["status"] == "submitted" else now_iso()
+        run_info.status = "interrupted" if cut_short else "finished"
+        if settings.detach and run_info.extra.get("jobs") and not cut_short:
+            run_info.status = "submitted"
+        run_info.finished = None if run_info.status == "submitted" else now_iso()
         book.save()
     interrupted = _complete(state) or interrupted
     results = book.results()

@@ -16,18 +16,13 @@ from ..authoring.labfiles import cache_key, source_hash
 from ..base.progress import Reporter
 from ..records.cache import ResultCache
 from ..records.results import LabResult
-from ..records.runfolder import RunInfo
+from ..records.runinfo import LabEntry, RunInfo
 from ..records.sweep import worst_status
 from ..settings.config import RunSettings
 from ..settings.labconfig import config_as_dict
 from ..settings.plugins import Plugins
 from .labjob import LabJob
 from .labrun import changed_settings
-
-
-def save_run_info(run_dir: Path, run_info: dict[str, Any]) -> None:
-    """Write run.json through its typed model (checked as every reader checks it)."""
-    RunInfo.from_json(run_info).save(run_dir / "run.json")
 
 
 class RunBook:
@@ -39,7 +34,7 @@ class RunBook:
     def __init__(
         self,
         run_dir: Path,
-        run_info: dict[str, Any],
+        run_info: RunInfo,
         labs: list[str],
         seeds: list[int],
         sweep: bool,
@@ -53,11 +48,11 @@ class RunBook:
         self.on_listed = on_listed
         self.lock = threading.RLock()
         self.done: dict[str, dict[int, LabResult]] = {name: {} for name in labs}
-        self.listed = {entry["lab"] for entry in run_info["labs"]}
+        self.listed = {entry.lab for entry in run_info.labs}
 
     def save(self) -> None:
         with self.lock:
-            save_run_info(self.run_dir, self.run_info)
+            self.run_info.save(self.run_dir / "run.json")
 
     def out_dir(self, lab: str, seed: int) -> Path:
         """The folder of ``lab``'s job with ``seed``: the lab's folder, or in a sweep its seed's."""
@@ -83,13 +78,13 @@ class RunBook:
             results = [self.done[lab][s] for s in self.seeds if s in self.done[lab]]
             if self.sweep:
                 _gather_sweep(self.run_dir / lab, lab, results)
-            self.run_info["labs"].append(
-                {
-                    "lab": lab,
-                    "status": worst_status([r.status for r in results]),
-                    "duration_s": round(sum(r.duration_s for r in results), 3),
-                    "cached": all(r.cached for r in results),
-                }
+            self.run_info.labs.append(
+                LabEntry(
+                    lab=lab,
+                    status=worst_status([r.status for r in results]),
+                    duration_s=round(sum(r.duration_s for r in results), 3),
+                    cached=all(r.cached for r in results),
+                )
             )
             self.save()
             self.on_listed(lab, results[0])
@@ -105,7 +100,7 @@ class RunBook:
 
     def complete_environment(self, facts: dict[str, Any]) -> None:
         """Fill run.json's torch facts from the first worker that reports them."""
-        env = self.run_info["environment"]
+        env = self.run_info.environment
         for name in ("torch_threads", "gpu"):
             if env.get(name) is None and facts.get(name) is not None:
                 env[name] = facts[name]

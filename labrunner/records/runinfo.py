@@ -154,7 +154,11 @@ class RunInfo:
         )
 
     def save(self, path: Path) -> None:
-        write_json(path, self.to_json())
+        """Write run.json, refused (a RunFileError naming the field) unless every reader
+        would accept it."""
+        data = self.to_json()
+        RunInfo.from_json(data)
+        write_json(path, data)
 
     @classmethod
     def load(cls, path: Path) -> RunInfo:
