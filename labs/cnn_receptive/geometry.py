@@ -245,7 +245,11 @@ def window_axis(
     r_out = r + d (k - 1) j and start_out = start + (d (k - 1) / 2 - p_l) j."""
     size = output_size(a.size, kernel, stride, pad_lo, pad_hi, dilation, ceil_mode)
     used = None
-    if a.used is not None:
+    if a.used is not None and kernel == 1 and pad_lo == 0 and (size - 1) * stride < a.size:
+        # One tap per unit, always inside the image (most of them: 1x1 convolutions): unit i
+        # depends on what input unit i s depends on.
+        used = expand_used(a)[: (size - 1) * stride + 1 : stride]
+    elif a.used is not None:
         # The taps of unit i are input units i s - p_l + t d; those outside 0..n-1 are padding.
         taps = np.arange(size)[:, None] * stride - pad_lo + np.arange(kernel)[None, :] * dilation
         real = (taps >= 0) & (taps < a.size)

@@ -52,10 +52,9 @@ class _Tracer(fx.Tracer):
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
         self._names: dict[int, str] = {}
         if isinstance(root, nn.Module):
-            # buffers first, so that a parameter's name wins (fx looks parameters up first)
-            for name, tensor in [*root.named_buffers(), *root.named_parameters()]:
-                self._names[id(tensor)] = name
-            self._parameters = {id(p) for p in root.parameters()}
+            buffers, parameters = _tensor_names(root)
+            self._names = {**buffers, **parameters}  # a parameter's name wins (fx looks them up first)
+            self._parameters = set(parameters)
         return super().trace(root, concrete_args)
 
     def _name_of(self, value: torch.Tensor) -> str | None:
@@ -103,6 +102,21 @@ class _Tracer(fx.Tracer):
         return super().create_arg(a)
 
 
+def _tensor_names(root: nn.Module) -> tuple[dict[int, str], dict[int, str]]:
+    """(buffers, parameters) of ``root``, each ``id(tensor) -> name`` with the names
+    ``named_buffers()`` and ``named_parameters()`` give (a tensor shared by several modules
+    under its first name), from one walk of the module tree instead of three."""
+    buffers: dict[int, str] = {}
+    parameters: dict[int, str] = {}
+    for prefix, module in root.named_modules():
+        dot = f"{prefix}." if prefix else ""
+        for table, found in ((module._buffers, buffers), (module._parameters, parameters)):
+            for key, tensor in table.items():
+                if tensor is not None and id(tensor) not in found:
+                    found[id(tensor)] = dot + key
+    return buffers, parameters
+
+
 def trace_for_calculator(model: nn.Module | Sequence[nn.Module]) -> tuple[nn.Module, fx.Graph]:
     """The module and its ``torch.fx`` graph, as :func:`trace` gives them but without building
     a ``GraphModule``: the calculator interprets the graph node by node, and building the
@@ -124,13 +138,18 @@ def first_module(root: nn.Module, graph: fx.Graph, types: tuple[type, ...]) -> n
     if isinstance(root, fx.GraphModule):
         return next((m for m in root.modules() if isinstance(m, types)), None)
     tree: dict[str, list[Any]] = {}  # name -> [the module, or None for a container fx adds; children]
+    containers: dict[str, Any] = {}  # dotted path -> the module there (nodes share their parents)
     for node in graph.nodes:
         if node.op not in ("call_module", "get_attr"):
             continue
         *prefix, last = str(node.target).split(".")
-        source, children = root, tree
+        source, children, path = root, tree, ""
         for item in prefix:
-            source = getattr(source, item)
+            path = f"{path}.{item}" if path else item
+            parent = source
+            source = containers.get(path)
+            if source is None:
+                source = containers[path] = getattr(parent, item)
             entry = children.setdefault(item, [None, {}])
             if entry[0] is source:
                 break  # a parent is in the tree already, and with it this target
@@ -263,7 +282,7 @@ def on_meta_device(root: nn.Module, fn: Callable[[], T]) -> T:
     """``fn()`` with every parameter and buffer of ``root`` swapped for an empty tensor on the
     meta device (no copy: the model is left as it was). A model built on the meta device (as
     the survey builds them) runs as it is."""
-    if all(t.is_meta for t in root.parameters()) and all(t.is_meta for t in root.buffers()):
+    if _all_on_meta(root):
         return fn()
 
     class Runner(nn.Module):
@@ -278,6 +297,17 @@ def on_meta_device(root: nn.Module, fn: Callable[[], T]) -> T:
     tensors = [*runner.named_parameters(), *runner.named_buffers()]
     state = {name: torch.empty_like(t, device="meta") for name, t in tensors}
     return torch.func.functional_call(runner, state, ())
+
+
+def _all_on_meta(root: nn.Module) -> bool:
+    """Whether every parameter and buffer of ``root`` is on the meta device (one walk of the
+    module tree, not one for the parameters and one for the buffers)."""
+    return all(
+        tensor is None or tensor.is_meta
+        for module in root.modules()
+        for table in (module._parameters, module._buffers)
+        for tensor in table.values()
+    )
 
 
 def _cheap_meta(interp: fx.Interpreter, n: fx.Node, modules: Submodules | None = None) -> Any:
