@@ -88,12 +88,9 @@ class AttentionLab(labrunner.Lab):
     }
 
     def run(self, ctx: labrunner.LabContext) -> None:
-        from . import experiment
+        from .experiment import run_experiment
 
-        experiment.describe_setup(ctx)
-        experiment.show_self_attention_is_permutation_equivariant(ctx)  # Q1: P S(X) = S(PX)
-        experiment.construct_permutation_invariant_readout(ctx)  # Q2: G(PX) = G(X)
-        experiment.implement_position_wise_ffn_three_ways(ctx)  # Q3: Linear, Conv1d, torch.func
+        run_experiment(ctx)
 
 
 @labrunner.hookimpl

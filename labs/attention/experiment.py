@@ -14,6 +14,14 @@ from . import equivariance, ffn_exercise, readout, text
 from .shared import Setup
 
 
+def run_experiment(ctx: Any) -> None:
+    """The lab: the note on the random cases, then the three exercises."""
+    describe_setup(ctx)
+    show_self_attention_is_permutation_equivariant(ctx)  # Q1: P S(X) = S(PX)
+    construct_permutation_invariant_readout(ctx)  # Q2: G(PX) = G(X)
+    implement_position_wise_ffn_three_ways(ctx)  # Q3: Linear, Conv1d, torch.func
+
+
 def setup_of(ctx: Any) -> Setup:
     """The random cases of Exercises 1 and 2, from the lab's config and the run's seed."""
     cfg = ctx.config
