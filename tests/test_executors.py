@@ -144,6 +144,40 @@ def _measured(result: LabResult) -> list:
     ]
 
 
+def test_a_local_cpu_run_plans_its_labs_at_a_time_unless_told(workdir):
+    from labrunner.api import prepare
+
+    plugins = load_plugins([TEST_PLUGINS])
+    _, settings = prepare("counter", device="cpu", plugins=plugins, writes=False)
+    assert settings.jobs is None  # auto: labs at a time and threads from the free cores
+    _, settings = prepare("counter", device="cpu", jobs=1, plugins=plugins, writes=False)
+    assert settings.jobs == 1
+    _, settings = prepare("counter", device="cpu", isolation="none", plugins=plugins, writes=False)
+    assert settings.jobs == 1  # one lab in this process
+
+
+def test_labs_in_parallel_start_the_longest_first():
+    from labrunner.execution.runner import longest_first
+
+    class Lab:
+        def __init__(self, name: str, expected_s: dict[str, float] | None = None) -> None:
+            self.name = name
+            if expected_s is not None:
+                self.expected_s = expected_s
+
+    short, undeclared, long, other = (
+        Lab("short", {"quick": 3}),
+        Lab("x"),
+        Lab("long", {"quick": 40}),
+        Lab("y", {}),
+    )
+    tasks = [(short, 0), (undeclared, 0), (long, 0), (long, 1), (other, 0)]
+    order = [(lab.name, seed) for lab, seed in longest_first(tasks, "quick")]
+    assert order == [("long", 0), ("long", 1), ("short", 0), ("x", 0), ("y", 0)]
+    # a profile the labs declare nothing for keeps the run's order
+    assert longest_first(tasks, "smoke") == tasks
+
+
 @pytest.mark.slow
 def test_two_labs_in_parallel_give_the_same_results_as_in_sequence(cli, workdir):
     labs = ("counter", "failing")
@@ -160,6 +194,7 @@ def test_two_labs_in_parallel_give_the_same_results_as_in_sequence(cli, workdir)
         assert not parallel[lab].cached
     run = json.loads((workdir / "par" / "latest" / "run.json").read_text())
     assert run["status"] == "finished" and run["settings"]["jobs"] == 2
+    assert [entry["lab"] for entry in run["labs"][: len(labs)]] == list(labs)  # in order, however they ended
     # the cache still works: a cached lab is not run again
     status, _out, err = cli("run", *labs, "--profile", "smoke", "--jobs", "2", "--out", "again")
     assert status == 1 and err.count("reused cached result") == 2, err

@@ -48,6 +48,9 @@ class Lab:
       title in the report, e.g. ``"Problem 1"``.
     - ``order`` (optional): the report's sort key (a number; smaller comes first, labs
       without one follow in run order). A config file's ``report: {order: [...]}`` wins.
+    - ``expected_s`` (optional): about how many seconds the lab takes per profile,
+      ``{"quick": 40}``; labs running in parallel start the longest first, so that a long
+      lab does not start last and run alone. Labs without it start after, in run order.
     """
 
     name: ClassVar[str] = ""
@@ -58,6 +61,7 @@ class Lab:
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
     part: ClassVar[str] = ""
     order: ClassVar[float | None] = None
+    expected_s: ClassVar[dict[str, float]] = {}
 
     def run(self, ctx: LabContext) -> None:
         """Run the lab, recording its exercises through ``ctx``."""

@@ -247,10 +247,19 @@ def run_jobs(state: RunState) -> bool:
             )
         if slots <= 1:
             return _one_at_a_time(state, executor, tasks, devices, threads)
-        return _in_threads(state, executor, tasks, devices, threads)
+        return _in_threads(state, executor, longest_first(tasks, settings.profile), devices, threads)
     finally:
         executor.close()
         state.book.list_all()  # labs cut short by Ctrl-C: listed with the seeds that ended
+
+
+def longest_first(tasks: list[tuple[Lab, int]], profile: str) -> list[tuple[Lab, int]]:
+    """``tasks`` with the labs expected to take longest first (``Lab.expected_s`` of the
+    profile), the others after them in their order: with several slots, a long lab started
+    last would run alone at the end. run.json and the report keep the labs' order."""
+    return sorted(
+        tasks, key=lambda task: -float((getattr(task[0], "expected_s", None) or {}).get(profile, 0))
+    )
 
 
 def _one_at_a_time(

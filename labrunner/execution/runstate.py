@@ -93,6 +93,9 @@ class RunBook:
         """List every lab that has an ended job (labs cut short by Ctrl-C included)."""
         for lab in self.labs:
             self.list_lab(lab)
+        with self.lock:  # listed as they ended; kept in the labs' order
+            order = {name: index for index, name in enumerate(self.labs)}
+            self.run_info.labs.sort(key=lambda entry: order.get(entry.lab, len(order)))
 
     def results(self) -> list[LabResult]:
         """Every job's result, in the order of the labs, then of the seeds."""

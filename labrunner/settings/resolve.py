@@ -86,6 +86,8 @@ def resolve_settings(
     seeds = resolve_seeds(options.seed, options.seeds, file_cfg)
     executor, jobs, executor_options = resolve_executor(options, file_cfg, executors)
     isolation = options.isolation or "process"
+    if options.jobs is None and executor == "local" and isolation == "process" and device == "cpu":
+        jobs = None  # auto: as many labs at a time as the free cores allow, one thread each when idle
     check_isolation(isolation, options.lab_timeout, executor, jobs, seeds, options.detach)
     deterministic = options.deterministic if options.deterministic is not None else file_cfg.deterministic
     return RunSettings(

@@ -66,6 +66,7 @@ class AdversarialLab(labrunner.Lab):
     title = "Problem 1, Exercises 2–3: AlexNet and adversarial examples"
     part = "Problem 1"
     order = 2  # after cnn_receptive (Problem 1, Exercise 1: order 1), before rnn_lm (Problem 2: 20)
+    expected_s = {"quick": 26}  # about the seconds of a run: labs in parallel start the longest first
     version = "2"
     description = (
         "AlexNet written out, top-5 classification, targeted adversarial examples vs FGSM, PGD and EAD"

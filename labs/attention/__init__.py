@@ -63,6 +63,7 @@ class AttentionLab(labrunner.Lab):
     title = "Problem 3: self-attention and the position-wise FFN"
     part = "Problem 3"
     order = 30
+    expected_s = {"quick": 3}  # about the seconds of a run: labs in parallel start the longest first
     version = "2"
     description = (
         "Self-attention is permutation equivariant (proved, measured), invariant pooling, FFN three ways"

@@ -40,6 +40,7 @@ class ReceptiveFieldLab(labrunner.Lab):
     title = "Problem 1, Exercise 1: receptive fields"
     part = "Problem 1"
     order = 1
+    expected_s = {"quick": 11}  # about the seconds of a run: labs in parallel start the longest first
     version = "2"
     description = "Receptive fields (n, j, r, start, centre box) of any CNN, checked against gradients"
     Config = ReceptiveConfig

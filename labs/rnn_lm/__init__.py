@@ -100,6 +100,7 @@ class RnnLmLab(labrunner.Lab):
     title = "Problem 2: an LSTM language model"
     part = "Problem 2"
     order = 20
+    expected_s = {"quick": 41}  # about the seconds of a run: labs in parallel start the longest first
     version = "2"
     description = "Word-level LSTM LM: truncated BPTT, sampling, embedding distances, teacher forcing"
     Config = RnnLmConfig
