@@ -210,3 +210,12 @@ def test_a_graded_zip_is_read_back_from_its_state_and_a_bad_state_is_graded_agai
     state.write_text(json.dumps(data))
     third = grade([tmp_path / "subs"], GradeOptions(out=out))
     assert third.reused == 0 and third.records == first.records  # graded again from the zip
+
+
+def test_two_copies_of_one_zip_each_have_their_own_work_folder(tmp_path):
+    first = _zip(tmp_path, "ada", author="ada")
+    (tmp_path / "subs" / "ada-again.zip").write_bytes(first.read_bytes())
+    records = grade([tmp_path / "subs"], GradeOptions(out=tmp_path / "grading", jobs=2)).records
+    assert [r.status for r in records] == ["flagged", "flagged"]  # two submissions for ada
+    assert records[0].zip_sha256 == records[1].zip_sha256
+    assert len({r.folder for r in records}) == 2  # re-executions of the two never share a folder

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -66,7 +67,7 @@ def read_submission(zip_path: Path, work: Path) -> Submission:
     except BundleError as exc:
         return found.invalid(f"the zip does not verify: {exc}")
     try:
-        root = _extract(zip_path, work / digest[:16])
+        root = _extract(zip_path, work / _work_folder(zip_path, digest))
         from ..records.runfolder import load_run
 
         run = load_run(root / "submitted")
@@ -93,6 +94,14 @@ def read_submission(zip_path: Path, work: Path) -> Submission:
         settings={k: run.settings.get(k) for k in ("profile", "seed", "device", "deterministic")},
     )
     return found if labs else found.invalid("the zip holds no lab result")
+
+
+def _work_folder(zip_path: Path, digest: str) -> str:
+    """The folder a submission is extracted and re-executed in: its digest and where the zip
+    is, so that two copies of one zip in a batch never share one (their re-executions run at
+    the same time)."""
+    where = hashlib.sha256(str(zip_path.resolve()).encode()).hexdigest()[:8]
+    return f"{digest[:16]}-{where}"
 
 
 def _code_of(root: Path) -> tuple[dict[str, Any], list[str]]:
