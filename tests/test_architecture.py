@@ -262,3 +262,59 @@ def test_docs_architecture_lists_the_layers_the_test_enforces():
     rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", text, flags=re.M)
     documented = tuple((name, tuple(re.findall(r"`([\w.]+)`", cells))) for name, cells in rows)
     assert documented == LAYERS
+
+
+# --------------------------------------------------------------------------- sizes
+
+#: The most lines a module of labrunner/ or labs/ may have, and a function (with its
+#: docstring and decorators' body lines, from ``def`` to its last line).
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+LABS = PACKAGE.parent / "labs"
+
+
+def oversized(
+    roots: list[Path], max_module: int = MAX_MODULE_LINES, max_function: int = MAX_FUNCTION_LINES
+) -> list[str]:
+    """Every module over ``max_module`` lines and every function (or method) over
+    ``max_function`` lines under ``roots``, one line each, longest first."""
+    found: list[tuple[int, str]] = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            where = path.relative_to(root.parent)
+            lines = len(text.splitlines())
+            if lines > max_module:
+                found.append((lines, f"{where}: module of {lines} lines (> {max_module})"))
+            for node in ast.walk(ast.parse(text, str(path))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    length = node.end_lineno - node.lineno + 1
+                    if length > max_function:
+                        found.append(
+                            (
+                                length,
+                                f"{where}:{node.lineno}: {node.name} has {length} lines (> {max_function})",
+                            )
+                        )
+    return [line for _n, line in sorted(found, key=lambda item: -item[0])]
+
+
+def test_no_module_over_500_lines_and_no_function_over_80_in_labrunner_or_labs():
+    assert oversized([PACKAGE, LABS]) == []
+
+
+def test_the_size_check_names_each_offender(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(6))
+    write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/long.py": "def short():\n    return 1\n\n\ndef long():\n" + body + "\n",
+            "pkg/big.py": "\n".join(f"y{i} = {i}" for i in range(12)) + "\n",
+        },
+    )
+    assert oversized([tmp_path / "pkg"], max_module=11, max_function=5) == [
+        "pkg/big.py: module of 12 lines (> 11)",
+        "pkg/long.py:5: long has 7 lines (> 5)",
+    ]
