@@ -25,9 +25,7 @@ from .networks import (
     PUBLISHED_RF,
     assignment_network,
     build_model,
-    classification_models,
     load_grace_hopper,
-    verification_size,
 )
 from .receptive import (
     LayerField,
@@ -35,7 +33,6 @@ from .receptive import (
     fraction_fully_inside,
     receptive_fields,
     spatial_layers,
-    unsupported,
 )
 from .tables import box_1based, field_rows, pair
 from .verify import (
@@ -44,6 +41,7 @@ from .verify import (
     naive_measurements,
     relu_dead_fraction,
 )
+from .zoo import check_model, survey_all_models
 
 # --------------------------------------------------------------------------- the lab
 
@@ -132,6 +130,47 @@ def receptive_field_of_each_layer(
     return table
 
 
+def _record_alexnet_boxes(ex: Any, final: LayerField, size: int) -> tuple[Any, Any, int, float]:
+    """Exercise 2's claims on the last layer's boxes: clipped by the padding at the centre and
+    at the border, what a border unit sees, and the units wholly inside the image. Returns
+    (centre box, border box, units, share of units wholly inside)."""
+    centre, border = final.centre_box_clipped, final.border_box_clipped
+    ex.claim(
+        "alexnet_centre_box_clipped",
+        final.centre_box != centre,
+        statement="The box of the last layer's centre unit reaches into the zero padding.",
+        evidence=f"box {box_1based(final.centre_box)}, of which {box_1based(centre)} is image",
+        baseline=f"the image, pixels 1..{size}",
+    )
+    ex.claim(
+        "alexnet_border_box_clipped",
+        final.unit_box((0,) * len(final.size)) != border,
+        statement="The box of the last layer's corner unit reaches into the zero padding.",
+        evidence=f"box {box_1based(final.unit_box((0, 0)))}, of which {box_1based(border)} is image",
+        baseline=f"the image, pixels 1..{size}",
+    )
+    ex.claim(
+        "alexnet_border_sees_less",
+        _span(border) < _span(centre),
+        statement="A unit at the border of the last layer's map sees fewer image pixels than the centre unit.",
+        evidence=f"corner unit: {_span(border)} pixels per axis; centre unit: {_span(centre)}",
+        baseline="the centre unit of the same layer (exact)",
+    )
+    units = final.size[0] * final.size[1]
+    inside = fraction_fully_inside(final)
+    ex.metric("alexnet_centre_unit_image_share", _span(centre) / size)
+    ex.metric("alexnet_border_unit_image_share", _span(border) / size)
+    ex.metric("alexnet_units_fully_inside_share", inside)
+    ex.claim(
+        "alexnet_some_units_wholly_inside",
+        round(inside * units) > 0,
+        statement="Some units of the last layer have their whole box inside the image.",
+        evidence=f"{round(inside * units)} of the {units} units",
+        baseline="the image's pixels 1..{size} (exact geometry)".replace("{size}", str(size)),
+    )
+    return centre, border, units, inside
+
+
 @exercise_function
 def alexnet_table(ctx: LabContext[ReceptiveConfig], alexnet: nn.Module) -> list[LayerField]:
     """Exercise 2; returns AlexNet's table, up to its last feature layer."""
@@ -169,40 +208,7 @@ def alexnet_table(ctx: LabContext[ReceptiveConfig], alexnet: nn.Module) -> list[
             evidence=f"r = {final.rf[0]}",
             baseline=f"the image width, {size} pixels",
         )
-        centre, border = final.centre_box_clipped, final.border_box_clipped
-        ex.claim(
-            "alexnet_centre_box_clipped",
-            final.centre_box != centre,
-            statement="The box of the last layer's centre unit reaches into the zero padding.",
-            evidence=f"box {box_1based(final.centre_box)}, of which {box_1based(centre)} is image",
-            baseline=f"the image, pixels 1..{size}",
-        )
-        ex.claim(
-            "alexnet_border_box_clipped",
-            final.unit_box((0,) * len(final.size)) != border,
-            statement="The box of the last layer's corner unit reaches into the zero padding.",
-            evidence=f"box {box_1based(final.unit_box((0, 0)))}, of which {box_1based(border)} is image",
-            baseline=f"the image, pixels 1..{size}",
-        )
-        ex.claim(
-            "alexnet_border_sees_less",
-            _span(border) < _span(centre),
-            statement="A unit at the border of the last layer's map sees fewer image pixels than the centre unit.",
-            evidence=f"corner unit: {_span(border)} pixels per axis; centre unit: {_span(centre)}",
-            baseline="the centre unit of the same layer (exact)",
-        )
-        units = final.size[0] * final.size[1]
-        inside = fraction_fully_inside(final)
-        ex.metric("alexnet_centre_unit_image_share", _span(centre) / size)
-        ex.metric("alexnet_border_unit_image_share", _span(border) / size)
-        ex.metric("alexnet_units_fully_inside_share", inside)
-        ex.claim(
-            "alexnet_some_units_wholly_inside",
-            round(inside * units) > 0,
-            statement="Some units of the last layer have their whole box inside the image.",
-            evidence=f"{round(inside * units)} of the {units} units",
-            baseline="the image's pixels 1..{size} (exact geometry)".replace("{size}", str(size)),
-        )
+        centre, border, units, inside = _record_alexnet_boxes(ex, final, size)
         # STUDENT ANSWER
         ex.answer(
             text.A2,
@@ -238,6 +244,58 @@ def _box_matches(
     return rows, bad
 
 
+def _record_box_matches(
+    ex: Any, assignment: nn.Module, a_table: list[LayerField], alexnet: nn.Module, x_table: list[LayerField]
+) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]], list[str]]:
+    """Exercise 3's first part: computed vs gradient boxes of both networks, as tables, checks
+    and a claim. Returns (rows, mismatches) of the assignment's network, then AlexNet's."""
+    rows_a, bad_a = _box_matches(assignment, a_table, (ASSIGNMENT_INPUT, ASSIGNMENT_INPUT))
+    rows_x, bad_x = _box_matches(alexnet, x_table, x_table[0].size)
+    for row, label in zip(rows_a, ASSIGNMENT_ANSWER, strict=False):
+        row["layer"] = label
+    ex.table(rows_a, caption="The assignment's network: computed vs gradient (probe) box, 1-based.")
+    ex.table(rows_x, caption="AlexNet: computed vs gradient (probe) box, 1-based.")
+    ex.check_equal("assignment_computed_equals_gradient", bad_a, [], points=2)
+    ex.check_equal("alexnet_computed_equals_gradient", bad_x, [], points=2)
+    ex.metric("layers_verified_ex3", len(rows_a) + len(rows_x))
+    ex.claim(
+        "computed_boxes_match_gradient",
+        not bad_a and not bad_x,
+        statement="Every computed centre box equals the bounding box of the probe's non-zero gradient.",
+        evidence=f"{len(rows_a) + len(rows_x)} layers compared; mismatches: {', '.join(bad_a + bad_x) or 'none'}",
+        baseline="the probe's gradient box, to the pixel",
+    )
+    return rows_a, bad_a, rows_x, bad_x
+
+
+def _record_average_pooling(
+    ex: Any, gen: Any, naive: list[dict[str, Any]], area: int
+) -> tuple[list[int], int]:
+    """Exercise 3's average-pooling part: how much of pool1's field the gradient reaches over
+    random inputs, and whether identity activations make every box whole. Returns (pixels
+    reached per input, inputs with holes)."""
+    coverage = average_pooling_coverage(gen)
+    holes = sum(c < area for c in coverage)
+    ex.metric("avg_pool_inputs_with_holes", holes)
+    ex.claim(
+        "avg_pool_alone_leaves_holes",
+        holes > 0,
+        statement="Average pooling alone does not always give pool1's centre unit a gradient on its whole field.",
+        evidence=f"over {len(coverage)} random inputs the gradient reached {min(coverage)} to {max(coverage)} "
+        f"pixels; fewer than {area} in {holes} of them",
+        baseline=f"the {area} pixels of the computed box",
+    )
+    linear = [r for r in naive if r["variant"].startswith("average pooling, identity")]
+    ex.claim(
+        "avg_pool_identity_exact",
+        all(r["equals computed"] == "yes" for r in linear),
+        statement="With average pooling and identity activations every layer's gradient covers its whole box.",
+        evidence="; ".join(f"{r['layer']}: {r['non-zero pixels']} of {r['box area']}" for r in linear),
+        baseline="the computed boxes",
+    )
+    return coverage, holes
+
+
 @exercise_function
 def verify_and_measure_effective_field(
     ctx: LabContext[ReceptiveConfig],
@@ -248,23 +306,7 @@ def verify_and_measure_effective_field(
 ) -> list[dict[str, Any]]:
     """Exercise 3; returns the statistics of the effective fields (AlexNet first)."""
     with ctx.exercise("3. Empirical verification, and the effective receptive field", question=text.Q3) as ex:
-        rows_a, bad_a = _box_matches(assignment, a_table, (ASSIGNMENT_INPUT, ASSIGNMENT_INPUT))
-        rows_x, bad_x = _box_matches(alexnet, x_table, x_table[0].size)
-        for row, label in zip(rows_a, ASSIGNMENT_ANSWER, strict=False):
-            row["layer"] = label
-        ex.table(rows_a, caption="The assignment's network: computed vs gradient (probe) box, 1-based.")
-        ex.table(rows_x, caption="AlexNet: computed vs gradient (probe) box, 1-based.")
-        ex.check_equal("assignment_computed_equals_gradient", bad_a, [], points=2)
-        ex.check_equal("alexnet_computed_equals_gradient", bad_x, [], points=2)
-        ex.metric("layers_verified_ex3", len(rows_a) + len(rows_x))
-        ex.claim(
-            "computed_boxes_match_gradient",
-            not bad_a and not bad_x,
-            statement="Every computed centre box equals the bounding box of the probe's non-zero gradient.",
-            evidence=f"{len(rows_a) + len(rows_x)} layers compared; mismatches: {', '.join(bad_a + bad_x) or 'none'}",
-            baseline="the probe's gradient box, to the pixel",
-        )
-
+        rows_a, bad_a, rows_x, bad_x = _record_box_matches(ex, assignment, a_table, alexnet, x_table)
         gen = ctx.torch_generator(offset=3)
         naive = naive_measurements(a_table, gen)
         ex.table(naive, caption="Back-propagating from the centre unit of channel 0, one random input.")
@@ -305,25 +347,7 @@ def verify_and_measure_effective_field(
             ),
             baseline="the computed boxes",
         )
-        coverage = average_pooling_coverage(gen)
-        holes = sum(c < area for c in coverage)
-        ex.metric("avg_pool_inputs_with_holes", holes)
-        ex.claim(
-            "avg_pool_alone_leaves_holes",
-            holes > 0,
-            statement="Average pooling alone does not always give pool1's centre unit a gradient on its whole field.",
-            evidence=f"over {len(coverage)} random inputs the gradient reached {min(coverage)} to {max(coverage)} "
-            f"pixels; fewer than {area} in {holes} of them",
-            baseline=f"the {area} pixels of the computed box",
-        )
-        linear = [r for r in naive if r["variant"].startswith("average pooling, identity")]
-        ex.claim(
-            "avg_pool_identity_exact",
-            all(r["equals computed"] == "yes" for r in linear),
-            statement="With average pooling and identity activations every layer's gradient covers its whole box.",
-            evidence="; ".join(f"{r['layer']}: {r['non-zero pixels']} of {r['box area']}" for r in linear),
-            baseline="the computed boxes",
-        )
+        coverage, holes = _record_average_pooling(ex, gen, naive, area)
         stats, diff = effective_fields(ctx, ex, gen)
         # STUDENT ANSWER
         ex.answer(
@@ -395,61 +419,11 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
         models = ["alexnet", *[m for m in cfg.models if m != "alexnet"]]
         with ctx.progress(total=len(models), desc="models") as bar:
             for name in models:
-                bar.update(0, model=name, step="input size")
-                model = build_model(name, meta=True)
-                fields = receptive_fields(model, 224)
-                final = feature_output(fields)
-                size = verification_size(model, tick=lambda n: bar.update(0, size=n))
-                vfields = receptive_fields(model, size) if size != 224 else fields
-                vfinal = feature_output(vfields)
-                bar.update(0, step="gradient check")
-                measured = gradient_boxes(model, (size, size), [vfinal])
-                bad = [vfinal.name] if measured[vfinal.name] != vfinal.centre_box_clipped else []
-                checked = 1
-                if cfg.verify_all_layers:  # every layer, at input 224 (one backward pass per layer)
-                    layers = [f for f in fields if f.known and f.kind != "input"]
-                    with ctx.progress(total=len(layers), desc=f"layers of {name}") as bar:
-                        at_224 = gradient_boxes(model, (224, 224), layers, tick=bar.update)
-                    bad += [f"{f.name}@224" for f in layers if at_224[f.name] != f.centre_box_clipped]
-                    checked += len(layers)
+                row, result, bad = check_model(ctx, ex, bar, name)
+                rows.append(row)
+                results.append(result)
                 mismatches += [f"{name}:{b}" for b in bad]
-                published = PUBLISHED_RF.get(name)
-                rows.append(
-                    {
-                        "model": name,
-                        "final layer": final.name,
-                        "n (224)": pair(final.size),
-                        "j": pair(final.jump),
-                        "r": pair(final.rf),
-                        "published r": published if published is not None else "",
-                        "verified at": size,
-                        "layers verified": checked,
-                        "computed box": box_1based(vfinal.centre_box_clipped),
-                        "gradient box": box_1based(measured[vfinal.name]),
-                        "equal": "yes" if not bad else f"NO ({len(bad)})",
-                    }
-                )
-                results.append(
-                    {
-                        "name": name,
-                        "r": final.rf[0],
-                        "j": final.jump[0],
-                        "size": size,
-                        "layers_checked": "the final layer"
-                        + (f" and {checked - 1} layers at input 224" if checked > 1 else ""),
-                    }  # fmt: skip
-                )
-                ex.metric(f"rf_{name}", final.rf[0])
-                if published is not None:
-                    ex.check_equal(f"{name}_published_rf", final.rf[0], published)
                 bar.update(1)
-                ex.claim(f"rf_exceeds_image_{name}", final.rf[0] > 224, evidence=f"r = {final.rf[0]}",
-                         statement=f"The final receptive field of {name} is wider than the 224-pixel image.",
-                         baseline="the image width, 224 pixels")  # fmt: skip
-                ex.claim(f"whole_box_verified_{name}", vfinal.centre_box_clipped == vfinal.centre_box,
-                         statement=f"The gradient check of {name} tests both edges of the centre unit's whole box.",
-                         evidence=f"at input {size}: box {box_1based(vfinal.centre_box)}",
-                         baseline=f"the image, pixels 1..{size}")  # fmt: skip
         ex.table(rows, caption="Final receptive field of each network (input 224) and its gradient check.")
         ex.check_equal("computed_equals_gradient_all_models", mismatches, [], points=3)
         ex.claim("computed_equals_gradient_all_models", not mismatches,
@@ -475,25 +449,3 @@ def more_networks(ctx: LabContext[ReceptiveConfig]) -> None:
         ex.answer(
             text.A5, results=results, survey=survey, mismatches=mismatches, narrowest=by_r[0], widest=by_r[-1]
         )
-
-
-def survey_all_models(ctx: LabContext[ReceptiveConfig]) -> dict[str, Any]:
-    """The final receptive field of every torchvision classification model that traces;
-    ``computed`` counts those whose whole spatial part the calculator could reason about."""
-    rows, computed = [], 0
-    names = classification_models()
-    for name in ctx.progress(names, desc="every torchvision model"):
-        size = 299 if name == "inception_v3" else 224
-        try:
-            model = build_model(name, meta=True)
-            fields = receptive_fields(model, size)
-            final = feature_output(fields)
-            problems = unsupported(fields)
-            rows.append({"model": name, "input": size, "final layer": final.name, "r": pair(final.rf),
-                         "j": pair(final.jump),
-                         "stops at": f"{problems[0].name}: {problems[0].reason}" if problems else ""})  # fmt: skip
-            computed += not problems
-        except Exception as exc:  # a model fx cannot trace is reported, not fatal
-            rows.append({"model": name, "input": size, "final layer": "-", "r": "-", "j": "-",
-                         "stops at": str(exc)[:120]})  # fmt: skip
-    return {"rows": rows, "computed": computed, "total": len(names)}
