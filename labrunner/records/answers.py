@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .jsonfiles import read_text_file
 from .parts import FigureRecord, MarkdownRecord, TableRecord
 
 if TYPE_CHECKING:
@@ -68,19 +69,7 @@ def parse_answers(text: str) -> dict[str, str]:
 
 def read_answer_file(path: Path) -> str:
     """The text of an answer file; a UsageError (one line) when it cannot be used."""
-    from ..base.errors import UsageError
-
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_ANSWER_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if len(raw) > MAX_ANSWER_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_ANSWER_BYTES} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return read_text_file(path, max_bytes=MAX_ANSWER_BYTES)
 
 
 # --------------------------------------------------------------------------- rendering

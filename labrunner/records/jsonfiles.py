@@ -183,21 +183,27 @@ def check_relative_path(path: Any, where: str) -> str:
     raise RunFileError(f"{where}: unsafe path {short(path)} (expected a file inside the lab's folder)")
 
 
-def read_json_file(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """The JSON value in ``path``; a RunFileError (one line naming the file) when it cannot be
-    read, is larger than ``max_bytes``, is not UTF-8 or not JSON."""
-    path = Path(path)
+def read_text_file(path: Path, *, max_bytes: int, error: type[UsageError] = UsageError) -> str:
+    """The UTF-8 text of ``path``, read with a bound; an ``error`` (one line naming the file)
+    when it cannot be read, is larger than ``max_bytes`` or is not UTF-8."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
     except OSError as exc:
-        raise RunFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise error(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if len(raw) > max_bytes:
-        raise RunFileError(f"{path}: larger than {max_bytes} bytes")
+        raise error(f"{path}: larger than {max_bytes} bytes")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RunFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_json_file(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The JSON value in ``path``; a RunFileError (one line naming the file) when it cannot be
+    read, is larger than ``max_bytes``, is not UTF-8 or not JSON."""
+    path = Path(path)
+    text = read_text_file(path, max_bytes=max_bytes, error=RunFileError)
     try:
         return json.loads(text)
     except RecursionError:
