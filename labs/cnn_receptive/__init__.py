@@ -4,7 +4,9 @@
 The calculator is :func:`labrunner.labs.cnn_receptive.receptive.receptive_fields`: the
 geometry of one layer in :mod:`.geometry`, the rule of each layer type in :mod:`.rules`,
 tracing in :mod:`.tracing`. Importing this package stays light: torch, torchvision and
-matplotlib are imported inside :meth:`ReceptiveFieldLab.run` (by :mod:`.experiment`).
+matplotlib are imported inside :meth:`ReceptiveFieldLab.run` (by :mod:`.experiment`), which
+has one function per exercise: it measures with the exercise's module (a function that needs
+no context and returns a frozen dataclass) and records the result with the same module.
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ class ReceptiveFieldLab(labrunner.Lab):
             )
 
     def run(self, ctx: labrunner.LabContext[ReceptiveConfig]) -> None:
-        from . import experiment
+        from .experiment import run_experiment
 
-        experiment.run(ctx)
+        run_experiment(ctx)
 
 
 @labrunner.hookimpl

@@ -1,5 +1,6 @@
-"""The effective receptive field (Luo et al., 2016) of AlexNet and ResNet-18, how sure the
-measurement is, and its record in exercise 3 (figure, table, metrics, claims).
+"""The effective receptive field (Luo et al., 2016) of AlexNet and ResNet-18 and how sure the
+measurement is: :func:`measure_effective_fields` measures both without a context and returns
+an :class:`EffectiveFields`, which :mod:`.erf_record` records in exercise 3.
 
 Each network is measured on an input large enough to hold the whole theoretical box of its
 last feature layer's centre unit (:func:`~.networks.smallest_input_holding_box`), so the
@@ -24,13 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from labrunner import ExerciseRecorder, LabContext
 from labrunner.stats import t_critical
 
-from . import ReceptiveConfig, text
 from .geometry import LayerField
 from .networks import build_model, hub_weights, smallest_input_holding_box
 from .receptive import feature_output, receptive_fields
+from .tables import quiet_progress
 from .verify import effective_field_gradients
 
 #: The networks whose effective field is measured: name -> label in the report.
@@ -119,7 +119,7 @@ def _r2(p: np.ndarray, fit: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the measurement
 
 
-@dataclass
+@dataclass(frozen=True)
 class EffectiveField:
     """The effective field of one network: the mean map and, per sample (one row per
     initialisation, one column per input), what the statistics need."""
@@ -338,143 +338,63 @@ def share_difference(a: dict[str, Spread], b: dict[str, Spread]) -> tuple[float,
     return (diff.value, *diff.confidence)
 
 
-# --------------------------------------------------------------------------- the record
+# --------------------------------------------------------------------------- the exercise's measurement
 
 
-def effective_fields(
-    ctx: LabContext[ReceptiveConfig], ex: ExerciseRecorder, gen: torch.Generator
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Measure the effective field of each network (Luo et al., 2016) and record its figure,
-    table, metrics and claims; returns the statistics of each, and the difference of their
-    shares of r (AlexNet minus ResNet-18) with its interval."""
-    cfg = ctx.config
-    fields, boots = [], []
-    rng = np.random.default_rng(ctx.seed + 3)
-    with ctx.progress(total=len(ERF_NETWORKS) * cfg.erf_samples, desc="effective receptive field") as bar:
+@dataclass(frozen=True)
+class EffectiveFields:
+    """What exercise 3 measured of the effective fields: each network's field (in the order
+    of :data:`ERF_NETWORKS`, AlexNet first), the spread of each statistic, and the
+    statistics of :func:`statistics`; the properties are the conditions of its claims."""
+
+    fields: tuple[EffectiveField, ...]
+    spreads: tuple[dict[str, Spread], ...]
+    stats: tuple[dict[str, Any], ...]
+
+    @property
+    def untrained(self) -> list[EffectiveField]:
+        """The networks measured on random initialisations (no trained weights cached)."""
+        return [f for f in self.fields if not f.trained]
+
+    @property
+    def share_difference(self) -> dict[str, float]:
+        """AlexNet's share of r minus ResNet-18's, with its 95 % interval."""
+        value, lo, hi = share_difference(self.spreads[0], self.spreads[1])
+        return {"value": value, "lo": lo, "hi": hi}
+
+    @property
+    def inside(self) -> float:
+        """The smallest share of a network's mean gradient inside its theoretical box."""
+        return min(s["inside"] for s in self.stats)
+
+    @property
+    def mass_inside_box(self) -> bool:
+        """All of the gradient mass inside the box, up to float64 rounding."""
+        return abs(self.inside - 1.0) <= INSIDE_TOLERANCE
+
+
+#: How far from 1 the share of the mass inside the box may be: float64 rounding.
+INSIDE_TOLERANCE = 1e-9
+
+
+def measure_effective_fields(
+    samples: int,
+    initialisations: int,
+    generator: torch.Generator,
+    seed: int,
+    progress: Callable[..., Any] = quiet_progress,
+) -> EffectiveFields:
+    """The effective field of each network of :data:`ERF_NETWORKS` (inputs from
+    ``generator``, random initialisations from the global torch RNG; see
+    :func:`measure_effective_field`) and the uncertainty of its statistics (bootstraps drawn
+    from ``seed + 3``, the run's seed and the exercise's offset). ``progress`` is
+    ``ctx.progress`` or, without a context, a silent one."""
+    fields, spreads = [], []
+    rng = np.random.default_rng(seed + 3)
+    with progress(total=len(ERF_NETWORKS) * samples, desc="effective receptive field") as bar:
         for name in ERF_NETWORKS:
-            field = measure_effective_field(
-                name, cfg.erf_samples, cfg.erf_initialisations, gen, tick=bar.update
-            )
+            field = measure_effective_field(name, samples, initialisations, generator, tick=bar.update)
             fields.append(field)
-            boots.append(uncertainty(field, rng))
-    # The effective field is a property of the trained networks: measured on a random
-    # initialisation it is a stand-in, and so is each part that rests on it. The exact parts of
-    # the exercise (computed boxes against gradient boxes) are the assignment's either way.
-    untrained = [f for f in fields if not f.trained]
-    why = (  # one reason for every part on the stand-in, so the report says it once
-        f"no trained ImageNet weights for {' and '.join(f.label for f in untrained)} in the torch hub "
-        f"cache (offline): {'their effective fields are' if len(untrained) > 1 else 'its effective field is'} "
-        "measured on random initialisations"
-    )
-
-    def on(*networks: str) -> dict[str, str]:
-        """The fidelity keywords of a part resting on the effective fields of ``networks``."""
-        stand_in = any(f.network in networks for f in untrained)
-        return {"fidelity": "stand-in", "reason": why} if stand_in else {}
-
-    every = [f.network for f in fields]
-    stats = [statistics(f, b) for f, b in zip(fields, boots, strict=True)]
-    ex.figure(erf_figure(fields, stats), "effective_receptive_field", caption=text.ERF_CAPTION, **on(*every))
-    ex.table([_erf_row(s) for s in stats], caption=text.ERF_TABLE_CAPTION, **on(*every))
-    for s in stats:
-        net = s["network"]
-        for key in ("input_px", "std", "ratio", "width", "share", "r2"):
-            ex.metric(f"erf_{key}_{net}" if key != "r2" else f"erf_gaussian_r2_{net}", s[key])
-        ex.metric(f"erf_share_lo_{net}", s["share_lo"])
-        ex.metric(f"erf_share_hi_{net}", s["share_hi"])
-        ex.claim(
-            f"erf_smaller_than_box_{net}",
-            s["width_hi"] < s["uniform_width"],
-            statement=f"The effective field of {s['label']} is smaller than its theoretical field.",
-            evidence=f"95 % of the mean gradient lies in a centred square of {s['width']:.1f} px "
-            f"(95 % interval {s['width_lo']:.1f} to {s['width_hi']:.1f} px over {s['interval_units']}; r = {s['r']})",
-            baseline=f"a field that used its whole box evenly: 95 % of its mass in {s['uniform_width']:.1f} px",
-            **on(net),
-        )
-        ex.claim(
-            f"erf_gaussian_{net}",
-            s["r2_gain_lo"] > 0,
-            statement=f"The profiles of {s['label']}'s effective field are closer to a Gaussian than to a flat box.",
-            evidence=f"R^2 of the Gaussian fit {s['r2']:.3f} (interval {s['r2_lo']:.3f} to {s['r2_hi']:.3f})",
-            baseline=f"R^2 of a flat profile over the box, {s['r2_flat']:.3f}; the interval of the "
-            f"difference is {s['r2_gain_lo']:.3f} to {s['r2_gain_hi']:.3f}",
-            **on(net),
-        )
-    diff, lo, hi = share_difference(boots[0], boots[1])
-    evidence = (f"share of r in the 95 % square: {stats[0]['label']} {stats[0]['share']:.3f}, "
-                f"{stats[1]['label']} {stats[1]['share']:.3f}; difference {diff:.3f} (95 % interval {lo:.3f} to {hi:.3f})")  # fmt: skip
-    baseline = (
-        "no difference, with the 95 % interval of the difference (Student's t over the initialisations)"
-    )
-    ex.claim("erf_share_alexnet_larger", lo > 0, evidence=evidence, baseline=baseline, **on(*every),
-             statement="AlexNet's effective field covers a larger share of its theoretical field than ResNet-18's.")  # fmt: skip
-    ex.claim("erf_share_resnet18_larger", hi < 0, evidence=evidence, baseline=baseline, **on(*every),
-             statement="ResNet-18's effective field covers a larger share of its theoretical field than AlexNet's.")  # fmt: skip
-    # No gradient reaches outside the theoretical box, whatever the weights: an exact check of
-    # the box, the assignment's even on random initialisations.
-    inside = min(s["inside"] for s in stats)
-    ex.check_close("erf_mass_inside_box", inside, 1.0, 1e-9)
-    ex.claim("erf_mass_inside_box", abs(inside - 1.0) <= 1e-9, evidence=f"smallest share inside: {inside:.12f}",
-             statement="All of the gradient mass lies inside the theoretical box.",
-             baseline="1, up to float64 rounding (1e-9)")  # fmt: skip
-    return stats, {"value": diff, "lo": lo, "hi": hi}
-
-
-def _erf_row(s: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "network": s["label"],
-        "layer": s["layer"],
-        "input (px)": s["input_px"],
-        "weights": "ImageNet" if s["trained"] else f"random, {s['inits']} initialisations",
-        "theoretical r": s["r"],
-        "95 % mass square (px)": f"{s['width']:.1f} ({s['width_lo']:.1f} to {s['width_hi']:.1f})",
-        "uniform box (px)": f"{s['uniform_width']:.1f}",
-        "share of r": f"{s['share']:.3f} ({s['share_lo']:.3f} to {s['share_hi']:.3f})",
-        "Gaussian std (px)": f"{s['std']:.1f} ({s['std_lo']:.1f} to {s['std_hi']:.1f})",
-        "4 std / r": f"{s['ratio']:.3f}",
-        "Gaussian R^2": f"{s['r2']:.3f}",
-        "flat-box R^2": f"{s['r2_flat']:.3f}",
-        "mass inside box": f"{s['inside']:.6f}",
-    }
-
-
-# --------------------------------------------------------------------------- the figure
-
-
-def erf_figure(fields: Sequence[EffectiveField], stats: Sequence[dict[str, Any]]) -> Any:
-    """Top: each network's mean gradient map with its theoretical box (cyan) and the 95 %
-    mass square (white, dashed). Bottom: the column profile, its Gaussian fit and the box."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    fig, axes = plt.subplots(2, len(fields), figsize=(5.2 * len(fields), 8.4), squeeze=False,
-                             gridspec_kw={"height_ratios": [1.6, 1]})  # fmt: skip
-    for col, (f, s) in enumerate(zip(fields, stats, strict=True)):
-        ax = axes[0, col]
-        im = ax.imshow(f.heat.numpy(), cmap="magma")
-        (r0, r1), (c0, c1) = f.box
-        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, ec="cyan", lw=1.5))
-        w = s["width"]
-        cr, cc = (r0 + r1) / 2, (c0 + c1) / 2
-        ax.add_patch(Rectangle((cc - w / 2, cr - w / 2), w, w, fill=False, ec="white", lw=1.2, ls="--"))
-        ax.set_title(f"{f.label} {f.layer.name}\ninput {f.input_px} px, r = {f.r} (cyan)", fontsize=10)
-        fig.colorbar(im, ax=ax, fraction=0.046, label="mean |gradient|")
-        ax = axes[1, col]
-        profile = f.cols.reshape(-1, f.cols.shape[-1]).mean(0)
-        x = np.arange(len(profile))
-        mean, std, _ = gaussian_fit_batch(profile)
-        curve = np.exp(-0.5 * ((x - mean) / std) ** 2)
-        ax.plot(x, profile, color="black", lw=1.2, label="mean gradient, summed over columns")
-        ax.plot(
-            x, curve * (curve @ profile) / (curve @ curve), color="tab:orange", lw=1.2, label="Gaussian fit"
-        )
-        ax.axvspan(r0, r1, color="cyan", alpha=0.15, label="theoretical box")
-        ax.set_xlabel("input row (pixels)")
-        ax.set_title(f"{f.label}: profile; 95 % of the mass in {w:.0f} px", fontsize=10)
-    fig.tight_layout()
-    # one legend under the profiles: inside, it covers the top of a curve
-    handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=3, fontsize=8, frameon=False
-    )
-    return fig
+            spreads.append(uncertainty(field, rng))
+    stats = tuple(statistics(f, s) for f, s in zip(fields, spreads, strict=True))
+    return EffectiveFields(tuple(fields), tuple(spreads), stats)

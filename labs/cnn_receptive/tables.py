@@ -1,4 +1,5 @@
-"""Formatting the calculator's fields for the report's tables (coordinates 1-based)."""
+"""Formatting the calculator's fields for the report's tables and answers (coordinates
+1-based), and the silent progress bar of a measurement run without a context."""
 
 from __future__ import annotations
 
@@ -43,3 +44,48 @@ def field_rows(fields: Sequence[LayerField], names: dict[str, str] | None = None
             }
         )
     return rows
+
+
+def axis0(f: LayerField) -> dict[str, Any]:
+    """The first axis of a layer as plain numbers for an answer template (1-based boxes)."""
+    a = f.axes[0]
+    lo, hi = a.box(a.centre)
+    start = int(a.start + 1) if float(a.start).is_integer() else a.start + 1
+    return {
+        "n": a.size,
+        "j": a.jump,
+        "r": a.rf,
+        "start": start,
+        "centre": a.centre + 1,
+        "lo": lo + 1,
+        "hi": hi + 1,
+    }
+
+
+def span(box: Sequence[tuple[int, int]] | None) -> int:
+    """Pixels covered along the first axis by a 0-based box (0 for none)."""
+    return 0 if box is None else box[0][1] - box[0][0] + 1
+
+
+class QuietBar:
+    """The progress bar of a measurement run without a context: counts nothing, shows nothing."""
+
+    def __init__(self, iterable: Any = None):
+        self.iterable = iterable
+
+    def update(self, n: int = 1, **postfix: Any) -> None:
+        pass
+
+    def __enter__(self) -> QuietBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def __iter__(self) -> Any:
+        return iter(self.iterable)
+
+
+def quiet_progress(iterable: Any = None, *, total: int | None = None, desc: str = "") -> QuietBar:
+    """What ``ctx.progress`` is to a measurement run without a context."""
+    return QuietBar(iterable)
