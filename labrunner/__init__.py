@@ -37,6 +37,7 @@ from .api import Run, load, run  # noqa: E402
 from .authoring.context import ExerciseRecorder, LabContext, exercise_function  # noqa: E402
 from .authoring.lab import Lab, NoConfig  # noqa: E402
 from .base.errors import LabrunnerError, UsageError  # noqa: E402
+from .base.progress import quiet_progress  # noqa: E402
 from .base.version import __version__  # noqa: E402
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "exercise_function",
     "hookimpl",
     "load",
+    "quiet_progress",
     "run",
     "__version__",
 ]

@@ -295,3 +295,21 @@ def test_a_record_refused_on_reading_names_the_field():
     data["exercises"] = [{"title": "1", "checks": [{"name": "", "passed": True}]}]
     with pytest.raises(RunFileError, match=r"^exercises\[0\]\.checks\[0\]: check: the name must be"):
         LabResult.from_json(data)
+
+
+def test_quiet_progress_is_ctx_progress_without_a_context():
+    """A measure function's default progress: both uses of ``ctx.progress`` work and count,
+    and show nothing."""
+    from labrunner import quiet_progress
+
+    items = []
+    bar = quiet_progress(range(3), desc="items")
+    for item in bar:
+        items.append(item)
+    assert items == [0, 1, 2] and bar.n == 3 and bar.desc == "items"
+    with quiet_progress(total=4, desc="steps") as steps:
+        steps.update(2, loss=0.5)
+        steps.update()
+    assert (steps.n, steps.total) == (3, 4)
+    with pytest.raises(TypeError, match="without items"):
+        list(quiet_progress(total=2))

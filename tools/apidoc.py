@@ -200,7 +200,7 @@ def render() -> str:
     import labrunner
     from labrunner import data, precision, stats, testing
     from labrunner.authoring import context, lab
-    from labrunner.base.progress import Bar
+    from labrunner.base.progress import Bar, quiet_progress
     from labrunner.records.results import LabResult
     from labrunner.records.runfolder import RunData
 
@@ -219,7 +219,9 @@ def render() -> str:
     parts.append("\n".join(lab_lines))
     parts.append(class_section(context.LabContext, "ctx"))
     parts.append(class_section(context.ExerciseRecorder, "ex"))
-    parts.append(record_section(Bar, "bar", "`{qualified}`: what `ctx.progress` returns."))
+    bar = record_section(Bar, "bar", "`{qualified}`: what `ctx.progress` returns.")
+    bar += "\n" + function_entry("quiet_progress", quiet_progress, "labrunner.quiet_progress")
+    parts.append(bar)
     parts.append(
         "\n".join(
             [

@@ -63,6 +63,41 @@ class Bar:
         return " ".join(parts)
 
 
+class QuietBar:
+    """What :func:`quiet_progress` returns: a :class:`Bar` that shows and keeps nothing but
+    its count (``desc``, ``total``, ``n``), for a measurement run without a context."""
+
+    def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = ""):
+        self.iterable, self.total, self.desc, self.n = iterable, total, desc, 0
+
+    def update(self, n: int = 1, **postfix: Any) -> None:
+        self.n += n
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> QuietBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.iterable is None:
+            raise TypeError("a progress bar without items is not iterable: give it an iterable")
+        for item in self.iterable:
+            yield item
+            self.n += 1
+
+
+def quiet_progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "") -> QuietBar:
+    """``ctx.progress`` for code run without a context: a lab's ``measure_*`` function takes
+    ``progress=quiet_progress`` as its default, and the lab passes ``ctx.progress``. The same
+    two uses, ``for x in progress(xs, desc=...)`` and ``with progress(total=n, desc=...) as
+    bar: bar.update()``, show nothing."""
+    return QuietBar(iterable, total, desc)
+
+
 class Reporter:
     """Silent reporter (``-q``): keeps nothing on screen but warnings."""
 

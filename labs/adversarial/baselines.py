@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from labrunner import quiet_progress
 from labrunner.stats import SignTest, sign_test
 
 from . import figures, text
 from .attacks import PixelClassifier, fgsm_attack, l1_ista_attack, pgd_attack
 from .evidence import FGSMStep, fgsm_linearisation_all, fgsm_step, record, record_fgsm_step
-from .methods import METHODS, PlannedAttack, cells, l1_attack, no_progress, reached_claim, run_method
+from .methods import METHODS, PlannedAttack, cells, l1_attack, reached_claim, run_method
 from .model import Model
 from .records import MethodRun
 
@@ -60,7 +61,7 @@ def measure_baselines(
     adam: MethodRun,
     device: Any,
     seed: int,
-    progress: Callable[..., Iterable[Any]] = no_progress,
+    progress: Callable[..., Iterable[Any]] = quiet_progress,
 ) -> Baselines:
     """Q3's measurements, on the pairs of ``plan`` that Adam's ``adam`` attacked."""
 

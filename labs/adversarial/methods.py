@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labrunner import quiet_progress
 from labrunner.stats import rate_text
 
 from . import text
@@ -41,11 +42,6 @@ class PlannedAttack:
     targets: torch.Tensor
 
 
-def no_progress(items: Iterable[Any], **_: Any) -> Iterable[Any]:
-    """The items as they are: the progress bar of a measurement run without a context."""
-    return items
-
-
 def plan_attacks(
     cfg: Any, model: Model, images: list[LabImage], top_i: torch.Tensor, rng: np.random.Generator
 ) -> list[PlannedAttack]:
@@ -73,7 +69,7 @@ def run_method(
     key: str,
     attack: Attack,
     device: Any,
-    progress: Callable[..., Iterable[Any]] = no_progress,
+    progress: Callable[..., Iterable[Any]] = quiet_progress,
 ) -> MethodRun:
     """Run ``attack(net, image, targets)`` on every planned image, all its targets in one batch."""
     out = MethodRun(key, METHODS[key])

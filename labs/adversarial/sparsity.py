@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from labrunner import quiet_progress
+
 from . import figures, text
 from .attacks import PixelClassifier, l1_adam_attack, l1_ista_attack
 from .evidence import (
@@ -22,7 +24,7 @@ from .evidence import (
     record_penalty_effect,
     record_penalty_price,
 )
-from .methods import METHODS, PlannedAttack, cells, l1_attack, no_progress, run_method
+from .methods import METHODS, PlannedAttack, cells, l1_attack, run_method
 from .model import Model
 from .records import MethodRun
 
@@ -65,7 +67,7 @@ def measure_sparsity(
     plan: list[PlannedAttack],
     runs: dict[str, MethodRun],
     device: Any,
-    progress: Callable[..., Iterable[Any]] = no_progress,
+    progress: Callable[..., Iterable[Any]] = quiet_progress,
 ) -> Sparsity:
     """Q4's measurements; ``runs`` has both methods at the assignment's α already."""
     sweep = []

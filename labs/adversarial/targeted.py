@@ -12,13 +12,14 @@ from typing import Any
 
 import torch
 
+from labrunner import quiet_progress
 from labrunner.stats import rate_text, rates_apart
 
 from . import figures, text
 from .attacks import PixelClassifier, l1_adam_attack, normalised_to_pixel, shuffled_success
 from .evidence import record
 from .figures import short
-from .methods import PlannedAttack, l1_attack, no_progress, reached_claim, run_method, save_adversarials
+from .methods import PlannedAttack, l1_attack, reached_claim, run_method, save_adversarials
 from .model import Model
 from .records import MethodRun
 
@@ -59,7 +60,7 @@ def measure_targeted(
     plan: list[PlannedAttack],
     device: Any,
     seed: int,
-    progress: Callable[..., Iterable[Any]] = no_progress,
+    progress: Callable[..., Iterable[Any]] = quiet_progress,
 ) -> Targeted:
     """Q2's measurements; the shuffles are drawn from a generator seeded with ``seed + 2``."""
     # One untimed step first, so the first timed method does not pay for warming up the kernels.

@@ -19,10 +19,12 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
+from labrunner import quiet_progress
+
 from . import attention as att
 from . import text
 from .rounding import check_against_bound, rounding_baseline
-from .shared import Setup, no_progress, within
+from .shared import Setup, within
 
 #: Implementations whose equivariance the check must accept (the others depend on position).
 POSITION_FREE = ("correct (softmax over rows)", "bug: softmax over columns")
@@ -104,7 +106,7 @@ class Equivariance:
 
 
 def measure_equivariance(
-    setup: Setup, figure_tokens: int, progress: Callable[..., Iterable[Any]] = no_progress
+    setup: Setup, figure_tokens: int, progress: Callable[..., Iterable[Any]] = quiet_progress
 ) -> Equivariance:
     """Q1's measurements: ``P S(X) = S(PX)`` on the random cases of ``setup`` in float64 and
     float32, the lemma and the row sums, and the same checks on wrong implementations."""

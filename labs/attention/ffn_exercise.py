@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
+from labrunner import quiet_progress
 from labrunner.stats import Ratio, SignTest, Timing, sign_test_needed, time_ratio
 
 from . import ffn, text
 from .rounding import check_against_bound, ratio_to_bound, rounding_baseline
-from .shared import no_progress
 
 #: Why a form is slower than nn.Linear, or why it is not (the text picks by the recorded claims).
 SLOWER = {
@@ -96,7 +96,7 @@ class FFNForms:
 
 
 def measure_ffn_forms(
-    cfg: Any, device: Any, seed: int, progress: Callable[..., Iterable[Any]] = no_progress
+    cfg: Any, device: Any, seed: int, progress: Callable[..., Iterable[Any]] = quiet_progress
 ) -> FFNForms:
     """Q3's measurements on ``cfg``'s shapes (``ffn_shapes``, ``d_ff``, ``timing_shape``,
     ``timing_repeats``). Inputs are drawn from a generator seeded with ``seed + 3``; the

@@ -3,7 +3,6 @@ evidence line of a claim decided against the rounding bound."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,11 +28,6 @@ class Setup:
     def has_single_token(self) -> bool:
         """A shape with one token: its only permutation is the identity, which tests nothing."""
         return any(shape[0] == 1 for shape in self.shapes)
-
-
-def no_progress(items: Iterable[T], **_: Any) -> Iterable[T]:
-    """The items as they are: the progress bar of a measurement run without a context."""
-    return items
 
 
 def within(sweep: att.Sweep, what: str) -> str:

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from labrunner import quiet_progress
 from labrunner.stats import t_critical
 
 from .geometry import LayerField
 from .networks import build_model, hub_weights, smallest_input_holding_box
 from .receptive import feature_output, receptive_fields
-from .tables import quiet_progress
 from .verify import effective_field_gradients
 
 #: The networks whose effective field is measured: name -> label in the report.

@@ -65,27 +65,3 @@ def axis0(f: LayerField) -> dict[str, Any]:
 def span(box: Sequence[tuple[int, int]] | None) -> int:
     """Pixels covered along the first axis by a 0-based box (0 for none)."""
     return 0 if box is None else box[0][1] - box[0][0] + 1
-
-
-class QuietBar:
-    """The progress bar of a measurement run without a context: counts nothing, shows nothing."""
-
-    def __init__(self, iterable: Any = None):
-        self.iterable = iterable
-
-    def update(self, n: int = 1, **postfix: Any) -> None:
-        pass
-
-    def __enter__(self) -> QuietBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def __iter__(self) -> Any:
-        return iter(self.iterable)
-
-
-def quiet_progress(iterable: Any = None, *, total: int | None = None, desc: str = "") -> QuietBar:
-    """What ``ctx.progress`` is to a measurement run without a context."""
-    return QuietBar(iterable)

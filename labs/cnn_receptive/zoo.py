@@ -11,10 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from labrunner import quiet_progress
+
 from .geometry import LayerField
 from .networks import PUBLISHED_RF, build_model, classification_models, verification_size
 from .receptive import feature_output, receptive_fields, unsupported
-from .tables import QuietBar, box_1based, pair, quiet_progress
+from .tables import box_1based, pair
 from .verify import gradient_boxes
 
 Box = tuple[tuple[int, int], ...]
@@ -104,7 +106,7 @@ def measure_model(
     """torchvision's ``name`` at input 224, and the gradient check of its final layer (and of
     every layer at input 224, with ``verify_all_layers``). ``bar`` shows the step; ``progress``
     is ``ctx.progress`` or, without a context, a silent one."""
-    bar = bar if bar is not None else QuietBar()
+    bar = bar if bar is not None else quiet_progress()
     bar.update(0, model=name, step="input size")
     model = build_model(name, meta=True)
     fields = receptive_fields(model, 224)
