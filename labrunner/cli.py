@@ -227,7 +227,7 @@ def _execution_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--jobs",
         metavar="N",
-        help="labs at a time (default 1; auto: what the cores and GPUs allow)",
+        help="labs at a time (default auto on a CPU: what the free cores allow; 1 on a GPU)",
     )
     run.add_argument(
         "--executor-option",

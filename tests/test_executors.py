@@ -9,6 +9,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -277,7 +278,33 @@ def test_threads_times_labs_never_exceed_the_cores(parallel, jobs, threads, core
 def test_a_busy_machine_is_named_with_the_slowdown_to_expect():
     busy = plan_cpu(1, 4, None, cores=2, load=5.0)
     note = busy.busy_note()
-    assert note is not None and "load average 5.0 on the 2 cores" in note
+    assert note is not None and "other work's load 5.0 on the 2 cores" in note
     assert "about 3.0x as long as on an idle machine" in note  # (5 + 1 thread) / 2 cores
     assert plan_cpu(1, 4, None, cores=2, load=0.3).busy_note() is None
     assert plan_cpu(1, 4, None, cores=2, load=None).busy_note() is None
+
+
+def test_the_load_a_finished_run_left_is_not_counted_as_other_work(monkeypatch):
+    from labrunner.execution import executors
+
+    monkeypatch.setattr(executors, "load_average", lambda: 1.6)  # a run that just ended
+    monkeypatch.setattr(executors, "busy_cores", lambda window=0.2: 0.1)  # idle now
+    assert executors.other_load() == pytest.approx(0.1)
+    assert plan_cpu(None, 4, None, cores=2).slots == 2
+    monkeypatch.setattr(executors, "busy_cores", lambda window=0.2: 1.9)  # busy, and for a while
+    assert executors.other_load() == pytest.approx(1.6)
+    assert plan_cpu(None, 4, None, cores=2).slots == 1
+    monkeypatch.setattr(executors, "busy_cores", lambda window=0.2: None)  # no /proc/stat
+    assert executors.other_load() == pytest.approx(1.6)
+
+
+def test_busy_cores_sees_a_process_spinning_on_a_core():
+    from labrunner.execution.executors import busy_cores
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores(0.3) >= 0.7
+    finally:
+        spinner.kill()
+        spinner.wait()

@@ -18,6 +18,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +224,53 @@ def load_average() -> float | None:
         return None
 
 
+def _cpu_times(cpus: set[int]) -> tuple[float, float] | None:
+    """(busy, total) clock ticks of ``cpus`` since boot, from /proc/stat; None without it."""
+    busy = total = 0.0
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            for line in stat:
+                name, *fields = line.split()
+                if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in cpus:
+                    continue
+                ticks = [float(field) for field in fields[:8]]
+                total += sum(ticks)
+                busy += sum(ticks) - ticks[3] - ticks[4]  # less idle and iowait
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy, total) if total else None
+
+
+def busy_cores(window: float = 0.2) -> float | None:
+    """How many of the cores this process may use other work keeps busy now: their busy
+    share over ``window`` seconds (this process sleeps meanwhile), in cores; None where
+    /proc/stat is missing (macOS, Windows)."""
+    try:
+        cpus = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    before = _cpu_times(cpus)
+    if before is None:
+        return None
+    time.sleep(window)
+    after = _cpu_times(cpus)
+    if after is None or after[1] <= before[1]:
+        return None
+    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def other_load() -> float | None:
+    """The load other work puts on the cores now: the one-minute load average, but no more
+    than the cores busy over a short sample. The load average alone trails by a minute, so
+    a run started just after another (or a benchmark's previous run) would count the
+    finished run's load as other work and run one lab at a time on an idle machine; a short
+    sample alone would count a burst. Work that is both sustained and present counts."""
+    average, now = load_average(), busy_cores()
+    if average is None or now is None:
+        return average if now is None else now
+    return min(average, now)
+
+
 @dataclass(frozen=True)
 class CpuPlan:
     """How a local run uses the CPU: ``slots`` labs at a time, ``threads`` torch threads
@@ -246,7 +294,7 @@ class CpuPlan:
         if self.slowdown < BUSY_SLOWDOWN:
             return None
         return (
-            f"this machine is busy (load average {self.load:.1f} on the {self.cores} cores this run "
+            f"this machine is busy (other work's load {self.load:.1f} on the {self.cores} cores this run "
             f"may use): expect the labs to take about {self.slowdown:.1f}x as long as on an idle machine "
             f"({self.slots} at a time, {self.threads} thread{'s' if self.threads > 1 else ''} each)"
         )
@@ -271,11 +319,11 @@ def plan_cpu(
     ``parallel`` is ``--jobs`` (None: ``auto``, as many as the free cores allow, one per GPU
     on CUDA); ``threads`` is ``--threads`` (None: the free cores shared among the slots).
     Free cores are the cores the run may use (its affinity) less the load other work puts
-    on them (the load average, rounded down). ``--jobs N`` and ``--threads T`` are kept as
+    on them (:func:`other_load`, rounded down). ``--jobs N`` and ``--threads T`` are kept as
     far as ``N * T`` fits the cores."""
     cores = cores or usable_cores()
     if load is True:
-        load = load_average()
+        load = other_load()
     others = 0 if load is None else min(cores - 1, max(0, int(load)))
     free = cores - others
     if parallel is None:
