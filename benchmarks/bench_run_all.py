@@ -63,11 +63,21 @@ def install_ref(ref: str, tmp: Path) -> Path:
     return python
 
 
+def settle(limit: float, below: float = 0.5) -> float:
+    """Wait up to ``limit`` seconds for the one-minute load average to fall below ``below``
+    (the previous run's own load fades with a time constant of a minute); returns it."""
+    deadline = time.monotonic() + limit
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(2)
+    return os.getloadavg()[0]
+
+
 def run_all(
     python: str, work: Path, profile: str, device: str
-) -> tuple[float, dict[str, float], int, dict[str, str]]:
+) -> tuple[float, dict[str, float], int, dict[str, str], str]:
     """One cold `labrunner run all` in ``work``; returns (wall seconds, lab -> seconds, exit
-    status, lab -> status of each lab that did not pass)."""
+    status, lab -> status of each lab that did not pass, the labs at a time and threads it
+    chose)."""
     work.mkdir(parents=True)
     env = {**os.environ, "LABRUNNER_CACHE_DIR": str(work / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("LABRUNNER_PLUGINS", None)
@@ -86,7 +96,9 @@ def run_all(
         for lab in run["labs"]
         if lab.get("status") != "passed"
     }
-    return took, labs, proc.returncode, failing
+    used = run.get("settings") or {}
+    plan = f"{used.get('jobs') or '?'} at a time x {used.get('threads') or '?'} thread(s)"
+    return took, labs, proc.returncode, failing, plan
 
 
 def why_not_passed(result_json: Path, status: object) -> str:
@@ -121,6 +133,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="cold runs of each version (default 3)")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each run, wait up to this long for the load average to fall below 0.5 "
+        "(default 0: back to back, as a student running again would)",
+    )
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -138,12 +158,17 @@ def main() -> None:
             order = list(versions) if repeat % 2 == 0 else list(reversed(versions))
             for name in order:
                 work = tmp / f"run-{repeat}-{'tree' if name == 'this tree' else 'ref'}"
-                took, split, status, failing = run_all(versions[name], work, args.profile, args.device)
+                start_load = settle(args.settle) if args.settle > 0 else os.getloadavg()[0]
+                took, split, status, failing, plan = run_all(versions[name], work, args.profile, args.device)
                 walls[name].append(took)
                 for lab, seconds in split.items():
                     labs[name].setdefault(lab, []).append(seconds)
                 loads.append(os.getloadavg()[0])
-                print(f"  repeat {repeat + 1}: {name:<10} {took:7.1f} s (exit {status})", flush=True)
+                print(
+                    f"  repeat {repeat + 1}: {name:<10} {took:7.1f} s (exit {status}; load average "
+                    f"{start_load:.1f} at the start; {plan})",
+                    flush=True,
+                )
                 for lab, lab_status in failing.items():
                     print(f"      {lab}: {lab_status} (see {work / 'reports' / 'latest'})", flush=True)
     print(
