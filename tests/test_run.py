@@ -91,7 +91,8 @@ def test_hooks_observe_the_run(cli, isolation):
     import labrunner_plugins_dir.core_labs as core_labs  # loaded by the CLI from --plugins-dir
 
     core_labs.EVENTS.clear()
-    cli("run", "counter", "failing", "--profile", "smoke", "--isolation", isolation)
+    # one lab at a time (on an idle machine --jobs auto would run both at once)
+    cli("run", "counter", "failing", "--profile", "smoke", "--isolation", isolation, "--jobs", "1")
     import labrunner_plugins_dir.core_labs as reloaded
 
     assert reloaded.EVENTS == [
@@ -149,6 +150,8 @@ def test_interrupt_keeps_finished_labs(cli, workdir, isolation):
         "counter.interrupt=true",
         "--isolation",
         isolation,
+        "--jobs",
+        "1",  # one lab at a time: the second has not started when the first is interrupted
     )
     assert status == 130
     run_dir = (workdir / "reports" / "latest").resolve()
