@@ -4,11 +4,34 @@ values the template tests render again with every claim flipped."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def uniform_run() -> Callable[[str, float], Any]:
+    """``uniform_run(key, levels)``: a method's run of 8 successful examples (3 x 4 x 4
+    images) whose perturbation adds ``levels`` grey levels to every value."""
+    import torch
+    from labrunner.labs.adversarial.records import AttackExample, MethodRun
+
+    def make(key: str, levels: float) -> MethodRun:
+        run = MethodRun(key, key)
+        for i in range(8):
+            original = torch.full((3, 4, 4), 0.1 + 0.01 * i)
+            adversarial = original + levels / 255
+            run.examples.append(
+                AttackExample(
+                    f"im{i}", original, 1, adversarial, adversarial, True, True, 0.9, 0.9, 1, 1, 0.9, 3
+                )
+            )
+        return run
+
+    return make
 
 
 @pytest.fixture(scope="session")

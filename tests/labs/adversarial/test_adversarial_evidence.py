@@ -6,25 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 from labrunner.labs.adversarial.evidence import SMALLEST_NORM_GAIN, least_pair_by_pair, norm_gain_text
-from labrunner.labs.adversarial.records import AttackExample, MethodRun
 
-PAIRS = 8
-SIZE = (3, 4, 4)
+PAIRS = 8  # the examples of a uniform_run (conftest)
 
 
-def uniform_run(key: str, levels: float) -> MethodRun:
-    """``PAIRS`` successful examples whose perturbation adds ``levels`` grey levels to every value."""
-    run = MethodRun(key, key)
-    for i in range(PAIRS):
-        original = torch.full(SIZE, 0.1 + 0.01 * i)
-        adversarial = original + levels / 255
-        run.examples.append(
-            AttackExample(f"im{i}", original, 1, adversarial, adversarial, True, True, 0.9, 0.9, 1, 1, 0.9, 3)
-        )
-    return run
-
-
-def test_the_least_norm_is_found_pair_by_pair_with_its_effect_in_the_norms_units():
+def test_the_least_norm_is_found_pair_by_pair_with_its_effect_in_the_norms_units(uniform_run):
     runs = {
         "pgd": uniform_run("pgd", 5.0),
         "l1_adam": uniform_run("l1_adam", 5.5),

@@ -14,7 +14,6 @@ from labrunner.labs.adversarial.baselines import measure_baselines
 from labrunner.labs.adversarial.images import LabImage, Preprocess
 from labrunner.labs.adversarial.methods import plan_attacks
 from labrunner.labs.adversarial.model import Model
-from labrunner.labs.adversarial.records import AttackExample, MethodRun
 from labrunner.labs.adversarial.smallest import measure_common_pairs
 from labrunner.labs.adversarial.sparsity import measure_sparsity
 from labrunner.labs.adversarial.targeted import measure_targeted
@@ -87,19 +86,7 @@ def test_baselines_and_sparsity_on_the_same_pairs(tiny):
     assert s.larger is not None and s.larger.alpha == 0.1 and s.price is not None and s.price.alpha == 0.1
 
 
-def uniform_run(key: str, levels: float, n: int = 8) -> MethodRun:
-    """``n`` successful examples whose perturbation adds ``levels`` grey levels to every value."""
-    run = MethodRun(key, key)
-    for i in range(n):
-        original = torch.full((3, 4, 4), 0.1 + 0.01 * i)
-        adversarial = original + levels / 255
-        run.examples.append(
-            AttackExample(f"im{i}", original, 1, adversarial, adversarial, True, True, 0.9, 0.9, 1, 1, 0.9, 3)
-        )
-    return run
-
-
-def test_common_pairs_name_the_least_method_once_for_both_norms():
+def test_common_pairs_name_the_least_method_once_for_both_norms(uniform_run):
     runs = {
         "pgd": uniform_run("pgd", 5.0),
         "l1_adam": uniform_run("l1_adam", 7.0),
@@ -115,7 +102,7 @@ def test_common_pairs_name_the_least_method_once_for_both_norms():
     assert not m.least["linf"].clear and not m.same_method
 
 
-def test_without_a_common_pair_nothing_is_least():
+def test_without_a_common_pair_nothing_is_least(uniform_run):
     runs = {
         "pgd": uniform_run("pgd", 5.0),
         "l1_adam": uniform_run("l1_adam", 7.0),
