@@ -340,8 +340,9 @@ def plan_cpu(
 
 def local_slots(parallel: int | None, jobs: int, device: str, gpus: int) -> int:
     """``--jobs N`` for the local executor; ``None`` (``auto``): what the free cores
-    allow, and at most one lab per GPU when the labs run on CUDA (see :func:`plan_cpu`)."""
-    return plan_cpu(parallel, jobs, None, device, gpus).slots
+    allow, and at most one lab per GPU when the labs run on CUDA (see :func:`plan_cpu`).
+    A given ``N`` does not depend on the load, so the load is measured only for ``auto``."""
+    return plan_cpu(parallel, jobs, None, device, gpus, load=True if parallel is None else None).slots
 
 
 class DevicePool:
