@@ -145,11 +145,15 @@ class RunState:
         """Whether ``lab`` with ``seed`` will need to run (no cache entry for it, or --force)."""
         if self.settings.force or not self.cache.usable:
             return True
-        config = config_as_dict(self.settings.configs[lab.name])
-        key = cache_key(
-            lab, config, seed, self.settings.device, self.settings.deterministic, source_hash(lab)
-        )
+        _config, key = keyed_config(lab, self.settings, seed, self.settings.device)
         return not (self.cache.entry(lab.name, key) / "result.json").is_file()
+
+
+def keyed_config(lab: Lab, settings: RunSettings, seed: int, device: str) -> tuple[dict[str, Any], str]:
+    """``lab``'s resolved config under ``settings`` (as a dict) and its cache key with
+    ``seed`` on ``device`` (config, seed, device, determinism and the lab's source hash)."""
+    config = config_as_dict(settings.configs[lab.name])
+    return config, cache_key(lab, config, seed, device, settings.deterministic, source_hash(lab))
 
 
 def lab_job(
@@ -170,8 +174,7 @@ def lab_job(
     the run folder."""
     seed = settings.seed if seed is None else seed
     device = device or settings.device
-    config = config_as_dict(settings.configs[lab.name])
-    key = cache_key(lab, config, seed, device, settings.deterministic, source_hash(lab))
+    config, key = keyed_config(lab, settings, seed, device)
     return LabJob(
         lab=lab.name,
         plugin=plugins.lab_plugin.get(lab.name, ""),
