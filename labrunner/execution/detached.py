@@ -70,15 +70,15 @@ def submit_detached(state: RunState, executor: Executor, tasks: list[tuple[Lab, 
         jobs.save(run_dir)
 
 
-def read_jobs(run_dir: Path) -> list[JobRecord]:
+def read_jobs(run_dir: Path, info: RunInfo | None = None) -> list[JobRecord]:
     """The jobs ``run --detach`` submitted (jobs.json of the run folder; none without it),
     read through the typed reader (:class:`~labrunner.records.runfolder.JobsFile`): a lab name, seed,
     folder, cache key or job id that is not what labrunner writes is a one-line RunFileError
-    before any path is built from it."""
+    before any path is built from it. ``info``: the run's run.json, when the caller has read it."""
     run_dir = Path(run_dir)
     if not (run_dir / JOBS_FILE).is_file() and not (run_dir / JOBS_FILE).is_symlink():
         return []
-    info = RunInfo.load(run_dir / "run.json")
+    info = info or RunInfo.load(run_dir / "run.json")
     return JobsFile.load(run_dir, info.selected).jobs
 
 
@@ -89,7 +89,7 @@ def collect_jobs(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
     Returns (jobs, run status)."""
     run_dir = Path(run_dir)
     info = RunInfo.load(run_dir / "run.json")
-    jobs = read_jobs(run_dir)
+    jobs = read_jobs(run_dir, info)
     if info.status != "submitted" or not jobs:
         return [{**job.to_json(), "state": _job_state(run_dir, job)} for job in jobs], info.status
     lock = RunLock(run_dir)  # collecting writes into the run folder: clean leaves it alone meanwhile
