@@ -84,10 +84,8 @@ def resolve_settings(
     configs = resolve_configs(labs, profile, file_cfg, sets)
     device_requested, device = resolve_run_device(options.device, file_cfg, check_device)
     seeds = resolve_seeds(options.seed, options.seeds, file_cfg)
-    executor, jobs, executor_options = resolve_executor(options, file_cfg, executors)
     isolation = options.isolation or "process"
-    if options.jobs is None and executor == "local" and isolation == "process" and device == "cpu":
-        jobs = None  # auto: as many labs at a time as the free cores allow, one thread each when idle
+    executor, jobs, executor_options = resolve_executor(options, file_cfg, executors, isolation, device)
     check_isolation(isolation, options.lab_timeout, executor, jobs, seeds, options.detach)
     deterministic = options.deterministic if options.deterministic is not None else file_cfg.deterministic
     return RunSettings(
@@ -222,14 +220,21 @@ def resolve_seeds(seed: int | None, seeds: Any, file_cfg: RunConfig) -> list[int
 
 
 def resolve_executor(
-    options: RunOptions, file_cfg: RunConfig, executors: Collection[str]
+    options: RunOptions, file_cfg: RunConfig, executors: Collection[str], isolation: str, device: str
 ) -> tuple[str, int | None, dict[str, Any]]:
     """(executor, jobs at a time or None for auto, its options): ``--executor`` over the
-    config file over ``local``; its options checked before anything runs."""
+    config file over ``local``; its options checked before anything runs. ``--jobs`` not
+    given: ``auto`` for a CPU run in worker processes here (as many labs at a time as the
+    free cores allow), one at a time on a GPU or in this process, every job at once on a
+    cluster (its scheduler decides)."""
     executor = options.executor or file_cfg.executor or "local"
     check_executor(executor, executors)
-    # not given: one lab at a time here, every job at once on a cluster (its scheduler decides)
-    jobs = (1 if executor == "local" else None) if options.jobs is None else parse_jobs(options.jobs)
+    if options.jobs is not None:
+        jobs = parse_jobs(options.jobs)
+    elif executor == "local":
+        jobs = None if isolation == "process" and device == "cpu" else 1
+    else:
+        jobs = None
     executor_options = {**file_cfg.executor_options, **options.executor_options}
     if executor == "slurm":
         slurm_parameters(executor_options)  # an unknown or malformed option is refused here
