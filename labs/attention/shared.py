@@ -4,11 +4,9 @@ evidence line of a claim decided against the rounding bound."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from . import attention as att
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Formatting the calculator's fields for the report's tables and answers (coordinates
-1-based), and the silent progress bar of a measurement run without a context."""
+1-based)."""
 
 from __future__ import annotations
 
