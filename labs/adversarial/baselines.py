@@ -33,14 +33,12 @@ METRIC_NAMES = {
 @dataclass(frozen=True)
 class Baselines:
     """The four methods on the same pairs (``runs``: FGSM, PGD, Adam, ISTA, in the table's
-    order) and FGSM's step against its linearisation and random steps."""
+    order), each one's :meth:`~.records.MethodRun.summary`, and FGSM's step against its
+    linearisation and random steps."""
 
     runs: dict[str, MethodRun]
+    summaries: dict[str, dict[str, float]]
     step: FGSMStep
-
-    @property
-    def summaries(self) -> dict[str, dict[str, float]]:
-        return {key: r.summary() for key, r in self.runs.items()}
 
     @property
     def pgd_vs_fgsm(self) -> SignTest:
@@ -80,7 +78,8 @@ def measure_baselines(
         "l1_ista": run("l1_ista", l1_attack(cfg, model, l1_ista_attack, cfg.alpha)),
     }
     lin = fgsm_linearisation_all(cfg, net, plan, device, seed)
-    return Baselines(runs, fgsm_step(lin, cfg.random_draws))
+    summaries = {key: r.summary() for key, r in runs.items()}
+    return Baselines(runs, summaries, fgsm_step(lin, cfg.random_draws))
 
 
 def record_baselines(ex: Any, m: Baselines, cfg: Any, cats: list[str]) -> None:
