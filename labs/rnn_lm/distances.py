@@ -181,6 +181,6 @@ def q2_5_distance_under_each_training(lab: Lab, by_seed: dict[int, dict[str, Tra
             # STUDENT ANSWER
             ex.answer(text.A25_UNKNOWN, a=a, b=b)
             return
-        record_distance_under_training(ex, m, pair_name(lab.cfg))
+        record_distance_under_training(ex, m, pair_name(lab.cfg.distance_words))
         # STUDENT ANSWER
         ex.answer(text.A25, **under_training_answer_values(m, lab.setting))

@@ -47,8 +47,9 @@ def metric_word(word: str) -> str:
 SMALLEST_CLOSENESS = 0.25
 
 
-def pair_name(cfg) -> str:
-    a, b = cfg.distance_words
+def pair_name(words: tuple[str, str]) -> str:
+    """The pair's part of the metrics' names: ``army_taxpayer`` for ``("army", "taxpayer")``."""
+    a, b = words
     return f"{metric_word(a)}_{metric_word(b)}"
 
 
@@ -223,7 +224,7 @@ def record_embedding_distance(ex: Any, m: EmbeddingDistance, corpus: corpora.Cor
 def record_pair_distance(ex: Any, m: EmbeddingDistance) -> None:
     """The pair's distance: the run's metrics, and the claims decided over the seeds."""
     a, b = m.words
-    pair = f"{metric_word(a)}_{metric_word(b)}"
+    pair = pair_name(m.words)
     ex.metric(f"distance_{pair}", m.dist)
     ex.metric(f"distance_{pair}_init", m.dist0)
     ex.metric(f"distance_{pair}_change", m.change)
