@@ -27,8 +27,7 @@ class Window:
     """One training of Q2.1: its window, the memory of one step, its training and its timing."""
 
     label: str
-    #: Segments per window (1: truncated BPTT).
-    segments: int
+    #: Tokens per window (one segment of ``seq_len`` tokens: truncated BPTT).
     tokens: int
     #: :func:`.model.backward_memory`'s reading: ``saved_bytes`` (and ``cuda_peak_bytes`` on CUDA).
     memory: dict[str, float]
@@ -175,7 +174,7 @@ def measure_detach_or_not(lab: Lab) -> DetachOrNot:
         "full": f"full BPTT over the epoch ({full_k * seq} tokens)",
     }
     windows = {
-        kind: Window(labels[kind], win, win * seq, mem[kind], runs[kind].history, timing[kind])
+        kind: Window(labels[kind], win * seq, mem[kind], runs[kind].history, timing[kind])
         for kind, win in segments.items()
     }
     return DetachOrNot(

@@ -57,7 +57,6 @@ def window(kind: str, segments: int, saved: float, ppl: float, per_token_s: list
     rows = [math.log(ppl) + 0.01 * i for i in range(4)]
     return Window(
         kind,
-        segments,
         segments * 30,
         memory,
         history([ppl], [rows]),
