@@ -414,11 +414,7 @@ class LabResult:
         version; raises RunFileError naming the first field that is wrong."""
         d = json_object(data, where)
         check_schema(d, where)
-        status = field_of(d, "status", where, str, "passed")
-        if status not in STATUSES:
-            raise RunFileError(
-                f"{where_of(where, 'status')}: expected one of {', '.join(STATUSES)}, got {short(status)}"
-            )
+        status = status_from_json(d, where)
         duration = field_of(d, "duration_s", where, float, 0.0)
         seed = field_of(d, "seed", where, int, 0)
         notes = field_of(d, "notes", where, list, [])
@@ -443,7 +439,7 @@ class LabResult:
             metrics=field_of(d, "metrics", where, dict, {}),
             exercises=[Exercise.from_json(ex, where_of(at, i)) for i, ex in enumerate(exercises)],
             error=_error_from_json(d, where),
-            origin=_origin_from_json(d, where),
+            origin=origin_from_json(d, where),
             order=_order_from_json(d, where),
             **{
                 k: field_of(d, k, where, str, "")
@@ -472,7 +468,18 @@ def _order_from_json(d: dict[str, Any], where: str) -> float | None:
     return order
 
 
-def _origin_from_json(d: dict[str, Any], where: str) -> dict[str, str] | None:
+def status_from_json(d: dict[str, Any], where: str) -> str:
+    """A lab's ``status`` (absent: ``"passed"``), one of :data:`STATUSES`."""
+    status = field_of(d, "status", where, str, "passed")
+    if status not in STATUSES:
+        raise RunFileError(
+            f"{where_of(where, 'status')}: expected one of {', '.join(STATUSES)}, got {short(status)}"
+        )
+    return status
+
+
+def origin_from_json(d: dict[str, Any], where: str) -> dict[str, str] | None:
+    """Where a lab's result comes from (``origin``: null or an object of strings)."""
     origin = field_of(d, "origin", where, dict, None, optional=True)
     if origin is None:
         return None

@@ -25,7 +25,7 @@ from .jsonfiles import (
     short,
     write_json,
 )
-from .results import STATUSES
+from .results import origin_from_json, status_from_json
 
 #: ``submitted``: ``run --detach`` submitted the labs as jobs that have not all ended yet.
 RUN_STATUSES = ("running", "finished", "interrupted", "submitted")
@@ -67,12 +67,8 @@ class LabEntry:
     @classmethod
     def from_json(cls, data: Any, where: str) -> LabEntry:
         d = json_object(data, where)
-        status = field_of(d, "status", where, str, "passed")
-        if status not in STATUSES:
-            raise RunFileError(f"{where}.status: expected one of {', '.join(STATUSES)}, got {short(status)}")
-        origin = field_of(d, "origin", where, dict, None, optional=True)
-        if origin is not None:
-            origin = {key: field_of(origin, key, f"{where}.origin", str) for key in origin}
+        status = status_from_json(d, where)
+        origin = origin_from_json(d, where)
         return cls(
             lab=check_lab_name(d.get("lab"), f"{where}.lab"),
             status=status,
