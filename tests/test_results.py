@@ -313,3 +313,14 @@ def test_quiet_progress_is_ctx_progress_without_a_context():
     assert (steps.n, steps.total) == (3, 4)
     with pytest.raises(TypeError, match="without items"):
         list(quiet_progress(total=2))
+
+
+def test_a_claim_name_is_recorded_once_hidden_or_not(tmp_path):
+    ctx = make_ctx(tmp_path)
+    with ctx.exercise("1") as ex:
+        ex.claim("kept_back", True, statement="s", hidden=True)
+        ex.claim("shown", False, statement="s")
+        for name, hidden in (("kept_back", False), ("shown", True), ("kept_back", True)):
+            with pytest.raises(ValueError, match=f"claim '{name}' recorded twice"):
+                ex.claim(name, True, statement="s", hidden=hidden)
+    assert ctx.claims == {"shown": False}

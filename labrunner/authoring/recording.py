@@ -90,8 +90,7 @@ class Recording:
         self.out_dir = Path(out_dir)
         #: Every claim recorded so far in this lab, by name: what answer templates branch on.
         self.claims: dict[str, bool] = {}
-        self._hidden_claims: set[str] = set()
-        #: Each claim recorded so far and the exercise it belongs to.
+        #: Each claim recorded so far (hidden ones too) and the exercise it belongs to.
         self._claim_owner: dict[str, tuple[Claim, Exercise]] = {}
         self._files: set[str] = set()
 
@@ -109,7 +108,7 @@ class Recording:
         """A new claim's name: an identifier, not recorded before in the lab."""
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"claim name {name!r} must be an identifier")
-        if name in self.claims or name in self._hidden_claims:
+        if name in self._claim_owner:
             raise ValueError(f"claim {name!r} recorded twice")
 
     def add_claim(self, claim: Claim, exercise: Exercise) -> None:
@@ -117,9 +116,7 @@ class Recording:
         self.check_claim_name(claim.name)
         exercise.claims.append(claim)
         self._claim_owner[claim.name] = (claim, exercise)
-        if claim.hidden:
-            self._hidden_claims.add(claim.name)
-        else:
+        if not claim.hidden:
             self.claims[claim.name] = claim.holds
 
     def borrow(self, exercise: Exercise, name: str) -> None:
