@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
 
-from ..records.results import LabResult, RunFileError, field_of, json_object
+from ..records.jsonfiles import RunFileError, field_of, json_object
+from ..records.results import LabResult
 
 #: What became of a submission: read from its zip (not scored yet), not a valid submission,
 #: scored cleanly, scored with something to look at, or a lab that could not be graded.

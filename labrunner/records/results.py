@@ -17,18 +17,15 @@ from typing import Any
 
 from ..base.errors import describe_exception
 from .jsonfiles import (
-    READABLE_SCHEMAS,
     SCHEMA_VERSION,
     RunFileError,
     check_lab_name,
-    check_relative_path,
     check_schema,
     field_of,
     is_scalar,
     json_object,
     jsonable,
     load_record,
-    number,
     short,
     type_name,
     where_of,
@@ -53,7 +50,6 @@ from .parts import (
 __all__ = [
     "ANSWER_AUTHORS",
     "FIDELITIES",
-    "READABLE_SCHEMAS",
     "SCHEMA_VERSION",
     "STATUSES",
     "BorrowedClaim",
@@ -69,10 +65,8 @@ __all__ = [
     "RunFileError",
     "TableRecord",
     "check_lab_name",
-    "check_relative_path",
     "jsonable",
     "load_record",
-    "number",
     "short",
     "write_atomic",
     "write_json",

@@ -29,9 +29,9 @@ from typing import Any
 from ..base.errors import UsageError
 from .answers import RUN_FILE, apply_answers, read_answer_file
 from .files import inside_folder
-from .jsonfiles import SCHEMA_VERSION, RunFileError, check_relative_path, read_json_file, short
-from .parts import Check, Claim, FigureRecord, MarkdownRecord, Record, TableRecord
-from .results import Exercise, LabResult
+from .jsonfiles import RunFileError, check_relative_path, read_json_file, short
+from .parts import FigureRecord
+from .results import LabResult
 from .runinfo import JobRecord, JobsFile, LabEntry, RunInfo
 from .summary import (
     Consistency,
@@ -45,28 +45,21 @@ from .summary import (
 )
 from .sweep import SWEEP_FILE, SweepSummary, load_sweep
 
-#: ``RunData`` and ``load_run`` are this module's own; the record types, ``inside_folder`` and
-#: the summaries are importable from here too, where they were defined before they had
+#: ``RunData`` and ``load_run`` are this module's own; the records it reads, ``inside_folder``
+#: and the summaries are importable from here too, where they were defined before they had
 #: modules of their own.
 __all__ = [
-    "SCHEMA_VERSION",
-    "Check",
-    "Claim",
     "Consistency",
-    "Exercise",
     "FigureRecord",
     "JobRecord",
     "JobsFile",
     "LabEntry",
     "LabResult",
     "LabSummary",
-    "MarkdownRecord",
     "Provenance",
-    "Record",
     "RunData",
     "RunFileError",
     "RunInfo",
-    "TableRecord",
     "format_seeds",
     "inside_folder",
     "load_run",

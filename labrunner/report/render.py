@@ -25,7 +25,7 @@ from typing import Any
 
 from ..base.errors import UsageError
 from ..records.files import copy_file
-from ..records.results import check_relative_path, write_atomic
+from ..records.jsonfiles import check_relative_path, write_atomic
 from ..records.runfolder import RunData, inside_folder, load_run
 from .pdf import render_pdf
 from .templates import render_template
