@@ -184,7 +184,9 @@ def load_run(run_dir: Path, *, author: str | None = None) -> RunData:
     if not run_json.is_file():
         raise UsageError(f"{run_dir} is not a run folder (no run.json)")
     inside_folder(run_dir, "run.json")
-    info = read_json(run_json)
+    info = read_json_file(run_json)
+    if not isinstance(info, dict):
+        raise RunFileError(f"{run_json}: expected a JSON object")
     try:
         run_info = RunInfo.from_json(info)
     except RunFileError as exc:
@@ -272,16 +274,6 @@ def _student_answers(run_dir: Path, result: LabResult) -> dict[str, Any]:
         inside_folder(run_dir, f"{result.lab}/{RUN_FILE}")
         text = read_answer_file(path)
     return apply_answers(result, text)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a run-folder file, or a one-line RunFileError."""
-    if not Path(path).is_file():
-        raise UsageError(f"{Path(path).parent} is not a run folder (no {Path(path).name})")
-    data = read_json_file(path)
-    if not isinstance(data, dict):
-        raise RunFileError(f"{path}: expected a JSON object")
-    return data
 
 
 def report_meta(info: dict[str, Any], author: str | None) -> dict[str, str]:
