@@ -174,6 +174,18 @@ def check_lab_name(name: Any, where: str) -> str:
     return name
 
 
+def seeds_of(data: dict[str, Any], where: str, default: Any = _MISSING) -> list[int]:
+    """``data["seeds"]``: a list of seeds, each an integer >= 0 (``default`` when absent;
+    required when there is none)."""
+    seeds = field_of(data, "seeds", where, list, default)
+    for i, seed in enumerate(seeds):
+        if not is_int(seed) or seed < 0:
+            raise RunFileError(
+                f"{where_of(where_of(where, 'seeds'), i)}: expected a seed >= 0, got {short(seed)}"
+            )
+    return seeds
+
+
 def check_relative_path(path: Any, where: str) -> str:
     """A file inside a lab's folder, as a relative POSIX path without '..' or hidden parts."""
     if isinstance(path, str) and 0 < len(path) <= 1000:

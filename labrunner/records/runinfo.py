@@ -22,6 +22,7 @@ from .jsonfiles import (
     json_object,
     jsonable,
     load_record,
+    seeds_of,
     short,
     write_json,
 )
@@ -270,10 +271,7 @@ class JobsFile:
     def from_json(cls, data: Any, run_dir: Path, labs: list[str]) -> JobsFile:
         """Read jobs.json back; each job must be of a lab the run selected (``labs``)."""
         d = json_object(data, "")
-        seeds = field_of(d, "seeds", "", list, [])
-        for i, seed in enumerate(seeds):
-            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-                raise RunFileError(f"seeds[{i}]: expected a seed >= 0, got {short(seed)}")
+        seeds = seeds_of(d, "", [])
         jobs = [
             JobRecord.from_json(job, f"jobs[{i}]", run_dir)
             for i, job in enumerate(field_of(d, "jobs", "", list))

@@ -29,6 +29,7 @@ from .jsonfiles import (
     json_object,
     jsonable,
     load_record,
+    seeds_of,
     short,
     where_of,
     write_json,
@@ -117,10 +118,7 @@ class SweepSummary:
             raise RunFileError(
                 f"{where_of(where, 'schema')}: expected version {SWEEP_SCHEMA}, got {version}{newer}"
             )
-        seeds = field_of(d, "seeds", where, list)
-        for i, seed in enumerate(seeds):
-            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-                raise RunFileError(f"seeds[{i}]: expected a seed >= 0, got {short(seed)}")
+        seeds = seeds_of(d, where)
         status = field_of(d, "status", where, dict)
         for seed, value in status.items():
             if value not in STATUSES:
