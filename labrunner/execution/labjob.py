@@ -14,7 +14,7 @@ from typing import Any
 
 from ..base.errors import LabrunnerError
 from ..records.cache import check_cache_key
-from ..records.results import RunFileError, check_lab_name, field_of, json_object, short
+from ..records.jsonfiles import RunFileError, check_lab_name, field_of, json_object, short
 
 #: The kind of record :meth:`LabJob.to_json` writes, and its version.
 KIND = "labrunner.lab-job"

@@ -15,7 +15,7 @@ _PATHLIKE = (str, os.PathLike)
 
 
 def _type_name(value: Any) -> str:
-    from ..records.results import short
+    from ..records.jsonfiles import short
 
     if isinstance(value, (dict, list)):
         return short(value)  # "list of 2"
