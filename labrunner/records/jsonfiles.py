@@ -16,7 +16,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,6 +164,19 @@ def field_of(
     expected, ok = _EXPECTED[kind]
     if not ok(value):
         raise RunFileError(f"{where_of(where, key)}: expected {expected}, got {type_name(value)}")
+    return value
+
+
+def choice_of(
+    data: dict[str, Any], key: str, where: str, choices: Sequence[str], default: Any = _MISSING
+) -> str:
+    """``data[key]``, a string that is one of ``choices`` (``default`` when absent; required
+    when no default)."""
+    value = field_of(data, key, where, str, default)
+    if value not in choices:
+        raise RunFileError(
+            f"{where_of(where, key)}: expected one of {', '.join(choices)}, got {short(value)}"
+        )
     return value
 
 

@@ -21,6 +21,7 @@ from .jsonfiles import (
     RunFileError,
     check_lab_name,
     check_schema,
+    choice_of,
     field_of,
     is_scalar,
     json_object,
@@ -153,11 +154,7 @@ class Exercise:
     @classmethod
     def from_json(cls, data: Any, where: str = "") -> Exercise:
         d = json_object(data, where)
-        fidelity = field_of(d, "fidelity", where, str, "assignment")
-        if fidelity not in FIDELITIES:
-            raise RunFileError(
-                f"{where_of(where, 'fidelity')}: expected one of {', '.join(FIDELITIES)}, got {short(fidelity)}"
-            )
+        fidelity = choice_of(d, "fidelity", where, FIDELITIES, "assignment")
         points = field_of(d, "points", where, float, None, optional=True)
         if points is not None and points < 0:
             raise RunFileError(f"{where_of(where, 'points')}: expected points >= 0, got {short(points)}")
@@ -202,12 +199,7 @@ def read_part(read: Any, data: Any, where: str) -> Any:
 
 
 def _answer_by_from_json(d: dict[str, Any], where: str) -> str:
-    author = field_of(d, "answer_by", where, str, "lab")
-    if author not in ANSWER_AUTHORS:
-        raise RunFileError(
-            f"{where_of(where, 'answer_by')}: expected one of {', '.join(ANSWER_AUTHORS)}, got {short(author)}"
-        )
-    return author
+    return choice_of(d, "answer_by", where, ANSWER_AUTHORS, "lab")
 
 
 #: The fields of an error saved in result.json; others (``signal``, ``exit_code``, a SLURM
@@ -464,12 +456,7 @@ def _order_from_json(d: dict[str, Any], where: str) -> float | None:
 
 def status_from_json(d: dict[str, Any], where: str) -> str:
     """A lab's ``status`` (absent: ``"passed"``), one of :data:`STATUSES`."""
-    status = field_of(d, "status", where, str, "passed")
-    if status not in STATUSES:
-        raise RunFileError(
-            f"{where_of(where, 'status')}: expected one of {', '.join(STATUSES)}, got {short(status)}"
-        )
-    return status
+    return choice_of(d, "status", where, STATUSES, "passed")
 
 
 def origin_from_json(d: dict[str, Any], where: str) -> dict[str, str] | None:

@@ -18,6 +18,7 @@ from .jsonfiles import (
     RunFileError,
     check_lab_name,
     check_schema,
+    choice_of,
     field_of,
     json_object,
     jsonable,
@@ -120,9 +121,7 @@ class RunInfo:
         folders written before run.json carried one are read as version 1)."""
         d = json_object(data, where)
         check_schema(d, where, required=False)  # an older version reads as this one
-        status = field_of(d, "status", where, str)
-        if status not in RUN_STATUSES:
-            raise RunFileError(f"status: expected one of {', '.join(RUN_STATUSES)}, got {short(status)}")
+        status = choice_of(d, "status", where, RUN_STATUSES)
         entries = field_of(d, "labs", where, list, [])
         config = field_of(d, "config", where, dict, {})
         for name in config:
