@@ -116,7 +116,8 @@ def test_interrupting_the_kernel_stops_the_run_and_keeps_finished_labs(tmp_path)
     env = {**os.environ, "LABRUNNER_CACHE_DIR": str(tmp_path / "cache"), "LABRUNNER_PLUGINS": "core_labs"}
     manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
     try:
-        # failing finishes at once; counter then sleeps 5 s a step: interrupt it while it runs
+        # failing finishes at once; counter sleeps 5 s a step: interrupt it while it runs, once
+        # failing has finished (the two may run side by side)
         code = (
             "import labrunner\n"
             f"run = labrunner.run(['failing', 'counter'], profile='smoke', plugins_dir=[{str(TEST_PLUGINS)!r}],"
@@ -125,13 +126,14 @@ def test_interrupting_the_kernel_stops_the_run_and_keeps_finished_labs(tmp_path)
         msg_id = client.execute(code)
         seen = ""
         deadline = time.monotonic() + 300
-        while "counter: running" not in seen and time.monotonic() < deadline:
+        failed = lambda: any(tmp_path.glob("reports/2*/failing/result.json"))  # noqa: E731
+        while not ("counter: running" in seen and failed()) and time.monotonic() < deadline:
             try:
                 content = client.get_iopub_msg(timeout=5).get("content", {})
             except queue.Empty:
                 continue
             seen += content.get("text", "") + str(content.get("data", {}).get("text/plain", ""))
-        assert "counter: running" in seen, seen[-2000:]
+        assert "counter: running" in seen and failed(), seen[-2000:]
         time.sleep(1.0)
         manager.interrupt_kernel()
         reply = client.get_shell_msg(timeout=120)

@@ -169,11 +169,16 @@ def test_sigint_in_a_real_process(tmp_path):
         "-v",  # the worker's progress lines, relayed
     )
     log = tmp_path / "stderr.txt"
+
+    def running() -> bool:  # counter is counting and failing has finished (they may run side by side)
+        return "counting: " in log.read_text() and any(tmp_path.glob("reports/2*/failing/result.json"))
+
     with open(log, "w") as stderr:
         proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
         deadline = time.time() + 240
-        while time.time() < deadline and "counting: " not in log.read_text():  # counter is counting
+        while time.time() < deadline and not running():
             time.sleep(0.1)
+        assert running(), log.read_text()[-2000:]
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     err = log.read_text()
