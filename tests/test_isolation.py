@@ -104,7 +104,7 @@ def test_a_worker_that_cannot_start_the_lab_records_why(cli, workdir, hostile):
 def test_a_lab_over_its_time_limit_is_stopped_and_the_run_goes_on(cli, workdir, hostile):
     status, out, err = cli(
         "run", "sleeper", "failing", "--set", "sleeper.sleep_s=0.05", "--lab-timeout", "3", "-v",
-        "--plugins-dir", str(HOSTILE),
+        "--plugins-dir", str(HOSTILE), "--jobs", "1",  # one at a time: failing runs after the timeout
     )  # fmt: skip
     assert status == 1, err
     found = results(workdir)
@@ -126,8 +126,9 @@ def test_lab_timeout_needs_a_worker(cli, workdir):
 def test_global_state_does_not_leak_into_the_next_lab(cli, workdir, hostile, monkeypatch):
     monkeypatch.setenv("LABRUNNER_TEST_CWD", str(workdir))
     status, out, err = cli(
-        "run", "state_changer", "state_reader", "--profile", "smoke", "--plugins-dir", str(HOSTILE)
-    )
+        "run", "state_changer", "state_reader", "--profile", "smoke", "--plugins-dir", str(HOSTILE),
+        "--jobs", "1",  # one at a time: the reader runs after the changer has finished
+    )  # fmt: skip
     assert [r.status for r in results(workdir).values()] == ["passed", "passed"], err
     reader = results(workdir)["state_reader"]
     assert [(c.name, c.passed) for c in reader.checks] == [
