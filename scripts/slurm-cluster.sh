@@ -135,11 +135,17 @@ status() {
   timeout 60 srun -N1 -n1 hostname
 }
 
+gone() { ! pgrep -x "$1" >/dev/null; }
+
 stop() {
   need_root
   for d in slurmd slurmctld slurmdbd; do pkill -x "$d" 2>/dev/null || true; done
   mariadb-admin shutdown 2>/dev/null || pkill -x mariadbd 2>/dev/null || true
   pkill -x munged 2>/dev/null || true
+  # until they have exited: a start right after would find them still there and start none
+  for d in slurmd slurmctld slurmdbd mariadbd munged; do
+    wait_for 30 gone "$d" || { say "$d did not stop"; exit 1; }
+  done
   say "stopped"
 }
 
