@@ -159,6 +159,12 @@ def cli(workdir: Path, capsys: pytest.CaptureFixture):
     return run
 
 
+def lab_saved(root: Path, lab: str) -> bool:
+    """Whether a run folder under ``root/reports`` holds ``lab``'s result.json: the lab has
+    finished (a run writes it when the lab ends, before the run does)."""
+    return any(root.glob(f"reports/2*/{lab}/result.json"))
+
+
 def subprocess_env(env: dict[str, str] | None = None, unset: Iterable[str] = ()) -> dict[str, str]:
     """This process's environment with ``env`` added (or overriding) and the names in
     ``unset`` removed, writing no byte code (so a child writes no ``__pycache__`` into the

@@ -110,7 +110,7 @@ def test_the_example_notebook_runs_in_a_real_kernel(tmp_path, monkeypatch):
 def test_interrupting_the_kernel_stops_the_run_and_keeps_finished_labs(tmp_path):
     """The notebook's interrupt button (SIGINT to the kernel) stops labrunner.run as Ctrl-C
     does: the lab that finished is kept and the run says it was interrupted."""
-    from conftest import TEST_PLUGINS
+    from conftest import TEST_PLUGINS, lab_saved
     from jupyter_client.manager import start_new_kernel
 
     env = {**os.environ, "LABRUNNER_CACHE_DIR": str(tmp_path / "cache"), "LABRUNNER_PLUGINS": "core_labs"}
@@ -126,14 +126,16 @@ def test_interrupting_the_kernel_stops_the_run_and_keeps_finished_labs(tmp_path)
         msg_id = client.execute(code)
         seen = ""
         deadline = time.monotonic() + 300
-        failed = lambda: any(tmp_path.glob("reports/2*/failing/result.json"))  # noqa: E731
-        while not ("counter: running" in seen and failed()) and time.monotonic() < deadline:
+        while (
+            not ("counter: running" in seen and lab_saved(tmp_path, "failing"))
+            and time.monotonic() < deadline
+        ):
             try:
                 content = client.get_iopub_msg(timeout=5).get("content", {})
             except queue.Empty:
                 continue
             seen += content.get("text", "") + str(content.get("data", {}).get("text/plain", ""))
-        assert "counter: running" in seen and failed(), seen[-2000:]
+        assert "counter: running" in seen and lab_saved(tmp_path, "failing"), seen[-2000:]
         time.sleep(1.0)
         manager.interrupt_kernel()
         reply = client.get_shell_msg(timeout=120)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PLUGINS, labrunner_argv, subprocess_env
+from conftest import TEST_PLUGINS, lab_saved, labrunner_argv, subprocess_env
 
 from labrunner.records.results import LabResult
 
@@ -171,7 +171,7 @@ def test_sigint_in_a_real_process(tmp_path):
     log = tmp_path / "stderr.txt"
 
     def running() -> bool:  # counter is counting and failing has finished (they may run side by side)
-        return "counting: " in log.read_text() and any(tmp_path.glob("reports/2*/failing/result.json"))
+        return "counting: " in log.read_text() and lab_saved(tmp_path, "failing")
 
     with open(log, "w") as stderr:
         proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_PLUGINS, labrunner_argv, subprocess_env
+from conftest import TEST_PLUGINS, lab_saved, labrunner_argv, subprocess_env
 
 from labrunner.records.results import LabResult
 
@@ -215,7 +215,7 @@ def test_sigterm_interrupts_the_run_and_it_resumes(tmp_path, jobs):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # until the sleeper's worker reports progress
             runs = list(tmp_path.glob("reports/2*/sleeper"))
-            if runs and list(tmp_path.glob("reports/2*/counter/result.json")):
+            if runs and lab_saved(tmp_path, "counter"):
                 break
             time.sleep(0.2)
         time.sleep(1)
