@@ -41,7 +41,10 @@ def _scratch_dir() -> Path:
     except (KeyError, OSError):
         user = "user"
     path = Path(tempfile.gettempdir()) / f"labrunner-tests-{user}"
-    path.mkdir(mode=0o700, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:  # checked below: a folder, or a link or a file in its place
+        pass
     info = path.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
         return Path(tempfile.mkdtemp(prefix=f"labrunner-tests-{user}-"))

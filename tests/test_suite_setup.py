@@ -43,6 +43,19 @@ def test_a_scratch_folder_that_is_a_link_is_not_used(temp_root):
     assert conftest._scratch_dir() not in (temp_root / "labrunner-tests-ada", target)
 
 
+@pytest.mark.parametrize("link", [False, True])
+def test_a_file_in_place_of_the_scratch_folder_is_left_alone(temp_root, link):
+    placed = temp_root / "labrunner-tests-ada"
+    if link:
+        (temp_root / "a-file").write_text("theirs")
+        placed.symlink_to(temp_root / "a-file")
+    else:
+        placed.write_text("theirs")
+    chosen = conftest._scratch_dir()
+    assert chosen.is_dir() and chosen.name.startswith("labrunner-tests-ada-")
+    assert placed.read_text() == "theirs"
+
+
 def test_a_scratch_folder_owned_by_another_user_is_not_used(temp_root, monkeypatch):
     theirs = temp_root / "labrunner-tests-ada"
     theirs.mkdir(mode=0o700)
